@@ -1,0 +1,202 @@
+"""mmbench command line. Data goes to stdout; progress and diagnostics go to stderr."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from benchmark.errors import MMBenchError, SuiteError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
+# Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True)
+
+DEFAULT_RESULTS = Path("results")
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+class ListWhat(str, Enum):
+    methods = "methods"
+    towers = "towers"
+    datasets = "datasets"
+
+
+def _fail(error: Exception, code: int = 2) -> None:
+    if isinstance(error, SuiteError):
+        for problem in error.problems:
+            stderr.print(f"error: {problem}", markup=False, highlight=False)
+    else:
+        stderr.print(f"error: {error}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
+    """Check a suite: every problem with file, line and key path."""
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+
+    try:
+        loaded = load_suite(suite)
+    except MMBenchError as error:
+        _fail(error)
+    cells = expand_cells(loaded)
+    stdout.print(f"{suite}: ok ({len(cells)} cells)", markup=False, highlight=False)
+
+
+@app.command()
+def run(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
+    only: Optional[str] = typer.Option(None, "--only", help="run only cells whose id matches this glob"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and their config hashes, run nothing"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
+) -> None:
+    """Run every cell of a suite, each in its own subprocess; one Parquet row per cell."""
+    from benchmark.launch.local import run_cells
+    from benchmark.results.store import ensure_writable
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+
+    try:
+        loaded = load_suite(suite)
+    except MMBenchError as error:
+        _fail(error)
+    cells = expand_cells(loaded)
+    if only:
+        cells = [cell for cell in cells if fnmatch.fnmatch(cell.cell_id, only)]
+        if not cells:
+            _fail(MMBenchError(f"--only '{only}' matches no cell of {suite} (see `mmbench run {suite} --dry-run`)"))
+    if dry_run:
+        if as_json:
+            sys.stdout.write(json.dumps([{"cell_id": c.cell_id, "config_hash": c.config_hash} for c in cells], indent=2) + "\n")
+        else:
+            for cell in cells:
+                stdout.print(f"{cell.config_hash}  {cell.cell_id}", markup=False, highlight=False)
+        return
+    try:
+        ensure_writable(results)
+    except MMBenchError as error:
+        _fail(error)
+    run_id = f"{loaded['name']}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+    run_dir = results / run_id
+    stderr.print(f"running {len(cells)} cell(s) of suite '{loaded['name']}' -> {run_dir}")
+    outcomes = run_cells(cells, run_dir, run_id, stderr)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    stderr.print(f"done: {summary}; rows in {run_dir}")
+    if as_json:
+        sys.stdout.write(json.dumps({"run_dir": str(run_dir), "cells": [
+            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)} for o in outcomes]}, indent=2) + "\n")
+    # An OOM is a measurement (this method does not fit); errors, crashes and timeouts are failures.
+    if any(o.status in ("error", "crashed", "timeout") for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
+    output_format: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, md, csv or json"),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="comma-separated columns that define comparable work"),
+    weights: str = typer.Option("0.45,0.1,0.45", "--weights", help="TPME weights a1,a2,a3 (time, params, memory)"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="only rows of this suite"),
+    all_runs: bool = typer.Option(False, "--all-runs", help="keep every run of a cell, not only the latest"),
+) -> None:
+    """Print the leaderboard: costs, TPME and TPME-FFT per group of comparable cells."""
+    import polars as pl
+
+    from benchmark.report.render import render_csv, render_json, render_markdown, render_table
+    from benchmark.results.leaderboard import build_leaderboard
+    from benchmark.results.read import read_results
+    from benchmark.results.tpme import parse_weights
+
+    try:
+        parsed_weights = parse_weights(weights)
+        rows, warnings = read_results(results)
+    except (MMBenchError, ValueError) as error:
+        _fail(error)
+    for warning in warnings:
+        stderr.print(f"warning: {warning}", markup=False, highlight=False)
+    if suite:
+        rows = rows.filter(pl.col("suite") == suite)
+    if rows.is_empty():
+        _fail(MMBenchError(f"no result rows under {results}" + (f" for suite '{suite}'" if suite else "")))
+    try:
+        board = build_leaderboard(rows, [c.strip() for c in group_by.split(",")] if group_by else None, parsed_weights, all_runs)
+    except ValueError as error:
+        _fail(error)
+    if output_format == ReportFormat.table:
+        render_table(board, stdout)
+    else:
+        renderer = {ReportFormat.md: render_markdown, ReportFormat.csv: render_csv, ReportFormat.json: render_json}[output_format]
+        sys.stdout.write(renderer(board))
+
+
+@app.command("list")
+def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
+                as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List the methods, tower presets or dataset formats this install offers."""
+    entries: list[dict] = []
+    if what == ListWhat.methods:
+        from benchmark.methods.registry import get_method_class, method_names
+
+        for name in method_names():
+            cls = get_method_class(name)
+            entries.append({"name": name, "description": cls.description, "options": cls.options,
+                            "needs": list(cls.required_modalities), "uses_cache": cls.uses_cache})
+    elif what == ListWhat.towers:
+        from benchmark.models.presets_registry import get_preset, preset_names
+
+        for name in preset_names():
+            preset = get_preset(name)
+            config = preset.config
+            entries.append({"name": name, "modality": preset.modality, "shape_of": preset.shape_of,
+                            "layers": config["num_hidden_layers"], "hidden": config["hidden_size"]})
+    else:
+        from benchmark.data.formats import FORMATS
+
+        for data_format in FORMATS.values():
+            entries.append({"name": data_format.name, "needs_path": data_format.needs_path,
+                            "description": data_format.description, "options": data_format.options})
+    if as_json:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return
+    for entry in entries:
+        details = "  ".join(f"{key}={value}" for key, value in entry.items() if key != "name" and value not in ({}, [], None))
+        stdout.print(f"{entry['name']:<14} {details}", markup=False, highlight=False)
+
+
+@app.command()
+def env(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Show GPU, driver, CUDA, NVML availability and package versions."""
+    from benchmark.profile.environment import capture_environment
+
+    environment = capture_environment()
+    if as_json:
+        sys.stdout.write(json.dumps(environment, indent=2, default=str) + "\n")
+        return
+    for key, value in environment.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        stdout.print(f"{key:<16} {value}", markup=False, highlight=False)
+
+
+def main() -> None:
+    app()

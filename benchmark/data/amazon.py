@@ -1,0 +1,88 @@
+"""Reader for the amazon-iisan layout: items.tsv, users.tsv, images/<item_id>.jpg."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.errors import DatasetError
+
+MAX_LISTED_PROBLEMS = 10
+
+
+@dataclass
+class RawDataset:
+    """Items and user sequences with internal ids 1..n_items (0 is padding)."""
+
+    source: str
+    item_keys: list[str]  # external id of internal item i+1
+    titles: list[str]
+    image_paths: list[Path | None]
+    user_keys: list[str]
+    sequences: list[list[int]]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_keys)
+
+
+def _raise_if_problems(problems: list[str], what: str) -> None:
+    if problems:
+        shown = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
+        more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
+        raise DatasetError(f"{len(problems)} problem(s) in {what}:\n  {shown}{more}")
+
+
+def read_amazon_iisan(directory: Path) -> RawDataset:
+    items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
+    for required in (items_path, users_path):
+        if not required.is_file():
+            raise DatasetError(f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)")
+    problems: list[str] = []
+    item_index: dict[str, int] = {}
+    item_keys: list[str] = []
+    titles: list[str] = []
+    with open(items_path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                problems.append(f"{items_path}:{line_number}: expected 2 tab-separated fields (item_id, title), got {len(fields)}")
+                continue
+            key, title = fields[0].strip(), fields[1].strip()
+            if key in item_index:
+                problems.append(f"{items_path}:{line_number}: duplicate item id '{key}'")
+                continue
+            if not title:
+                problems.append(f"{items_path}:{line_number}: empty title for item '{key}'")
+            item_index[key] = len(item_keys) + 1
+            item_keys.append(key)
+            titles.append(title)
+    _raise_if_problems(problems, str(items_path))
+    user_keys: list[str] = []
+    sequences: list[list[int]] = []
+    with open(users_path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                problems.append(f"{users_path}:{line_number}: expected 2 tab-separated fields (user_id, item ids), got {len(fields)}")
+                continue
+            sequence = []
+            for key in fields[1].split():
+                if key not in item_index:
+                    problems.append(f"{users_path}:{line_number}: unknown item id '{key}' (not in items.tsv)")
+                    continue
+                sequence.append(item_index[key])
+            user_keys.append(fields[0].strip())
+            sequences.append(sequence)
+    _raise_if_problems(problems, str(users_path))
+    image_paths: list[Path | None] = []
+    for key in item_keys:
+        path = image_dir / f"{key}.jpg"
+        image_paths.append(path if path.is_file() else None)
+    return RawDataset(str(directory), item_keys, titles, image_paths, user_keys, sequences)

@@ -1,0 +1,116 @@
+"""Leave-one-out splits, item features (tokens, pixels) and training batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from benchmark.data.amazon import RawDataset, read_amazon_iisan
+from benchmark.data.synthetic import ensure_synthetic
+from benchmark.errors import DatasetError
+
+
+def load_raw_dataset(dataset_config: dict[str, Any]) -> RawDataset:
+    data_format = dataset_config["format"]
+    if data_format == "synthetic":
+        return read_amazon_iisan(ensure_synthetic(dataset_config["options"]))
+    if data_format == "amazon-iisan":
+        return read_amazon_iisan(Path(dataset_config["path"]))
+    raise DatasetError(f"no reader for dataset format '{data_format}'")
+
+
+@dataclass
+class SplitDataset:
+    """Leave-one-out: train on all but the last two items, validate on the second to last, test on the last."""
+
+    n_items: int
+    max_seq_len: int
+    train_sequences: list[np.ndarray]  # up to max_seq_len + 1 items each (inputs + shifted targets)
+    valid_history: list[np.ndarray]
+    valid_target: np.ndarray
+    test_history: list[np.ndarray]
+    test_target: np.ndarray
+    item_counts: np.ndarray  # training interactions per item id (index 0 unused)
+    dropped_users: int = 0
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def split_leave_one_out(raw: RawDataset, max_seq_len: int) -> SplitDataset:
+    train, valid_history, valid_target, test_history, test_target = [], [], [], [], []
+    counts = np.zeros(raw.n_items + 1, dtype=np.int64)
+    dropped = 0
+    for sequence in raw.sequences:
+        if len(sequence) < 3:
+            dropped += 1  # cannot give train, validation and test items
+            continue
+        items = np.asarray(sequence, dtype=np.int64)
+        train_part = items[:-2]
+        np.add.at(counts, train_part, 1)
+        if len(train_part) >= 2:
+            train.append(train_part[-(max_seq_len + 1):])
+        valid_history.append(train_part[-max_seq_len:])
+        valid_target.append(items[-2])
+        test_history.append(items[:-1][-max_seq_len:])
+        test_target.append(items[-1])
+    if not train:
+        raise DatasetError(f"{raw.source}: no user has the 4+ items needed for a training sequence")
+    return SplitDataset(
+        n_items=raw.n_items, max_seq_len=max_seq_len, train_sequences=train,
+        valid_history=valid_history, valid_target=np.asarray(valid_target), test_history=test_history,
+        test_target=np.asarray(test_target), item_counts=counts, dropped_users=dropped,
+        stats={"users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences))},
+    )
+
+
+def left_pad(sequences: list[np.ndarray], length: int) -> torch.Tensor:
+    batch = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        sequence = sequence[-length:]
+        if len(sequence):
+            batch[row, length - len(sequence):] = torch.from_numpy(np.ascontiguousarray(sequence))
+    return batch
+
+
+def load_images(raw: RawDataset, image_size: int) -> torch.Tensor:
+    """uint8 pixels [n_items + 1, 3, size, size]; row 0 is padding. Missing or unreadable images are errors."""
+    from PIL import Image
+
+    pixels = torch.zeros((raw.n_items + 1, 3, image_size, image_size), dtype=torch.uint8)
+    missing = [raw.item_keys[i] for i, path in enumerate(raw.image_paths) if path is None]
+    if missing:
+        listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DatasetError(f"{raw.source}: {len(missing)} of {raw.n_items} items have no image in images/ ({listed})")
+    for index, path in enumerate(raw.image_paths, start=1):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+                pixels[index] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        except OSError as error:
+            raise DatasetError(f"{path}: unreadable image for item '{raw.item_keys[index - 1]}': {error}") from error
+    return pixels
+
+
+@dataclass
+class ItemFeatures:
+    """Everything a tower reads about an item, indexed by internal item id (row 0 = padding)."""
+
+    tensors: dict[str, torch.Tensor]
+
+    def gather(self, item_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: tensor[item_ids] for name, tensor in self.tensors.items()}
+
+
+def iterate_train_batches(split: SplitDataset, batch_size: int, generator: np.random.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled batches of left-padded item-id sequences [B, max_seq_len + 1]; the last batch may be smaller."""
+    order = generator.permutation(len(split.train_sequences))
+    for start in range(0, len(order), batch_size):
+        chosen = [split.train_sequences[i] for i in order[start:start + batch_size]]
+        yield left_pad(chosen, split.max_seq_len + 1)
+
+
+def steps_per_epoch(split: SplitDataset, batch_size: int) -> int:
+    return -(-len(split.train_sequences) // batch_size)

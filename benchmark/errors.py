@@ -1,0 +1,31 @@
+"""Typed errors. Each carries the context a user needs to fix the input (file, line, cell)."""
+
+from __future__ import annotations
+
+
+class MMBenchError(Exception):
+    """Base class: the CLI prints these as one clear message and exits non-zero."""
+
+
+class SuiteError(MMBenchError):
+    """One or more problems in a suite file; `problems` holds one 'file:line: key: message' each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class UnknownNameError(MMBenchError):
+    """An unknown method, tower preset or dataset format."""
+
+
+class TowerError(MMBenchError):
+    """A tower cannot be built or a method cannot apply to it."""
+
+
+class DatasetError(MMBenchError):
+    """Malformed dataset input; the message names file and line (or item id)."""
+
+
+class ResultsError(MMBenchError):
+    """The results directory cannot be written or read."""

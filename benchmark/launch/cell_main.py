@@ -1,0 +1,71 @@
+"""Entry point of the per-cell subprocess: run one cell, always write its row.
+
+Usage: python -m benchmark.launch.cell_main CELL_JSON ROW_PARQUET RUN_ID
+Progress goes to stdout as JSON lines (the parent draws the bar); diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmark import __version__
+from benchmark.results.schema import empty_row
+from benchmark.results.store import write_row
+from benchmark.suite.matrix import config_hash
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def main(argv: list[str]) -> int:
+    cell_path, row_path, run_id = Path(argv[0]), Path(argv[1]), argv[2]
+    config = json.loads(cell_path.read_text())
+    if not config.get("allow_download"):
+        # Nothing is ever fetched from a model hub unless the suite says so.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    row = empty_row()
+    row.update(run_id=run_id, config_hash=config_hash(config), mmbench_version=__version__,
+               start_time=dt.datetime.now(dt.timezone.utc))
+    exit_code = 0
+    try:
+        from benchmark.profile.environment import capture_environment
+        from benchmark.results.cell_row import describe_cell
+        from benchmark.train.loop import run_cell
+        from benchmark.train.precision import resolve_device
+
+        describe_cell(config, row)
+        environment = capture_environment(resolve_device(config["train"]["device"]))
+        environment["package_versions"] = json.dumps(environment["package_versions"], sort_keys=True)
+        row.update({key: value for key, value in environment.items() if key in row})
+        run_cell(config, row, _emit)
+        row["status"] = "ok"
+    except BaseException as error:  # noqa: BLE001 - every failure must still produce a row
+        row["status"] = "oom" if _is_out_of_memory(error) else "error"
+        where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+        location = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
+        row["error"] = f"{type(error).__name__}: {error}{location}"
+        traceback.print_exc(file=sys.stderr)
+        exit_code = 3 if row["status"] == "oom" else 2
+    row["end_time"] = dt.datetime.now(dt.timezone.utc)
+    write_row(row_path, row)
+    _emit({"event": "done", "status": row["status"], "error": row["error"]})
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

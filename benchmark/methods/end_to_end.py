@@ -1,0 +1,41 @@
+"""The item encoder shared by methods that train through the towers (FFT, LoRA, Adapter, BitFit).
+
+Each tower's first-token (CLS) state of its last layer goes through a Linear to the embedding
+width; with several towers, their concatenation is fused by one more Linear.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.methods.registry import Method
+
+
+class EndToEndItemEncoder(nn.Module):
+    def __init__(self, towers: dict[str, nn.Module], embed_dim: int):
+        super().__init__()
+        self.towers = nn.ModuleDict(towers)
+        self.heads = nn.ModuleDict({name: nn.Linear(tower.hidden_size, embed_dim) for name, tower in towers.items()})
+        self.fusion = nn.Linear(embed_dim * len(towers), embed_dim) if len(towers) > 1 else nn.Identity()
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [self.heads[name](tower(features)[:, 0]) for name, tower in self.towers.items()]
+        return self.fusion(torch.cat(parts, dim=-1))
+
+
+class EndToEndMethod(Method):
+    """Base for methods that adapt the towers in place and train through them."""
+
+    def adapt_tower(self, tower: nn.Module) -> None:
+        raise NotImplementedError
+
+    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+        for tower in towers.values():
+            self.adapt_tower(tower)
+        return EndToEndItemEncoder(towers, embed_dim)
+
+
+def freeze(module: nn.Module) -> None:
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)

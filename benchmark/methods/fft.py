@@ -1,0 +1,16 @@
+"""Full fine-tuning: every tower parameter trains."""
+
+from torch import nn
+
+from benchmark.methods.end_to_end import EndToEndMethod
+from benchmark.methods.registry import register_method
+
+
+@register_method
+class FullFineTuning(EndToEndMethod):
+    name = "fft"
+    description = "full fine-tuning: every tower parameter trains"
+
+    def adapt_tower(self, tower: nn.Module) -> None:
+        for parameter in tower.parameters():
+            parameter.requires_grad_(True)

@@ -1,0 +1,67 @@
+"""The method registry: a method is one module in benchmark/methods that registers itself."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, ClassVar
+
+from torch import nn
+
+from benchmark.errors import UnknownNameError
+
+_REGISTRY: dict[str, type["Method"]] = {}
+_DISCOVERED = False
+
+
+class Method:
+    """Turns frozen-or-trainable towers into the item encoder a cell trains.
+
+    Subclasses set `name`, `options` (name -> default; the suite validates against it),
+    `required_modalities` and `uses_cache`, and implement `build_item_encoder`.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+    required_modalities: ClassVar[tuple[str, ...]] = ()
+    uses_cache: ClassVar[bool] = False  # trains from a hidden-state cache instead of running towers
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.config = {**self.options, **(options or {})}
+
+    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+        raise NotImplementedError
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"method name '{cls.name}' registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import benchmark.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in ("registry",):
+            importlib.import_module(f"benchmark.methods.{module.name}")
+    _DISCOVERED = True
+
+
+def method_names() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_method_class(name: str) -> type[Method]:
+    _discover()
+    if name not in _REGISTRY:
+        raise UnknownNameError(f"unknown method '{name}' (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name]

@@ -1,0 +1,66 @@
+"""Host-memory peak (the CPU fallback) and torch's CUDA allocator peaks."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import psutil
+import torch
+
+GIB = 1024**3
+
+
+class RssSampler:
+    """Peak resident set size of this process between start() and stop(), sampled in a thread."""
+
+    def __init__(self, hz: float = 100.0):
+        self.interval = 1.0 / hz
+        self.process = psutil.Process(os.getpid())
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, self.process.memory_info().rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> None:
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        self._sample()
+        return self.peak_bytes
+
+
+def reset_torch_peaks(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def torch_peaks_gib(device: torch.device) -> tuple[float | None, float | None]:
+    """(max allocated, max reserved) in GiB since the last reset; None off CUDA."""
+    if device.type != "cuda":
+        return None, None
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / GIB, torch.cuda.max_memory_reserved(device) / GIB
+
+
+def choose_peak_memory(nvml_process_gib: float | None, torch_reserved_gib: float | None, cpu_rss_gib: float | None) -> tuple[float | None, str]:
+    """The figure TPME uses, and where it came from (DESIGN.md: NVML process, else torch reserved, else CPU RSS)."""
+    if nvml_process_gib is not None:
+        return nvml_process_gib, "nvml_process"
+    if torch_reserved_gib is not None:
+        return torch_reserved_gib, "torch_reserved"
+    if cpu_rss_gib is not None:
+        return cpu_rss_gib, "cpu_rss"
+    return None, "none"

@@ -1,0 +1,81 @@
+"""Render a leaderboard as a terminal table, Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.report.columns import RAW_COLUMNS, display_rows, weights_line
+from benchmark.results.leaderboard import Leaderboard, small_groups
+
+FORMATS = ("table", "md", "csv", "json")
+
+
+def _notes(board: Leaderboard) -> list[str]:
+    notes = [weights_line(board)]
+    for group in small_groups(board):
+        notes.append(f"warning: fewer than 3 methods in group '{group}': TPME's min-max scaling says little there")
+    for row in board.failures.iter_rows(named=True):
+        first_line = (row["error"] or "").splitlines()[0] if row["error"] else ""
+        notes.append(f"{row['status']}: {row['cell_id']}: {first_line}")
+    return notes
+
+
+def render_table(board: Leaderboard, console: Console) -> None:
+    rows = display_rows(board)
+    groups: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    for group, members in groups.items():
+        table = Table(title=f"{group}  ({' / '.join(board.group_by)})", title_justify="left")
+        for column in members[0]:
+            if column != "group":
+                table.add_column(column, justify="left" if column == "method" else "right")
+        for row in members:
+            table.add_row(*[value for key, value in row.items() if key != "group"])
+        console.print(table)
+    if not rows:
+        console.print("no successful cells to rank")
+    for note in _notes(board):
+        console.print(note, markup=False, highlight=False)
+
+
+def render_markdown(board: Leaderboard) -> str:
+    rows = display_rows(board)
+    lines = []
+    groups: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    for group, members in groups.items():
+        headers = [key for key in members[0] if key != "group"]
+        lines += [f"### {group}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row[h] for h in headers) + " |" for row in members]
+        lines.append("")
+    lines += [f"- {note}" for note in _notes(board)]
+    return "\n".join(lines) + "\n"
+
+
+def _raw(board: Leaderboard) -> pl.DataFrame:
+    columns = [c for c in RAW_COLUMNS if c in board.table.columns]
+    extra = [c for c in board.group_by if c not in columns]
+    return board.table.select(extra + columns)
+
+
+def render_csv(board: Leaderboard) -> str:
+    buffer = io.StringIO()
+    _raw(board).write_csv(buffer)
+    return buffer.getvalue()
+
+
+def render_json(board: Leaderboard) -> str:
+    return json.dumps({
+        "weights": {"time": board.weights[0], "params": board.weights[1], "memory": board.weights[2]},
+        "group_by": board.group_by,
+        "rows": _raw(board).to_dicts(),
+        "small_groups": small_groups(board),
+        "failures": board.failures.to_dicts(),
+    }, indent=2, default=str) + "\n"

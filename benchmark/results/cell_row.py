@@ -1,0 +1,19 @@
+"""The descriptive columns of a row, taken from the cell config (no torch needed: the parent uses it too)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def describe_cell(config: dict[str, Any], row: dict[str, Any]) -> None:
+    towers = config["towers"]
+    row.update(
+        suite=config["suite"], cell_id=config["cell_id"], config_json=json.dumps(config, sort_keys=True),
+        dataset=config["dataset"]["name"], towers=towers["name"],
+        text_tower=towers["text"]["preset"] if towers.get("text") else None,
+        image_tower=towers["image"]["preset"] if towers.get("image") else None,
+        method=config["method"]["name"], method_label=config["method"]["label"],
+        precision=config["train"]["precision"], batch_size=config["train"]["batch_size"],
+        max_seq_len=config["train"]["max_seq_len"], seed=config["seed"], warmup_steps=config["train"]["warmup_steps"],
+    )

@@ -1,0 +1,77 @@
+"""The result row: one per cell, an explicit Arrow schema. Every column is present in every row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from benchmark import SCHEMA_VERSION
+
+EVAL_KS = (5, 10, 20)
+SPLITS = ("valid", "test")
+
+
+def metric_columns() -> list[str]:
+    names = []
+    for split in SPLITS:
+        for k in EVAL_KS:
+            names += [f"{split}_hr@{k}", f"{split}_ndcg@{k}"]
+        names.append(f"{split}_mrr")
+    return names
+
+
+_F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
+_FLOATS = pa.list_(pa.float64())
+
+FIELDS: list[tuple[str, pa.DataType]] = [
+    ("schema_version", pa.int32()),
+    ("suite", _S), ("run_id", _S), ("cell_id", _S), ("config_hash", _S), ("config_json", _S),
+    ("status", _S), ("error", _S),
+    # what was compared
+    ("dataset", _S), ("towers", _S), ("text_tower", _S), ("image_tower", _S), ("method", _S), ("method_label", _S),
+    ("precision", _S), ("batch_size", _I), ("max_seq_len", _I), ("seed", _I), ("n_items", _I), ("n_train_sequences", _I),
+    # parameters
+    ("trainable_params", _I), ("total_params", _I), ("trainable_pct", _F),
+    # time
+    ("step_ms", _FLOATS), ("step_ms_median", _F), ("step_ms_p10", _F), ("step_ms_p90", _F),
+    ("warmup_steps", _I), ("warmup_ms", _FLOATS), ("measured_steps", _I), ("steps_per_epoch", _I),
+    ("epoch_s", _F), ("epoch_kind", _S), ("epoch_s_samples", _FLOATS), ("epochs_run", _I),
+    ("cache_build_s", _F), ("cache_bytes", _I), ("epoch_amortized_s", _F),
+    ("samples_per_s", _F), ("train_loss", _FLOATS), ("final_loss", _F), ("eval_s", _F), ("setup_s", _F),
+    # memory
+    ("torch_peak_alloc_gib", _F), ("torch_peak_reserved_gib", _F),
+    ("nvml_peak_process_gib", _F), ("nvml_peak_device_gib", _F), ("nvml_baseline_gib", _F),
+    ("nvml_samples", _I), ("nvml_hz", _F), ("cpu_peak_rss_gib", _F),
+    ("peak_mem_gib", _F), ("peak_mem_source", _S),
+    # energy
+    ("energy_j_per_epoch", _F), ("energy_j_measured", _F),
+    # accuracy
+    *[(name, _F) for name in metric_columns()],
+    # provenance
+    ("mmbench_version", _S), ("git_sha", _S), ("git_dirty", _B), ("package_versions", _S),
+    ("python_version", _S), ("torch_version", _S), ("cuda_version", _S), ("driver_version", _S),
+    ("device", _S), ("gpu_name", _S), ("gpu_uuid", _S), ("gpu_memory_gib", _F), ("mig_mode", _S), ("nvml_available", _B),
+    ("host", _S), ("platform", _S), ("cpu", _S), ("cpu_count", _I),
+    ("start_time", pa.timestamp("us", tz="UTC")), ("end_time", pa.timestamp("us", tz="UTC")),
+]
+
+RESULT_SCHEMA = pa.schema([pa.field(name, dtype, nullable=True) for name, dtype in FIELDS], metadata={"schema_version": str(SCHEMA_VERSION)})
+COLUMNS = [name for name, _ in FIELDS]
+STATUSES = ("ok", "oom", "error", "crashed", "timeout", "skipped")
+
+
+def empty_row() -> dict[str, Any]:
+    row: dict[str, Any] = {name: None for name in COLUMNS}
+    row["schema_version"] = SCHEMA_VERSION
+    return row
+
+
+def row_to_table(row: dict[str, Any]) -> pa.Table:
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"result row has columns outside the schema: {sorted(unknown)}")
+    complete = {**empty_row(), **row}
+    if complete["status"] not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {complete['status']!r}")
+    return pa.Table.from_pylist([complete], schema=RESULT_SCHEMA)

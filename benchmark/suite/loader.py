@@ -1,0 +1,141 @@
+"""Read a suite file, validate it completely, fill defaults. Every problem comes back with file:line."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import SuiteError
+from benchmark.suite.schema import SUITE, Field, Validator
+from benchmark.suite.yaml_lines import load_yaml_with_lines
+
+# Sections whose keys a `matrix:` entry may vary.
+MATRIX_SECTIONS = ("train", "eval")
+
+
+def load_suite(path: str | Path) -> dict[str, Any]:
+    """Return the validated suite (defaults filled in); raise SuiteError listing every problem."""
+    path = Path(path)
+    data, lines = load_yaml_with_lines(path)
+    validator = Validator(str(path), lines)
+    if not isinstance(data, dict):
+        raise SuiteError([f"{path}:1: the suite must be a mapping of keys (name, datasets, towers, methods, ...)"])
+    if isinstance(data.get("methods"), list):
+        # `- lora` is shorthand for `- {name: lora}`.
+        data["methods"] = [{"name": item} if isinstance(item, str) else item for item in data["methods"]]
+    suite = validator.section(data, SUITE, ())
+    if not validator.problems:
+        _check_semantics(suite, validator, path.parent)
+    if validator.problems:
+        raise SuiteError(validator.problems)
+    suite["source"] = str(path)
+    return suite
+
+
+def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
+    from benchmark.data.formats import get_format
+    from benchmark.methods.registry import get_method_class
+    from benchmark.models.presets_registry import get_preset
+
+    for key in ("datasets", "towers", "methods"):
+        if not suite[key]:
+            validator.problem((key,), "must list at least one entry")
+
+    for index, dataset in enumerate(suite["datasets"]):
+        data_format = get_format(dataset["format"])
+        _check_options(dataset["options"], data_format.options, validator, ("datasets", index, "options"))
+        if data_format.needs_path:
+            if not dataset["path"]:
+                validator.problem(("datasets", index, "path"), f"format '{dataset['format']}' needs a path")
+            elif not _resolve(dataset["path"], suite_dir).is_dir():
+                validator.problem(("datasets", index, "path"), f"dataset directory not found: {dataset['path']}")
+            else:
+                dataset["path"] = str(_resolve(dataset["path"], suite_dir))
+    _check_unique([d["name"] for d in suite["datasets"]], "datasets", validator)
+
+    for index, tower_set in enumerate(suite["towers"]):
+        present = [m for m in ("text", "image") if tower_set.get(m)]
+        if not present:
+            validator.problem(("towers", index), "a tower set needs at least one of text, image")
+        for modality in present:
+            tower = tower_set[modality]
+            preset = get_preset(tower["preset"])
+            if preset.modality != modality:
+                validator.problem(("towers", index, modality, "preset"), f"preset '{tower['preset']}' is a {preset.modality} tower, not {modality}")
+            if tower["weights"] != "random":
+                weights_dir = _resolve(tower["weights"], suite_dir)
+                if not weights_dir.is_dir():
+                    validator.problem(("towers", index, modality, "weights"), f"local weights directory not found: {tower['weights']} (use 'random' for architecture-only towers)")
+                else:
+                    tower["weights"] = str(weights_dir)
+    _check_unique([t["name"] for t in suite["towers"]], "towers", validator)
+
+    for index, method in enumerate(suite["methods"]):
+        method_class = get_method_class(method["name"])
+        _check_options(method["options"], method_class.options, validator, ("methods", index, "options"))
+        if method["label"] is None:
+            method["label"] = method["name"]
+        for tower_index, tower_set in enumerate(suite["towers"]):
+            present = {m for m in ("text", "image") if tower_set.get(m)}
+            missing = set(method_class.required_modalities) - present
+            if missing:
+                validator.problem(("methods", index), f"method '{method['name']}' needs towers {sorted(missing)}, which tower set '{tower_set['name']}' (towers[{tower_index}]) lacks")
+    _check_unique([m["label"] for m in suite["methods"]], "methods", validator, "label (set `label:` to tell them apart)")
+
+    for key, values in suite["matrix"].items():
+        _check_matrix_entry(str(key), values, validator)
+    if not suite["seeds"]:
+        validator.problem(("seeds",), "must list at least one seed")
+
+
+def _check_matrix_entry(key: str, values: Any, validator: Validator) -> None:
+    from benchmark.suite.schema import SUITE
+
+    path = ("matrix", key)
+    section, _, name = key.partition(".")
+    if section not in MATRIX_SECTIONS or not name:
+        validator.problem(path, f"matrix keys are dotted paths into {', '.join(MATRIX_SECTIONS)} (e.g. train.batch_size)")
+        return
+    spec = SUITE[section].section or {}
+    if name not in spec:
+        hint = difflib.get_close_matches(name, list(spec), n=1)
+        validator.problem(path, f"unknown key '{name}' in {section}" + (f" (did you mean '{section}.{hint[0]}'?)" if hint else ""))
+        return
+    if not isinstance(values, list) or not values:
+        validator.problem(path, "expected a non-empty list of values")
+        return
+    for index, value in enumerate(values):
+        validator.value(value, spec[name], path + (index,))
+
+
+def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: tuple) -> None:
+    for key, value in options.items():
+        if key not in declared:
+            hint = difflib.get_close_matches(str(key), list(declared), n=1)
+            known = ", ".join(declared) or "none"
+            validator.problem(path + (key,), f"unknown option" + (f" (did you mean '{hint[0]}'?)" if hint else f" (known options: {known})"))
+            continue
+        default = declared[key]
+        if default is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
+            validator.problem(path + (key,), f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
+    for key, default in declared.items():
+        options.setdefault(key, default)
+
+
+def _check_unique(names: list[str], section: str, validator: Validator, what: str = "name") -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            validator.problem((section, index), f"duplicate {what} '{name}'")
+        seen.add(name)
+
+
+def _resolve(path_text: str, suite_dir: Path) -> Path:
+    path = Path(path_text).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve()
+    return (suite_dir / path).resolve()
+
+
+__all__ = ["load_suite", "Field"]

@@ -1,0 +1,64 @@
+"""Expand a validated suite into cells: datasets x towers x methods x matrix x seeds."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cell:
+    cell_id: str
+    config: dict[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Hash of everything that defines the work (the suite name is not part of it)."""
+    hashed = {key: value for key, value in config.items() if key not in ("suite", "cell_id")}
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _slug(value: Any) -> str:
+    return str(value).replace("/", "_").replace(" ", "")
+
+
+def expand_cells(suite: dict[str, Any]) -> list[Cell]:
+    matrix_keys = list(suite["matrix"])
+    matrix_values = [suite["matrix"][key] for key in matrix_keys]
+    cells: list[Cell] = []
+    for dataset, towers, method, combo, seed in itertools.product(
+        suite["datasets"], suite["towers"], suite["methods"], itertools.product(*matrix_values), suite["seeds"]
+    ):
+        train = copy.deepcopy(suite["train"])
+        evaluation = copy.deepcopy(suite["eval"])
+        sections = {"train": train, "eval": evaluation}
+        parts = [dataset["name"], towers["name"], method["label"]]
+        for key, value in zip(matrix_keys, combo):
+            section, _, name = key.partition(".")
+            sections[section][name] = value
+            parts.append(f"{name}={_slug(value)}")
+        parts.append(f"seed={seed}")
+        config = {
+            "suite": suite["name"],
+            "dataset": copy.deepcopy(dataset),
+            "towers": copy.deepcopy(towers),
+            "method": copy.deepcopy(method),
+            "train": train,
+            "eval": evaluation,
+            "seed": seed,
+            "timeout_s": suite["run"]["timeout_s"],
+            "allow_download": suite["allow_download"],
+        }
+        cell_id = "/".join(_slug(part) for part in parts)
+        config["cell_id"] = cell_id
+        cells.append(Cell(cell_id=cell_id, config=config))
+    return cells
