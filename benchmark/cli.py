@@ -18,7 +18,7 @@ from benchmark.errors import MMBenchError, SuiteError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
 # Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # a wrapped path is a broken path
 
 DEFAULT_RESULTS = Path("results")
 
@@ -65,6 +65,7 @@ def run(
     results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
     only: Optional[str] = typer.Option(None, "--only", help="run only cells whose id matches this glob"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and their config hashes, run nothing"),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value, e.g. --set train.max_steps=5 (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Run every cell of a suite, each in its own subprocess; one Parquet row per cell."""
@@ -74,7 +75,7 @@ def run(
     from benchmark.suite.matrix import expand_cells
 
     try:
-        loaded = load_suite(suite)
+        loaded = load_suite(suite, overrides)
     except MMBenchError as error:
         _fail(error)
     cells = expand_cells(loaded)

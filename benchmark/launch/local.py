@@ -28,6 +28,8 @@ from benchmark.results.store import cell_file_name, write_row
 from benchmark.suite.matrix import Cell, config_hash
 
 LOG_TAIL_CHARS = 1500
+# The per-cell program; tests swap it for one that crashes or hangs.
+CELL_COMMAND = [sys.executable, "-m", "benchmark.launch.cell_main"]
 
 
 @dataclass
@@ -77,7 +79,7 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
     final: dict[str, Any] = {}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchmark.launch.cell_main", str(cell_path), str(row_path), run_id],
+            [*CELL_COMMAND, str(cell_path), str(row_path), run_id],
             stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True,
         )
         lines: "queue.Queue[str | None]" = queue.Queue()

@@ -60,9 +60,8 @@ def render_markdown(board: Leaderboard) -> str:
 
 
 def _raw(board: Leaderboard) -> pl.DataFrame:
-    columns = [c for c in RAW_COLUMNS if c in board.table.columns]
-    extra = [c for c in board.group_by if c not in columns]
-    return board.table.select(extra + columns)
+    rest = [c for c in RAW_COLUMNS if c in board.table.columns and c not in board.group_by]
+    return board.table.select(board.group_by + rest)
 
 
 def render_csv(board: Leaderboard) -> str:

@@ -54,7 +54,7 @@ def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None,
         .agg([pl.len().alias("seeds"), pl.first("peak_mem_source"), pl.first("epoch_kind")]
              + [pl.col(column).median() for column in MEDIAN_COLUMNS])
     )
-    table = table.with_columns(pl.col("trainable_params", "total_params").round().cast(pl.Int64))
+    table = table.with_columns(pl.col("trainable_params", "total_params").cast(pl.Float64).round().cast(pl.Int64))
     table = _add_tpme(table, group_by, weights)
     return Leaderboard(table.sort(group_by + ["tpme"], nulls_last=True), failures, group_by, weights)
 

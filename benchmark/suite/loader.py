@@ -6,6 +6,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmark.errors import SuiteError
 from benchmark.suite.schema import SUITE, Field, Validator
 from benchmark.suite.yaml_lines import load_yaml_with_lines
@@ -14,13 +16,17 @@ from benchmark.suite.yaml_lines import load_yaml_with_lines
 MATRIX_SECTIONS = ("train", "eval")
 
 
-def load_suite(path: str | Path) -> dict[str, Any]:
-    """Return the validated suite (defaults filled in); raise SuiteError listing every problem."""
+def load_suite(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Return the validated suite (defaults filled in); raise SuiteError listing every problem.
+
+    `overrides` are `section.key=value` strings (from `mmbench run --set`), applied before validation.
+    """
     path = Path(path)
     data, lines = load_yaml_with_lines(path)
     validator = Validator(str(path), lines)
     if not isinstance(data, dict):
         raise SuiteError([f"{path}:1: the suite must be a mapping of keys (name, datasets, towers, methods, ...)"])
+    _apply_overrides(data, overrides or [])
     if isinstance(data.get("methods"), list):
         # `- lora` is shorthand for `- {name: lora}`.
         data["methods"] = [{"name": item} if isinstance(item, str) else item for item in data["methods"]]
@@ -31,6 +37,25 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         raise SuiteError(validator.problems)
     suite["source"] = str(path)
     return suite
+
+
+def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
+    problems = []
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        section, _, name = key.strip().partition(".")
+        if not separator or section not in ("train", "eval", "run") or not name:
+            problems.append(f"--set {override}: expected section.key=value with section train, eval or run")
+            continue
+        if not isinstance(data.get(section, {}), dict):
+            problems.append(f"--set {override}: '{section}' in the suite is not a mapping")
+            continue
+        data.setdefault(section, {})
+        if data[section] is None:
+            data[section] = {}
+        data[section][name] = yaml.safe_load(text)
+    if problems:
+        raise SuiteError(problems)
 
 
 def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
@@ -81,7 +106,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             missing = set(method_class.required_modalities) - present
             if missing:
                 validator.problem(("methods", index), f"method '{method['name']}' needs towers {sorted(missing)}, which tower set '{tower_set['name']}' (towers[{tower_index}]) lacks")
-    _check_unique([m["label"] for m in suite["methods"]], "methods", validator, "label (set `label:` to tell them apart)")
+    _check_unique([m["label"] for m in suite["methods"]], "methods", validator, "label", " (set `label:` to tell them apart)")
 
     for key, values in suite["matrix"].items():
         _check_matrix_entry(str(key), values, validator)
@@ -123,11 +148,11 @@ def _check_options(options: dict[str, Any], declared: dict[str, Any], validator:
         options.setdefault(key, default)
 
 
-def _check_unique(names: list[str], section: str, validator: Validator, what: str = "name") -> None:
+def _check_unique(names: list[str], section: str, validator: Validator, what: str = "name", hint: str = "") -> None:
     seen: set[str] = set()
     for index, name in enumerate(names):
         if name in seen:
-            validator.problem((section, index), f"duplicate {what} '{name}'")
+            validator.problem((section, index), f"duplicate {what} '{name}'{hint}")
         seen.add(name)
 
 

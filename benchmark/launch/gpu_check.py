@@ -1,0 +1,62 @@
+"""`make gpu-check`: a short run of the paper setting on a CUDA GPU, then the leaderboard.
+
+On the lent GPU machine, $OUT collects what comes back: every row in one Parquet file (the
+per-cell files sit too deep to travel), the report as Markdown and JSON, and the cell logs.
+Without a CUDA GPU it says so, validates the suite, lists its cells and runs the smoke suite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+GPU_SUITE = Path("suites/gpu-check.yaml")
+SMOKE_SUITE = Path("suites/smoke.yaml")
+
+
+def _mmbench(*arguments: str, stdout_path: Path | None = None) -> int:
+    command = [sys.executable, "-m", "benchmark", *arguments]
+    print("$ mmbench " + " ".join(arguments), file=sys.stderr, flush=True)
+    if stdout_path is None:
+        return subprocess.call(command)
+    with open(stdout_path, "w") as handle:
+        return subprocess.call(command, stdout=handle)
+
+
+def _bundle(results: Path, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(p for p in results.rglob("*.parquet") if not p.name.startswith("."))
+    if files:
+        pq.write_table(pa.concat_tables([pq.read_table(f) for f in files], promote_options="default"), out / "rows.parquet")
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as archive:
+        for log in results.rglob("*.log"):
+            archive.add(log, arcname=str(log.relative_to(results)))
+
+
+def main() -> int:
+    import torch
+
+    results = Path(os.environ.get("GPU_RESULTS", "results/gpu-check"))
+    if not torch.cuda.is_available():
+        print("gpu-check: no CUDA GPU here; validating the GPU suite and running the CPU smoke suite instead.", file=sys.stderr)
+        code = _mmbench("validate", str(GPU_SUITE)) or _mmbench("run", str(GPU_SUITE), "--dry-run")
+        return code or _mmbench("run", str(SMOKE_SUITE), "--results", str(results)) or _mmbench("report", "--results", str(results), "--suite", "smoke")
+    _mmbench("env")
+    run_code = _mmbench("run", str(GPU_SUITE), "--results", str(results))
+    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    if out is not None:
+        _bundle(results, out)
+    report_code = _mmbench("report", "--results", str(results), "--suite", "gpu-check")
+    if out is not None:
+        _mmbench("report", "--results", str(results), "--suite", "gpu-check", "--format", "md", stdout_path=out / "report.md")
+        _mmbench("report", "--results", str(results), "--suite", "gpu-check", "--format", "json", stdout_path=out / "report.json")
+    return run_code or report_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The whole path on the CPU: suite -> cells in subprocesses -> Parquet rows -> leaderboard."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.results.read import read_results
+from benchmark.results.schema import COLUMNS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from tests.conftest import TINY_SUITE
+
+    directory = tmp_path_factory.mktemp("run")
+    suite = directory / "suite.yaml"
+    suite.write_text(TINY_SUITE.format(methods="[fft, lora, adapter, bitfit]", max_steps="null", eval="true"))
+    results = directory / "results"
+    outcome = runner.invoke(app, ["run", str(suite), "--results", str(results), "--json"])
+    return outcome, results
+
+
+def test_run_writes_one_complete_row_per_cell(finished_run):
+    outcome, results = finished_run
+    assert outcome.exit_code == 0, outcome.output
+    summary = json.loads(outcome.stdout)
+    assert [c["status"] for c in summary["cells"]] == ["ok"] * 4
+    frame, warnings = read_results(results)
+    assert warnings == [] and frame.height == 4
+    assert set(COLUMNS) <= set(frame.columns)
+    row = frame.filter(pl.col("method") == "lora").row(0, named=True)
+    assert row["epoch_kind"] == "measured" and row["epoch_s"] > 0
+    assert row["measured_steps"] == row["steps_per_epoch"] - 1 == len(row["step_ms"])  # one warm-up step excluded
+    assert len(row["warmup_ms"]) == 1
+    assert row["step_ms_p10"] <= row["step_ms_median"] <= row["step_ms_p90"]
+    # CPU run: NVML and torch-CUDA figures are null, never 0; memory falls back to peak RSS.
+    for column in ("nvml_peak_process_gib", "nvml_peak_device_gib", "nvml_baseline_gib", "torch_peak_reserved_gib", "energy_j_per_epoch"):
+        assert row[column] is None, column
+    assert row["peak_mem_source"] == "cpu_rss" and row["peak_mem_gib"] > 0
+    assert 0 <= row["test_ndcg@10"] <= row["test_hr@10"] <= 1
+    assert row["git_sha"] is None or len(row["git_sha"]) == 40
+    assert json.loads(row["config_json"])["method"]["name"] == "lora"
+    assert row["trainable_params"] < row["total_params"]
+
+
+def test_report_formats(finished_run):
+    _, results = finished_run
+    table = runner.invoke(app, ["report", "--results", str(results)])
+    assert table.exit_code == 0 and "TPME weights: time 0.45, params 0.1, memory 0.45" in table.stdout
+    data = json.loads(runner.invoke(app, ["report", "--results", str(results), "--format", "json"]).stdout)
+    methods = {row["method"]: row for row in data["rows"]}
+    assert set(methods) == {"fft", "lora", "adapter", "bitfit"}
+    assert methods["fft"]["tpme_fft"] == pytest.approx(1.0)
+    assert max(row["tpme"] for row in data["rows"]) <= 1.0 and min(row["tpme"] for row in data["rows"]) >= 0.0
+    csv = runner.invoke(app, ["report", "--results", str(results), "--format", "csv"]).stdout
+    assert csv.splitlines()[0].startswith("dataset,") and len(csv.splitlines()) == 5
+    markdown = runner.invoke(app, ["report", "--results", str(results), "--format", "md", "--weights", "0.5,0.0,0.5"]).stdout
+    assert "| method |" in markdown and "time 0.5, params 0, memory 0.5" in markdown
+    bad = runner.invoke(app, ["report", "--results", str(results), "--weights", "1,1,1"])
+    assert bad.exit_code == 2 and "sum to 1" in bad.stderr
+
+
+def test_report_skips_and_names_a_corrupt_file(finished_run):
+    _, results = finished_run
+    broken = results / "broken.parquet"
+    broken.write_bytes(b"garbage")
+    try:
+        outcome = runner.invoke(app, ["report", "--results", str(results), "--format", "csv"])
+        assert outcome.exit_code == 0 and "skipped" in outcome.stderr and "broken.parquet" in outcome.stderr
+        assert len(outcome.stdout.splitlines()) == 5
+    finally:
+        broken.unlink()
+
+
+def test_invalid_suite_is_refused_before_anything_runs(write_suite, tmp_path):
+    path = write_suite(methods="[fft, lorra]")
+    results = tmp_path / "results"
+    outcome = runner.invoke(app, ["run", str(path), "--results", str(results)])
+    assert outcome.exit_code == 2 and "did you mean 'lora'" in outcome.stderr and f"{path}:" in outcome.stderr
+    assert not results.exists()
+    validate = runner.invoke(app, ["validate", str(path)])
+    assert validate.exit_code == 2 and "lorra" in validate.stderr
+
+
+def test_dry_run_and_only(write_suite, tmp_path):
+    path = write_suite(methods="[fft, lora, bitfit]")
+    outcome = runner.invoke(app, ["run", str(path), "--dry-run", "--json", "--only", "*/lora/*"])
+    cells = json.loads(outcome.stdout)
+    assert [c["cell_id"] for c in cells] == ["synth/micro/lora/seed=0"] and len(cells[0]["config_hash"]) == 12
+    none = runner.invoke(app, ["run", str(path), "--only", "*/nothing/*"])
+    assert none.exit_code == 2 and "matches no cell" in none.stderr
+
+
+def test_unwritable_results_is_one_clear_error(write_suite, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    outcome = runner.invoke(app, ["run", str(write_suite()), "--results", str(blocker / "r")])
+    assert outcome.exit_code == 2 and "not writable" in outcome.stderr
+
+
+def test_list_and_env():
+    methods = json.loads(runner.invoke(app, ["list", "methods", "--json"]).stdout)
+    assert {m["name"] for m in methods} >= {"fft", "lora", "adapter", "bitfit"}
+    towers = {t["name"]: t for t in json.loads(runner.invoke(app, ["list", "towers", "--json"]).stdout)}
+    assert towers["bert-base"]["layers"] == 12 and towers["vit-large"]["hidden"] == 1024
+    assert "synthetic" in runner.invoke(app, ["list", "datasets"]).stdout
+    environment = json.loads(runner.invoke(app, ["env", "--json"]).stdout)
+    assert environment["torch_version"] and "nvml_available" in environment

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data.amazon import read_amazon_iisan
+from benchmark.data.collate import collate_train_batch
+from benchmark.data.dataset import ItemFeatures, iterate_train_batches, left_pad, load_images, split_leave_one_out
+from benchmark.data.synthetic import ensure_synthetic
+from benchmark.errors import DatasetError
+
+OPTIONS = {"users": 30, "items": 40, "clusters": 4, "min_len": 5, "max_len": 9, "image_size": 16, "stay_prob": 0.85, "seed": 3}
+
+
+def test_synthetic_is_deterministic_and_in_amazon_layout(tmp_path):
+    directory = ensure_synthetic(OPTIONS)
+    assert (directory / "items.tsv").is_file() and (directory / "users.tsv").is_file()
+    assert len(list((directory / "images").glob("*.jpg"))) == 40
+    from benchmark.data.synthetic import write_synthetic
+
+    again = tmp_path / "again"
+    write_synthetic(again, OPTIONS)
+    assert (again / "users.tsv").read_text() == (directory / "users.tsv").read_text()
+    assert (again / "items.tsv").read_text() == (directory / "items.tsv").read_text()
+    raw = read_amazon_iisan(directory)
+    assert raw.n_items == 40 and len(raw.sequences) == 30
+    assert all(5 <= len(s) <= 9 for s in raw.sequences)
+    pixels = load_images(raw, 8)
+    assert pixels.shape == (41, 3, 8, 8) and pixels.dtype == torch.uint8 and pixels[0].sum() == 0
+
+
+def test_synthetic_users_follow_clusters():
+    raw = read_amazon_iisan(ensure_synthetic(OPTIONS))
+    # Items of one cluster share title words; consecutive items mostly share a cluster.
+    words = {i + 1: set(t.split()) for i, t in enumerate(raw.titles)}
+    shared = [len(words[a] & words[b]) > 0 for s in raw.sequences for a, b in zip(s, s[1:])]
+    assert np.mean(shared) > 0.6
+
+
+def write_layout(directory, items: str, users: str, images=("a", "b", "c", "d")):
+    from PIL import Image
+
+    (directory / "images").mkdir(parents=True)
+    (directory / "items.tsv").write_text(items)
+    (directory / "users.tsv").write_text(users)
+    for key in images:
+        Image.new("RGB", (4, 4), (10, 20, 30)).save(directory / "images" / f"{key}.jpg")
+    return directory
+
+
+def test_bad_rows_are_reported_with_file_and_line(tmp_path):
+    directory = write_layout(tmp_path / "d", "a\tfirst\nb\tsecond\tEXTRA\na\tagain\nc\t \n", "u1\ta b c\n")
+    with pytest.raises(DatasetError) as caught:
+        read_amazon_iisan(directory)
+    message = str(caught.value)
+    assert "3 problem(s)" in message
+    assert f"{directory / 'items.tsv'}:2: expected 2 tab-separated fields" in message
+    assert f"{directory / 'items.tsv'}:3: duplicate item id 'a'" in message
+    assert f"{directory / 'items.tsv'}:4: empty title for item 'c'" in message
+
+
+def test_unknown_item_in_sequence(tmp_path):
+    directory = write_layout(tmp_path / "d", "a\tx\nb\ty\n", "u1\ta b\nu2\ta zz b\n")
+    with pytest.raises(DatasetError, match=r"users.tsv:2: unknown item id 'zz'"):
+        read_amazon_iisan(directory)
+
+
+def test_missing_images_are_counted_not_zeroed(tmp_path):
+    directory = write_layout(tmp_path / "d", "a\tx\nb\ty\nq\tz\n", "u1\ta b q\n", images=("a",))
+    raw = read_amazon_iisan(directory)
+    with pytest.raises(DatasetError, match=r"2 of 3 items have no image.*b, q"):
+        load_images(raw, 8)
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    directory = write_layout(tmp_path / "d", "a\tx\n", "u1\ta a a\n")
+    (directory / "images" / "a.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"a.jpg: unreadable image for item 'a'"):
+        load_images(read_amazon_iisan(directory), 8)
+
+
+def test_leave_one_out_split(tmp_path):
+    directory = write_layout(tmp_path / "d", "a\tx\nb\ty\nc\tz\nd\tw\n", "u1\ta b c d\nu2\tb c\nu3\td c b\n")
+    split = split_leave_one_out(read_amazon_iisan(directory), max_seq_len=2)
+    # u1: train [a b] -> 1 pair; valid history [a b] target c; test history [b c] target d
+    assert [s.tolist() for s in split.train_sequences] == [[1, 2]]
+    assert [h.tolist() for h in split.valid_history] == [[1, 2], [4]]
+    assert split.valid_target.tolist() == [3, 3]
+    assert [h.tolist() for h in split.test_history] == [[2, 3], [4, 3]]
+    assert split.test_target.tolist() == [4, 2]
+    assert split.dropped_users == 1
+    assert split.item_counts.tolist() == [0, 1, 1, 0, 1]
+
+
+def test_left_pad_and_batches():
+    assert left_pad([np.array([5, 6, 7]), np.array([9])], 2).tolist() == [[6, 7], [0, 9]]
+
+
+def test_collate_encodes_positions_or_unique_items():
+    sequences = torch.tensor([[0, 3, 4], [3, 5, 3]])
+    features = ItemFeatures({"text_ids": torch.arange(6).unsqueeze(1) * 10})
+    positions = collate_train_batch(sequences, features, unique_items=False)
+    assert positions.encoded_ids.tolist() == [3, 4, 3, 5, 3]
+    assert positions.position_index.tolist() == [[-1, 0, 1], [2, 3, 4]]
+    assert positions.features["text_ids"].squeeze(1).tolist() == [30, 40, 30, 50, 30]
+    unique = collate_train_batch(sequences, features, unique_items=True)
+    assert unique.encoded_ids.tolist() == [3, 4, 5]
+    assert unique.encoded_ids[unique.position_index.clamp(min=0)].tolist() == [[3, 3, 4], [3, 5, 3]]
+
+
+def test_train_batches_cover_every_sequence_once():
+    raw = read_amazon_iisan(ensure_synthetic(OPTIONS))
+    split = split_leave_one_out(raw, 4)
+    batches = list(iterate_train_batches(split, 7, np.random.default_rng(0)))
+    assert sum(b.shape[0] for b in batches) == len(split.train_sequences)
+    assert all(b.shape[1] == 5 for b in batches)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from benchmark.profile.memory import RssSampler, choose_peak_memory, torch_peaks_gib
+from benchmark.profile.nvml import NvmlSampler
+from benchmark.profile.timers import StepClock, summarize_ms
+
+
+class FakeNvml:
+    """Stands in for pynvml: memory rises then falls, our PID among others."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.readings = iter([100, 300, 200] + [150] * 10_000)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        used = next(self.readings)
+        return [SimpleNamespace(pid=self.pid + 1, usedGpuMemory=10**12), SimpleNamespace(pid=self.pid, usedGpuMemory=used)]
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return SimpleNamespace(used=5000)
+
+
+def test_sampler_keeps_this_process_peak_and_rate():
+    sampler = NvmlSampler(FakeNvml(4242), handle="h", hz=400, pid=4242)
+    sampler.start()
+    time.sleep(0.2)
+    peaks = sampler.stop()
+    assert peaks.process_peak_bytes == 300  # the other process's terabyte is not ours
+    assert peaks.device_peak_bytes == 5000
+    assert peaks.samples >= 20 and peaks.achieved_hz > 100
+
+
+def test_sampler_without_nvml_reports_none_not_zero():
+    sampler = NvmlSampler(None, None)
+    sampler.start()
+    peaks = sampler.stop()
+    assert not sampler.available
+    assert peaks.process_peak_bytes is None and peaks.device_peak_bytes is None
+
+
+def test_process_missing_from_nvml_list_stays_none():
+    fake = FakeNvml(1)
+    sampler = NvmlSampler(fake, handle="h", hz=100, pid=999)
+    sampler.sample_once()
+    assert sampler.peaks.process_peak_bytes is None and sampler.peaks.device_peak_bytes == 5000
+
+
+def test_peak_memory_source_order():
+    assert choose_peak_memory(3.0, 2.0, 1.0) == (3.0, "nvml_process")
+    assert choose_peak_memory(None, 2.0, 1.0) == (2.0, "torch_reserved")
+    assert choose_peak_memory(None, None, 1.0) == (1.0, "cpu_rss")
+    assert choose_peak_memory(None, None, None) == (None, "none")
+
+
+def test_cpu_fallbacks():
+    assert torch_peaks_gib(torch.device("cpu")) == (None, None)
+    sampler = RssSampler(hz=200)
+    sampler.start()
+    ballast = bytearray(64 * 1024**2)
+    time.sleep(0.05)
+    peak = sampler.stop()
+    assert peak > 64 * 1024**2
+    del ballast
+
+
+def test_step_clock_and_summary():
+    with StepClock(torch.device("cpu")) as clock:
+        time.sleep(0.01)
+    assert clock.elapsed_ms >= 10
+    summary = summarize_ms([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert summary["median"] == 3.0 and summary["p10"] == pytest.approx(1.4) and summary["p90"] == pytest.approx(61.6)
+    assert summarize_ms([]) == {"median": None, "p10": None, "p90": None}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_nvml_sees_this_process_on_gpu():
+    from benchmark.profile.nvml import nvml_handle_for_torch_device, process_used_bytes
+    import os
+
+    nvml, handle = nvml_handle_for_torch_device(0)
+    buffer = torch.empty(256 * 1024**2, dtype=torch.uint8, device="cuda")
+    used = process_used_bytes(nvml, handle, os.getpid())
+    assert used is not None and used >= 256 * 1024**2
+    del buffer

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+
+from benchmark.errors import SuiteError
+from benchmark.suite.loader import load_suite
+from benchmark.suite.matrix import config_hash, expand_cells
+
+
+def problems_of(path) -> list[str]:
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path)
+    return caught.value.problems
+
+
+def test_valid_suite_fills_defaults(write_suite):
+    suite = load_suite(write_suite())
+    assert suite["train"]["precision"] == "fp32"
+    assert suite["train"]["lr"] == pytest.approx(1e-4)
+    assert suite["methods"][1]["options"] == {"r": 8, "alpha": 16, "dropout": 0.0}
+    assert suite["methods"][0]["label"] == "fft"
+
+
+def test_malformed_yaml_names_file_and_line(write_suite, tmp_path):
+    path = write_suite(text="name: x\ndatasets: [a, b\ntowers: []\n")
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{path}:")
+    assert "malformed YAML" in problems[0]
+
+
+def test_unknown_key_gets_did_you_mean_with_line(write_suite):
+    path = write_suite()
+    text = path.read_text().replace("  batch_size: 8", "  batch_sise: 8")
+    path.write_text(text)
+    line = text.splitlines().index("  batch_sise: 8") + 1
+    problems = problems_of(path)
+    assert problems == [f"{path}:{line}: train.batch_sise: unknown key (did you mean 'batch_size'?)"]
+
+
+def test_every_problem_is_reported_at_once(write_suite):
+    path = write_suite(methods="[fft, lorra, {name: lora, options: {rank: 4}}]")
+    text = path.read_text().replace("preset: vit-tiny", "preset: vit-tinny").replace("precision", "precision")
+    text = text.replace("  warmup_steps: 1", "  warmup_steps: -1")
+    path.write_text(text)
+    problems = problems_of(path)
+    joined = "\n".join(problems)
+    assert "methods[1].name: unknown value 'lorra' (did you mean 'lora'?" in joined
+    assert "towers[0].image.preset: unknown value 'vit-tinny' (did you mean 'vit-tiny'?" in joined
+    assert "train.warmup_steps: must be >= 0" in joined
+    assert len(problems) == 3  # option checks run once structural problems are fixed
+
+
+def test_unknown_method_option_and_duplicate_label(write_suite):
+    path = write_suite(methods="[fft, {name: lora, options: {rank: 4}}, lora]")
+    joined = "\n".join(problems_of(path))
+    assert "methods[1].options.rank: unknown option (known options: r, alpha, dropout)" in joined
+    assert "methods[2]: duplicate label 'lora'" in joined
+
+
+def test_missing_local_weights_directory(write_suite, tmp_path):
+    path = write_suite()
+    path.write_text(path.read_text().replace("weights: random, max_tokens", "weights: ./no-such-model, max_tokens"))
+    joined = "\n".join(problems_of(path))
+    assert "towers[0].text.weights: local weights directory not found: ./no-such-model" in joined
+
+
+def test_wrong_modality_preset(write_suite):
+    path = write_suite()
+    path.write_text(path.read_text().replace("preset: vit-tiny", "preset: bert-tiny"))
+    assert any("is a text tower, not image" in p for p in problems_of(path))
+
+
+def test_matrix_expands_cells_and_validates_values(write_suite):
+    path = write_suite()
+    path.write_text(path.read_text() + "matrix:\n  train.batch_size: [4, 8]\n  train.precision: [fp32, bf16]\n")
+    cells = expand_cells(load_suite(path))
+    assert len(cells) == 2 * 2 * 2
+    assert {c.config["train"]["batch_size"] for c in cells} == {4, 8}
+    assert len({c.config_hash for c in cells}) == 8
+    path.write_text(path.read_text().replace("[fp32, bf16]", "[fp32, fp8]").replace("train.batch_size", "train.batch_sise"))
+    joined = "\n".join(problems_of(path))
+    assert "unknown value 'fp8'" in joined and "did you mean 'train.batch_size'" in joined
+
+
+def test_config_hash_ignores_suite_name_but_not_work(write_suite):
+    cell = expand_cells(load_suite(write_suite()))[0]
+    renamed = {**cell.config, "suite": "other", "cell_id": "x"}
+    assert config_hash(renamed) == cell.config_hash
+    changed = {**cell.config, "seed": 1}
+    assert config_hash(changed) != cell.config_hash
+
+
+def test_overrides_apply_and_are_validated(write_suite):
+    path = write_suite()
+    suite = load_suite(path, ["train.max_steps=7", "eval.enabled=false"])
+    assert suite["train"]["max_steps"] == 7 and suite["eval"]["enabled"] is False
+    with pytest.raises(SuiteError):
+        load_suite(path, ["train.precision=fp8"])
+    with pytest.raises(SuiteError):
+        load_suite(path, ["nonsense"])
+
+
+def test_shipped_suites_validate():
+    from pathlib import Path
+
+    for suite in sorted(Path(__file__).resolve().parents[1].glob("suites/*.yaml")):
+        assert expand_cells(load_suite(suite)), suite
