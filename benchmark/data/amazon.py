@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,14 @@ class RawDataset:
     @property
     def n_items(self) -> int:
         return len(self.item_keys)
+
+    def fingerprint(self) -> str:
+        """Identity of the item content (ids, titles, image files) that hidden-state caches key on."""
+        digest = hashlib.sha256()
+        for key, title, image in zip(self.item_keys, self.titles, self.image_paths):
+            stat = image.stat() if image is not None else None
+            digest.update(f"{key}\t{title}\t{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}\n".encode())
+        return digest.hexdigest()[:16]
 
 
 def _raise_if_problems(problems: list[str], what: str) -> None:

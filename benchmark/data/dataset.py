@@ -100,8 +100,8 @@ class ItemFeatures:
 
     tensors: dict[str, torch.Tensor]
 
-    def gather(self, item_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: tensor[item_ids] for name, tensor in self.tensors.items()}
+    def gather(self, item_ids: torch.Tensor, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        return {name: tensor[item_ids] for name, tensor in self.tensors.items() if names is None or name in names}
 
 
 def iterate_train_batches(split: SplitDataset, batch_size: int, generator: np.random.Generator) -> Iterator[torch.Tensor]:

@@ -1,0 +1,65 @@
+"""IISAN: intra- and inter-modal side adapted networks over frozen text and image towers.
+
+`iisan` runs the towers every step (forward only, no autograd graph); `iisan_cached` trains
+from the hidden-state cache, with the towers not on the device at all.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.errors import TowerError
+from benchmark.methods.registry import register_method
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
+from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, projection_head
+
+IISAN_OPTIONS = {"bottleneck": 64, "activation": "gelu", "layer_stride": 2, "layers": []}
+
+
+class IISANItemEncoder(SideItemEncoder):
+    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool,
+                 embed_dim: int, bottleneck: int, activation: str):
+        super().__init__(towers, layer_indices, cached)
+        width, blocks = towers["text"].hidden_size, len(layer_indices["text"])
+        self.text_san = IntraModalSAN(blocks, width, bottleneck, activation)
+        self.image_san = IntraModalSAN(blocks, width, bottleneck, activation)
+        self.inter_san = InterModalSAN(blocks, width, bottleneck, activation)
+        self.text_head = projection_head(width, embed_dim)
+        self.image_head = projection_head(width, embed_dim)
+        self.inter_head = projection_head(width, embed_dim)
+        self.fusion = nn.Linear(3 * embed_dim, embed_dim)
+
+    def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
+        text, image = states["text"], states["image"]
+        parts = [self.text_head(self.text_san(text)), self.image_head(self.image_san(image)),
+                 self.inter_head(self.inter_san(image, text))]
+        return self.fusion(torch.cat(parts, dim=-1))
+
+
+class _IISAN(SideNetworkMethod):
+    options = IISAN_OPTIONS
+    required_modalities = ("text", "image")
+
+    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+        indices = {modality: self.layer_indices(tower) for modality, tower in towers.items()}
+        text, image = towers["text"], towers["image"]
+        if text.hidden_size != image.hidden_size or len(indices["text"]) != len(indices["image"]):
+            raise TowerError(
+                f"IISAN needs symmetric towers: text '{text.preset_name}' keeps {len(indices['text'])} states of width "
+                f"{text.hidden_size}, image '{image.preset_name}' keeps {len(indices['image'])} of width {image.hidden_size}; "
+                "use iisan_versa for asymmetric towers")
+        return IISANItemEncoder(towers, indices, self.uses_cache, embed_dim, self.config["bottleneck"], self.config["activation"])
+
+
+@register_method
+class IISAN(_IISAN):
+    name = "iisan"
+    description = "IISAN, uncached: frozen towers run every step (forward only), intra/inter-modal side networks train"
+
+
+@register_method
+class IISANCached(_IISAN):
+    name = "iisan_cached"
+    description = "IISAN, cached: kept hidden states computed once to a memory-mapped cache; towers never on the device"
+    uses_cache = True

@@ -1,0 +1,62 @@
+"""Item encoders of the decoupled side-network family: hidden states in, item embedding out.
+
+Uncached, the frozen towers run every step (forward only) to produce the kept states; cached,
+the states come from the hidden-state cache and the towers are not part of the model at all.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.errors import TowerError
+from benchmark.methods.registry import Method
+from benchmark.methods.side_network import every_nth_layer, kept_states
+
+
+class SideNetworkMethod(Method):
+    """Base of IISAN-like methods. Options `layers` (explicit hidden-state indices) or `layer_stride`;
+    `uses_cache` selects the cached variant."""
+
+    def layer_indices(self, tower: nn.Module) -> list[int]:
+        explicit = self.config.get("layers") or []
+        indices = list(explicit) if explicit else every_nth_layer(tower.num_layers, self.config["layer_stride"])
+        bad = [index for index in indices if not 0 <= index <= tower.num_layers]
+        if bad:
+            raise TowerError(f"{tower.modality} tower '{tower.preset_name}' has hidden states 0..{tower.num_layers}; "
+                             f"layer indices {bad} do not exist")
+        return indices
+
+
+class SideItemEncoder(nn.Module):
+    """Supplies per-modality kept states [n, blocks, hidden] to a side network (`side_forward`)."""
+
+    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool):
+        super().__init__()
+        self.layer_indices = layer_indices
+        self.modalities = list(towers)
+        self.cached = cached
+        if cached:
+            self.towers = None  # the towers stay off the device: training reads the cache
+        else:
+            for tower in towers.values():
+                for parameter in tower.parameters():
+                    parameter.requires_grad_(False)
+            self.towers = nn.ModuleDict(towers)
+
+    def train(self, mode: bool = True) -> "SideItemEncoder":
+        super().train(mode)
+        if self.towers is not None:
+            self.towers.eval()  # frozen feature extractors: no dropout, as when the cache is built
+        return self
+
+    def modality_states(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.cached:
+            return {m: features[f"{m}_states"].float() for m in self.modalities}
+        return {m: kept_states(self.towers[m], features, self.layer_indices[m]) for m in self.modalities}
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.side_forward(self.modality_states(features))
+
+    def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,57 @@
+"""Find or build the hidden-state caches a cached method trains from (used by `run` and `mmbench cache build`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from benchmark.data.amazon import RawDataset
+from benchmark.data.dataset import ItemFeatures
+from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
+from benchmark.methods.side_network import kept_states
+from benchmark.train.precision import autocast_factory
+
+TOWER_INPUTS = {"text": ("text_ids", "text_mask"), "image": ("pixels",)}
+
+
+def cache_key(method: Any, tower: Any, raw: RawDataset, tower_config: dict[str, Any], precision: str) -> CacheKey:
+    shape = f"tokens={tower_config['max_tokens']}" if tower.modality == "text" else f"pixels={tower.image_size}"
+    return CacheKey(tower.identity, raw.fingerprint(), tuple(method.layer_indices(tower)), shape, precision)
+
+
+def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
+                  tower_configs: dict[str, dict[str, Any]], precision: str, device: torch.device, batch_size: int,
+                  progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
+    """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it afterwards."""
+    caches = {}
+    for modality, tower in towers.items():
+        key = cache_key(method, tower, raw, tower_configs[modality], precision)
+        cache = find_cache(key)
+        if cache is not None:
+            caches[modality] = (cache, False)
+            continue
+        indices = method.layer_indices(tower)
+        total = -(-raw.n_items // batch_size)
+        progress({"event": "phase", "phase": f"cache {modality}", "total_steps": total})
+        tower.to(device).eval()
+        autocast = autocast_factory(precision, device)
+        done = {"batches": 0}
+
+        def batches():
+            for start in range(1, raw.n_items + 1, batch_size):
+                ids = torch.arange(start, min(start + batch_size, raw.n_items + 1))
+                inputs = {n: t.to(device, non_blocking=True) for n, t in features.gather(ids, TOWER_INPUTS[modality]).items()}
+                with autocast():
+                    yield ids, kept_states(tower, inputs, indices)
+
+        def advance(_count: int) -> None:
+            done["batches"] += 1
+            progress({"event": "step", "step": done["batches"], "total_steps": total})
+
+        cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches(), advance)
+        tower.to("cpu")
+        caches[modality] = (cache, True)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return caches
