@@ -199,5 +199,45 @@ def env(as_json: bool = typer.Option(False, "--json", help="machine-readable out
         stdout.print(f"{key:<16} {value}", markup=False, highlight=False)
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="Hidden-state caches of the cached methods.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("build")
+def cache_build(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    only: Optional[str] = typer.Option(None, "--only", help="only cells whose id matches this glob"),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value (repeatable)"),
+) -> None:
+    """Build (or find) every hidden-state cache the suite's cached cells train from."""
+    from benchmark.launch.caches import build_suite_caches
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+
+    try:
+        cells = expand_cells(load_suite(suite, overrides))
+        if only:
+            cells = [cell for cell in cells if fnmatch.fnmatch(cell.cell_id, only)]
+        for line in build_suite_caches(cells, stderr):
+            stdout.print(line, markup=False, highlight=False)
+    except MMBenchError as error:
+        _fail(error)
+
+
+@cache_app.command("list")
+def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List the hidden-state caches under $MMBENCH_CACHE."""
+    from benchmark.data.hidden_cache import list_caches
+
+    entries = list_caches()
+    if as_json:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return
+    for entry in entries:
+        stdout.print(f"{entry['digest']}  {entry['tower']}  layers={entry['layers']}  {entry['input']}  {entry['precision']}  "
+                     f"items={entry['n_items']}  {entry['bytes'] / 2**20:.1f} MiB  built in {entry['build_seconds']:.1f} s",
+                     markup=False, highlight=False)
+
+
 def main() -> None:
     app()

@@ -25,7 +25,7 @@ datasets:
 towers:
   - name: micro
     text: {{preset: bert-tiny, weights: random, max_tokens: 8}}
-    image: {{preset: vit-tiny, weights: random, image_size: 16}}
+    image: {{preset: vit-micro, weights: random, image_size: 16}}
 methods: {methods}
 train:
   batch_size: 8

@@ -21,7 +21,8 @@ def finished_run(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("run")
     suite = directory / "suite.yaml"
-    suite.write_text(TINY_SUITE.format(methods="[fft, lora, adapter, bitfit]", max_steps="null", eval="true"))
+    methods = "[fft, lora, adapter, bitfit, {name: iisan, options: {layer_stride: 1}}, {name: iisan_cached, options: {layer_stride: 1}}]"
+    suite.write_text(TINY_SUITE.format(methods=methods, max_steps="null", eval="true"))
     results = directory / "results"
     outcome = runner.invoke(app, ["run", str(suite), "--results", str(results), "--json"])
     return outcome, results
@@ -31,9 +32,9 @@ def test_run_writes_one_complete_row_per_cell(finished_run):
     outcome, results = finished_run
     assert outcome.exit_code == 0, outcome.output
     summary = json.loads(outcome.stdout)
-    assert [c["status"] for c in summary["cells"]] == ["ok"] * 4
+    assert [c["status"] for c in summary["cells"]] == ["ok"] * 6
     frame, warnings = read_results(results)
-    assert warnings == [] and frame.height == 4
+    assert warnings == [] and frame.height == 6
     assert set(COLUMNS) <= set(frame.columns)
     row = frame.filter(pl.col("method") == "lora").row(0, named=True)
     assert row["epoch_kind"] == "measured" and row["epoch_s"] > 0
@@ -50,17 +51,40 @@ def test_run_writes_one_complete_row_per_cell(finished_run):
     assert row["trainable_params"] < row["total_params"]
 
 
+def test_cached_row_records_the_cache_and_counts_the_towers(finished_run):
+    _, results = finished_run
+    frame, _ = read_results(results)
+    cached = frame.filter(pl.col("method") == "iisan_cached").row(0, named=True)
+    uncached = frame.filter(pl.col("method") == "iisan").row(0, named=True)
+    assert cached["cache_build_s"] > 0 and cached["cache_bytes"] > 0
+    assert cached["epoch_amortized_s"] == pytest.approx(cached["epoch_s"] + cached["cache_build_s"])  # one epoch
+    assert uncached["cache_build_s"] is None and uncached["epoch_amortized_s"] == pytest.approx(uncached["epoch_s"])
+    assert cached["trainable_params"] == uncached["trainable_params"]
+    assert cached["total_params"] == uncached["total_params"]  # frozen towers count in the total either way
+
+
+def test_cache_build_command_finds_what_run_built(finished_run):
+    _, results = finished_run
+    suite = results.parent / "suite.yaml"
+    outcome = runner.invoke(app, ["cache", "build", str(suite)])
+    assert outcome.exit_code == 0, outcome.output
+    lines = outcome.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("found ") for line in lines)
+    listed = json.loads(runner.invoke(app, ["cache", "list", "--json"]).stdout)
+    assert {entry["layers"][-1] for entry in listed} >= {2}
+
+
 def test_report_formats(finished_run):
     _, results = finished_run
     table = runner.invoke(app, ["report", "--results", str(results)])
     assert table.exit_code == 0 and "TPME weights: time 0.45, params 0.1, memory 0.45" in table.stdout
     data = json.loads(runner.invoke(app, ["report", "--results", str(results), "--format", "json"]).stdout)
     methods = {row["method"]: row for row in data["rows"]}
-    assert set(methods) == {"fft", "lora", "adapter", "bitfit"}
+    assert set(methods) == {"fft", "lora", "adapter", "bitfit", "iisan", "iisan_cached"}
     assert methods["fft"]["tpme_fft"] == pytest.approx(1.0)
     assert max(row["tpme"] for row in data["rows"]) <= 1.0 and min(row["tpme"] for row in data["rows"]) >= 0.0
     csv = runner.invoke(app, ["report", "--results", str(results), "--format", "csv"]).stdout
-    assert csv.splitlines()[0].startswith("dataset,") and len(csv.splitlines()) == 5
+    assert csv.splitlines()[0].startswith("dataset,") and len(csv.splitlines()) == 7
     markdown = runner.invoke(app, ["report", "--results", str(results), "--format", "md", "--weights", "0.5,0.0,0.5"]).stdout
     assert "| method |" in markdown and "time 0.5, params 0, memory 0.5" in markdown
     bad = runner.invoke(app, ["report", "--results", str(results), "--weights", "1,1,1"])
@@ -74,7 +98,7 @@ def test_report_skips_and_names_a_corrupt_file(finished_run):
     try:
         outcome = runner.invoke(app, ["report", "--results", str(results), "--format", "csv"])
         assert outcome.exit_code == 0 and "skipped" in outcome.stderr and "broken.parquet" in outcome.stderr
-        assert len(outcome.stdout.splitlines()) == 5
+        assert len(outcome.stdout.splitlines()) == 7
     finally:
         broken.unlink()
 

@@ -84,10 +84,10 @@ def _build_local(weights_dir: Path, tower_label: str) -> nn.Module:
         raise TowerError(f"{tower_label}: cannot load weights from {weights_dir}: {error}") from error
 
 
-def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None, model: nn.Module) -> str:
+def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None, seed: int) -> str:
     if weights == "random":
         body = json.dumps({"preset": preset.config, "image_size": image_size}, sort_keys=True)
-        return f"random:{preset.name}:{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+        return f"random:{preset.name}:{hashlib.sha256(body.encode()).hexdigest()[:12]}:seed={seed}"
     directory = Path(weights)
     digest = hashlib.sha256((directory / "config.json").read_bytes())
     for file in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
@@ -96,14 +96,23 @@ def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None,
     return f"local:{directory.name}:{digest.hexdigest()[:12]}"
 
 
-def build_tower(modality: str, tower_config: dict[str, Any], tower_label: str = "") -> Tower:
-    """Build one tower from a suite's tower entry ({preset, weights, max_tokens, image_size})."""
+MODALITY_SEED_OFFSET = {"text": 0, "image": 1, "video": 2, "audio": 3}
+
+
+def build_tower(modality: str, tower_config: dict[str, Any], seed: int = 0, tower_label: str = "") -> Tower:
+    """Build one tower from a suite's tower entry ({preset, weights, max_tokens, image_size}).
+
+    Random weights depend only on (preset, modality, seed), not on what was built before, so a
+    hidden-state cache keyed on that identity is valid for every cell that shares it.
+    """
     preset = get_preset(tower_config["preset"])
     weights = tower_config.get("weights", "random")
     label = tower_label or f"{modality} tower '{preset.name}'"
     image_size = tower_config.get("image_size") or preset.config.get("image_size")
     if weights == "random":
-        model = _build_random(preset, image_size if modality == "image" else None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 16 + MODALITY_SEED_OFFSET.get(modality, 15))
+            model = _build_random(preset, image_size if modality == "image" else None)
     else:
         directory = Path(weights)
         if not directory.is_dir():
@@ -111,7 +120,7 @@ def build_tower(modality: str, tower_config: dict[str, Any], tower_label: str = 
         model = _build_local(directory, label)
         if modality == "image":
             image_size = getattr(model.config, "image_size", image_size)
-    identity = _weights_identity(preset, weights, image_size if modality == "image" else None, model)
+    identity = _weights_identity(preset, weights, image_size if modality == "image" else None, seed)
     return Tower(modality, model, preset, weights, identity, image_size if modality == "image" else None)
 
 

@@ -9,7 +9,16 @@ from benchmark.data.dataset import ItemFeatures, load_images
 from benchmark.models.tokenize import hash_tokenize, pretrained_tokenize
 from benchmark.models.towers import Tower
 
-import torch
+from benchmark.models.towers import build_tower
+
+MODALITIES = ("text", "image")
+
+
+def build_towers_and_features(config: dict, raw: RawDataset) -> tuple[dict[str, Tower], dict[str, dict], ItemFeatures]:
+    """The cell's towers (seeded by the caller), their suite entries, and the item features they read."""
+    tower_configs = {modality: config["towers"][modality] for modality in MODALITIES if config["towers"].get(modality)}
+    towers = {modality: build_tower(modality, tower_config, config["seed"]) for modality, tower_config in tower_configs.items()}
+    return towers, tower_configs, build_item_features(raw, towers, tower_configs)
 
 
 def build_item_features(raw: RawDataset, towers: dict[str, Tower], tower_configs: dict[str, dict]) -> ItemFeatures:

@@ -16,14 +16,14 @@ import torch
 from benchmark.data.collate import collate_train_batch
 from benchmark.data.dataset import ItemFeatures, iterate_train_batches, load_raw_dataset, split_leave_one_out, steps_per_epoch
 from benchmark.methods.registry import get_method_class
-from benchmark.models.towers import build_tower, count_parameters
+from benchmark.models.towers import count_parameters
 from benchmark.profile.memory import GIB, RssSampler, choose_peak_memory, reset_torch_peaks, torch_peaks_gib
 from benchmark.profile.nvml import NvmlSampler, device_used_bytes, energy_millijoules, nvml_handle_for_torch_device
 from benchmark.profile.timers import StepClock, summarize_ms, synchronize
 from benchmark.results.schema import EVAL_KS
 from benchmark.train.cache_build import ensure_caches
 from benchmark.train.evaluate import encode_all_items, metrics_from_ranks, rank_targets
-from benchmark.train.features import build_item_features
+from benchmark.train.features import build_towers_and_features
 from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
 
@@ -51,9 +51,7 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress) ->
     row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
 
     progress({"event": "phase", "phase": "towers"})
-    tower_configs = {modality: config["towers"][modality] for modality in ("text", "image") if config["towers"].get(modality)}
-    towers = {modality: build_tower(modality, tower_config) for modality, tower_config in tower_configs.items()}
-    features = build_item_features(raw, towers, tower_configs)
+    towers, tower_configs, features = build_towers_and_features(config, raw)
     method = get_method_class(config["method"]["name"])(config["method"]["options"])
     off_device_params = 0
     if method.uses_cache:

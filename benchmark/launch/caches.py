@@ -1,0 +1,56 @@
+"""`mmbench cache build`: find or build the hidden-state caches of a suite's cached cells, with a progress bar."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmark.suite.matrix import Cell
+
+
+def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
+    """One line per cache: 'built' or 'found', its directory and size."""
+    from benchmark.data.dataset import load_raw_dataset
+    from benchmark.methods.registry import get_method_class
+    from benchmark.train.cache_build import ensure_caches
+    from benchmark.train.features import build_towers_and_features
+    from benchmark.train.loop import seed_everything
+    from benchmark.train.precision import resolve_device
+
+    lines: list[str] = []
+    seen: set[str] = set()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("caches", total=None)
+
+        def report(message: dict[str, Any]) -> None:
+            if message.get("event") == "phase":
+                progress.update(task, description=message["phase"], total=message.get("total_steps"), completed=0)
+            elif message.get("event") == "step":
+                progress.update(task, completed=message["step"])
+
+        for cell in cells:
+            config = cell.config
+            method = get_method_class(config["method"]["name"])(config["method"]["options"])
+            if not method.uses_cache:
+                continue
+            # Cells differing only in training settings share caches: build once per distinct input.
+            identity = json.dumps([config["dataset"], config["towers"], config["method"]["options"], config["train"]["precision"],
+                                   config["seed"]], sort_keys=True)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            seed_everything(config["seed"])
+            raw = load_raw_dataset(config["dataset"])
+            towers, tower_configs, features = build_towers_and_features(config, raw)
+            device = resolve_device(config["train"]["device"])
+            caches = ensure_caches(method, towers, raw, features, tower_configs, config["train"]["precision"], device,
+                                   config["eval"]["item_batch_size"], report)
+            for modality, (cache, built) in caches.items():
+                lines.append(f"{'built' if built else 'found'} {modality} cache for {cell.cell_id}: {cache.directory} "
+                             f"({cache.size_bytes / 2**20:.1f} MiB, build {cache.build_seconds:.1f} s)")
+    if not lines:
+        lines.append("no cell of this suite uses a cache")
+    return lines

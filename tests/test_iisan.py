@@ -1,0 +1,189 @@
+"""IISAN: specification checks, cached = uncached, frozen towers without graphs, and the cache's guarantees."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+
+from benchmark.data.collate import collate_train_batch
+from benchmark.data.dataset import ItemFeatures, load_raw_dataset
+from benchmark.data.hidden_cache import CacheKey, build_cache, caches_directory, find_cache
+from benchmark.errors import TowerError
+from benchmark.methods.registry import get_method_class
+from benchmark.methods.side_network import every_nth_layer
+from benchmark.models.towers import build_tower, count_parameters
+from benchmark.train.cache_build import ensure_caches
+from benchmark.train.features import build_towers_and_features
+from benchmark.train.recommender import Recommender
+
+H = 768
+
+
+def linear(inputs: int, outputs: int) -> int:
+    return inputs * outputs + outputs
+
+
+SANB = linear(H, 64) + linear(64, H)
+IISAN_SIDE = 3 * 7 * SANB + 3 * 7  # text, image and inter SANs of 7 blocks, one gate each
+IISAN_HEADS = 3 * (linear(H, H) + linear(H, 64)) + linear(192, 64)
+SASREC = 10 * 64 + 2 * 64 + 2 * (2 * 64 + linear(64, 192) + linear(64, 64) + 2 * 64 + 2 * linear(64, 64)) + 2 * 64
+
+
+def test_layer_dropping_keeps_every_second_state():
+    assert every_nth_layer(12, 2) == [0, 2, 4, 6, 8, 10, 12]
+    assert every_nth_layer(2, 1) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["iisan", "iisan_cached"])
+def test_trainable_parameters_bert_base_vit_base(name):
+    towers = {"text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
+              "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+    tower_total = sum(count_parameters(t)[1] for t in towers.values())
+    encoder = get_method_class(name)({}).build_item_encoder(towers, 64)
+    trainable, total = count_parameters(Recommender(encoder, 64, 10, 2, 2, 0.1))
+    assert trainable == IISAN_SIDE + IISAN_HEADS + SASREC == 4_064_981  # "about 4.1 M"
+    if name == "iisan":
+        assert total == trainable + tower_total  # the frozen towers are inside the uncached model
+    else:
+        assert total == trainable  # the cached model holds no tower; the loop adds their count to total_params
+
+
+def tiny_config(seed: int = 0, layers: list[int] | None = None) -> dict:
+    return {
+        "seed": seed,
+        "dataset": {"name": "s", "format": "synthetic", "path": None,
+                    "options": {"users": 24, "items": 30, "clusters": 3, "min_len": 5, "max_len": 8, "image_size": 16,
+                                "stay_prob": 0.85, "seed": 5}},
+        "towers": {"name": "t", "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},
+                   "image": {"preset": "vit-micro", "weights": "random", "image_size": 16}},
+        "method_options": {"bottleneck": 16, "activation": "gelu", "layer_stride": 1, "layers": layers or []},
+    }
+
+
+def prepared(config):
+    raw = load_raw_dataset(config["dataset"])
+    towers, tower_configs, features = build_towers_and_features(config, raw)
+    return raw, towers, tower_configs, features
+
+
+def test_cached_equals_uncached_for_the_same_batch():
+    config = tiny_config()
+    raw, towers, tower_configs, features = prepared(config)
+    uncached_method = get_method_class("iisan")(config["method_options"])
+    cached_method = get_method_class("iisan_cached")(config["method_options"])
+    caches = ensure_caches(cached_method, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 7, lambda m: None)
+    cached_features = ItemFeatures({f"{m}_states": cache.open_states() for m, (cache, _) in caches.items()})
+    torch.manual_seed(3)
+    uncached = Recommender(uncached_method.build_item_encoder(towers, 32), 32, 4, 2, 2, 0.0)
+    cached = Recommender(cached_method.build_item_encoder(towers, 32), 32, 4, 2, 2, 0.0)
+    cached.load_state_dict(uncached.state_dict(), strict=False)
+    sequences = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 3, 12, 13]])
+    batch_uncached = collate_train_batch(sequences, features, unique_items=False)
+    batch_cached = collate_train_batch(sequences, cached_features, unique_items=False)
+    for model in (uncached, cached):
+        model.train()
+    emb_uncached = uncached.item_encoder(batch_uncached.features)
+    emb_cached = cached.item_encoder(batch_cached.features)
+    relative = (emb_cached - emb_uncached).norm() / emb_uncached.norm()
+    assert relative < 2e-3  # fp16 cache rounding
+    loss_uncached = uncached.training_loss(batch_uncached.sequences, batch_uncached.features, batch_uncached.encoded_ids, batch_uncached.position_index)
+    loss_cached = cached.training_loss(batch_cached.sequences, batch_cached.features, batch_cached.encoded_ids, batch_cached.position_index)
+    assert loss_cached.item() == pytest.approx(loss_uncached.item(), rel=2e-3)
+
+
+def test_towers_get_no_gradient_and_save_nothing_for_backward():
+    config = tiny_config()
+    raw, towers, _, features = prepared(config)
+    encoder = get_method_class("iisan")(config["method_options"]).build_item_encoder(towers, 32)
+    model = Recommender(encoder, 32, 4, 2, 2, 0.0).train()
+    batch = collate_train_batch(torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]), features, unique_items=False)
+    saved_in_towers, saved_in_side = [], []
+    target = saved_in_side
+
+    def pack(tensor):
+        target.append(tensor.shape)
+        return tensor
+
+    original = encoder.modality_states
+
+    def towers_only(features_):
+        nonlocal target
+        target = saved_in_towers
+        try:
+            return original(features_)
+        finally:
+            target = saved_in_side
+
+    encoder.modality_states = towers_only
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model.training_loss(batch.sequences, batch.features, batch.encoded_ids, batch.position_index)
+    loss.backward()
+    assert saved_in_towers == []  # the towers' forward built no graph
+    assert saved_in_side  # while the side network did (the hook works)
+    for tower in encoder.towers.values():
+        assert all(p.grad is None and not p.requires_grad for p in tower.parameters())
+    assert all(p.grad is not None for p in encoder.text_san.parameters())
+
+
+def test_asymmetric_towers_are_refused_with_a_pointer_to_versa():
+    towers = {"text": build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
+              "image": build_tower("image", {"preset": "vit-tiny", "weights": "random", "image_size": 32})}
+    with pytest.raises(TowerError, match="symmetric towers.*iisan_versa"):
+        get_method_class("iisan")({}).build_item_encoder(towers, 32)
+    with pytest.raises(TowerError, match=r"layer indices \[5\] do not exist"):
+        get_method_class("iisan")({"layers": [0, 5]}).layer_indices(towers["text"])
+
+
+def test_cache_is_reused_and_invalidated_by_layer_indices():
+    config = tiny_config(seed=1)
+    raw, towers, tower_configs, features = prepared(config)
+    method = get_method_class("iisan_cached")(config["method_options"])
+    first = ensure_caches(method, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 8, lambda m: None)
+    again = ensure_caches(method, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 8, lambda m: None)
+    assert all(built for _, built in first.values()) and not any(built for _, built in again.values())
+    assert {m: c.directory for m, (c, _) in first.items()} == {m: c.directory for m, (c, _) in again.items()}
+    # A fresh process would rebuild the same towers from the seed: the cache still matches.
+    raw2, towers2, tower_configs2, features2 = prepared(tiny_config(seed=1))
+    assert not any(built for _, built in ensure_caches(method, towers2, raw2, features2, tower_configs2, "fp32",
+                                                       torch.device("cpu"), 8, lambda m: None).values())
+    fewer_layers = get_method_class("iisan_cached")({**config["method_options"], "layers": [0, 2]})
+    changed = ensure_caches(fewer_layers, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 8, lambda m: None)
+    assert all(built for _, built in changed.values())
+    assert changed["text"][0].open_states().shape == (31, 2, 128) and first["text"][0].open_states().shape == (31, 3, 128)
+    other_seed = prepared(tiny_config(seed=2))
+    rebuilt = ensure_caches(method, other_seed[1], other_seed[0], other_seed[3], other_seed[2], "fp32", torch.device("cpu"), 8, lambda m: None)
+    assert all(built for _, built in rebuilt.values())  # different random weights, different cache
+
+
+def test_a_killed_build_is_never_used_and_is_cleaned_up():
+    key = CacheKey("random:test:abc:seed=0", "dataset-1", (0, 1), "tokens=4", "fp32")
+
+    def dying_batches():
+        yield torch.tensor([1, 2]), torch.ones(2, 2, 4)
+        raise KeyboardInterrupt("killed midway")
+
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(key, 4, 2, 4, dying_batches())
+    assert find_cache(key) is None
+    assert not list(caches_directory().glob(".staging-*"))
+    # A SIGKILLed build leaves its staging directory behind: ignored by readers, removed once stale.
+    stale = caches_directory() / ".staging-killed"
+    stale.mkdir()
+    (stale / "states.npy").write_bytes(b"half")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    assert find_cache(key) is None
+    cache = build_cache(key, 4, 2, 4, iter([(torch.tensor([1, 2, 3, 4]), torch.full((4, 2, 4), 0.5))]))
+    assert not stale.exists()
+    assert find_cache(key).directory == cache.directory
+    assert cache.open_states()[1:].eq(0.5).all() and cache.open_states()[0].eq(0).all()
+
+
+def test_an_incomplete_build_is_refused():
+    key = CacheKey("random:test:abc:seed=0", "dataset-2", (0,), "tokens=4", "fp32")
+    with pytest.raises(RuntimeError, match="covered 2 of 4 items"):
+        build_cache(key, 4, 1, 4, iter([(torch.tensor([1, 2]), torch.ones(2, 1, 4))]))
+    assert find_cache(key) is None
