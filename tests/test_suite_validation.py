@@ -40,13 +40,13 @@ def test_unknown_key_gets_did_you_mean_with_line(write_suite):
 
 def test_every_problem_is_reported_at_once(write_suite):
     path = write_suite(methods="[fft, lorra, {name: lora, options: {rank: 4}}]")
-    text = path.read_text().replace("preset: vit-tiny", "preset: vit-tinny").replace("precision", "precision")
+    text = path.read_text().replace("preset: vit-micro", "preset: vit-mikro").replace("precision", "precision")
     text = text.replace("  warmup_steps: 1", "  warmup_steps: -1")
     path.write_text(text)
     problems = problems_of(path)
     joined = "\n".join(problems)
     assert "methods[1].name: unknown value 'lorra' (did you mean 'lora'?" in joined
-    assert "towers[0].image.preset: unknown value 'vit-tinny' (did you mean 'vit-tiny'?" in joined
+    assert "towers[0].image.preset: unknown value 'vit-mikro' (did you mean 'vit-micro'?" in joined
     assert "train.warmup_steps: must be >= 0" in joined
     assert len(problems) == 3  # option checks run once structural problems are fixed
 
@@ -67,7 +67,7 @@ def test_missing_local_weights_directory(write_suite, tmp_path):
 
 def test_wrong_modality_preset(write_suite):
     path = write_suite()
-    path.write_text(path.read_text().replace("preset: vit-tiny", "preset: bert-tiny"))
+    path.write_text(path.read_text().replace("preset: vit-micro", "preset: bert-tiny"))
     assert any("is a text tower, not image" in p for p in problems_of(path))
 
 
