@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from benchmark.errors import DatasetError
 
@@ -42,6 +43,21 @@ def _raise_if_problems(problems: list[str], what: str) -> None:
         raise DatasetError(f"{len(problems)} problem(s) in {what}:\n  {shown}{more}")
 
 
+def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank line with exactly len(columns) tab-separated fields;
+    other lines become problems naming file and line."""
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != len(columns):
+                problems.append(f"{path}:{line_number}: expected {len(columns)} tab-separated fields ({', '.join(columns)}), got {len(fields)}")
+                continue
+            yield line_number, fields
+
+
 def read_amazon_iisan(directory: Path) -> RawDataset:
     items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
     for required in (items_path, users_path):
@@ -51,44 +67,28 @@ def read_amazon_iisan(directory: Path) -> RawDataset:
     item_index: dict[str, int] = {}
     item_keys: list[str] = []
     titles: list[str] = []
-    with open(items_path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                problems.append(f"{items_path}:{line_number}: expected 2 tab-separated fields (item_id, title), got {len(fields)}")
-                continue
-            key, title = fields[0].strip(), fields[1].strip()
-            if key in item_index:
-                problems.append(f"{items_path}:{line_number}: duplicate item id '{key}'")
-                continue
-            if not title:
-                problems.append(f"{items_path}:{line_number}: empty title for item '{key}'")
-            item_index[key] = len(item_keys) + 1
-            item_keys.append(key)
-            titles.append(title)
+    for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems):
+        key, title = key.strip(), title.strip()
+        if key in item_index:
+            problems.append(f"{items_path}:{line_number}: duplicate item id '{key}'")
+            continue
+        if not title:
+            problems.append(f"{items_path}:{line_number}: empty title for item '{key}'")
+        item_index[key] = len(item_keys) + 1
+        item_keys.append(key)
+        titles.append(title)
     _raise_if_problems(problems, str(items_path))
     user_keys: list[str] = []
     sequences: list[list[int]] = []
-    with open(users_path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
+    for line_number, (user, items) in tsv_rows(users_path, ("user_id", "item ids"), problems):
+        sequence = []
+        for key in items.split():
+            if key not in item_index:
+                problems.append(f"{users_path}:{line_number}: unknown item id '{key}' (not in items.tsv)")
                 continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                problems.append(f"{users_path}:{line_number}: expected 2 tab-separated fields (user_id, item ids), got {len(fields)}")
-                continue
-            sequence = []
-            for key in fields[1].split():
-                if key not in item_index:
-                    problems.append(f"{users_path}:{line_number}: unknown item id '{key}' (not in items.tsv)")
-                    continue
-                sequence.append(item_index[key])
-            user_keys.append(fields[0].strip())
-            sequences.append(sequence)
+            sequence.append(item_index[key])
+        user_keys.append(user.strip())
+        sequences.append(sequence)
     _raise_if_problems(problems, str(users_path))
     image_paths: list[Path | None] = []
     for key in item_keys:

@@ -1,0 +1,43 @@
+"""Mixed precision runs end to end (CPU autocast here; CUDA autocast and the fp16 grad scaler on a GPU)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchmark.results.schema import empty_row
+from benchmark.suite.loader import load_suite
+from benchmark.suite.matrix import expand_cells
+from benchmark.train.loop import run_cell
+from benchmark.train.precision import autocast_factory, grad_scaler
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cell_trains_under_autocast(write_suite, precision):
+    cell = expand_cells(load_suite(write_suite(methods="[lora]", max_steps=3, evaluate=True), [f"train.precision={precision}"]))[0]
+    row = empty_row()
+    events = []
+    run_cell(cell.config, row, events.append)
+    assert row["measured_steps"] == 2 and all(math.isfinite(loss) for loss in row["train_loss"])
+    assert 0 <= row["test_hr@10"] <= 1
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3]
+
+
+def test_autocast_dtype_and_scaler_choice():
+    with autocast_factory("bf16", torch.device("cpu"))():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with autocast_factory("fp32", torch.device("cpu"))():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert grad_scaler("fp16", torch.device("cpu")) is None and grad_scaler("bf16", torch.device("cpu")) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_cell_records_gpu_memory(write_suite):
+    cell = expand_cells(load_suite(write_suite(methods="[lora]", max_steps=4), ["train.precision=fp16", "train.device=cuda"]))[0]
+    row = empty_row()
+    run_cell(cell.config, row, lambda message: None)
+    assert row["torch_peak_reserved_gib"] > 0 and row["peak_mem_source"] in ("nvml_process", "torch_reserved")
+    assert grad_scaler("fp16", torch.device("cuda")) is not None
