@@ -1,7 +1,8 @@
 """The item encoder shared by methods that train through the towers (FFT, LoRA, Adapter, BitFit).
 
-Each tower's first-token (CLS) state of its last layer goes through a Linear to the embedding
-width; with several towers, their concatenation is fused by one more Linear.
+Each tower's pooled last-layer state (first token, or the mean over valid tokens for decoder
+LLMs and VideoMAE) goes through a Linear to the embedding width; with several towers, their
+concatenation is fused by one more Linear.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class EndToEndItemEncoder(nn.Module):
         self.fusion = nn.Linear(embed_dim * len(towers), embed_dim) if len(towers) > 1 else nn.Identity()
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [self.heads[name](tower(features)[:, 0]) for name, tower in self.towers.items()]
+        parts = [self.heads[name](tower.pool(tower(features), features)) for name, tower in self.towers.items()]
         return self.fusion(torch.cat(parts, dim=-1))
 
 

@@ -83,9 +83,9 @@ def projection_head(width: int, embed_dim: int) -> nn.Sequential:
 
 @torch.no_grad()
 def kept_states(tower: nn.Module, features: dict[str, torch.Tensor], layer_indices: list[int]) -> torch.Tensor:
-    """First-token states of the kept hidden-state indices: [n, len(layer_indices), hidden].
+    """Pooled states (first token, or mean over valid tokens) of the kept hidden-state indices: [n, len(layer_indices), hidden].
 
     Runs without an autograd graph: the towers are frozen and nothing is saved for backward.
     """
     hidden_states = tower(features, all_layers=True)
-    return torch.stack([hidden_states[index][:, 0] for index in layer_indices], dim=1).float()
+    return torch.stack([tower.pool(hidden_states[index], features) for index in layer_indices], dim=1).float()

@@ -16,10 +16,11 @@ PRESET_DIR = Path(__file__).parent / "presets"
 @dataclass(frozen=True)
 class TowerPreset:
     name: str
-    modality: str  # "text" | "image"
+    modality: str  # "text" | "image" | "video" | "audio"
     model_type: str  # transformers model_type
     shape_of: str  # which public checkpoint the architecture mirrors
     config: dict[str, Any]
+    pooling: str = "cls"  # "cls": first token's state; "mean": mean over valid tokens (decoder LLMs, VideoMAE)
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
@@ -35,6 +36,7 @@ def _load_presets() -> dict[str, TowerPreset]:
             model_type=data["model_type"],
             shape_of=data.get("shape_of", ""),
             config=data["config"],
+            pooling=data.get("pooling", "cls"),
             image_mean=tuple(data.get("image_mean", (0.5, 0.5, 0.5))),
             image_std=tuple(data.get("image_std", (0.5, 0.5, 0.5))),
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import TowerError
@@ -24,23 +25,51 @@ class Tower(nn.Module):
         self.preset_name = preset.name
         self.weights = weights
         self.identity = identity  # what a hidden-state cache keys on
+        self.pooling = preset.pooling
         config = _base_config(model)
         self.hidden_size: int = config.hidden_size
         self.num_layers: int = config.num_hidden_layers
         self.image_size = image_size
+        # Video towers take clips of this many frames; audio towers spectrograms of this shape.
+        self.num_frames: int | None = getattr(config, "num_frames", None) if modality == "video" else None
+        self.spectrogram_shape = (config.max_length, config.num_mel_bins) if modality == "audio" else None
         self.register_buffer("image_mean", torch.tensor(preset.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(preset.image_std).view(1, 3, 1, 1), persistent=False)
 
     def model_inputs(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.modality == "text":
             return {"input_ids": features["text_ids"], "attention_mask": features["text_mask"]}
-        pixels = features["pixels"].float().div_(255.0)
-        return {"pixel_values": (pixels - self.image_mean) / self.image_std}
+        if self.modality == "image":
+            pixels = features["pixels"].float().div_(255.0)
+            return {"pixel_values": (pixels - self.image_mean) / self.image_std}
+        if self.modality == "video":
+            return {"pixel_values": self._clip(features["video"])}
+        # Stored spectrograms are resampled to the tower's input shape on the device.
+        spectrogram = features["audio"].float().unsqueeze(1)
+        return {"input_values": F.interpolate(spectrogram, size=self.spectrogram_shape, mode="bilinear", align_corners=False).squeeze(1)}
+
+    def _clip(self, video: torch.Tensor) -> torch.Tensor:
+        """uint8 [n, frames, 3, s, s] -> normalised [n, num_frames, 3, size, size], resampled on the device."""
+        clip = video.float().div_(255.0).permute(0, 2, 1, 3, 4)  # [n, 3, T, s, s]
+        target = (self.num_frames, self.image_size, self.image_size)
+        if tuple(clip.shape[2:]) != target:
+            clip = F.interpolate(clip, size=target, mode="trilinear", align_corners=False)
+        clip = clip.permute(0, 2, 1, 3, 4)
+        return (clip - self.image_mean.unsqueeze(1)) / self.image_std.unsqueeze(1)
 
     def forward(self, features: dict[str, torch.Tensor], all_layers: bool = False) -> Any:
         """Last hidden state [n, tokens, hidden]; with all_layers, the tuple of every layer's states."""
         output = self.model(**self.model_inputs(features), output_hidden_states=all_layers, return_dict=True)
         return output.hidden_states if all_layers else output.last_hidden_state
+
+    def pool(self, hidden: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[n, tokens, hidden] -> [n, hidden]: the first token's state, or the mean over valid tokens."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        if self.modality == "text":
+            mask = features["text_mask"].to(hidden.dtype).unsqueeze(-1)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return hidden.mean(1)
 
     def summary(self) -> str:
         return f"{self.preset_name}({self.weights if self.weights == 'random' else Path(self.weights).name})"
@@ -51,24 +80,30 @@ def _base_config(model: nn.Module) -> Any:
     return base.config
 
 
-def _model_class(model_type: str) -> type:
-    import transformers
-
-    classes = {"bert": transformers.BertModel, "vit": transformers.ViTModel}
-    if model_type not in classes:
-        raise TowerError(f"no builder for model_type '{model_type}'")
-    return classes[model_type]
+# model_type -> (transformers class name, extra constructor arguments). No pooler: it would be
+# dead weight (we pool ourselves) that FFT would count as trainable.
+MODEL_CLASSES = {
+    "bert": ("BertModel", {"add_pooling_layer": False}),
+    "vit": ("ViTModel", {"add_pooling_layer": False}),
+    "qwen2": ("Qwen2Model", {}),
+    "llama": ("LlamaModel", {}),
+    "videomae": ("VideoMAEModel", {}),
+    "audio-spectrogram-transformer": ("ASTModel", {}),
+}
 
 
 def _build_random(preset: TowerPreset, image_size: int | None) -> nn.Module:
     import transformers
 
+    if preset.model_type not in MODEL_CLASSES:
+        raise TowerError(f"tower preset '{preset.name}': no builder for model_type '{preset.model_type}'")
     config_values = dict(preset.config)
-    if preset.modality == "image" and image_size is not None:
+    if preset.modality in ("image", "video") and image_size is not None:
         config_values["image_size"] = image_size
     config = transformers.AutoConfig.for_model(preset.model_type, **config_values)
     config._attn_implementation = "sdpa"
-    return _model_class(preset.model_type)(config, add_pooling_layer=False)
+    class_name, arguments = MODEL_CLASSES[preset.model_type]
+    return getattr(transformers, class_name)(config, **arguments)
 
 
 def _build_local(weights_dir: Path, tower_label: str) -> nn.Module:
@@ -109,19 +144,20 @@ def build_tower(modality: str, tower_config: dict[str, Any], seed: int = 0, towe
     weights = tower_config.get("weights", "random")
     label = tower_label or f"{modality} tower '{preset.name}'"
     image_size = tower_config.get("image_size") or preset.config.get("image_size")
+    visual = modality in ("image", "video")
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 16 + MODALITY_SEED_OFFSET.get(modality, 15))
-            model = _build_random(preset, image_size if modality == "image" else None)
+            model = _build_random(preset, image_size if visual else None)
     else:
         directory = Path(weights)
         if not directory.is_dir():
             raise TowerError(f"{label}: local weights directory not found: {weights}")
         model = _build_local(directory, label)
-        if modality == "image":
+        if visual:
             image_size = getattr(model.config, "image_size", image_size)
-    identity = _weights_identity(preset, weights, image_size if modality == "image" else None, seed)
-    return Tower(modality, model, preset, weights, identity, image_size if modality == "image" else None)
+    identity = _weights_identity(preset, weights, image_size if visual else None, seed)
+    return Tower(modality, model, preset, weights, identity, image_size if visual else None)
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:
