@@ -134,7 +134,7 @@ def test_asymmetric_towers_are_refused_with_a_pointer_to_versa():
     with pytest.raises(TowerError, match="symmetric towers.*iisan_versa"):
         get_method_class("iisan")({}).build_item_encoder(towers, 32)
     with pytest.raises(TowerError, match=r"layer indices \[5\] do not exist"):
-        get_method_class("iisan")({"layers": [0, 5]}).layer_indices(towers["text"])
+        get_method_class("iisan")({"layers": [0, 5]}).layer_plan({"text": towers["text"]})
 
 
 def test_cache_is_reused_and_invalidated_by_layer_indices():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +22,8 @@ class RawDataset:
     image_paths: list[Path | None]
     user_keys: list[str]
     sequences: list[list[int]]
+    # Optional modalities: per item a .npy clip (uint8 [frames, 3, s, s]) / spectrogram ([frames, mels]), or None.
+    extra_paths: dict[str, list[Path | None]] = field(default_factory=dict)
 
     @property
     def n_items(self) -> int:
@@ -30,10 +32,17 @@ class RawDataset:
     def fingerprint(self) -> str:
         """Identity of the item content (ids, titles, image files) that hidden-state caches key on."""
         digest = hashlib.sha256()
-        for key, title, image in zip(self.item_keys, self.titles, self.image_paths):
-            stat = image.stat() if image is not None else None
-            digest.update(f"{key}\t{title}\t{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}\n".encode())
+        media = [self.image_paths] + [self.extra_paths[name] for name in sorted(self.extra_paths)]
+        for index, (key, title) in enumerate(zip(self.item_keys, self.titles)):
+            stamps = []
+            for paths in media:
+                stat = paths[index].stat() if paths[index] is not None else None
+                stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-")
+            digest.update(f"{key}\t{title}\t{' '.join(stamps)}\n".encode())
         return digest.hexdigest()[:16]
+
+    def media_paths(self, modality: str) -> list[Path | None]:
+        return self.image_paths if modality == "image" else self.extra_paths.get(modality, [None] * self.n_items)
 
 
 def _raise_if_problems(problems: list[str], what: str) -> None:
@@ -90,8 +99,12 @@ def read_amazon_iisan(directory: Path) -> RawDataset:
         user_keys.append(user.strip())
         sequences.append(sequence)
     _raise_if_problems(problems, str(users_path))
-    image_paths: list[Path | None] = []
-    for key in item_keys:
-        path = image_dir / f"{key}.jpg"
-        image_paths.append(path if path.is_file() else None)
-    return RawDataset(str(directory), item_keys, titles, image_paths, user_keys, sequences)
+    return RawDataset(str(directory), item_keys, titles, media_files(image_dir, item_keys, ".jpg"), user_keys, sequences,
+                      {modality: media_files(directory / modality, item_keys, ".npy") for modality in ("video", "audio")
+                       if (directory / modality).is_dir()})
+
+
+def media_files(folder: Path, item_keys: list[str], suffix: str) -> list[Path | None]:
+    """`folder/<item_id><suffix>` per item, None where missing (counted and reported when a tower needs it)."""
+    present = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    return [folder / f"{key}{suffix}" if f"{key}{suffix}" in present else None for key in item_keys]

@@ -75,15 +75,40 @@ def left_pad(sequences: list[np.ndarray], length: int) -> torch.Tensor:
     return batch
 
 
+def _require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
+    paths = raw.media_paths(modality)
+    missing = [raw.item_keys[i] for i, path in enumerate(paths) if path is None]
+    if missing:
+        listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DatasetError(f"{raw.source}: {len(missing)} of {raw.n_items} items have no {modality} in {where} ({listed})")
+    return paths  # type: ignore[return-value]
+
+
+def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torch.Tensor:
+    """Stack every item's .npy array ([n_items + 1, ...], row 0 zero); shapes must agree."""
+    paths = _require_media(raw, modality, f"{modality}/")
+    first = None
+    stacked = None
+    for index, path in enumerate(paths, start=1):
+        try:
+            array = np.load(path)
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"{path}: unreadable {modality} for item '{raw.item_keys[index - 1]}': {error}") from error
+        if first is None:
+            first = array.shape
+            stacked = torch.zeros((raw.n_items + 1, *first), dtype=dtype)
+        if array.shape != first:
+            raise DatasetError(f"{path}: {modality} of item '{raw.item_keys[index - 1]}' has shape {array.shape}, the first item's {first}")
+        stacked[index] = torch.from_numpy(array).to(dtype)
+    return stacked
+
+
 def load_images(raw: RawDataset, image_size: int) -> torch.Tensor:
     """uint8 pixels [n_items + 1, 3, size, size]; row 0 is padding. Missing or unreadable images are errors."""
     from PIL import Image
 
     pixels = torch.zeros((raw.n_items + 1, 3, image_size, image_size), dtype=torch.uint8)
-    missing = [raw.item_keys[i] for i, path in enumerate(raw.image_paths) if path is None]
-    if missing:
-        listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise DatasetError(f"{raw.source}: {len(missing)} of {raw.n_items} items have no image in images/ ({listed})")
+    _require_media(raw, "image", "images/")
     for index, path in enumerate(raw.image_paths, start=1):
         try:
             with Image.open(path) as image:

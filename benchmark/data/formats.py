@@ -25,6 +25,13 @@ SYNTHETIC_OPTIONS: dict[str, Any] = {
     "image_size": 64,
     "stay_prob": 0.85,
     "seed": 0,
+    # Optional modalities (CROSSAN): clips and spectrograms stored small, resampled by the tower on the device.
+    "video": False,
+    "video_frames": 4,
+    "video_size": 32,
+    "audio": False,
+    "audio_frames": 128,
+    "audio_mels": 32,
 }
 
 FORMATS = {

@@ -54,6 +54,28 @@ def ensure_synthetic(options: dict[str, Any]) -> Path:
     return target
 
 
+def write_clip(path: Path, colour: np.ndarray, angle: float, options: dict[str, Any], rng: np.random.Generator) -> None:
+    """uint8 [frames, 3, size, size]: the cluster's stripes drifting over time."""
+    frames, size = options["video_frames"], options["video_size"]
+    yy, xx = np.mgrid[0:size, 0:size]
+    clip = np.empty((frames, 3, size, size), dtype=np.uint8)
+    for frame in range(frames):
+        phase = 2 * np.pi * frame / max(frames, 1)
+        stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 8 * np.pi / size + phase) > 0
+        pixels = colour[:, None, None] * (0.6 + 0.4 * stripes[None]) + rng.normal(0, 12, size=(3, size, size))
+        clip[frame] = np.clip(pixels, 0, 255)
+    np.save(path, clip)
+
+
+def write_spectrogram(path: Path, cluster: int, n_clusters: int, options: dict[str, Any], rng: np.random.Generator) -> None:
+    """float16 [frames, mel bins]: a band of energy whose pitch is the cluster's, over noise (standardised log-mel scale)."""
+    frames, mels = options["audio_frames"], options["audio_mels"]
+    band = (cluster + 0.5) * mels / n_clusters
+    bins = np.arange(mels)[None, :]
+    spectrogram = 2.0 * np.exp(-((bins - band) ** 2) / (2 * (mels / (4 * n_clusters)) ** 2)) + rng.normal(0, 0.3, size=(frames, mels))
+    np.save(path, spectrogram.astype(np.float16))
+
+
 def write_synthetic(directory: Path, options: dict[str, Any]) -> None:
     from PIL import Image
 
@@ -64,6 +86,9 @@ def write_synthetic(directory: Path, options: dict[str, Any]) -> None:
     cluster_colour = rng.integers(30, 226, size=(n_clusters, 3))
     item_cluster = rng.integers(0, n_clusters, size=n_items)
     (directory / "images").mkdir(parents=True)
+    for modality in ("video", "audio"):
+        if options.get(modality):
+            (directory / modality).mkdir()
     yy, xx = np.mgrid[0:size, 0:size]
     with open(directory / "items.tsv", "w") as items_file:
         for item in range(n_items):
@@ -75,6 +100,10 @@ def write_synthetic(directory: Path, options: dict[str, Any]) -> None:
             stripes = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 12 * np.pi / size) > 0)[..., None]
             pixels = cluster_colour[cluster] * (0.6 + 0.4 * stripes) + rng.normal(0, 12, size=(size, size, 3))
             Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(directory / "images" / f"i{item}.jpg", quality=90)
+            if options.get("video"):
+                write_clip(directory / "video" / f"i{item}.npy", cluster_colour[cluster], angle, options, rng)
+            if options.get("audio"):
+                write_spectrogram(directory / "audio" / f"i{item}.npy", cluster, n_clusters, options, rng)
     members = [np.flatnonzero(item_cluster == c) for c in range(n_clusters)]
     # Popularity skew inside each cluster (Zipf-like), so a popularity baseline is non-trivial.
     weights = [1.0 / np.arange(1, len(m) + 1) ** 0.8 for m in members]

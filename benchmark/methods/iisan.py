@@ -11,8 +11,8 @@ from torch import nn
 
 from benchmark.errors import TowerError
 from benchmark.methods.registry import register_method
-from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
-from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, projection_head
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, check_indices
+from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head
 
 IISAN_OPTIONS = {"bottleneck": 64, "activation": "gelu", "layer_stride": 2, "layers": []}
 
@@ -41,8 +41,13 @@ class _IISAN(SideNetworkMethod):
     options = IISAN_OPTIONS
     required_modalities = ("text", "image")
 
+    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+        explicit = self.config["layers"]
+        return {modality: check_indices(tower, list(explicit) if explicit else every_nth_layer(tower.num_layers, self.config["layer_stride"]))
+                for modality, tower in towers.items()}
+
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
-        indices = {modality: self.layer_indices(tower) for modality, tower in towers.items()}
+        indices = self.layer_plan(towers)
         text, image = towers["text"], towers["image"]
         if text.hidden_size != image.hidden_size or len(indices["text"]) != len(indices["image"]):
             raise TowerError(

@@ -11,21 +11,23 @@ from torch import nn
 
 from benchmark.errors import TowerError
 from benchmark.methods.registry import Method
-from benchmark.methods.side_network import every_nth_layer, kept_states
+from benchmark.methods.side_network import kept_states
 
 
 class SideNetworkMethod(Method):
-    """Base of IISAN-like methods. Options `layers` (explicit hidden-state indices) or `layer_stride`;
-    `uses_cache` selects the cached variant."""
+    """Base of the decoupled methods: `layer_plan` says which hidden states each tower supplies
+    (and so what the cache holds); `uses_cache` selects the cached variant."""
 
-    def layer_indices(self, tower: nn.Module) -> list[int]:
-        explicit = self.config.get("layers") or []
-        indices = list(explicit) if explicit else every_nth_layer(tower.num_layers, self.config["layer_stride"])
-        bad = [index for index in indices if not 0 <= index <= tower.num_layers]
-        if bad:
-            raise TowerError(f"{tower.modality} tower '{tower.preset_name}' has hidden states 0..{tower.num_layers}; "
-                             f"layer indices {bad} do not exist")
-        return indices
+    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+        raise NotImplementedError
+
+
+def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
+    bad = [index for index in indices if not 0 <= index <= tower.num_layers]
+    if bad:
+        raise TowerError(f"{tower.modality} tower '{tower.preset_name}' has hidden states 0..{tower.num_layers}; "
+                         f"layer indices {bad} do not exist")
+    return indices
 
 
 class SideItemEncoder(nn.Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from benchmark.errors import TowerError
 from benchmark.methods.adapter import ACTIVATIONS
 
 GATE_TEMPERATURE = 0.1
@@ -17,6 +18,16 @@ GATE_TEMPERATURE = 0.1
 def every_nth_layer(num_layers: int, stride: int) -> list[int]:
     """Hidden-state indices kept by layer dropping: 0 (embeddings), stride, 2*stride, ... up to num_layers."""
     return list(range(0, num_layers + 1, stride))
+
+
+def group_indices(num_layers: int, groups: int, tower_label: str) -> list[int]:
+    """Group layer dropping: the embedding output and the last layer of each of `groups` near-equal groups.
+
+    12 layers in 6 groups keep 0, 2, ..., 12 (IISAN's choice); 16 layers in 6 groups keep 0, 3, 5, 8, 11, 13, 16.
+    """
+    if not 1 <= groups <= num_layers:
+        raise TowerError(f"{tower_label}: cannot split {num_layers} layers into {groups} groups (need 1 to {num_layers})")
+    return [0] + [round(num_layers * group / groups) for group in range(1, groups + 1)]
 
 
 class SANB(nn.Module):
@@ -74,6 +85,47 @@ class InterModalSAN(nn.Module):
         for index, block in enumerate(self.blocks):
             side = block(side + gates[index] * states_a[:, index] + (1 - gates[index]) * states_b[:, index])
         return side
+
+
+class MOMEF(nn.Module):
+    """Mixture of modality experts: one expert FFN per input, a softmax router over the concatenated inputs."""
+
+    def __init__(self, widths: list[int], embed_dim: int, expert_hidden: int):
+        super().__init__()
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, expert_hidden), nn.GELU(), nn.Linear(expert_hidden, embed_dim)) for width in widths)
+        self.router = nn.Linear(sum(widths), len(widths))
+
+    def route(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Router weights [n, experts]; each row sums to one."""
+        return torch.softmax(self.router(torch.cat(parts, dim=-1)), dim=-1)
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        weights = self.route(parts)
+        outputs = torch.stack([expert(part) for expert, part in zip(self.experts, parts)], dim=1)  # [n, experts, d]
+        return (weights.unsqueeze(-1) * outputs).sum(dim=1)
+
+
+class ConcatFusion(nn.Module):
+    """IISAN's fusion: one Linear over the concatenated parts."""
+
+    def __init__(self, widths: list[int], embed_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(sum(widths), embed_dim)
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return self.linear(torch.cat(parts, dim=-1))
+
+
+FUSIONS = ("concat", "momef")
+
+
+def build_fusion(kind: str, widths: list[int], embed_dim: int, expert_hidden: int) -> nn.Module:
+    if kind == "concat":
+        return ConcatFusion(widths, embed_dim)
+    if kind == "momef":
+        return MOMEF(widths, embed_dim, expert_hidden)
+    raise ValueError(f"fusion must be one of {FUSIONS}, got '{kind}'")
 
 
 def projection_head(width: int, embed_dim: int) -> nn.Sequential:

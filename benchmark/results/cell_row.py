@@ -13,6 +13,8 @@ def describe_cell(config: dict[str, Any], row: dict[str, Any]) -> None:
         dataset=config["dataset"]["name"], towers=towers["name"],
         text_tower=towers["text"]["preset"] if towers.get("text") else None,
         image_tower=towers["image"]["preset"] if towers.get("image") else None,
+        video_tower=towers["video"]["preset"] if towers.get("video") else None,
+        audio_tower=towers["audio"]["preset"] if towers.get("audio") else None,
         method=config["method"]["name"], method_label=config["method"]["label"],
         precision=config["train"]["precision"], batch_size=config["train"]["batch_size"],
         max_seq_len=config["train"]["max_seq_len"], seed=config["seed"], warmup_steps=config["train"]["warmup_steps"],

@@ -29,7 +29,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("suite", _S), ("run_id", _S), ("cell_id", _S), ("config_hash", _S), ("config_json", _S),
     ("status", _S), ("error", _S),
     # what was compared
-    ("dataset", _S), ("towers", _S), ("text_tower", _S), ("image_tower", _S), ("method", _S), ("method_label", _S),
+    ("dataset", _S), ("towers", _S), ("text_tower", _S), ("image_tower", _S), ("video_tower", _S), ("audio_tower", _S), ("method", _S), ("method_label", _S),
     ("precision", _S), ("batch_size", _I), ("max_seq_len", _I), ("seed", _I), ("n_items", _I), ("n_train_sequences", _I),
     # parameters
     ("trainable_params", _I), ("total_params", _I), ("trainable_pct", _F),

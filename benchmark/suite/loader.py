@@ -12,6 +12,7 @@ from benchmark.errors import SuiteError
 from benchmark.suite.schema import SUITE, Field, Validator
 from benchmark.suite.yaml_lines import load_yaml_with_lines
 
+MODALITIES = ("text", "image", "video", "audio")
 # Sections whose keys a `matrix:` entry may vary.
 MATRIX_SECTIONS = ("train", "eval")
 
@@ -80,9 +81,9 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
     _check_unique([d["name"] for d in suite["datasets"]], "datasets", validator)
 
     for index, tower_set in enumerate(suite["towers"]):
-        present = [m for m in ("text", "image") if tower_set.get(m)]
+        present = [m for m in MODALITIES if tower_set.get(m)]
         if not present:
-            validator.problem(("towers", index), "a tower set needs at least one of text, image")
+            validator.problem(("towers", index), f"a tower set needs at least one of {', '.join(MODALITIES)}")
         for modality in present:
             tower = tower_set[modality]
             preset = get_preset(tower["preset"])
@@ -102,7 +103,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
         if method["label"] is None:
             method["label"] = method["name"]
         for tower_index, tower_set in enumerate(suite["towers"]):
-            present = {m for m in ("text", "image") if tower_set.get(m)}
+            present = {m for m in MODALITIES if tower_set.get(m)}
             missing = set(method_class.required_modalities) - present
             if missing:
                 validator.problem(("methods", index), f"method '{method['name']}' needs towers {sorted(missing)}, which tower set '{tower_set['name']}' (towers[{tower_index}]) lacks")

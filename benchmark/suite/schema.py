@@ -46,13 +46,15 @@ TOWER = {
     "preset": Field(str, required=True, choices=_tower_presets, help="shipped architecture config"),
     "weights": Field(str, default="random", help="'random' (architecture only, offline) or a local directory of a pretrained checkpoint"),
     "max_tokens": Field(int, default=30, minimum=2, help="text length in tokens (text towers)"),
-    "image_size": Field(int, default=None, minimum=8, help="image side in pixels (image towers); default from the preset"),
+    "image_size": Field(int, default=None, minimum=8, help="image/frame side in pixels (image and video towers); default from the preset"),
 }
 
 TOWER_SET = {
     "name": Field(str, required=True, help="label used in cell ids and reports"),
     "text": Field("section", section=TOWER),
     "image": Field("section", section=TOWER),
+    "video": Field("section", section=TOWER),
+    "audio": Field("section", section=TOWER),
 }
 
 DATASET = {

@@ -12,12 +12,19 @@ from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache,
 from benchmark.methods.side_network import kept_states
 from benchmark.train.precision import autocast_factory
 
-TOWER_INPUTS = {"text": ("text_ids", "text_mask"), "image": ("pixels",)}
+TOWER_INPUTS = {"text": ("text_ids", "text_mask"), "image": ("pixels",), "video": ("video",), "audio": ("audio",)}
 
 
-def cache_key(method: Any, tower: Any, raw: RawDataset, tower_config: dict[str, Any], precision: str) -> CacheKey:
-    shape = f"tokens={tower_config['max_tokens']}" if tower.modality == "text" else f"pixels={tower.image_size}"
-    return CacheKey(tower.identity, raw.fingerprint(), tuple(method.layer_indices(tower)), shape, precision)
+def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: dict[str, Any], precision: str) -> CacheKey:
+    if tower.modality == "text":
+        shape = f"tokens={tower_config['max_tokens']}"
+    elif tower.modality == "image":
+        shape = f"pixels={tower.image_size}"
+    elif tower.modality == "video":
+        shape = f"frames={tower.num_frames},pixels={tower.image_size}"
+    else:
+        shape = f"spectrogram={tower.spectrogram_shape}"
+    return CacheKey(tower.identity, raw.fingerprint(), tuple(indices), shape, precision, tower.pooling)
 
 
 def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
@@ -25,13 +32,14 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
                   progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
     """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it afterwards."""
     caches = {}
+    plan = method.layer_plan(towers)
     for modality, tower in towers.items():
-        key = cache_key(method, tower, raw, tower_configs[modality], precision)
+        indices = plan[modality]
+        key = cache_key(indices, tower, raw, tower_configs[modality], precision)
         cache = find_cache(key)
         if cache is not None:
             caches[modality] = (cache, False)
             continue
-        indices = method.layer_indices(tower)
         total = -(-raw.n_items // batch_size)
         progress({"event": "phase", "phase": f"cache {modality}", "total_steps": total})
         tower.to(device).eval()

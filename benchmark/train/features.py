@@ -1,17 +1,17 @@
-"""Item features for a cell's towers: token ids for text towers, pixels for image towers."""
+"""Item features for a cell's towers: token ids (text), pixels (image), clips (video), spectrograms (audio)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from benchmark.data.amazon import RawDataset
-from benchmark.data.dataset import ItemFeatures, load_images
+from benchmark.data.dataset import ItemFeatures, load_array_media, load_images
 from benchmark.models.tokenize import hash_tokenize, pretrained_tokenize
-from benchmark.models.towers import Tower
+from benchmark.models.towers import Tower, build_tower
 
-from benchmark.models.towers import build_tower
-
-MODALITIES = ("text", "image")
+MODALITIES = ("text", "image", "video", "audio")
 
 
 def build_towers_and_features(config: dict, raw: RawDataset) -> tuple[dict[str, Tower], dict[str, dict], ItemFeatures]:
@@ -34,4 +34,8 @@ def build_item_features(raw: RawDataset, towers: dict[str, Tower], tower_configs
         tensors["text_ids"], tensors["text_mask"] = ids, mask
     if "image" in towers:
         tensors["pixels"] = load_images(raw, towers["image"].image_size)
+    if "video" in towers:
+        tensors["video"] = load_array_media(raw, "video", torch.uint8)
+    if "audio" in towers:
+        tensors["audio"] = load_array_media(raw, "audio", torch.float16)
     return ItemFeatures(tensors)
