@@ -40,6 +40,7 @@ class IISANItemEncoder(SideItemEncoder):
 class _IISAN(SideNetworkMethod):
     options = IISAN_OPTIONS
     required_modalities = ("text", "image")
+    allowed_modalities = ("text", "image")
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
         explicit = self.config["layers"]

@@ -25,6 +25,8 @@ class Method:
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
     required_modalities: ClassVar[tuple[str, ...]] = ()
+    allowed_modalities: ClassVar[tuple[str, ...] | None] = None  # None: any towers
+    min_modalities: ClassVar[int] = 1
     uses_cache: ClassVar[bool] = False  # trains from a hidden-state cache instead of running towers
 
     def __init__(self, options: dict[str, Any] | None = None):

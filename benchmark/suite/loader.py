@@ -102,17 +102,37 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
         _check_options(method["options"], method_class.options, validator, ("methods", index, "options"))
         if method["label"] is None:
             method["label"] = method["name"]
+        tower_names = [t["name"] for t in suite["towers"]]
+        for position, name in enumerate(method["towers"]):
+            if name not in tower_names:
+                hint = difflib.get_close_matches(name, tower_names, n=1)
+                validator.problem(("methods", index, "towers", position), f"unknown tower set '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
         for tower_index, tower_set in enumerate(suite["towers"]):
-            present = {m for m in MODALITIES if tower_set.get(m)}
-            missing = set(method_class.required_modalities) - present
-            if missing:
-                validator.problem(("methods", index), f"method '{method['name']}' needs towers {sorted(missing)}, which tower set '{tower_set['name']}' (towers[{tower_index}]) lacks")
+            if method["towers"] and tower_set["name"] not in method["towers"]:
+                continue
+            problem = modality_problem(method_class, {m for m in MODALITIES if tower_set.get(m)})
+            if problem:
+                validator.problem(("methods", index), f"method '{method['name']}' {problem} in tower set '{tower_set['name']}' "
+                                  f"(towers[{tower_index}]); restrict it with `towers: [...]`")
     _check_unique([m["label"] for m in suite["methods"]], "methods", validator, "label", " (set `label:` to tell them apart)")
 
     for key, values in suite["matrix"].items():
         _check_matrix_entry(str(key), values, validator)
     if not suite["seeds"]:
         validator.problem(("seeds",), "must list at least one seed")
+
+
+def modality_problem(method_class: Any, present: set[str]) -> str | None:
+    """Why a method cannot run on towers of these modalities, or None."""
+    missing = set(method_class.required_modalities) - present
+    if missing:
+        return f"needs {sorted(missing)} towers, missing"
+    allowed = method_class.allowed_modalities
+    if allowed is not None and present - set(allowed):
+        return f"uses only {list(allowed)} towers, not {sorted(present - set(allowed))}"
+    if len(present) < method_class.min_modalities:
+        return f"needs at least {method_class.min_modalities} towers, has {len(present)}"
+    return None
 
 
 def _check_matrix_entry(key: str, values: Any, validator: Validator) -> None:

@@ -38,6 +38,8 @@ def expand_cells(suite: dict[str, Any]) -> list[Cell]:
     for dataset, towers, method, combo, seed in itertools.product(
         suite["datasets"], suite["towers"], suite["methods"], itertools.product(*matrix_values), suite["seeds"]
     ):
+        if method["towers"] and towers["name"] not in method["towers"]:
+            continue
         train = copy.deepcopy(suite["train"])
         evaluation = copy.deepcopy(suite["eval"])
         sections = {"train": train, "eval": evaluation}

@@ -68,6 +68,7 @@ METHOD = {
     "name": Field(str, required=True, choices=_method_names),
     "label": Field(str, default=None, help="name shown in reports; needed when a method appears twice"),
     "options": Field(dict, default={}, help="method hyper-parameters (see `mmbench list methods`)"),
+    "towers": Field("list", default=[], item=Field(str), help="run only with these tower sets (default: all)"),
 }
 
 TRAIN = {

@@ -1,0 +1,103 @@
+"""CROSSAN: cross-modal side adapters for M >= 2 frozen towers, fused by MOMEF.
+
+The authors' code is unpublished; this is our reconstruction of the paper's description, with
+its choices exposed as options:
+
+- Every tower supplies `blocks` + 1 kept states by group layer dropping (default blocks: the
+  shallowest tower's layers / 2), projected to a common side width (the narrowest tower's) by
+  a Linear per block where a tower is wider.
+- Block i of modality m reads its own tower's state plus a learned softmax mixture (logits
+  initialised equal) of all modalities' block i-1 side outputs: x = h_m[i] + sum_m' a_{m,i,m'} s_{m',i-1}.
+- Fusion `momef` (default): one expert FFN per modality over its last side output and a softmax
+  router over M, conditioned on the concatenated modality outputs; or `concat`: one Linear.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.errors import TowerError
+from benchmark.methods.registry import register_method
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
+from benchmark.methods.side_network import FUSIONS, SANB, build_fusion, group_indices
+
+CROSSAN_OPTIONS = {"bottleneck": 64, "activation": "gelu", "blocks": 0, "fusion": "momef", "expert_hidden": 256}
+
+
+class CrossModalMixing(nn.Module):
+    """Softmax mixture weights over modalities, one set per (block, receiving modality)."""
+
+    def __init__(self, blocks: int, modalities: int):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(blocks, modalities, modalities))
+
+    def forward(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=-1)  # [blocks, receiving m, source m']
+
+
+class CROSSANItemEncoder(SideItemEncoder):
+    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool, embed_dim: int,
+                 bottleneck: int, activation: str, fusion: str, expert_hidden: int):
+        super().__init__(towers, layer_indices, cached)
+        widths = {modality: tower.hidden_size for modality, tower in towers.items()}
+        self.width = min(widths.values())
+        self.blocks = len(next(iter(layer_indices.values())))
+        self.align = nn.ModuleDict({
+            m: nn.ModuleList(nn.Linear(widths[m], self.width) for _ in range(self.blocks))
+            for m in self.modalities if widths[m] != self.width})
+        self.side = nn.ModuleDict({m: nn.ModuleList(SANB(self.width, bottleneck, activation) for _ in range(self.blocks))
+                                   for m in self.modalities})
+        self.mixing = CrossModalMixing(self.blocks, len(self.modalities))
+        self.fusion = build_fusion(fusion, [self.width] * len(self.modalities), embed_dim, expert_hidden)
+
+    def side_outputs(self, states: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Each modality's last side state [n, width], in `self.modalities` order."""
+        aligned = {}
+        for m in self.modalities:
+            if m in self.align:
+                aligned[m] = torch.stack([project(states[m][:, i]) for i, project in enumerate(self.align[m])], dim=1)
+            else:
+                aligned[m] = states[m]
+        mixing = self.mixing()
+        previous = torch.zeros(len(self.modalities), *aligned[self.modalities[0]][:, 0].shape, device=mixing.device,
+                               dtype=aligned[self.modalities[0]].dtype)  # [M, n, width]
+        for block in range(self.blocks):
+            mixed = torch.einsum("ms,snw->mnw", mixing[block].to(previous.dtype), previous)
+            previous = torch.stack([self.side[m][block](aligned[m][:, block] + mixed[index])
+                                    for index, m in enumerate(self.modalities)])
+        return list(previous.unbind(0))
+
+    def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.fusion(self.side_outputs(states))
+
+
+class _CROSSAN(SideNetworkMethod):
+    options = CROSSAN_OPTIONS
+    min_modalities = 2
+
+    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+        shallowest = min(tower.num_layers for tower in towers.values())
+        blocks = self.config["blocks"] or max(shallowest // 2, 1)
+        return {m: group_indices(t.num_layers, blocks, f"{m} tower '{t.preset_name}'") for m, t in towers.items()}
+
+    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+        if len(towers) < 2:
+            raise TowerError(f"CROSSAN needs at least two towers, got {sorted(towers)}")
+        if self.config["fusion"] not in FUSIONS:
+            raise ValueError(f"crossan fusion must be one of {FUSIONS}, got '{self.config['fusion']}'")
+        return CROSSANItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, self.config["bottleneck"],
+                                  self.config["activation"], self.config["fusion"], self.config["expert_hidden"])
+
+
+@register_method
+class CROSSAN(_CROSSAN):
+    name = "crossan"
+    description = "CROSSAN (our reconstruction), uncached: cross-modal side adapters over M >= 2 frozen towers, MOMEF fusion"
+
+
+@register_method
+class CROSSANCached(_CROSSAN):
+    name = "crossan_cached"
+    description = "CROSSAN trained from the hidden-state cache; towers never on the device"
+    uses_cache = True

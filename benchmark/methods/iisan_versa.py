@@ -1,0 +1,100 @@
+"""IISAN-Versa: IISAN for asymmetric towers (a deeper/wider text encoder or decoder LLM with a ViT).
+
+- Group layer dropping per tower: each tower's layers split into groups, one kept state per
+  group (plus the embedding output). `groups` (default: the shallower tower's layers / 2, which
+  is IISAN's every-second layer) applies to the shallower tower; `deep_groups` (default: the
+  same) to the deeper one.
+- When the deeper tower keeps more states, its first (surplus) blocks run intra-modal only; the
+  inter-modal SAN pairs the remaining ones with the shallower tower's blocks.
+- Dimension alignment: a Linear per inter-modal block projects the wider tower's states to the
+  narrower width before the inter-modal SAN.
+- Fusion: `concat` (IISAN's Linear(192, 64)) or `momef` (mixture of experts, as in CROSSAN).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.errors import TowerError
+from benchmark.methods.registry import register_method
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
+from benchmark.methods.side_network import FUSIONS, InterModalSAN, IntraModalSAN, build_fusion, group_indices, projection_head
+
+VERSA_OPTIONS = {"bottleneck": 64, "activation": "gelu", "groups": 0, "deep_groups": 0, "fusion": "concat", "expert_hidden": 256}
+
+
+def _label(tower: nn.Module) -> str:
+    return f"{tower.modality} tower '{tower.preset_name}'"
+
+
+class VersaItemEncoder(SideItemEncoder):
+    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool, embed_dim: int,
+                 bottleneck: int, activation: str, fusion: str, expert_hidden: int):
+        super().__init__(towers, layer_indices, cached)
+        widths = {modality: tower.hidden_size for modality, tower in towers.items()}
+        blocks = {modality: len(indices) for modality, indices in layer_indices.items()}
+        self.narrow_width = min(widths.values())
+        self.shared_blocks = min(blocks.values())
+        # The deeper plan's first blocks have no partner in the other tower: intra-modal only.
+        self.surplus = {modality: count - self.shared_blocks for modality, count in blocks.items()}
+        self.intra = nn.ModuleDict({m: IntraModalSAN(blocks[m], widths[m], bottleneck, activation) for m in ("text", "image")})
+        self.align = nn.ModuleDict({
+            m: nn.ModuleList(nn.Linear(widths[m], self.narrow_width) for _ in range(self.shared_blocks))
+            for m in ("text", "image") if widths[m] != self.narrow_width})
+        self.inter_san = InterModalSAN(self.shared_blocks, self.narrow_width, bottleneck, activation)
+        self.heads = nn.ModuleDict({m: projection_head(widths[m], embed_dim) for m in ("text", "image")})
+        self.inter_head = projection_head(self.narrow_width, embed_dim)
+        self.fusion = build_fusion(fusion, [embed_dim] * 3, embed_dim, expert_hidden)
+
+    def aligned_states(self, states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The inter-modal SAN's inputs: the last `shared_blocks` states of each tower at the narrower width."""
+        aligned = {}
+        for modality in ("text", "image"):
+            shared = states[modality][:, self.surplus[modality]:]
+            if modality in self.align:
+                shared = torch.stack([project(shared[:, i]) for i, project in enumerate(self.align[modality])], dim=1)
+            aligned[modality] = shared
+        return aligned
+
+    def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
+        aligned = self.aligned_states(states)
+        parts = [self.heads["text"](self.intra["text"](states["text"])), self.heads["image"](self.intra["image"](states["image"])),
+                 self.inter_head(self.inter_san(aligned["image"], aligned["text"]))]
+        return self.fusion(parts)
+
+
+class _IISANVersa(SideNetworkMethod):
+    options = VERSA_OPTIONS
+    required_modalities = ("text", "image")
+    allowed_modalities = ("text", "image")
+
+    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+        text, image = towers["text"], towers["image"]
+        shallow, deep = (text, image) if text.num_layers <= image.num_layers else (image, text)
+        groups = self.config["groups"] or max(shallow.num_layers // 2, 1)
+        deep_groups = self.config["deep_groups"] or groups
+        if deep_groups < groups:
+            raise TowerError(f"{_label(deep)}: deep_groups ({deep_groups}) must be at least groups ({groups}), "
+                             "the deeper tower keeps at least as many states as the shallower")
+        return {shallow.modality: group_indices(shallow.num_layers, groups, _label(shallow)),
+                deep.modality: group_indices(deep.num_layers, deep_groups, _label(deep))}
+
+    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+        if self.config["fusion"] not in FUSIONS:
+            raise ValueError(f"iisan_versa fusion must be one of {FUSIONS}, got '{self.config['fusion']}'")
+        return VersaItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, self.config["bottleneck"],
+                                self.config["activation"], self.config["fusion"], self.config["expert_hidden"])
+
+
+@register_method
+class IISANVersa(_IISANVersa):
+    name = "iisan_versa"
+    description = "IISAN-Versa, uncached: group layer dropping, intra-only surplus groups, dimension alignment (asymmetric towers)"
+
+
+@register_method
+class IISANVersaCached(_IISANVersa):
+    name = "iisan_versa_cached"
+    description = "IISAN-Versa trained from the hidden-state cache; towers never on the device"
+    uses_cache = True
