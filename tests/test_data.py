@@ -115,3 +115,53 @@ def test_train_batches_cover_every_sequence_once():
     batches = list(iterate_train_batches(split, 7, np.random.default_rng(0)))
     assert sum(b.shape[0] for b in batches) == len(split.train_sequences)
     assert all(b.shape[1] == 5 for b in batches)
+
+
+def write_microlens(directory, titles: str, pairs: str, covers=("a", "b", "c"), media=True):
+    from PIL import Image
+
+    (directory / "MicroLens-tiny_covers").mkdir(parents=True)
+    (directory / "MicroLens-tiny_titles.csv").write_text(titles)
+    (directory / "MicroLens-tiny_pairs.tsv").write_text(pairs)
+    for key in covers:
+        Image.new("RGB", (4, 4), (1, 2, 3)).save(directory / "MicroLens-tiny_covers" / f"{key}.jpg")
+    if media:
+        (directory / "video").mkdir()
+        (directory / "audio").mkdir()
+        for key in covers:
+            np.save(directory / "video" / f"{key}.npy", np.full((2, 3, 4, 4), 7, dtype=np.uint8))
+            np.save(directory / "audio" / f"{key}.npy", np.ones((8, 4), dtype=np.float16))
+    return directory
+
+
+def test_microlens_reader_carries_video_and_audio(tmp_path):
+    from benchmark.data.dataset import load_array_media
+    from benchmark.data.microlens import read_microlens
+
+    directory = write_microlens(tmp_path / "m", 'item_id,title\na,"Cat video, funny"\nb,Dog\nc,Bird\n', "u1\ta b c\nu2\tc b\n")
+    raw = read_microlens(directory)
+    assert raw.titles == ["Cat video, funny", "Dog", "Bird"] and raw.sequences == [[1, 2, 3], [3, 2]]
+    assert load_images(raw, 4).shape == (4, 3, 4, 4)
+    video = load_array_media(raw, "video", torch.uint8)
+    assert video.shape == (4, 2, 3, 4, 4) and video[1].eq(7).all() and video[0].eq(0).all()
+    assert load_array_media(raw, "audio", torch.float16).shape == (4, 8, 4)
+
+
+def test_microlens_bad_rows_and_missing_media(tmp_path):
+    from benchmark.data.dataset import load_array_media
+    from benchmark.data.microlens import read_microlens
+
+    directory = write_microlens(tmp_path / "bad", "item_id,title\na,x\na,y\nb\n", "u1\ta b\n")
+    with pytest.raises(DatasetError) as caught:
+        read_microlens(directory)
+    assert "MicroLens-tiny_titles.csv:3: duplicate item id 'a'" in str(caught.value)
+    assert "MicroLens-tiny_titles.csv:4: expected 2 fields" in str(caught.value)
+    directory = write_microlens(tmp_path / "unknown", "item_id,title\na,x\nb,y\n", "u1\ta zz\n")
+    with pytest.raises(DatasetError, match=r"_pairs.tsv:1: unknown item id 'zz'"):
+        read_microlens(directory)
+    directory = write_microlens(tmp_path / "nomedia", "item_id,title\na,x\nb,y\n", "u1\ta b\n", covers=("a",), media=False)
+    raw = read_microlens(directory)
+    with pytest.raises(DatasetError, match="1 of 2 items have no image"):
+        load_images(raw, 4)
+    with pytest.raises(DatasetError, match="2 of 2 items have no video"):
+        load_array_media(raw, "video", torch.uint8)

@@ -106,3 +106,20 @@ def test_shipped_suites_validate():
 
     for suite in sorted(Path(__file__).resolve().parents[1].glob("suites/*.yaml")):
         assert expand_cells(load_suite(suite)), suite
+
+
+def test_method_tower_filters_and_modality_rules(write_suite):
+    path = write_suite(methods="[fft, iisan, {name: crossan, towers: [micro]}, {name: lora, towers: [mikro]}]")
+    text = path.read_text().replace("    image: {preset: vit-micro", "    video: {preset: videomae-micro, weights: random}\n    image: {preset: vit-micro")
+    path.write_text(text)
+    joined = "\n".join(problems_of(path))
+    assert "methods[1]: method 'iisan' uses only ['text', 'image'] towers, not ['video'] in tower set 'micro'" in joined
+    assert "methods[3].towers[0]: unknown tower set 'mikro' (did you mean 'micro'?)" in joined
+    assert "crossan" not in joined  # three towers: fine for CROSSAN
+
+
+def test_tower_filter_limits_cells(write_suite):
+    path = write_suite(methods="[fft, {name: lora, towers: [other]}]")
+    path.write_text(path.read_text().replace("towers:\n", "towers:\n  - name: other\n    text: {preset: bert-tiny}\n", 1))
+    cells = [cell.cell_id for cell in expand_cells(load_suite(path))]
+    assert cells == ["synth/other/fft/seed=0", "synth/other/lora/seed=0", "synth/micro/fft/seed=0"]

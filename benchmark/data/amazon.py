@@ -45,7 +45,7 @@ class RawDataset:
         return self.image_paths if modality == "image" else self.extra_paths.get(modality, [None] * self.n_items)
 
 
-def _raise_if_problems(problems: list[str], what: str) -> None:
+def raise_if_problems(problems: list[str], what: str) -> None:
     if problems:
         shown = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
         more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
@@ -86,7 +86,7 @@ def read_amazon_iisan(directory: Path) -> RawDataset:
         item_index[key] = len(item_keys) + 1
         item_keys.append(key)
         titles.append(title)
-    _raise_if_problems(problems, str(items_path))
+    raise_if_problems(problems, str(items_path))
     user_keys: list[str] = []
     sequences: list[list[int]] = []
     for line_number, (user, items) in tsv_rows(users_path, ("user_id", "item ids"), problems):
@@ -98,7 +98,7 @@ def read_amazon_iisan(directory: Path) -> RawDataset:
             sequence.append(item_index[key])
         user_keys.append(user.strip())
         sequences.append(sequence)
-    _raise_if_problems(problems, str(users_path))
+    raise_if_problems(problems, str(users_path))
     return RawDataset(str(directory), item_keys, titles, media_files(image_dir, item_keys, ".jpg"), user_keys, sequences,
                       {modality: media_files(directory / modality, item_keys, ".npy") for modality in ("video", "audio")
                        if (directory / modality).is_dir()})

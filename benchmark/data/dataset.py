@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from benchmark.data.amazon import RawDataset, read_amazon_iisan
+from benchmark.data.microlens import read_microlens
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.errors import DatasetError
 
@@ -20,6 +21,8 @@ def load_raw_dataset(dataset_config: dict[str, Any]) -> RawDataset:
         return read_amazon_iisan(ensure_synthetic(dataset_config["options"]))
     if data_format == "amazon-iisan":
         return read_amazon_iisan(Path(dataset_config["path"]))
+    if data_format == "microlens":
+        return read_microlens(Path(dataset_config["path"]))
     raise DatasetError(f"no reader for dataset format '{data_format}'")
 
 

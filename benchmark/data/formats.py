@@ -43,6 +43,11 @@ FORMATS = {
         "amazon-iisan", needs_path=True, options={},
         description="items.tsv (item_id, title), users.tsv (user_id, item ids oldest first), images/<item_id>.jpg",
     ),
+    "microlens": DatasetFormat(
+        "microlens", needs_path=True, options={},
+        description="*_pairs.tsv (user, item ids oldest first), titles CSV (item_id,title), *covers/<item_id>.jpg, "
+                    "optional video/ and audio/ <item_id>.npy",
+    ),
 }
 
 

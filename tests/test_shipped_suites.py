@@ -1,0 +1,54 @@
+"""Tiny CPU versions of the shipped GPU suites: the same tower sets, methods and filters, micro towers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = {"bert-base": "bert-tiny", "bert-large": "bert-tiny", "qwen2-0.5b": "qwen2-micro", "llama-1b": "llama-micro",
+         "vit-base": "vit-micro", "videomae-base": "videomae-micro", "ast-base": "ast-micro"}
+
+
+def tiny_version(name: str, directory: Path) -> Path:
+    suite = yaml.safe_load((ROOT / "suites" / f"{name}.yaml").read_text())
+    for tower_set in suite["towers"]:
+        for modality in ("text", "image", "video", "audio"):
+            if modality in tower_set:
+                tower_set[modality] = {"preset": MICRO[tower_set[modality]["preset"]], "weights": "random",
+                                       **({"max_tokens": 8} if modality == "text" else {}),
+                                       **({"image_size": 16} if modality == "image" else {})}
+    options = suite["datasets"][0]["options"]
+    options.update(users=24, items=30, clusters=3, min_len=5, max_len=8, image_size=16)
+    if options.get("video"):
+        options.update(video_frames=2, video_size=16, audio_frames=32, audio_mels=16)
+    suite["train"].update(batch_size=8, max_steps=2, warmup_steps=1, precision="fp32", device="cpu")
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, cells", [("versa-scaling", 25), ("crossan-4modal", 14), ("gpu-check", 14)])
+def test_tiny_version_of_shipped_suite_runs(tmp_path, name, cells):
+    suite = tiny_version(name, tmp_path)
+    outcome = CliRunner().invoke(app, ["run", str(suite), "--results", str(tmp_path / "results"), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    statuses = [cell["status"] for cell in json.loads(outcome.stdout)["cells"]]
+    assert statuses == ["ok"] * cells
+
+
+def test_tiny_versions_expand_like_the_shipped_suites(tmp_path):
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+
+    for name in ("versa-scaling", "crossan-4modal", "gpu-check"):
+        shipped = [cell.cell_id for cell in expand_cells(load_suite(ROOT / "suites" / f"{name}.yaml"))]
+        tiny = [cell.cell_id for cell in expand_cells(load_suite(tiny_version(name, tmp_path)))]
+        assert tiny == shipped
