@@ -41,3 +41,17 @@ def test_cuda_cell_records_gpu_memory(write_suite):
     run_cell(cell.config, row, lambda message: None)
     assert row["torch_peak_reserved_gib"] > 0 and row["peak_mem_source"] in ("nvml_process", "torch_reserved")
     assert grad_scaler("fp16", torch.device("cuda")) is not None
+
+
+def test_validation_schedule_and_early_stopping(write_suite):
+    # lr 0: validation never improves after the first epoch, so patience 1 stops training after epoch 2.
+    overrides = ["train.max_steps=null", "train.epochs=5", "train.lr=0", "eval.every=1", "eval.patience=1"]
+    cell = expand_cells(load_suite(write_suite(methods="[bitfit]"), overrides))[0]
+    row = empty_row()
+    phases = []
+    run_cell(cell.config, row, lambda message: phases.append(message.get("phase")))
+    assert row["stopped_early"] is True and row["best_epoch"] == 1 and row["epochs_run"] == 2
+    assert [p for p in phases if p and p.startswith("validate")] == ["validate (epoch 1)", "validate (epoch 2)"]
+    assert row["eval_s"] > 0 and len(row["epoch_s_samples"]) == 2
+    for prefix in ("valid", "test", "pop_test", "random_test"):
+        assert 0 <= row[f"{prefix}_ndcg@10"] <= row[f"{prefix}_hr@10"] <= 1, prefix

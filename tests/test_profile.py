@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -9,6 +10,7 @@ import torch
 from benchmark.profile.memory import RssSampler, choose_peak_memory, torch_peaks_gib
 from benchmark.profile.nvml import NvmlSampler
 from benchmark.profile.timers import StepClock, summarize_ms
+from benchmark.profile.training import TrainingProfiler
 
 
 class FakeNvml:
@@ -30,25 +32,68 @@ def test_sampler_keeps_this_process_peak_and_rate():
     sampler = NvmlSampler(FakeNvml(4242), handle="h", hz=400, pid=4242)
     sampler.start()
     time.sleep(0.2)
-    peaks = sampler.stop()
-    assert peaks.process_peak_bytes == 300  # the other process's terabyte is not ours
-    assert peaks.device_peak_bytes == 5000
-    assert peaks.samples >= 20 and peaks.achieved_hz > 100
+    sampler.stop()
+    assert sampler.process_peak_bytes == 300  # the other process's terabyte is not ours
+    assert sampler.device_peak_bytes == 5000
+    assert sampler.samples >= 20 and sampler.achieved_hz > 100
+
+
+def test_paused_sampler_takes_no_samples():
+    sampler = NvmlSampler(FakeNvml(7), handle="h", hz=400, pid=7)
+    sampler.start()
+    time.sleep(0.05)
+    sampler.pause()
+    paused_at = sampler.samples
+    time.sleep(0.15)
+    assert sampler.samples == paused_at
+    sampler.resume()
+    time.sleep(0.05)
+    sampler.stop()
+    assert sampler.samples > paused_at and sampler.achieved_hz > 100  # the rate counts active time only
 
 
 def test_sampler_without_nvml_reports_none_not_zero():
     sampler = NvmlSampler(None, None)
     sampler.start()
-    peaks = sampler.stop()
+    sampler.stop()
     assert not sampler.available
-    assert peaks.process_peak_bytes is None and peaks.device_peak_bytes is None
+    assert sampler.process_peak_bytes is None and sampler.device_peak_bytes is None and sampler.achieved_hz is None
 
 
 def test_process_missing_from_nvml_list_stays_none():
     fake = FakeNvml(1)
     sampler = NvmlSampler(fake, handle="h", hz=100, pid=999)
     sampler.sample_once()
-    assert sampler.peaks.process_peak_bytes is None and sampler.peaks.device_peak_bytes == 5000
+    assert sampler.process_peak_bytes is None and sampler.device_peak_bytes == 5000
+
+
+class FakeEnergyNvml(FakeNvml):
+    def __init__(self):
+        super().__init__(os.getpid())
+        self.energy = iter([1000, 5000, 9000, 10000])  # begin, pause (eval starts), resume, stop
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return next(self.energy)
+
+
+def test_training_profiler_excludes_evaluation_energy():
+    profiler = TrainingProfiler(torch.device("cpu"), FakeEnergyNvml(), "h", nvml_hz=200)
+    profiler.start()
+    profiler.begin_energy()
+    profiler.pause()
+    profiler.resume()
+    columns = profiler.stop()
+    assert columns["energy_j_measured"] == pytest.approx((5000 - 1000 + 10000 - 9000) / 1000)
+    assert columns["nvml_peak_process_gib"] is not None and columns["peak_mem_source"] == "nvml_process"
+
+
+def test_training_profiler_on_cpu_has_no_energy():
+    profiler = TrainingProfiler(torch.device("cpu"), None, None, nvml_hz=200)
+    profiler.start()
+    profiler.begin_energy()
+    columns = profiler.stop()
+    assert columns["energy_j_measured"] is None and columns["nvml_samples"] is None
+    assert columns["peak_mem_source"] == "cpu_rss" and columns["torch_peak_reserved_gib"] is None
 
 
 def test_peak_memory_source_order():
@@ -64,8 +109,8 @@ def test_cpu_fallbacks():
     sampler.start()
     ballast = bytearray(64 * 1024**2)
     time.sleep(0.05)
-    peak = sampler.stop()
-    assert peak > 64 * 1024**2
+    sampler.stop()
+    assert sampler.peak_bytes > 64 * 1024**2
     del ballast
 
 

@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import psutil
 import torch
 
+from benchmark.profile.sampling import PeriodicSampler
+
 GIB = 1024**3
 
 
-class RssSampler:
-    """Peak resident set size of this process between start() and stop(), sampled in a thread."""
+class RssSampler(PeriodicSampler):
+    """Peak resident set size of this process, sampled in a background thread."""
 
     def __init__(self, hz: float = 100.0):
-        self.interval = 1.0 / hz
+        super().__init__(hz)
         self.process = psutil.Process(os.getpid())
         self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def _sample(self) -> None:
+    def sample_once(self) -> None:
         self.peak_bytes = max(self.peak_bytes, self.process.memory_info().rss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def start(self) -> None:
-        self._sample()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> int:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-        self._sample()
-        return self.peak_bytes
 
 
 def reset_torch_peaks(device: torch.device) -> None:

@@ -7,9 +7,8 @@ process list that does not show our PID (containers with a separate PID namespac
 from __future__ import annotations
 
 import os
-import threading
-import time
-from dataclasses import dataclass, field
+
+from benchmark.profile.sampling import PeriodicSampler
 
 GIB = 1024**3
 
@@ -66,25 +65,15 @@ def energy_millijoules(nvml, handle) -> int | None:
         return None
 
 
-@dataclass
-class NvmlPeaks:
-    process_peak_bytes: int | None = None
-    device_peak_bytes: int | None = None
-    samples: int = 0
-    achieved_hz: float | None = None
-    process_samples_bytes: list[int] = field(default_factory=list)
-
-
-class NvmlSampler:
-    """Samples at `hz` in a daemon thread between start() and stop()."""
+class NvmlSampler(PeriodicSampler):
+    """This process's and the whole device's used memory, sampled at `hz` in a background thread."""
 
     def __init__(self, nvml, handle, hz: float = 200.0, pid: int | None = None):
-        self.nvml, self.handle, self.interval = nvml, handle, 1.0 / hz
+        super().__init__(hz)
+        self.nvml, self.handle = nvml, handle
         self.pid = pid or os.getpid()
-        self.peaks = NvmlPeaks()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._started_at = 0.0
+        self.process_peak_bytes: int | None = None
+        self.device_peak_bytes: int | None = None
 
     @property
     def available(self) -> bool:
@@ -93,36 +82,7 @@ class NvmlSampler:
     def sample_once(self) -> None:
         process = process_used_bytes(self.nvml, self.handle, self.pid)
         device = device_used_bytes(self.nvml, self.handle)
-        peaks = self.peaks
         if process is not None:
-            peaks.process_peak_bytes = max(peaks.process_peak_bytes or 0, process)
+            self.process_peak_bytes = max(self.process_peak_bytes or 0, process)
         if device is not None:
-            peaks.device_peak_bytes = max(peaks.device_peak_bytes or 0, device)
-        peaks.samples += 1
-
-    def _run(self) -> None:
-        next_time = time.perf_counter()
-        while not self._stop.is_set():
-            self.sample_once()
-            next_time += self.interval
-            delay = next_time - time.perf_counter()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
-                next_time = time.perf_counter()
-
-    def start(self) -> None:
-        if not self.available:
-            return
-        self._started_at = time.perf_counter()
-        self._thread = threading.Thread(target=self._run, name="nvml-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> NvmlPeaks:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.sample_once()  # the final state counts too
-            elapsed = time.perf_counter() - self._started_at
-            self.peaks.achieved_hz = self.peaks.samples / elapsed if elapsed > 0 else None
-        return self.peaks
+            self.device_peak_bytes = max(self.device_peak_bytes or 0, device)

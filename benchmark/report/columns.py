@@ -11,6 +11,7 @@ RAW_COLUMNS = [
     "method_label", "method", "towers", "dataset", "hardware", "precision", "batch_size", "seeds", "trainable_params",
     "trainable_pct", "peak_mem_gib", "peak_mem_source", "epoch_s", "epoch_kind", "step_ms_median", "step_ms_p10",
     "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "tpme", "tpme_fft", "group_size", "test_hr@10", "test_ndcg@10",
+    "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10",
 ]
 
 

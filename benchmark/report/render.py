@@ -10,13 +10,17 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.report.columns import RAW_COLUMNS, display_rows, weights_line
-from benchmark.results.leaderboard import Leaderboard, small_groups
+from benchmark.results.leaderboard import Leaderboard, group_baselines, small_groups
 
 FORMATS = ("table", "md", "csv", "json")
 
 
 def _notes(board: Leaderboard) -> list[str]:
     notes = [weights_line(board)]
+    for group, values in group_baselines(board).items():
+        notes.append(f"baselines on '{group}' (same evaluator): popularity HR@10 {values['pop_test_hr@10']:.4f} "
+                     f"NDCG@10 {values['pop_test_ndcg@10']:.4f}; random HR@10 {values['random_test_hr@10']:.4f} "
+                     f"NDCG@10 {values['random_test_ndcg@10']:.4f}")
     for group in small_groups(board):
         notes.append(f"warning: fewer than 3 methods in group '{group}': TPME's min-max scaling says little there")
     for row in board.failures.iter_rows(named=True):
@@ -76,5 +80,6 @@ def render_json(board: Leaderboard) -> str:
         "group_by": board.group_by,
         "rows": _raw(board).to_dicts(),
         "small_groups": small_groups(board),
+        "baselines": group_baselines(board),
         "failures": board.failures.to_dicts(),
     }, indent=2, default=str) + "\n"

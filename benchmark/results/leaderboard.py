@@ -15,6 +15,7 @@ MEDIAN_COLUMNS = [
     "trainable_params", "total_params", "trainable_pct", "peak_mem_gib", "epoch_s", "epoch_amortized_s", "step_ms_median",
     "step_ms_p10", "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "torch_peak_reserved_gib", "nvml_peak_process_gib",
     "cpu_peak_rss_gib", "cache_build_s", "valid_ndcg@10", "test_hr@10", "test_ndcg@10", "test_mrr", "final_loss",
+    "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10",
 ]
 
 
@@ -80,6 +81,16 @@ def _add_tpme(table: pl.DataFrame, group_by: list[str], weights: tuple[float, fl
                                         pl.Series("tpme_fft", fft_values, dtype=pl.Float64),
                                         pl.lit(len(scored), pl.Int64).alias("group_size")))
     return pl.concat(parts)
+
+
+def group_baselines(board: Leaderboard) -> dict[str, dict[str, float | None]]:
+    """Popularity and random HR@10 / NDCG@10 per group (the same split for every method of a group)."""
+    if board.table.is_empty() or "pop_test_hr@10" not in board.table.columns:
+        return {}
+    columns = ["pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10"]
+    found = board.table.group_by(board.group_by, maintain_order=True).agg([pl.col(c).drop_nulls().first() for c in columns])
+    return {" / ".join(str(row[c]) for c in board.group_by): {c: row[c] for c in columns}
+            for row in found.iter_rows(named=True) if row["pop_test_hr@10"] is not None}
 
 
 def small_groups(board: Leaderboard) -> list[str]:

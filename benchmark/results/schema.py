@@ -12,12 +12,16 @@ EVAL_KS = (5, 10, 20)
 SPLITS = ("valid", "test")
 
 
+BASELINES = ("pop", "random")
+
+
 def metric_columns() -> list[str]:
+    """valid_/test_ metrics of the model, and pop_test_/random_test_ metrics of the baselines."""
     names = []
-    for split in SPLITS:
+    for prefix in (*SPLITS, *(f"{baseline}_test" for baseline in BASELINES)):
         for k in EVAL_KS:
-            names += [f"{split}_hr@{k}", f"{split}_ndcg@{k}"]
-        names.append(f"{split}_mrr")
+            names += [f"{prefix}_hr@{k}", f"{prefix}_ndcg@{k}"]
+        names.append(f"{prefix}_mrr")
     return names
 
 
@@ -39,6 +43,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("epoch_s", _F), ("epoch_kind", _S), ("epoch_s_samples", _FLOATS), ("epochs_run", _I),
     ("cache_build_s", _F), ("cache_bytes", _I), ("epoch_amortized_s", _F),
     ("samples_per_s", _F), ("train_loss", _FLOATS), ("final_loss", _F), ("eval_s", _F), ("setup_s", _F),
+    ("best_epoch", _I), ("stopped_early", _B),
     # memory
     ("torch_peak_alloc_gib", _F), ("torch_peak_reserved_gib", _F),
     ("nvml_peak_process_gib", _F), ("nvml_peak_device_gib", _F), ("nvml_baseline_gib", _F),

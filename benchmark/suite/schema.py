@@ -92,6 +92,9 @@ TRAIN = {
 
 EVAL = {
     "enabled": Field(bool, default=True),
+    "every": Field(int, default=1, minimum=1, help="validate every this many epochs (and after the last)"),
+    "patience": Field(int, default=0, minimum=0, help="stop after this many validations without a better NDCG@10 (0: never stop early)"),
+    "baselines": Field(bool, default=True, help="also rank with popularity and random scores"),
     "ks": Field("list", default=[5, 10, 20], item=Field(int, minimum=1)),
     "batch_size": Field(int, default=256, minimum=1, help="users scored at once"),
     "item_batch_size": Field(int, default=256, minimum=1, help="items encoded at once"),

@@ -1,24 +1,20 @@
-"""Full-ranking evaluation: every item is scored, the user's history is masked, HR@K / NDCG@K / MRR."""
+"""Full-ranking evaluation: every item is scored, the user's history is masked, HR@K / NDCG@K / MRR.
+
+Scores are computed for `batch_size` users against `item_chunk` items at a time and only the
+count of items ranked above each target is kept, so memory stays bounded for any item count.
+The popularity and random baselines go through the same ranking code as the models.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from benchmark.data.dataset import ItemFeatures, left_pad
-
-
-def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
-    """0-based rank of each target among non-excluded items. Ties count against the target
-    (pessimistic), so a model that scores everything equal gets no credit."""
-    target_scores = scores.gather(1, targets.unsqueeze(1))
-    competitors = (scores >= target_scores) & ~exclude
-    competitors.scatter_(1, targets.unsqueeze(1), False)
-    return competitors.sum(dim=1)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
@@ -30,6 +26,89 @@ def metrics_from_ranks(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
         metrics[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else math.nan
     metrics["mrr"] = float((1.0 / (ranks + 1.0)).mean()) if len(ranks) else math.nan
     return metrics
+
+
+class Scorer(Protocol):
+    def prepare(self, history: torch.Tensor, users: torch.Tensor) -> object: ...
+    def target_scores(self, state: object, targets: torch.Tensor) -> torch.Tensor: ...
+    def block_scores(self, state: object, item_ids: torch.Tensor) -> torch.Tensor: ...
+
+
+class ModelScorer:
+    """Dot product of the user encoder's state with the item table."""
+
+    def __init__(self, user_states: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], item_table: torch.Tensor,
+                 autocast: Callable[[], contextlib.AbstractContextManager]):
+        self.user_states, self.item_table, self.autocast = user_states, item_table, autocast
+
+    def prepare(self, history: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.user_states(self.item_table[history], history > 0).float()
+
+    def target_scores(self, state: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (state * self.item_table[targets]).sum(-1)
+
+    def block_scores(self, state: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
+        return state @ self.item_table[item_ids].T
+
+
+class PopularityScorer:
+    """Training-interaction counts, ties broken by item id so equal counts do not all lose."""
+
+    def __init__(self, item_counts: np.ndarray, device: torch.device):
+        counts = torch.as_tensor(item_counts, dtype=torch.float64, device=device)
+        self.scores = counts - torch.arange(len(counts), device=device, dtype=torch.float64) / (len(counts) + 1)
+
+    def prepare(self, history: torch.Tensor, users: torch.Tensor) -> None:
+        return None
+
+    def target_scores(self, state: None, targets: torch.Tensor) -> torch.Tensor:
+        return self.scores[targets]
+
+    def block_scores(self, state: None, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.scores[item_ids].unsqueeze(0)
+
+
+class RandomScorer:
+    """A fixed pseudo-random score per (user, item), reproducible from the seed and computable in chunks."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def _hash(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        mixed = (users * 0x9E3779B1 + items * 0x85EBCA77 + self.seed * 0xC2B2AE3D) % 2_147_483_647
+        mixed = (mixed * 48271) % 2_147_483_647
+        return mixed.double() / 2_147_483_647
+
+    def prepare(self, history: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        return users
+
+    def target_scores(self, users: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self._hash(users, targets)
+
+    def block_scores(self, users: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
+        return self._hash(users.unsqueeze(1), item_ids.unsqueeze(0))
+
+
+@torch.no_grad()
+def rank_targets(scorer: Scorer, histories: list[np.ndarray], targets: np.ndarray, n_items: int, max_seq_len: int,
+                 device: torch.device, batch_size: int = 256, item_chunk: int = 16384) -> np.ndarray:
+    """0-based rank of every user's target among all items 1..n_items, history masked (ties pessimistic)."""
+    ranks = []
+    for start in range(0, len(histories), batch_size):
+        history = left_pad(histories[start:start + batch_size], max_seq_len).to(device)
+        target = torch.as_tensor(targets[start:start + batch_size], device=device)
+        users = torch.arange(start, start + len(target), device=device)
+        state = scorer.prepare(history, users)
+        target_score = scorer.target_scores(state, target).unsqueeze(1)
+        ahead = torch.zeros(len(target), dtype=torch.long, device=device)
+        for chunk_start in range(1, n_items + 1, item_chunk):
+            ids = torch.arange(chunk_start, min(chunk_start + item_chunk, n_items + 1), device=device)
+            competitors = scorer.block_scores(state, ids) >= target_score
+            excluded = (ids.view(1, -1, 1) == history.unsqueeze(1)).any(-1) | (ids.unsqueeze(0) == target.unsqueeze(1))
+            ahead += (competitors & ~excluded).sum(1)
+        ranks.append(ahead.cpu())
+    return torch.cat(ranks).numpy() if ranks else np.zeros(0, dtype=np.int64)
 
 
 @torch.no_grad()
@@ -44,23 +123,3 @@ def encode_all_items(item_encoder: torch.nn.Module, features: ItemFeatures, n_it
             chunks.append(item_encoder(batch).float())
     table = torch.cat(chunks)
     return torch.cat([torch.zeros_like(table[:1]), table])
-
-
-@torch.no_grad()
-def rank_targets(user_states: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], item_table: torch.Tensor,
-                 histories: list[np.ndarray], targets: np.ndarray, max_seq_len: int, batch_size: int,
-                 autocast: Callable[[], contextlib.AbstractContextManager]) -> np.ndarray:
-    """Rank every user's target among all items, scoring `batch_size` users at a time to bound memory."""
-    device = item_table.device
-    ranks = []
-    for start in range(0, len(histories), batch_size):
-        history = left_pad(histories[start:start + batch_size], max_seq_len).to(device)
-        target = torch.as_tensor(targets[start:start + batch_size], device=device)
-        with autocast():
-            users = user_states(item_table[history], history > 0).float()
-        scores = users @ item_table.T
-        exclude = torch.zeros_like(scores, dtype=torch.bool)
-        exclude[:, 0] = True
-        exclude.scatter_(1, history, True)
-        ranks.append(ranks_from_scores(scores, target, exclude).cpu())
-    return torch.cat(ranks).numpy()

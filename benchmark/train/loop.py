@@ -14,20 +14,22 @@ import numpy as np
 import torch
 
 from benchmark.data.collate import collate_train_batch
-from benchmark.data.dataset import ItemFeatures, iterate_train_batches, load_raw_dataset, split_leave_one_out, steps_per_epoch
+from benchmark.data.dataset import ItemFeatures, SplitDataset, iterate_train_batches, load_raw_dataset, split_leave_one_out, steps_per_epoch
 from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import count_parameters
-from benchmark.profile.memory import GIB, RssSampler, choose_peak_memory, reset_torch_peaks, torch_peaks_gib
-from benchmark.profile.nvml import NvmlSampler, device_used_bytes, energy_millijoules, nvml_handle_for_torch_device
+from benchmark.profile.memory import GIB
+from benchmark.profile.nvml import device_used_bytes, nvml_handle_for_torch_device
 from benchmark.profile.timers import StepClock, summarize_ms, synchronize
+from benchmark.profile.training import TrainingProfiler
 from benchmark.results.schema import EVAL_KS
 from benchmark.train.cache_build import ensure_caches
-from benchmark.train.evaluate import encode_all_items, metrics_from_ranks, rank_targets
+from benchmark.train.evaluate import ModelScorer, PopularityScorer, RandomScorer, encode_all_items, metrics_from_ranks, rank_targets
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
 
 Progress = Callable[[dict[str, Any]], None]
+EARLY_STOPPING_METRIC = "ndcg@10"
 
 
 def seed_everything(seed: int) -> None:
@@ -74,123 +76,180 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress) ->
     row["trainable_params"], row["total_params"] = count_parameters(model)
     row["total_params"] += off_device_params  # frozen towers count in the total even when only their cache is used
     row["trainable_pct"] = 100.0 * row["trainable_params"] / max(row["total_params"], 1)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train_config["lr"],
-                                  weight_decay=train_config["weight_decay"])
-    autocast = autocast_factory(train_config["precision"], device)
-    scaler = grad_scaler(train_config["precision"], device)
     row["setup_s"] = time.perf_counter() - setup_started
 
-    per_epoch = steps_per_epoch(split, train_config["batch_size"])
-    planned = per_epoch * train_config["epochs"]
-    if train_config["max_steps"]:
-        planned = min(planned, train_config["max_steps"])
-    row["steps_per_epoch"] = per_epoch
-    progress({"event": "phase", "phase": "train", "total_steps": planned})
-
-    _train(model, optimizer, scaler, autocast, split, features, config, device, nvml, nvml_device, planned, row, progress)
+    evaluator = Evaluator(model, split, features, config, device, progress) if eval_config["enabled"] else None
+    Trainer(model, split, features, config, device, nvml, nvml_device, evaluator, row, progress).run()
     if row["epoch_s"] is not None:
         row["epoch_amortized_s"] = row["epoch_s"] + (row["cache_build_s"] or 0.0) / train_config["epochs"]
-
-    if eval_config["enabled"]:
-        progress({"event": "phase", "phase": "eval"})
-        eval_started = time.perf_counter()
-        model.eval()
-        with torch.no_grad():
-            item_table = encode_all_items(model.item_encoder, features, split.n_items, device, eval_config["item_batch_size"], autocast)
-            for split_name, histories, targets in (("valid", split.valid_history, split.valid_target),
-                                                   ("test", split.test_history, split.test_target)):
-                ranks = rank_targets(model.user_states, item_table, histories, targets, split.max_seq_len, eval_config["batch_size"], autocast)
-                for name, value in metrics_from_ranks(ranks, [k for k in eval_config["ks"] if k in EVAL_KS]).items():
-                    row[f"{split_name}_{name}"] = value
-        synchronize(device)
-        row["eval_s"] = time.perf_counter() - eval_started
+    if evaluator is not None:
+        evaluator.final(row)
 
 
-def _train(model, optimizer, scaler, autocast, split, features, config, device, nvml, nvml_device, planned, row, progress) -> None:
-    train_config = config["train"]
-    warmup = train_config["warmup_steps"]
-    unique_items = train_config["unique_items"]
-    generator = np.random.default_rng(config["seed"])
-    step_ms: list[float] = []
-    warmup_ms: list[float] = []
-    epoch_samples: list[float] = []
-    losses: list[float] = []
-    measured_sequences = 0
-    energy_start = energy_end = None
-    rss = RssSampler()
-    sampler = NvmlSampler(nvml, nvml_device, hz=train_config["nvml_hz"])
-    reset_torch_peaks(device)
-    rss.start()
-    sampler.start()
-    model.train()
-    step = 0
-    try:
-        for _epoch in range(train_config["epochs"]):
-            synchronize(device)
-            epoch_started = time.perf_counter()
-            cut = False
-            for sequences in iterate_train_batches(split, train_config["batch_size"], generator):
-                batch = collate_train_batch(sequences, features, unique_items)
-                if step == warmup and nvml_device is not None:
-                    synchronize(device)
-                    energy_start = energy_millijoules(nvml, nvml_device)
-                with StepClock(device) as clock:
-                    batch = batch.to(device)
-                    with autocast():
-                        loss = model.training_loss(batch.sequences, batch.features, batch.encoded_ids, batch.position_index)
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimizer.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                if step <= warmup:
-                    warmup_ms.append(clock.elapsed_ms)
-                else:
-                    step_ms.append(clock.elapsed_ms)
-                    measured_sequences += sequences.shape[0]
-                progress({"event": "step", "step": step, "total_steps": planned, "loss": losses[-1]})
-                if train_config["max_steps"] and step >= train_config["max_steps"]:
-                    cut = True
+class Evaluator:
+    """Validation during training (early stopping on NDCG@10), then valid and test at the best epoch."""
+
+    def __init__(self, model: Recommender, split: SplitDataset, features: ItemFeatures, config: dict[str, Any],
+                 device: torch.device, progress: Progress):
+        self.model, self.split, self.features, self.device, self.progress = model, split, features, device, progress
+        self.eval_config = config["eval"]
+        self.seed = config["seed"]
+        self.ks = [k for k in self.eval_config["ks"] if k in EVAL_KS]
+        self.autocast = autocast_factory(config["train"]["precision"], device)
+        self.best_score = -1.0
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.since_best = 0
+        self.seconds = 0.0
+
+    def _metrics(self, scorer: Any, histories: list[np.ndarray], targets: np.ndarray) -> dict[str, float]:
+        ranks = rank_targets(scorer, histories, targets, self.split.n_items, self.split.max_seq_len, self.device,
+                             self.eval_config["batch_size"])
+        return metrics_from_ranks(ranks, self.ks)
+
+    def _model_scorer(self) -> ModelScorer:
+        self.model.eval()
+        table = encode_all_items(self.model.item_encoder, self.features, self.split.n_items, self.device,
+                                 self.eval_config["item_batch_size"], self.autocast)
+        return ModelScorer(self.model.user_states, table, self.autocast)
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> bool:
+        """Evaluate on validation after `epoch`; True when training should stop (patience exhausted)."""
+        self.progress({"event": "phase", "phase": f"validate (epoch {epoch})"})
+        started = time.perf_counter()
+        score = self._metrics(self._model_scorer(), self.split.valid_history, self.split.valid_target).get(EARLY_STOPPING_METRIC, 0.0)
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.since_best = score, epoch, 0
+            # Only trainable parameters change: a CPU copy of them is the best model (frozen towers stay shared).
+            self.best_state = {name: parameter.detach().to("cpu", copy=True)
+                               for name, parameter in self.model.named_parameters() if parameter.requires_grad}
+        else:
+            self.since_best += 1
+        synchronize(self.device)
+        self.seconds += time.perf_counter() - started
+        self.model.train()
+        patience = self.eval_config["patience"]
+        return patience > 0 and self.since_best >= patience
+
+    @torch.no_grad()
+    def final(self, row: dict[str, Any]) -> None:
+        self.progress({"event": "phase", "phase": "test"})
+        started = time.perf_counter()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state, strict=False)
+        scorer = self._model_scorer()
+        split = self.split
+        for name, histories, targets in (("valid", split.valid_history, split.valid_target), ("test", split.test_history, split.test_target)):
+            for metric, value in self._metrics(scorer, histories, targets).items():
+                row[f"{name}_{metric}"] = value
+            if self.eval_config["baselines"] and name == "test":
+                for baseline, baseline_scorer in (("pop", PopularityScorer(split.item_counts, self.device)), ("random", RandomScorer(self.seed))):
+                    for metric, value in self._metrics(baseline_scorer, histories, targets).items():
+                        column = f"{baseline}_test_{metric}"
+                        if column in row:
+                            row[column] = value
+        synchronize(self.device)
+        self.seconds += time.perf_counter() - started
+        row["eval_s"] = self.seconds
+        row["best_epoch"] = self.best_epoch
+
+
+class Trainer:
+    def __init__(self, model, split, features, config, device, nvml, nvml_device, evaluator, row, progress):
+        self.model, self.split, self.features, self.config = model, split, features, config
+        self.train_config = config["train"]
+        self.device, self.evaluator, self.row, self.progress = device, evaluator, row, progress
+        self.profiler = TrainingProfiler(device, nvml, nvml_device, self.train_config["nvml_hz"])
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.train_config["lr"],
+                                           weight_decay=self.train_config["weight_decay"])
+        self.autocast = autocast_factory(self.train_config["precision"], device)
+        self.scaler = grad_scaler(self.train_config["precision"], device)
+        self.step_ms: list[float] = []
+        self.warmup_ms: list[float] = []
+        self.epoch_samples: list[float] = []
+        self.losses: list[float] = []
+        self.measured_sequences = 0
+        self.step = 0
+        self.stopped_early = False
+
+    def planned_steps(self) -> int:
+        planned = self.row["steps_per_epoch"] * self.train_config["epochs"]
+        return min(planned, self.train_config["max_steps"]) if self.train_config["max_steps"] else planned
+
+    def train_step(self, sequences: torch.Tensor) -> None:
+        batch = collate_train_batch(sequences, self.features, self.train_config["unique_items"])
+        if self.step == self.train_config["warmup_steps"]:
+            self.profiler.begin_energy()
+        with StepClock(self.device) as clock:
+            batch = batch.to(self.device)
+            with self.autocast():
+                loss = self.model.training_loss(batch.sequences, batch.features, batch.encoded_ids, batch.position_index)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+        self.step += 1
+        self.losses.append(float(loss.detach()))
+        if self.step <= self.train_config["warmup_steps"]:
+            self.warmup_ms.append(clock.elapsed_ms)
+        else:
+            self.step_ms.append(clock.elapsed_ms)
+            self.measured_sequences += sequences.shape[0]
+
+    def run(self) -> None:
+        self.row["steps_per_epoch"] = steps_per_epoch(self.split, self.train_config["batch_size"])
+        planned = self.planned_steps()
+        self.progress({"event": "phase", "phase": "train", "total_steps": planned})
+        generator = np.random.default_rng(self.config["seed"])
+        epochs, every = self.train_config["epochs"], self.config["eval"]["every"]
+        self.profiler.start()
+        self.model.train()
+        try:
+            for epoch in range(1, epochs + 1):
+                synchronize(self.device)
+                epoch_started = time.perf_counter()
+                cut = False
+                for sequences in iterate_train_batches(self.split, self.train_config["batch_size"], generator):
+                    self.train_step(sequences)
+                    self.progress({"event": "step", "step": self.step, "total_steps": planned, "loss": self.losses[-1]})
+                    if self.train_config["max_steps"] and self.step >= self.train_config["max_steps"]:
+                        cut = True
+                        break
+                synchronize(self.device)
+                if not cut:
+                    self.epoch_samples.append(time.perf_counter() - epoch_started)
+                last = cut or epoch == epochs
+                if self.evaluator is not None and (epoch % every == 0 or last):
+                    self.profiler.pause()  # evaluation is neither training time, memory nor energy
+                    stop = self.evaluator.validate(epoch)
+                    self.profiler.resume()
+                    if stop and not last:
+                        self.stopped_early = True
+                        break
+                if last:
                     break
-            synchronize(device)
-            if not cut:
-                epoch_samples.append(time.perf_counter() - epoch_started)
-            if cut:
-                break
-        if nvml_device is not None and energy_start is not None:
-            energy_end = energy_millijoules(nvml, nvml_device)
-    finally:
-        peaks = sampler.stop()
-        rss_peak = rss.stop()
-        alloc, reserved = torch_peaks_gib(device)
-        row.update(torch_peak_alloc_gib=alloc, torch_peak_reserved_gib=reserved, cpu_peak_rss_gib=rss_peak / GIB,
-                   nvml_peak_process_gib=peaks.process_peak_bytes / GIB if peaks.process_peak_bytes is not None else None,
-                   nvml_peak_device_gib=peaks.device_peak_bytes / GIB if peaks.device_peak_bytes is not None else None,
-                   nvml_samples=peaks.samples if sampler.available else None, nvml_hz=peaks.achieved_hz)
-        row["peak_mem_gib"], row["peak_mem_source"] = choose_peak_memory(
-            row["nvml_peak_process_gib"], reserved, row["cpu_peak_rss_gib"] if device.type == "cpu" else None)
-        _record_timing(row, step_ms, warmup_ms, epoch_samples, losses, measured_sequences, row["steps_per_epoch"])
-    if energy_start is not None and energy_end is not None and step_ms:
-        measured_j = (energy_end - energy_start) / 1000.0
-        row["energy_j_measured"] = measured_j
-        row["energy_j_per_epoch"] = measured_j / len(step_ms) * row["steps_per_epoch"]
+        finally:
+            self.row.update(self.profiler.stop())
+            self.record_timing()
 
-
-def _record_timing(row, step_ms, warmup_ms, epoch_samples, losses, measured_sequences, per_epoch) -> None:
-    summary = summarize_ms(step_ms)
-    row.update(step_ms=step_ms, warmup_ms=warmup_ms, measured_steps=len(step_ms), step_ms_median=summary["median"],
-               step_ms_p10=summary["p10"], step_ms_p90=summary["p90"], epoch_s_samples=epoch_samples,
-               epochs_run=len(epoch_samples), train_loss=losses, final_loss=losses[-1] if losses else None)
-    row["samples_per_s"] = measured_sequences / (sum(step_ms) / 1000.0) if step_ms else None
-    if epoch_samples:
-        # The first epoch carries the warm-up (allocator growth, kernel selection); later ones do not.
-        steady = epoch_samples[1:] or epoch_samples
-        row["epoch_s"], row["epoch_kind"] = float(np.median(steady)), "measured"
-    elif summary["median"] is not None:
-        row["epoch_s"], row["epoch_kind"] = summary["median"] * per_epoch / 1000.0, "estimated"
-
+    def record_timing(self) -> None:
+        row, per_epoch = self.row, self.row["steps_per_epoch"]
+        summary = summarize_ms(self.step_ms)
+        row.update(step_ms=self.step_ms, warmup_ms=self.warmup_ms, measured_steps=len(self.step_ms),
+                   step_ms_median=summary["median"], step_ms_p10=summary["p10"], step_ms_p90=summary["p90"],
+                   epoch_s_samples=self.epoch_samples, epochs_run=len(self.epoch_samples), train_loss=self.losses,
+                   final_loss=self.losses[-1] if self.losses else None, stopped_early=self.stopped_early)
+        row["samples_per_s"] = self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None
+        if self.epoch_samples:
+            # The first epoch carries the warm-up (allocator growth, kernel selection); later ones do not.
+            steady = self.epoch_samples[1:] or self.epoch_samples
+            row["epoch_s"], row["epoch_kind"] = float(np.median(steady)), "measured"
+        elif summary["median"] is not None:
+            row["epoch_s"], row["epoch_kind"] = summary["median"] * per_epoch / 1000.0, "estimated"
+        if row["energy_j_measured"] is not None and self.step_ms:
+            row["energy_j_per_epoch"] = row["energy_j_measured"] / len(self.step_ms) * per_epoch
