@@ -9,7 +9,7 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow gpu-check gpu-wheels lint clean
+.PHONY: setup demo test test-slow gpu-check gpu-wheels bench-import lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -44,6 +44,12 @@ gpu-wheels:
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		-d .whl polars==2.1.0 polars-runtime-32==2.1.0
+
+# `mmbench data import` on 1 million interactions (100k users x 10, 50k items with images).
+bench-import: setup
+	rm -rf /tmp/mmbench-large /tmp/mmbench-large-imported
+	$(PY) -m benchmark.data.large /tmp/mmbench-large
+	$(VENV)/bin/mmbench data import /tmp/mmbench-large --format amazon-iisan --out /tmp/mmbench-large-imported
 
 lint: setup
 	$(PY) -m pip install -q ruff && $(VENV)/bin/ruff check benchmark tests

@@ -239,5 +239,86 @@ def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
                      markup=False, highlight=False)
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and import them into mmbench's layout.")
+app.add_typer(data_app, name="data")
+
+
+class DataFormat(str, Enum):
+    amazon_iisan = "amazon-iisan"
+    microlens = "microlens"
+    recbole = "recbole"
+    mmbench = "mmbench"
+
+
+class OnError(str, Enum):
+    skip = "skip"
+    fail = "fail"
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Path = typer.Argument(..., help="dataset directory"),
+    data_format: DataFormat = typer.Option(..., "--format", help="amazon-iisan, microlens, recbole or mmbench"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Users, items, interactions, sequence lengths, items without text or image, and every problem found."""
+    from benchmark.data.importer import inspect_dataset
+
+    try:
+        report = inspect_dataset(path, data_format.value)
+    except MMBenchError as error:
+        _fail(error)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    lengths = report["sequence_length"]
+    lines = [
+        f"{report['path']} ({report['format']})",
+        f"users {report['users']}  items {report['items']}  interactions {report['interactions']}",
+        f"sequence length: min {lengths['min']}  p25 {lengths['p25']:g}  median {lengths['median']:g}  p75 {lengths['p75']:g}  "
+        f"max {lengths['max']}  mean {lengths['mean']:.2f}",
+        f"items without text {report['items_without_text']}  without image {report['items_without_image']}  "
+        f"unreadable images {report['unreadable_images']}  optional media {', '.join(report['optional_media']) or 'none'}",
+        f"problems {report['problems']['count']}" + "".join(f"  {kind}: {count}" for kind, count in report["problems"]["by_kind"].items()),
+        *[f"  {problem}" for problem in report["problems"]["first"]],
+    ]
+    for line in lines:
+        stdout.print(line, markup=False, highlight=False)
+
+
+@data_app.command("import")
+def data_import(
+    path: Path = typer.Argument(..., help="dataset directory"),
+    data_format: DataFormat = typer.Option(..., "--format", help="amazon-iisan, microlens or recbole"),
+    out: Path = typer.Option(..., "--out", help="directory to create (format `mmbench` in suites)"),
+    k_core: int = typer.Option(5, "--k-core", help="drop users and items with fewer interactions, repeatedly (0: off)"),
+    max_seq_len: int = typer.Option(10, "--max-seq-len", help="history length the suites will use (keeps the most recent items)"),
+    min_seq_len: int = typer.Option(3, "--min-seq-len", help="shorter sequences are problems (leave-one-out needs 3)"),
+    on_error: OnError = typer.Option(OnError.fail, "--on-error", help="skip bad rows with a summary, or fail writing nothing"),
+    verify_images: bool = typer.Option(False, "--verify-images", help="decode every image fully, not only its header"),
+    copy_media: bool = typer.Option(False, "--copy-media", help="copy images and media instead of linking them"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Convert a dataset once: k-core filter, most-recent truncation, item id remap; never half-written."""
+    from benchmark.data.importer import import_dataset
+
+    try:
+        summary = import_dataset(path, data_format.value, out, k_core, max_seq_len, min_seq_len, on_error.value,
+                                 verify_images, copy_media, force)
+    except MMBenchError as error:
+        _fail(error)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    read, written, skipped = summary["read"], summary["written"], summary["skipped"]
+    stdout.print(f"imported {path} -> {out} in {summary['seconds']:.1f} s", markup=False, highlight=False)
+    stdout.print(f"read    users {read['users']}  items {read['items']}  interactions {read['interactions']}", markup=False, highlight=False)
+    stdout.print(f"written users {written['users']}  items {written['items']}  interactions {written['interactions']}", markup=False, highlight=False)
+    stdout.print(f"skipped {skipped['count']} problem(s)" + "".join(f"  {k}: {c}" for k, c in skipped["by_kind"].items()), markup=False, highlight=False)
+    for problem in skipped["first"]:
+        stdout.print(f"  {problem}", markup=False, highlight=False)
+
+
 def main() -> None:
     app()

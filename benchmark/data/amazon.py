@@ -24,6 +24,9 @@ class RawDataset:
     sequences: list[list[int]]
     # Optional modalities: per item a .npy clip (uint8 [frames, 3, s, s]) / spectrogram ([frames, mels]), or None.
     extra_paths: dict[str, list[Path | None]] = field(default_factory=dict)
+    # Images in an LMDB (key: item id, value: encoded image bytes) instead of a folder.
+    image_lmdb: Path | None = None
+    problems: list[str] = field(default_factory=list)  # rows skipped under on_error="skip"
 
     @property
     def n_items(self) -> int:
@@ -39,14 +42,18 @@ class RawDataset:
                 stat = paths[index].stat() if paths[index] is not None else None
                 stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-")
             digest.update(f"{key}\t{title}\t{' '.join(stamps)}\n".encode())
+        if self.image_lmdb is not None:
+            for file in sorted(self.image_lmdb.glob("*.mdb")):
+                digest.update(f"{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}".encode())
         return digest.hexdigest()[:16]
 
     def media_paths(self, modality: str) -> list[Path | None]:
         return self.image_paths if modality == "image" else self.extra_paths.get(modality, [None] * self.n_items)
 
 
-def raise_if_problems(problems: list[str], what: str) -> None:
-    if problems:
+def raise_if_problems(problems: list[str], what: str, on_error: str = "fail") -> None:
+    """Stop with every problem listed, unless the caller chose to skip bad rows (then they are kept for the summary)."""
+    if problems and on_error == "fail":
         shown = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
         more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
         raise DatasetError(f"{len(problems)} problem(s) in {what}:\n  {shown}{more}")
@@ -67,41 +74,64 @@ def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str]) -> Itera
             yield line_number, fields
 
 
-def read_amazon_iisan(directory: Path) -> RawDataset:
+class ItemTable:
+    """Items in file order with internal ids 1..n; duplicates and empty titles become problems."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.titles: list[str] = []
+
+    def add(self, key: str, title: str, where: str, problems: list[str], on_error: str) -> None:
+        key, title = key.strip(), title.strip()
+        if key in self.index:
+            problems.append(f"{where}: duplicate item id '{key}'")
+            return
+        if not title:
+            problems.append(f"{where}: empty title for item '{key}'")
+            if on_error == "skip":
+                return  # the item goes; sequences that mention it count it as unknown
+        self.index[key] = len(self.keys) + 1
+        self.keys.append(key)
+        self.titles.append(title)
+
+
+def read_sequences(rows: Iterator[tuple[int, str, str]], path: Path, item_index: dict[str, int], items_file: str,
+                   problems: list[str]) -> tuple[list[str], list[list[int]]]:
+    """(user keys, sequences of internal ids) from (line number, user, space-separated item ids) rows."""
+    user_keys: list[str] = []
+    sequences: list[list[int]] = []
+    for line_number, user, item_ids in rows:
+        sequence = []
+        for key in item_ids.split():
+            if key not in item_index:
+                problems.append(f"{path}:{line_number}: unknown item id '{key}' (not in {items_file})")
+                continue
+            sequence.append(item_index[key])
+        user_keys.append(user.strip())
+        sequences.append(sequence)
+    return user_keys, sequences
+
+
+def read_amazon_iisan(directory: Path, on_error: str = "fail") -> RawDataset:
     items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
     for required in (items_path, users_path):
         if not required.is_file():
             raise DatasetError(f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)")
     problems: list[str] = []
-    item_index: dict[str, int] = {}
-    item_keys: list[str] = []
-    titles: list[str] = []
+    items = ItemTable()
     for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems):
-        key, title = key.strip(), title.strip()
-        if key in item_index:
-            problems.append(f"{items_path}:{line_number}: duplicate item id '{key}'")
-            continue
-        if not title:
-            problems.append(f"{items_path}:{line_number}: empty title for item '{key}'")
-        item_index[key] = len(item_keys) + 1
-        item_keys.append(key)
-        titles.append(title)
-    raise_if_problems(problems, str(items_path))
-    user_keys: list[str] = []
-    sequences: list[list[int]] = []
-    for line_number, (user, items) in tsv_rows(users_path, ("user_id", "item ids"), problems):
-        sequence = []
-        for key in items.split():
-            if key not in item_index:
-                problems.append(f"{users_path}:{line_number}: unknown item id '{key}' (not in items.tsv)")
-                continue
-            sequence.append(item_index[key])
-        user_keys.append(user.strip())
-        sequences.append(sequence)
-    raise_if_problems(problems, str(users_path))
-    return RawDataset(str(directory), item_keys, titles, media_files(image_dir, item_keys, ".jpg"), user_keys, sequences,
-                      {modality: media_files(directory / modality, item_keys, ".npy") for modality in ("video", "audio")
-                       if (directory / modality).is_dir()})
+        items.add(key, title, f"{items_path}:{line_number}", problems, on_error)
+    raise_if_problems(problems, str(items_path), on_error)
+    rows = ((line_number, user, item_ids) for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems))
+    user_keys, sequences = read_sequences(rows, users_path, items.index, "items.tsv", problems)
+    raise_if_problems(problems, str(users_path), on_error)
+    lmdb_path = directory / "images.lmdb"
+    use_lmdb = lmdb_path.exists() and not image_dir.is_dir()
+    return RawDataset(str(directory), items.keys, items.titles, media_files(image_dir, items.keys, ".jpg"), user_keys, sequences,
+                      {modality: media_files(directory / modality, items.keys, ".npy") for modality in ("video", "audio")
+                       if (directory / modality).is_dir()},
+                      image_lmdb=lmdb_path if use_lmdb else None, problems=problems)
 
 
 def media_files(folder: Path, item_keys: list[str], suffix: str) -> list[Path | None]:

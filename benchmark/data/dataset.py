@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from benchmark.data.amazon import RawDataset, read_amazon_iisan
-from benchmark.data.microlens import read_microlens
+from benchmark.data.readers import read_dataset
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.errors import DatasetError
 
@@ -19,11 +20,7 @@ def load_raw_dataset(dataset_config: dict[str, Any]) -> RawDataset:
     data_format = dataset_config["format"]
     if data_format == "synthetic":
         return read_amazon_iisan(ensure_synthetic(dataset_config["options"]))
-    if data_format == "amazon-iisan":
-        return read_amazon_iisan(Path(dataset_config["path"]))
-    if data_format == "microlens":
-        return read_microlens(Path(dataset_config["path"]))
-    raise DatasetError(f"no reader for dataset format '{data_format}'")
+    return read_dataset(data_format, Path(dataset_config["path"]))
 
 
 @dataclass
@@ -111,15 +108,38 @@ def load_images(raw: RawDataset, image_size: int) -> torch.Tensor:
     from PIL import Image
 
     pixels = torch.zeros((raw.n_items + 1, 3, image_size, image_size), dtype=torch.uint8)
-    _require_media(raw, "image", "images/")
-    for index, path in enumerate(raw.image_paths, start=1):
+    for index, (where, source) in enumerate(image_sources(raw), start=1):
         try:
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
                 pixels[index] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
         except OSError as error:
-            raise DatasetError(f"{path}: unreadable image for item '{raw.item_keys[index - 1]}': {error}") from error
+            raise DatasetError(f"{where}: unreadable image for item '{raw.item_keys[index - 1]}': {error}") from error
     return pixels
+
+
+def image_sources(raw: RawDataset) -> Iterator[tuple[str, Any]]:
+    """(where, file or bytes stream) per item, in item order; missing images are one error listing them."""
+    if raw.image_lmdb is None:
+        for path in _require_media(raw, "image", "images/"):
+            yield str(path), path
+        return
+    try:
+        import lmdb
+    except ImportError as error:
+        raise DatasetError(f"{raw.image_lmdb}: reading images from LMDB needs the lmdb package (pip install lmdb)") from error
+    environment = lmdb.open(str(raw.image_lmdb), readonly=True, lock=False, subdir=raw.image_lmdb.is_dir())
+    try:
+        with environment.begin() as transaction:
+            values = [transaction.get(key.encode()) for key in raw.item_keys]
+        missing = [key for key, value in zip(raw.item_keys, values) if value is None]
+        if missing:
+            listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise DatasetError(f"{raw.image_lmdb}: {len(missing)} of {raw.n_items} items have no image in the LMDB ({listed})")
+        for key, value in zip(raw.item_keys, values):
+            yield f"{raw.image_lmdb}[{key}]", io.BytesIO(value)
+    finally:
+        environment.close()
 
 
 @dataclass

@@ -48,6 +48,15 @@ FORMATS = {
         description="*_pairs.tsv (user, item ids oldest first), titles CSV (item_id,title), *covers/<item_id>.jpg, "
                     "optional video/ and audio/ <item_id>.npy",
     ),
+    "recbole": DatasetFormat(
+        "recbole", needs_path=True, options={},
+        description="RecBole atomic files: <name>.inter (user_id, item_id, timestamp) and <name>.item (item_id, title), "
+                    "optional images/<item_id>.jpg",
+    ),
+    "mmbench": DatasetFormat(
+        "mmbench", needs_path=True, options={},
+        description="the output of `mmbench data import`: filtered, truncated, remapped, ready to split",
+    ),
 }
 
 

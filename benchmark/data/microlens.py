@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from benchmark.data.amazon import RawDataset, media_files, raise_if_problems, tsv_rows
+from benchmark.data.amazon import ItemTable, RawDataset, media_files, raise_if_problems, read_sequences, tsv_rows
 from benchmark.errors import DatasetError
 
 
@@ -25,47 +25,27 @@ def _covers_folder(directory: Path) -> Path:
     return candidates[0] if candidates else directory / "covers"
 
 
-def read_microlens(directory: Path) -> RawDataset:
+def read_microlens(directory: Path, on_error: str = "fail") -> RawDataset:
     pairs_path = _one(directory, "*_pairs.tsv", "interaction file")
     titles_path = _one(directory, "*.csv", "titles CSV")
     problems: list[str] = []
-    item_index: dict[str, int] = {}
-    item_keys: list[str] = []
-    titles: list[str] = []
+    items = ItemTable()
     with open(titles_path, encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:2]] != ["item_id", "title"]:
             raise DatasetError(f"{titles_path}:1: expected the header 'item_id,title', got {header}")
         for row in reader:
-            line_number = reader.line_num
             if not row:
                 continue
             if len(row) != 2:
-                problems.append(f"{titles_path}:{line_number}: expected 2 fields (item_id, title), got {len(row)}")
+                problems.append(f"{titles_path}:{reader.line_num}: expected 2 fields (item_id, title), got {len(row)}")
                 continue
-            key, title = row[0].strip(), row[1].strip()
-            if key in item_index:
-                problems.append(f"{titles_path}:{line_number}: duplicate item id '{key}'")
-                continue
-            if not title:
-                problems.append(f"{titles_path}:{line_number}: empty title for item '{key}'")
-            item_index[key] = len(item_keys) + 1
-            item_keys.append(key)
-            titles.append(title)
-    raise_if_problems(problems, str(titles_path))
-    user_keys: list[str] = []
-    sequences: list[list[int]] = []
-    for line_number, (user, items) in tsv_rows(pairs_path, ("user", "item ids"), problems):
-        sequence = []
-        for key in items.split():
-            if key not in item_index:
-                problems.append(f"{pairs_path}:{line_number}: unknown item id '{key}' (not in {titles_path.name})")
-                continue
-            sequence.append(item_index[key])
-        user_keys.append(user.strip())
-        sequences.append(sequence)
-    raise_if_problems(problems, str(pairs_path))
-    extra = {m: media_files(directory / m, item_keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()}
-    return RawDataset(str(directory), item_keys, titles, media_files(_covers_folder(directory), item_keys, ".jpg"),
-                      user_keys, sequences, extra)
+            items.add(row[0], row[1], f"{titles_path}:{reader.line_num}", problems, on_error)
+    raise_if_problems(problems, str(titles_path), on_error)
+    rows = ((line_number, user, item_ids) for line_number, (user, item_ids) in tsv_rows(pairs_path, ("user", "item ids"), problems))
+    user_keys, sequences = read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
+    raise_if_problems(problems, str(pairs_path), on_error)
+    extra = {m: media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()}
+    return RawDataset(str(directory), items.keys, items.titles, media_files(_covers_folder(directory), items.keys, ".jpg"),
+                      user_keys, sequences, extra, problems=problems)

@@ -1,0 +1,199 @@
+"""`mmbench data inspect` and `mmbench data import`: look at a dataset, and convert it once into the
+internal layout (k-core filter, most-recent truncation, item id remap, ready for the leave-one-out
+split) so every later run starts fast. An import writes into a staging directory and renames it
+into place at the end: a failed or killed import never leaves a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.data.amazon import RawDataset
+from benchmark.data.readers import IMPORT_MANIFEST, read_dataset
+from benchmark.errors import DatasetError
+
+MAX_LISTED = 10
+
+
+def problem_kind(problem: str) -> str:
+    for kind in ("expected", "duplicate item id", "empty title", "unknown item id", "no image", "unreadable image",
+                 "fewer than the minimum", "not a number"):
+        if kind in problem:
+            return {"expected": "wrong number of fields"}.get(kind, kind)
+    return "other"
+
+
+def _summarise_problems(problems: list[str]) -> dict[str, Any]:
+    return {"count": len(problems), "by_kind": dict(Counter(problem_kind(p) for p in problems)), "first": problems[:MAX_LISTED]}
+
+
+def _length_distribution(sequences: list[list[int]]) -> dict[str, float]:
+    lengths = np.asarray([len(s) for s in sequences] or [0])
+    return {"min": int(lengths.min()), "p25": float(np.percentile(lengths, 25)), "median": float(np.median(lengths)),
+            "p75": float(np.percentile(lengths, 75)), "max": int(lengths.max()), "mean": float(lengths.mean())}
+
+
+def check_images(raw: RawDataset, verify: bool) -> list[str]:
+    """One problem per item whose image is missing or unreadable (header check; full decode with `verify`)."""
+    from PIL import Image
+
+    if raw.image_lmdb is not None:
+        from benchmark.data.dataset import image_sources
+
+        try:
+            sources = list(image_sources(raw))
+        except DatasetError as error:
+            return [str(error)]
+    else:
+        sources = [(str(path), path) if path is not None else (None, None) for path in raw.image_paths]
+    problems = []
+    for key, (where, source) in zip(raw.item_keys, sources):
+        if source is None:
+            problems.append(f"item '{key}': no image")
+            continue
+        try:
+            with Image.open(source) as image:
+                if verify:
+                    image.verify()
+        except Exception as error:  # noqa: BLE001 - PIL raises many types for a bad file; each is "unreadable"
+            problems.append(f"{where}: unreadable image for item '{key}' ({type(error).__name__})")
+    return problems
+
+
+def inspect_dataset(path: Path, data_format: str, check_media: bool = True) -> dict[str, Any]:
+    raw = read_dataset(data_format, path, on_error="skip")
+    problems = list(raw.problems)
+    has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
+    if check_media and has_images:
+        problems += check_images(raw, verify=False)
+    kinds = Counter(problem_kind(p) for p in problems)
+    return {
+        "path": str(path), "format": data_format,
+        "users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences)),
+        "sequence_length": _length_distribution(raw.sequences),
+        "items_without_text": kinds.get("empty title", 0),
+        "items_without_image": kinds.get("no image", 0) if has_images else raw.n_items,
+        "unreadable_images": kinds.get("unreadable image", 0),
+        "optional_media": sorted(raw.extra_paths),
+        "problems": _summarise_problems(problems),
+    }
+
+
+def k_core(users: list[tuple[str, np.ndarray]], n_items: int, k: int) -> list[tuple[str, np.ndarray]]:
+    """Drop users and items with fewer than k interactions, repeatedly, until none remain."""
+    if k <= 1:
+        return users
+    while True:
+        flat = np.concatenate([s for _, s in users]) if users else np.zeros(0, dtype=np.int64)
+        keep_item = np.bincount(flat, minlength=n_items + 1) >= k
+        filtered = [(user, s[keep_item[s]]) for user, s in users]
+        filtered = [(user, s) for user, s in filtered if len(s) >= k]
+        if sum(len(s) for _, s in filtered) == len(flat):
+            return filtered
+        users = filtered
+
+
+def import_dataset(source: Path, data_format: str, out: Path, k: int = 5, max_seq_len: int = 10, min_seq_len: int = 3,
+                   on_error: str = "fail", verify_images: bool = False, copy_media: bool = False, force: bool = False) -> dict[str, Any]:
+    started = time.perf_counter()
+    if out.exists() and not force:
+        raise DatasetError(f"{out} already exists (use --force to replace it)")
+    raw = read_dataset(data_format, source, on_error)
+    problems = list(raw.problems)
+    has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
+    bad = np.zeros(raw.n_items + 1, dtype=bool)
+    if has_images:
+        image_problems = check_images(raw, verify_images)
+        problems += image_problems
+        index = {key: position + 1 for position, key in enumerate(raw.item_keys)}
+        for problem in image_problems:
+            if "item '" in problem:
+                bad[index[problem.split("item '", 1)[1].split("'", 1)[0]]] = True
+    for user, sequence in zip(raw.user_keys, raw.sequences):
+        if len(sequence) < min_seq_len:
+            problems.append(f"user '{user}': {len(sequence)} items, fewer than the minimum {min_seq_len}")
+    if problems and on_error == "fail":
+        shown = "\n  ".join(problems[:MAX_LISTED])
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise DatasetError(f"{len(problems)} problem(s) in {source} (nothing was written; --on-error skip drops the bad rows):\n  {shown}{more}")
+    users = [(user, np.asarray(s, dtype=np.int64)) for user, s in zip(raw.user_keys, raw.sequences) if len(s) >= min_seq_len]
+    users = [(user, s[~bad[s]]) for user, s in users]
+    users = k_core([(user, s) for user, s in users if len(s) >= min_seq_len], raw.n_items, k)
+    # Keep what the leave-one-out split reads: the last max_seq_len + 1 training items, then valid and test.
+    users = [(user, s[-(max_seq_len + 3):]) for user, s in users if len(s) >= min_seq_len]
+    sequences = [s for _, s in users]
+    if not sequences:
+        raise DatasetError(f"{source}: no user is left after filtering (k-core {k}, minimum length {min_seq_len})")
+    kept_items = np.unique(np.concatenate(sequences))
+    new_id = np.zeros(raw.n_items + 1, dtype=np.int64)
+    new_id[kept_items] = np.arange(1, len(kept_items) + 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    try:
+        _write_layout(staging, raw, kept_items, new_id, users, copy_media)
+        summary = {
+            "source": str(source), "format": data_format, "out": str(out),
+            "options": {"k_core": k, "max_seq_len": max_seq_len, "min_seq_len": min_seq_len, "on_error": on_error},
+            "read": {"users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences))},
+            "written": {"users": len(sequences), "items": int(len(kept_items)), "interactions": int(sum(len(s) for s in sequences)),
+                        "split": {"train_sequences": sum(1 for s in sequences if len(s) >= 4), "valid": len(sequences), "test": len(sequences)}},
+            "skipped": _summarise_problems(problems),
+            "seconds": None,
+        }
+        summary["seconds"] = time.perf_counter() - started
+        (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _write_layout(directory: Path, raw: RawDataset, kept_items: np.ndarray, new_id: np.ndarray,
+                  users: list[tuple[str, np.ndarray]], copy_media: bool) -> None:
+    with open(directory / "items.tsv", "w", encoding="utf-8") as items, open(directory / "item_map.tsv", "w", encoding="utf-8") as mapping:
+        mapping.write("item_id\toriginal_item_id\n")
+        for old in kept_items:
+            items.write(f"{new_id[old]}\t{raw.titles[old - 1]}\n")
+            mapping.write(f"{new_id[old]}\t{raw.item_keys[old - 1]}\n")
+    with open(directory / "users.tsv", "w", encoding="utf-8") as handle:
+        for user, sequence in users:
+            handle.write(f"{user}\t{' '.join(map(str, new_id[sequence].tolist()))}\n")
+    _write_media(directory, raw, kept_items, new_id, copy_media)
+
+
+def _write_media(directory: Path, raw: RawDataset, kept_items: np.ndarray, new_id: np.ndarray, copy_media: bool) -> None:
+    def place(source: Path, target: Path) -> None:
+        if copy_media:
+            shutil.copyfile(source, target)
+        else:
+            target.symlink_to(source.resolve())
+
+    if raw.image_lmdb is not None:
+        from benchmark.data.dataset import image_sources
+
+        (directory / "images").mkdir()
+        sources = list(image_sources(raw))
+        for old in kept_items:
+            (directory / "images" / f"{new_id[old]}.jpg").write_bytes(sources[old - 1][1].getvalue())
+    elif any(p is not None for p in raw.image_paths):
+        (directory / "images").mkdir()
+        for old in kept_items:
+            if raw.image_paths[old - 1] is not None:
+                place(raw.image_paths[old - 1], directory / "images" / f"{new_id[old]}.jpg")
+    for modality, paths in raw.extra_paths.items():
+        (directory / modality).mkdir()
+        for old in kept_items:
+            if paths[old - 1] is not None:
+                place(paths[old - 1], directory / modality / f"{new_id[old]}.npy")

@@ -1,0 +1,86 @@
+"""Reader for RecBole atomic files: `<name>.inter` (`user_id:token item_id:token timestamp:float`, tab-separated,
+with a typed header) and `<name>.item` (`item_id:token` and a title column), optional `images/<item_id>.jpg`.
+Each user's interactions are sorted by timestamp, ties kept in file order (a stable sort)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.data.amazon import ItemTable, RawDataset, media_files, raise_if_problems
+from benchmark.data.microlens import _one
+from benchmark.errors import DatasetError
+
+TITLE_COLUMNS = ("title", "item_title", "movie_title", "name")
+
+
+def _header(path: Path) -> tuple[list[str], object]:
+    handle = open(path, encoding="utf-8")
+    first = handle.readline().rstrip("\n")
+    names = [column.split(":", 1)[0].strip() for column in first.split("\t")]
+    return names, handle
+
+
+def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: bool = True) -> int | None:
+    for name in wanted:
+        if name in names:
+            return names.index(name)
+    if required:
+        raise DatasetError(f"{path}:1: header has no {' or '.join(wanted)} column (columns: {', '.join(names)})")
+    return None
+
+
+def read_recbole(directory: Path, on_error: str = "fail") -> RawDataset:
+    inter_path = _one(directory, "*.inter", "interaction file")
+    item_path = _one(directory, "*.item", "item file")
+    problems: list[str] = []
+    items = ItemTable()
+    names, handle = _header(item_path)
+    with handle:
+        id_column = _column(names, ("item_id",), item_path)
+        title_column = _column(names, TITLE_COLUMNS, item_path)
+        for line_number, line in enumerate(handle, start=2):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != len(names):
+                problems.append(f"{item_path}:{line_number}: expected {len(names)} tab-separated fields, got {len(fields)}")
+                continue
+            items.add(fields[id_column], fields[title_column], f"{item_path}:{line_number}", problems, on_error)
+    raise_if_problems(problems, str(item_path), on_error)
+    names, handle = _header(inter_path)
+    per_user: dict[str, list[tuple[float, int, str]]] = {}
+    with handle:
+        user_column = _column(names, ("user_id",), inter_path)
+        item_column = _column(names, ("item_id",), inter_path)
+        time_column = _column(names, ("timestamp",), inter_path, required=False)
+        for line_number, line in enumerate(handle, start=2):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != len(names):
+                problems.append(f"{inter_path}:{line_number}: expected {len(names)} tab-separated fields, got {len(fields)}")
+                continue
+            try:
+                timestamp = float(fields[time_column]) if time_column is not None else 0.0
+            except ValueError:
+                problems.append(f"{inter_path}:{line_number}: timestamp '{fields[time_column]}' is not a number")
+                continue
+            per_user.setdefault(fields[user_column].strip(), []).append((timestamp, line_number, fields[item_column].strip()))
+    # One sequence per user, oldest first; ties keep file order. Unknown items are reported at their own line.
+    user_keys: list[str] = []
+    sequences: list[list[int]] = []
+    for user, interactions in per_user.items():
+        interactions.sort(key=lambda entry: (entry[0], entry[1]))
+        sequence = []
+        for _, line_number, key in interactions:
+            if key not in items.index:
+                problems.append(f"{inter_path}:{line_number}: unknown item id '{key}' (not in {item_path.name})")
+                continue
+            sequence.append(items.index[key])
+        user_keys.append(user)
+        sequences.append(sequence)
+    raise_if_problems(problems, str(inter_path), on_error)
+    return RawDataset(str(directory), items.keys, items.titles, media_files(directory / "images", items.keys, ".jpg"),
+                      user_keys, sequences, problems=problems)
