@@ -90,7 +90,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             if preset.modality != modality:
                 validator.problem(("towers", index, modality, "preset"), f"preset '{tower['preset']}' is a {preset.modality} tower, not {modality}")
             if tower["weights"] != "random":
-                weights_dir = _resolve(tower["weights"], suite_dir)
+                weights_dir = resolve_weights(tower["weights"], suite_dir)
                 if not weights_dir.is_dir():
                     validator.problem(("towers", index, modality, "weights"), f"local weights directory not found: {tower['weights']} (use 'random' for architecture-only towers)")
                 else:
@@ -175,6 +175,20 @@ def _check_unique(names: list[str], section: str, validator: Validator, what: st
         if name in seen:
             validator.problem((section, index), f"duplicate {what} '{name}'{hint}")
         seen.add(name)
+
+
+def resolve_weights(text: str, suite_dir: Path) -> Path:
+    """A local checkpoint directory: a path (relative to the working or suite directory), or
+    `package:<module>/<folder>` for weights shipped inside an installed Python package."""
+    if text.startswith("package:"):
+        import importlib.util
+
+        module, _, folder = text.removeprefix("package:").partition("/")
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            return Path(f"<package {module} not installed>")
+        return (Path(spec.origin).parent / folder).resolve()
+    return _resolve(text, suite_dir)
 
 
 def _resolve(path_text: str, suite_dir: Path) -> Path:
