@@ -187,3 +187,21 @@ def test_an_incomplete_build_is_refused():
     with pytest.raises(RuntimeError, match="covered 2 of 4 items"):
         build_cache(key, 4, 1, 4, iter([(torch.tensor([1, 2]), torch.ones(2, 1, 4))]))
     assert find_cache(key) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cached_training_keeps_the_towers_off_the_gpu(write_suite):
+    from benchmark.results.schema import empty_row
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+    from benchmark.train.loop import run_cell
+
+    methods = "[{name: iisan, options: {layer_stride: 1}}, {name: iisan_cached, options: {layer_stride: 1}}]"
+    peaks = {}
+    for cell in expand_cells(load_suite(write_suite(methods=methods, max_steps=4), ["train.device=cuda"])):
+        row = empty_row()
+        run_cell(cell.config, row, lambda message: None)
+        peaks[cell.config["method"]["name"]] = row["torch_peak_alloc_gib"]
+    tower_bytes = (4_400_000 + 420_000) * 4 / 1024**3  # bert-tiny + vit-micro weights in fp32, roughly
+    assert peaks["iisan_cached"] < peaks["iisan"] - 0.5 * tower_bytes

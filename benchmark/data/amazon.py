@@ -126,12 +126,16 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail") -> RawDataset:
     rows = ((line_number, user, item_ids) for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems))
     user_keys, sequences = read_sequences(rows, users_path, items.index, "items.tsv", problems)
     raise_if_problems(problems, str(users_path), on_error)
-    lmdb_path = directory / "images.lmdb"
-    use_lmdb = lmdb_path.exists() and not image_dir.is_dir()
     return RawDataset(str(directory), items.keys, items.titles, media_files(image_dir, items.keys, ".jpg"), user_keys, sequences,
                       {modality: media_files(directory / modality, items.keys, ".npy") for modality in ("video", "audio")
                        if (directory / modality).is_dir()},
-                      image_lmdb=lmdb_path if use_lmdb else None, problems=problems)
+                      image_lmdb=image_lmdb(directory, image_dir), problems=problems)
+
+
+def image_lmdb(directory: Path, image_dir: Path) -> Path | None:
+    """`images.lmdb` beside the data, used when there is no image folder."""
+    path = directory / "images.lmdb"
+    return path if path.exists() and not image_dir.is_dir() else None
 
 
 def media_files(folder: Path, item_keys: list[str], suffix: str) -> list[Path | None]:

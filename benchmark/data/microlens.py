@@ -1,5 +1,5 @@
 """Reader for the MicroLens layout: `*_pairs.tsv` (user<TAB>item ids oldest first), a titles CSV
-(`item_id,title`, with header), covers as `<item_id>.jpg` in a `*covers` folder, and optional
+(`item_id,title`, with header), covers as `<item_id>.jpg` in a `*covers` folder (or `images.lmdb`), and optional
 `video/<item_id>.npy` (uint8 [frames, 3, size, size]) and `audio/<item_id>.npy` ([frames, mel bins])
 arrays for the video and audio towers (decode the raw media to these arrays once, beforehand)."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from benchmark.data.amazon import ItemTable, RawDataset, media_files, raise_if_problems, read_sequences, tsv_rows
+from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, read_sequences, tsv_rows
 from benchmark.errors import DatasetError
 
 
@@ -47,5 +47,6 @@ def read_microlens(directory: Path, on_error: str = "fail") -> RawDataset:
     user_keys, sequences = read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
     raise_if_problems(problems, str(pairs_path), on_error)
     extra = {m: media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()}
-    return RawDataset(str(directory), items.keys, items.titles, media_files(_covers_folder(directory), items.keys, ".jpg"),
-                      user_keys, sequences, extra, problems=problems)
+    covers = _covers_folder(directory)
+    return RawDataset(str(directory), items.keys, items.titles, media_files(covers, items.keys, ".jpg"),
+                      user_keys, sequences, extra, image_lmdb=image_lmdb(directory, covers), problems=problems)

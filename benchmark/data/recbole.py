@@ -1,12 +1,13 @@
 """Reader for RecBole atomic files: `<name>.inter` (`user_id:token item_id:token timestamp:float`, tab-separated,
-with a typed header) and `<name>.item` (`item_id:token` and a title column), optional `images/<item_id>.jpg`.
+with a typed header) and `<name>.item` (`item_id:token` and a title column), optional `images/<item_id>.jpg`
+(or `images.lmdb`).
 Each user's interactions are sorted by timestamp, ties kept in file order (a stable sort)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.amazon import ItemTable, RawDataset, media_files, raise_if_problems
+from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems
 from benchmark.data.microlens import _one
 from benchmark.errors import DatasetError
 
@@ -83,4 +84,4 @@ def read_recbole(directory: Path, on_error: str = "fail") -> RawDataset:
         sequences.append(sequence)
     raise_if_problems(problems, str(inter_path), on_error)
     return RawDataset(str(directory), items.keys, items.titles, media_files(directory / "images", items.keys, ".jpg"),
-                      user_keys, sequences, problems=problems)
+                      user_keys, sequences, image_lmdb=image_lmdb(directory, directory / "images"), problems=problems)

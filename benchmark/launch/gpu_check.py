@@ -52,10 +52,13 @@ def main() -> int:
     if out is not None:
         _bundle(results, out)
     report_code = _mmbench("report", "--results", str(results), "--suite", "gpu-check")
+    print("$ pytest -m gpu (the GPU-only tests)", file=sys.stderr, flush=True)
+    test_code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
+                                 "tests/test_profile.py", "tests/test_precision.py", "tests/test_iisan.py"])
     if out is not None:
         _mmbench("report", "--results", str(results), "--suite", "gpu-check", "--format", "md", stdout_path=out / "report.md")
         _mmbench("report", "--results", str(results), "--suite", "gpu-check", "--format", "json", stdout_path=out / "report.json")
-    return run_code or report_code
+    return run_code or report_code or test_code
 
 
 if __name__ == "__main__":
