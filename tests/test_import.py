@@ -64,7 +64,7 @@ def test_recbole_problems_name_file_and_line(tmp_path):
         read_dataset("recbole", directory)
     message = str(caught.value)
     assert "toy.inter:2: timestamp 'soon' is not a number" in message
-    assert "toy.inter:4: expected 3 tab-separated fields, got 2" in message
+    assert "toy.inter:4: expected 3 tab-separated fields (user_id, item_id, timestamp), got 2" in message
     assert "toy.inter:3: unknown item id 'zz'" in message
     with pytest.raises(DatasetError, match="toy.item:1: header has no title"):
         read_dataset("recbole", recbole(tmp_path / "t", "user_id:token\titem_id:token\n", "item_id:token\tgenre:token\na\tx\n"))

@@ -59,13 +59,13 @@ def raise_if_problems(problems: list[str], what: str, on_error: str = "fail") ->
         raise DatasetError(f"{len(problems)} problem(s) in {what}:\n  {shown}{more}")
 
 
-def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str]) -> Iterator[tuple[int, list[str]]]:
+def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str], skip_lines: int = 0) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank line with exactly len(columns) tab-separated fields;
     other lines become problems naming file and line."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             line = line.rstrip("\n")
-            if not line.strip():
+            if line_number <= skip_lines or not line.strip():
                 continue
             fields = line.split("\t")
             if len(fields) != len(columns):

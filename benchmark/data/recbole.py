@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems
+from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, tsv_rows
 from benchmark.data.microlens import _one
 from benchmark.errors import DatasetError
 
 TITLE_COLUMNS = ("title", "item_title", "movie_title", "name")
 
 
-def _header(path: Path) -> tuple[list[str], object]:
-    handle = open(path, encoding="utf-8")
-    first = handle.readline().rstrip("\n")
-    names = [column.split(":", 1)[0].strip() for column in first.split("\t")]
-    return names, handle
+def _header(path: Path) -> list[str]:
+    """Column names of an atomic file's typed header (`name:type` per column)."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline().rstrip("\n")
+    return [column.split(":", 1)[0].strip() for column in first.split("\t")]
 
 
 def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: bool = True) -> int | None:
@@ -35,40 +35,24 @@ def read_recbole(directory: Path, on_error: str = "fail") -> RawDataset:
     item_path = _one(directory, "*.item", "item file")
     problems: list[str] = []
     items = ItemTable()
-    names, handle = _header(item_path)
-    with handle:
-        id_column = _column(names, ("item_id",), item_path)
-        title_column = _column(names, TITLE_COLUMNS, item_path)
-        for line_number, line in enumerate(handle, start=2):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != len(names):
-                problems.append(f"{item_path}:{line_number}: expected {len(names)} tab-separated fields, got {len(fields)}")
-                continue
-            items.add(fields[id_column], fields[title_column], f"{item_path}:{line_number}", problems, on_error)
+    names = _header(item_path)
+    id_column = _column(names, ("item_id",), item_path)
+    title_column = _column(names, TITLE_COLUMNS, item_path)
+    for line_number, fields in tsv_rows(item_path, tuple(names), problems, skip_lines=1):
+        items.add(fields[id_column], fields[title_column], f"{item_path}:{line_number}", problems, on_error)
     raise_if_problems(problems, str(item_path), on_error)
-    names, handle = _header(inter_path)
+    names = _header(inter_path)
     per_user: dict[str, list[tuple[float, int, str]]] = {}
-    with handle:
-        user_column = _column(names, ("user_id",), inter_path)
-        item_column = _column(names, ("item_id",), inter_path)
-        time_column = _column(names, ("timestamp",), inter_path, required=False)
-        for line_number, line in enumerate(handle, start=2):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != len(names):
-                problems.append(f"{inter_path}:{line_number}: expected {len(names)} tab-separated fields, got {len(fields)}")
-                continue
-            try:
-                timestamp = float(fields[time_column]) if time_column is not None else 0.0
-            except ValueError:
-                problems.append(f"{inter_path}:{line_number}: timestamp '{fields[time_column]}' is not a number")
-                continue
-            per_user.setdefault(fields[user_column].strip(), []).append((timestamp, line_number, fields[item_column].strip()))
+    user_column = _column(names, ("user_id",), inter_path)
+    item_column = _column(names, ("item_id",), inter_path)
+    time_column = _column(names, ("timestamp",), inter_path, required=False)
+    for line_number, fields in tsv_rows(inter_path, tuple(names), problems, skip_lines=1):
+        try:
+            timestamp = float(fields[time_column]) if time_column is not None else 0.0
+        except ValueError:
+            problems.append(f"{inter_path}:{line_number}: timestamp '{fields[time_column]}' is not a number")
+            continue
+        per_user.setdefault(fields[user_column].strip(), []).append((timestamp, line_number, fields[item_column].strip()))
     # One sequence per user, oldest first; ties keep file order. Unknown items are reported at their own line.
     user_keys: list[str] = []
     sequences: list[list[int]] = []
