@@ -160,7 +160,7 @@ def _check_options(options: dict[str, Any], declared: dict[str, Any], validator:
         if key not in declared:
             hint = difflib.get_close_matches(str(key), list(declared), n=1)
             known = ", ".join(declared) or "none"
-            validator.problem(path + (key,), f"unknown option" + (f" (did you mean '{hint[0]}'?)" if hint else f" (known options: {known})"))
+            validator.problem(path + (key,), "unknown option" + (f" (did you mean '{hint[0]}'?)" if hint else f" (known options: {known})"))
             continue
         default = declared[key]
         if default is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -27,6 +27,21 @@ def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: dic
     return CacheKey(tower.identity, raw.fingerprint(), tuple(indices), shape, precision, tower.pooling)
 
 
+def _kept_state_batches(tower: Any, features: ItemFeatures, indices: list[int], n_items: int, batch_size: int,
+                        autocast: Callable[[], Any], device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(item ids, kept states) for items 1..n_items, `batch_size` at a time."""
+    for start in range(1, n_items + 1, batch_size):
+        ids = torch.arange(start, min(start + batch_size, n_items + 1))
+        inputs = {name: t.to(device, non_blocking=True) for name, t in features.gather(ids, TOWER_INPUTS[tower.modality]).items()}
+        with autocast():
+            yield ids, kept_states(tower, inputs, indices)
+
+
+def _step_reporter(progress: Callable[[dict[str, Any]], None], total: int) -> Callable[[int], None]:
+    steps = iter(range(1, total + 1))
+    return lambda _count: progress({"event": "step", "step": next(steps), "total_steps": total})
+
+
 def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
                   tower_configs: dict[str, dict[str, Any]], precision: str, device: torch.device, batch_size: int,
                   progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
@@ -43,21 +58,8 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
         total = -(-raw.n_items // batch_size)
         progress({"event": "phase", "phase": f"cache {modality}", "total_steps": total})
         tower.to(device).eval()
-        autocast = autocast_factory(precision, device)
-        done = {"batches": 0}
-
-        def batches():
-            for start in range(1, raw.n_items + 1, batch_size):
-                ids = torch.arange(start, min(start + batch_size, raw.n_items + 1))
-                inputs = {n: t.to(device, non_blocking=True) for n, t in features.gather(ids, TOWER_INPUTS[modality]).items()}
-                with autocast():
-                    yield ids, kept_states(tower, inputs, indices)
-
-        def advance(_count: int) -> None:
-            done["batches"] += 1
-            progress({"event": "step", "step": done["batches"], "total_steps": total})
-
-        cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches(), advance)
+        batches = _kept_state_batches(tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device)
+        cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches, _step_reporter(progress, total))
         tower.to("cpu")
         caches[modality] = (cache, True)
     if device.type == "cuda":
