@@ -123,3 +123,14 @@ def test_tower_filter_limits_cells(write_suite):
     path.write_text(path.read_text().replace("towers:\n", "towers:\n  - name: other\n    text: {preset: bert-tiny}\n", 1))
     cells = [cell.cell_id for cell in expand_cells(load_suite(path))]
     assert cells == ["synth/other/fft/seed=0", "synth/other/lora/seed=0", "synth/micro/fft/seed=0"]
+
+
+def test_readme_suite_example_is_valid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("## Suite format", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    cells = expand_cells(load_suite(path))
+    assert len(cells) == 6 * 2 * 3 and {c.config["train"]["batch_size"] for c in cells} == {16, 32}
