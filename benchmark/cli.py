@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -34,6 +35,10 @@ class ListWhat(str, Enum):
     methods = "methods"
     towers = "towers"
     datasets = "datasets"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(error: Exception, code: int = 2) -> None:
@@ -97,7 +102,12 @@ def run(
     run_id = f"{loaded['name']}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     run_dir = results / run_id
     stderr.print(f"running {len(cells)} cell(s) of suite '{loaded['name']}' -> {run_dir}")
-    outcomes = run_cells(cells, run_dir, run_id, stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
+    try:
+        outcomes = run_cells(cells, run_dir, run_id, stderr)
+    except KeyboardInterrupt:
+        stderr.print(f"interrupted: rows written so far are in {run_dir}")
+        raise typer.Exit(130)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1

@@ -59,3 +59,21 @@ def test_rows_already_written_survive_a_later_failure(monkeypatch, write_suite, 
     statuses = dict(zip(frame["method"], frame["status"]))
     assert statuses == {"bitfit": "ok", "lora": "crashed"}
     assert frame.filter(pl.col("method") == "bitfit")["step_ms_median"][0] > 0
+
+
+def test_interrupt_stops_the_cell_and_records_it(monkeypatch, cell, tmp_path):
+    import os
+    import signal
+    import threading
+
+    marker = tmp_path / "child.pid"
+    monkeypatch.setattr(local, "CELL_COMMAND", [sys.executable, "-c",
+                                                f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"])
+    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        local.run_cell_subprocess(cell, tmp_path / "run", "run-1")
+    frame, _ = read_results(tmp_path)
+    assert frame["status"].to_list() == ["crashed"] and "interrupted" in frame["error"][0]
+    child = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # the cell's process is gone, not orphaned

@@ -87,24 +87,31 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
         reader.start()
         deadline = time.monotonic() + timeout_s
         timed_out = False
-        while True:
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    timed_out = True
-                    os.killpg(process.pid, signal.SIGKILL)
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    if time.monotonic() > deadline:
+                        timed_out = True
+                        os.killpg(process.pid, signal.SIGKILL)
+                        break
+                    continue
+                if line is None:
                     break
-                continue
-            if line is None:
-                break
-            message = _parse(line, log)
-            if message is None:
-                continue
-            if message.get("event") == "done":
-                final = message
-            if progress is not None and step_task is not None:
-                _show(progress, step_task, cell.cell_id, message)
+                message = _parse(line, log)
+                if message is None:
+                    continue
+                if message.get("event") == "done":
+                    final = message
+                if progress is not None and step_task is not None:
+                    _show(progress, step_task, cell.cell_id, message)
+        except KeyboardInterrupt:
+            # The cell runs in its own session, so the terminal's Ctrl-C does not reach it: stop it here.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            write_row(row_path, _fallback_row(cell, run_id, "crashed", "interrupted (Ctrl-C or SIGTERM) while running", started))
+            raise
         process.wait()
         reader.join(timeout=5)
     if timed_out:
