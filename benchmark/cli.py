@@ -107,7 +107,7 @@ def run(
         outcomes = run_cells(cells, run_dir, run_id, stderr)
     except KeyboardInterrupt:
         stderr.print(f"interrupted: rows written so far are in {run_dir}")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
