@@ -69,6 +69,7 @@ def test_leaderboard_groups_seeds_and_reruns():
     assert lora["tpme"] == pytest.approx(0.45 * 70 / 380 + 0.45 * 16 / 36)
     assert lora["tpme_fft"] == pytest.approx(0.45 * 90 / 400 + 0.1 * 0.01 + 0.45 * 0.5)
     assert h100["group_size"].to_list() == [3, 3, 3]
+    assert lora["epoch_vs_fft"] == pytest.approx(90 / 400) and lora["mem_vs_fft"] == pytest.approx(0.5)
     assert h100["method"].to_list() == ["iisan", "lora", "fft"]  # sorted by TPME
     a100 = board.table.filter(pl.col("hardware") == "A100").row(0, named=True)
     assert a100["tpme"] == 0.0 and a100["group_size"] == 1

@@ -10,7 +10,7 @@ from benchmark.results.leaderboard import Leaderboard
 RAW_COLUMNS = [
     "method_label", "method", "towers", "dataset", "hardware", "precision", "batch_size", "seeds", "trainable_params",
     "trainable_pct", "peak_mem_gib", "peak_mem_source", "epoch_s", "epoch_kind", "step_ms_median", "step_ms_p10",
-    "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "tpme", "tpme_fft", "group_size", "test_hr@10", "test_ndcg@10",
+    "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "tpme", "tpme_fft", "epoch_vs_fft", "mem_vs_fft", "group_size", "test_hr@10", "test_ndcg@10",
     "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10",
 ]
 
@@ -50,6 +50,8 @@ def display_rows(board: Leaderboard) -> list[dict[str, str]]:
             "peak mem GiB": memory,
             "epoch s": epoch,
             "step ms (p10–p90)": step,
+            "time/FFT": _number(row["epoch_vs_fft"], ".2f"),
+            "mem/FFT": _number(row["mem_vs_fft"], ".2f"),
             "samples/s": _number(row["samples_per_s"], ".1f"),
             "energy J/epoch": _number(row["energy_j_per_epoch"], ".0f"),
             "TPME": _number(row["tpme"], ".3f"),

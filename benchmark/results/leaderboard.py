@@ -62,7 +62,7 @@ def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None,
 
 def _add_tpme(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float, float]) -> pl.DataFrame:
     if table.is_empty():
-        return table.with_columns(pl.lit(None, pl.Float64).alias("tpme"), pl.lit(None, pl.Float64).alias("tpme_fft"),
+        return table.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in ("tpme", "tpme_fft", "epoch_vs_fft", "mem_vs_fft")],
                                   pl.lit(None, pl.Int64).alias("group_size"))
     parts = []
     for _, group in table.group_by(group_by, maintain_order=True):
@@ -72,13 +72,19 @@ def _add_tpme(table: pl.DataFrame, group_by: list[str], weights: tuple[float, fl
         scored = [c for c in costs if c is not None]
         scores = iter(tpme(scored, weights))
         fft_rows = [c for c, method in zip(costs, group["method"].to_list()) if method == FFT_METHOD and c is not None]
-        fft_scores = iter(tpme_fft(scored, fft_rows[0] if fft_rows else None, weights))
+        fft = fft_rows[0] if fft_rows else None
+        fft_scores = iter(tpme_fft(scored, fft, weights))
         tpme_values, fft_values = [], []
         for cost in costs:
             tpme_values.append(next(scores) if cost is not None else None)
             fft_values.append(next(fft_scores) if cost is not None else None)
+        # Plain ratios to FFT in the group, the figures papers quote ("x% of FFT's memory").
+        epoch_ratio = [c.epoch_s / fft.epoch_s if c is not None and fft and fft.epoch_s > 0 else None for c in costs]
+        memory_ratio = [c.peak_mem_gib / fft.peak_mem_gib if c is not None and fft and fft.peak_mem_gib > 0 else None for c in costs]
         parts.append(group.with_columns(pl.Series("tpme", tpme_values, dtype=pl.Float64),
                                         pl.Series("tpme_fft", fft_values, dtype=pl.Float64),
+                                        pl.Series("epoch_vs_fft", epoch_ratio, dtype=pl.Float64),
+                                        pl.Series("mem_vs_fft", memory_ratio, dtype=pl.Float64),
                                         pl.lit(len(scored), pl.Int64).alias("group_size")))
     return pl.concat(parts)
 
