@@ -52,3 +52,19 @@ def test_tiny_versions_expand_like_the_shipped_suites(tmp_path):
         shipped = [cell.cell_id for cell in expand_cells(load_suite(ROOT / "suites" / f"{name}.yaml"))]
         tiny = [cell.cell_id for cell in expand_cells(load_suite(tiny_version(name, tmp_path)))]
         assert tiny == shipped
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU path of gpu-check; on a GPU it runs the real thing")
+def test_gpu_check_without_a_gpu_says_so_and_runs_the_smoke_suite(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "GPU_RESULTS": str(tmp_path / "gpu-check"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "benchmark.launch.gpu_check"], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no CUDA GPU here" in done.stderr
+    assert "suites/gpu-check.yaml: ok (14 cells)" in done.stdout
+    assert "iisan_cached" in done.stdout and "TPME weights" in done.stdout
