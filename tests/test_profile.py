@@ -9,7 +9,7 @@ import torch
 
 from benchmark.profile.memory import RssSampler, choose_peak_memory, torch_peaks_gib
 from benchmark.profile.nvml import NvmlSampler
-from benchmark.profile.timers import StepClock, summarize_ms
+from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms
 from benchmark.profile.training import TrainingProfiler
 
 
@@ -121,6 +121,13 @@ def test_step_clock_and_summary():
     summary = summarize_ms([1.0, 2.0, 3.0, 4.0, 100.0])
     assert summary["median"] == 3.0 and summary["p10"] == pytest.approx(1.4) and summary["p90"] == pytest.approx(61.6)
     assert summarize_ms([]) == {"median": None, "p10": None, "p90": None}
+
+
+def test_single_epoch_excludes_warmup():
+    # 10 s epoch whose 2 warm-up steps took 3 s (compilation); a steady step takes 100 ms.
+    assert single_epoch_without_warmup(10.0, [2000.0, 1000.0], 100.0) == pytest.approx(7.2)
+    assert single_epoch_without_warmup(10.0, [], 100.0) == 10.0
+    assert single_epoch_without_warmup(10.0, [2000.0], None) == 10.0
 
 
 @pytest.mark.gpu

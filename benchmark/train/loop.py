@@ -19,7 +19,7 @@ from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import count_parameters
 from benchmark.profile.memory import GIB
 from benchmark.profile.nvml import device_used_bytes, nvml_handle_for_torch_device
-from benchmark.profile.timers import StepClock, summarize_ms, synchronize
+from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
 from benchmark.results.schema import EVAL_KS
 from benchmark.train.cache_build import ensure_caches
@@ -245,10 +245,11 @@ class Trainer:
                    epoch_s_samples=self.epoch_samples, epochs_run=len(self.epoch_samples), train_loss=self.losses,
                    final_loss=self.losses[-1] if self.losses else None, stopped_early=self.stopped_early)
         row["samples_per_s"] = self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None
-        if self.epoch_samples:
+        if len(self.epoch_samples) > 1:
             # The first epoch carries the warm-up (allocator growth, kernel selection); later ones do not.
-            steady = self.epoch_samples[1:] or self.epoch_samples
-            row["epoch_s"], row["epoch_kind"] = float(np.median(steady)), "measured"
+            row["epoch_s"], row["epoch_kind"] = float(np.median(self.epoch_samples[1:])), "measured"
+        elif self.epoch_samples:
+            row["epoch_s"], row["epoch_kind"] = single_epoch_without_warmup(self.epoch_samples[0], self.warmup_ms, summary["median"]), "measured"
         elif summary["median"] is not None:
             row["epoch_s"], row["epoch_kind"] = summary["median"] * per_epoch / 1000.0, "estimated"
         if row["energy_j_measured"] is not None and self.step_ms:
