@@ -18,7 +18,7 @@ from benchmark.errors import MMBenchError, SuiteError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
 # Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns.
-stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)  # a wrapped path is a broken path
 
 DEFAULT_RESULTS = Path("results")
@@ -71,6 +71,8 @@ def run(
     only: Optional[str] = typer.Option(None, "--only", help="run only cells whose id matches this glob"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and their config hashes, run nothing"),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value, e.g. --set train.max_steps=5 (repeatable)"),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="run every cell N times, each in a fresh process (overrides the suite)"),
+    no_lock: bool = typer.Option(False, "--no-lock", help="do not wait for other mmbench runs on the same device (rows say so)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Run every cell of a suite, each in its own subprocess; one Parquet row per cell."""
@@ -80,7 +82,7 @@ def run(
     from benchmark.suite.matrix import expand_cells
 
     try:
-        loaded = load_suite(suite, overrides)
+        loaded = load_suite(suite, overrides, repeats)
     except MMBenchError as error:
         _fail(error)
     cells = expand_cells(loaded)
@@ -104,7 +106,7 @@ def run(
     stderr.print(f"running {len(cells)} cell(s) of suite '{loaded['name']}' -> {run_dir}")
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
     try:
-        outcomes = run_cells(cells, run_dir, run_id, stderr)
+        outcomes = run_cells(cells, run_dir, run_id, stderr, lock=not no_lock)
     except KeyboardInterrupt:
         stderr.print(f"interrupted: rows written so far are in {run_dir}")
         raise typer.Exit(130) from None
@@ -129,6 +131,7 @@ def report(
     weights: str = typer.Option("0.45,0.1,0.45", "--weights", help="TPME weights a1,a2,a3 (time, params, memory)"),
     suite: Optional[str] = typer.Option(None, "--suite", help="only rows of this suite"),
     all_runs: bool = typer.Option(False, "--all-runs", help="keep every run of a cell, not only the latest"),
+    sort: str = typer.Option("tpme", "--sort", help="order within a group: tpme (per epoch, the paper's) or tpme_amortized"),
 ) -> None:
     """Print the leaderboard: costs, TPME and TPME-FFT per group of comparable cells."""
     import polars as pl
@@ -150,7 +153,8 @@ def report(
     if rows.is_empty():
         _fail(MMBenchError(f"no result rows under {results}" + (f" for suite '{suite}'" if suite else "")))
     try:
-        board = build_leaderboard(rows, [c.strip() for c in group_by.split(",")] if group_by else None, parsed_weights, all_runs)
+        board = build_leaderboard(rows, [c.strip() for c in group_by.split(",") if c.strip()] if group_by else None, parsed_weights,
+                                  all_runs, sort)
     except ValueError as error:
         _fail(error)
     if output_format == ReportFormat.table:

@@ -29,3 +29,11 @@ class DatasetError(MMBenchError):
 
 class ResultsError(MMBenchError):
     """The results directory cannot be written or read."""
+
+
+class CacheMissingError(MMBenchError):
+    """A cached cell found no hidden-state cache: caches are built before the cell, in their own process."""
+
+
+class NoMeasuredStepsError(MMBenchError):
+    """Every step of a cell was warm-up: it measured nothing, so it cannot be an ok row."""

@@ -16,13 +16,18 @@ from benchmark.train.precision import autocast_factory, grad_scaler
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_cell_trains_under_autocast(write_suite, precision):
-    cell = expand_cells(load_suite(write_suite(methods="[lora]", max_steps=3, evaluate=True), [f"train.precision={precision}"]))[0]
+    # fp16 with device cpu is refused by validation; with device auto on a machine without CUDA it runs, with a warning.
+    device = "cuda" if torch.cuda.is_available() else "auto" if precision == "fp16" else "cpu"
+    overrides = [f"train.precision={precision}", f"train.device={device}"]
+    cell = expand_cells(load_suite(write_suite(methods="[lora]", max_steps=3, evaluate=True), overrides))[0]
     row = empty_row()
     events = []
     run_cell(cell.config, row, events.append)
     assert row["measured_steps"] == 2 and all(math.isfinite(loss) for loss in row["train_loss"])
     assert 0 <= row["test_hr@10"] <= 1
     assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3]
+    emulated = [warning for warning in row["warnings"] if "emulated half precision" in warning]
+    assert len(emulated) == (1 if precision == "fp16" and not torch.cuda.is_available() else 0)
 
 
 def test_autocast_dtype_and_scaler_choice():

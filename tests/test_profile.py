@@ -10,6 +10,7 @@ import torch
 from benchmark.profile.memory import RssSampler, choose_peak_memory, torch_peaks_gib
 from benchmark.profile.nvml import NvmlSampler
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms
+from benchmark.profile.nvml import NvmlDevice
 from benchmark.profile.training import TrainingProfiler
 
 
@@ -77,7 +78,7 @@ class FakeEnergyNvml(FakeNvml):
 
 
 def test_training_profiler_excludes_evaluation_energy():
-    profiler = TrainingProfiler(torch.device("cpu"), FakeEnergyNvml(), "h", nvml_hz=200)
+    profiler = TrainingProfiler(torch.device("cpu"), NvmlDevice(FakeEnergyNvml(), "h", "gpu"), nvml_hz=200)
     profiler.start()
     profiler.begin_energy()
     profiler.pause()
@@ -88,7 +89,7 @@ def test_training_profiler_excludes_evaluation_energy():
 
 
 def test_training_profiler_on_cpu_has_no_energy():
-    profiler = TrainingProfiler(torch.device("cpu"), None, None, nvml_hz=200)
+    profiler = TrainingProfiler(torch.device("cpu"), None, nvml_hz=200)
     profiler.start()
     profiler.begin_energy()
     columns = profiler.stop()

@@ -5,6 +5,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
+from benchmark import SCHEMA_VERSION
 from benchmark.errors import ResultsError
 from benchmark.results.read import read_results
 from benchmark.results.schema import COLUMNS, RESULT_SCHEMA, metric_columns, row_to_table
@@ -25,7 +26,7 @@ def test_row_always_has_every_column_and_rejects_strangers():
 def test_write_is_atomic_and_readable_with_polars(tmp_path):
     path = write_row(tmp_path / "run" / "cell.parquet", {"cell_id": "a/b", "status": "ok", "step_ms": [1.0, 2.0]})
     assert sorted(os.listdir(path.parent)) == ["cell.parquet"]  # no temporary left behind
-    assert pq.read_schema(path).metadata[b"schema_version"] == b"1"
+    assert pq.read_schema(path).metadata[b"schema_version"] == str(SCHEMA_VERSION).encode()
     frame, warnings = read_results(tmp_path)
     assert warnings == [] and frame["cell_id"].to_list() == ["a/b"] and frame["step_ms"].to_list() == [[1.0, 2.0]]
 

@@ -68,6 +68,15 @@ class HiddenStateCache:
     def size_bytes(self) -> int:
         return self.states_path.stat().st_size
 
+    @property
+    def digest(self) -> str:
+        return self.directory.name
+
+    @property
+    def built_on(self) -> dict[str, Any] | None:
+        """The hardware the build ran on (None for caches built before mmbench recorded it)."""
+        return self.manifest.get("built_on")
+
 
 def caches_directory() -> Path:
     return cache_root() / "hidden-states"
@@ -92,10 +101,12 @@ def _remove_stale_staging(parent: Path, max_age_s: float = 0.0) -> None:
 
 
 def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
-                batches: Iterator[tuple[torch.Tensor, torch.Tensor]], progress: Callable[[int], None] | None = None) -> HiddenStateCache:
+                batches: Iterator[tuple[torch.Tensor, torch.Tensor]], progress: Callable[[int], None] | None = None,
+                built_on: dict[str, Any] | None = None) -> HiddenStateCache:
     """Write the cache from `batches` of (item ids, states [n, layers, hidden]); return it once complete.
 
-    `batches` must cover item ids 1..n_items; row 0 (padding) stays zero.
+    `batches` must cover item ids 1..n_items; row 0 (padding) stays zero. `built_on` names the hardware
+    that paid `build_seconds`, so a row elsewhere knows not to count that time as its own.
     """
     parent = caches_directory()
     parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +130,8 @@ def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
         states.flush()
         del states
         manifest = {"key": key.as_dict(), "n_items": n_items, "layers": layers, "hidden": hidden, "dtype": "float16",
-                    "build_seconds": time.perf_counter() - started, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    "build_seconds": time.perf_counter() - started, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "built_on": built_on}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         target = parent / key.digest
         if target.exists():

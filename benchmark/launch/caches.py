@@ -13,12 +13,8 @@ from benchmark.suite.matrix import Cell
 
 def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
     """One line per cache: 'built' or 'found', its directory and size."""
-    from benchmark.data.dataset import load_raw_dataset
     from benchmark.methods.registry import get_method_class
-    from benchmark.train.cache_build import ensure_caches
-    from benchmark.train.features import build_towers_and_features
-    from benchmark.train.loop import seed_everything
-    from benchmark.train.precision import resolve_device
+    from benchmark.train.cache_build import ensure_cell_caches
 
     lines: list[str] = []
     seen: set[str] = set()
@@ -33,8 +29,7 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
 
         for cell in cells:
             config = cell.config
-            method = get_method_class(config["method"]["name"])(config["method"]["options"])
-            if not method.uses_cache:
+            if not get_method_class(config["method"]["name"]).uses_cache:
                 continue
             # Cells differing only in training settings share caches: build once per distinct input.
             identity = json.dumps([config["dataset"], config["towers"], config["method"]["options"], config["train"]["precision"],
@@ -42,13 +37,7 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
             if identity in seen:
                 continue
             seen.add(identity)
-            seed_everything(config["seed"])
-            raw = load_raw_dataset(config["dataset"])
-            towers, tower_configs, features = build_towers_and_features(config, raw)
-            device = resolve_device(config["train"]["device"])
-            caches = ensure_caches(method, towers, raw, features, tower_configs, config["train"]["precision"], device,
-                                   config["eval"]["item_batch_size"], report)
-            for modality, (cache, built) in caches.items():
+            for modality, (cache, built) in ensure_cell_caches(config, report).items():
                 lines.append(f"{'built' if built else 'found'} {modality} cache for {cell.cell_id}: {cache.directory} "
                              f"({cache.size_bytes / 2**20:.1f} MiB, build {cache.build_seconds:.1f} s)")
     if not lines:

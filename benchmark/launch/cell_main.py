@@ -1,11 +1,15 @@
 """Entry point of the per-cell subprocess: run one cell, always write its row.
 
-Usage: python -m benchmark.launch.cell_main CELL_JSON ROW_PARQUET RUN_ID
+Usage: python -m benchmark.launch.cell_main CELL_JSON ROW_PARQUET RUN_ID [--built DIGEST,...] [--device-lock held|disabled]
 Progress goes to stdout as JSON lines (the parent draws the bar); diagnostics go to stderr.
+`--built` names the hidden-state caches the launcher built for this cell just before it
+(their build time is this configuration's cost); `--device-lock` says whether the launcher
+held the device's lock while the cell ran.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -17,10 +21,9 @@ from typing import Any
 from benchmark import __version__
 from benchmark.results.schema import empty_row
 from benchmark.results.store import write_row
-from benchmark.suite.matrix import config_hash
 
 
-def _emit(message: dict[str, Any]) -> None:
+def emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
@@ -31,15 +34,29 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+def failure_status(error: BaseException) -> str:
+    return "oom" if _is_out_of_memory(error) else "error"
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.launch.cell_main")
+    parser.add_argument("cell_json", type=Path)
+    parser.add_argument("row_parquet", type=Path)
+    parser.add_argument("run_id")
+    parser.add_argument("--built", default="", help="comma-separated digests of caches built for this cell")
+    parser.add_argument("--device-lock", default="held", choices=("held", "disabled"))
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    cell_path, row_path, run_id = Path(argv[0]), Path(argv[1]), argv[2]
-    config = json.loads(cell_path.read_text())
+    arguments = _arguments(argv)
+    config = json.loads(arguments.cell_json.read_text())
     if not config.get("allow_download"):
         # Nothing is ever fetched from a model hub unless the suite says so.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     row = empty_row()
-    row.update(run_id=run_id, config_hash=config_hash(config), mmbench_version=__version__,
+    row.update(run_id=arguments.run_id, mmbench_version=__version__, device_lock=arguments.device_lock,
                start_time=dt.datetime.now(dt.timezone.utc))
     exit_code = 0
     try:
@@ -52,18 +69,18 @@ def main(argv: list[str]) -> int:
         environment = capture_environment(resolve_device(config["train"]["device"]))
         environment["package_versions"] = json.dumps(environment["package_versions"], sort_keys=True)
         row.update({key: value for key, value in environment.items() if key in row})
-        run_cell(config, row, _emit)
+        run_cell(config, row, emit, built_caches={digest for digest in arguments.built.split(",") if digest})
         row["status"] = "ok"
     except BaseException as error:  # noqa: BLE001 - every failure must still produce a row
-        row["status"] = "oom" if _is_out_of_memory(error) else "error"
+        row["status"] = failure_status(error)
         where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
         location = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
         row["error"] = f"{type(error).__name__}: {error}{location}"
         traceback.print_exc(file=sys.stderr)
         exit_code = 3 if row["status"] == "oom" else 2
     row["end_time"] = dt.datetime.now(dt.timezone.utc)
-    write_row(row_path, row)
-    _emit({"event": "done", "status": row["status"], "error": row["error"]})
+    write_row(arguments.row_parquet, row)
+    emit({"event": "done", "status": row["status"], "error": row["error"]})
     return exit_code
 
 

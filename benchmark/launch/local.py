@@ -6,6 +6,7 @@ an OOM, crash or hang in one cell is recorded as that cell's row without stoppin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,11 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmark.results.cell_row import describe_cell
 from benchmark.results.schema import empty_row
 from benchmark.results.store import cell_file_name, write_row
-from benchmark.suite.matrix import Cell, config_hash
+from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.suite.matrix import Cell
 
 LOG_TAIL_CHARS = 1500
 # The per-cell program; tests swap it for one that crashes or hangs.
 CELL_COMMAND = [sys.executable, "-m", "benchmark.launch.cell_main"]
+CACHE_COMMAND = [sys.executable, "-m", "benchmark.launch.cache_main"]
 
 
 @dataclass
@@ -54,39 +57,37 @@ def _log_tail(log_path: Path) -> str:
     return text[-LOG_TAIL_CHARS:].strip()
 
 
-def _fallback_row(cell: Cell, run_id: str, status: str, error: str, started: dt.datetime) -> dict[str, Any]:
+def _fallback_row(cell: Cell, run_id: str, status: str, error: str, started: dt.datetime, device_lock: str) -> dict[str, Any]:
     row = empty_row()
     describe_cell(cell.config, row)
-    row.update(run_id=run_id, config_hash=config_hash(cell.config), status=status, error=error,
+    row.update(run_id=run_id, status=status, error=error, device_lock=device_lock,
                start_time=started, end_time=dt.datetime.now(dt.timezone.utc))
     return row
 
 
-def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progress | None = None,
-                        step_task: Any = None) -> CellOutcome:
-    file_stem = cell_file_name(cell.cell_id).removesuffix(".parquet")
-    cell_path = run_dir / "cells" / f"{file_stem}.json"
-    log_path = run_dir / "logs" / f"{file_stem}.log"
-    row_path = run_dir / cell_file_name(cell.cell_id)
-    cell_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    cell_path.write_text(json.dumps(cell.config, indent=2, sort_keys=True))
-    started = dt.datetime.now(dt.timezone.utc)
+@dataclass
+class ChildResult:
+    final: dict[str, Any]  # the child's last "done" message ({} if it died first)
+    returncode: int
+    timed_out: bool
+
+
+def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Any) -> ChildResult:
+    """Run one child in its own session, relay its JSON progress lines to `show`, kill it at the deadline.
+
+    Ctrl-C or SIGTERM in the parent kills the child's whole session and re-raises.
+    """
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     package_root = str(Path(__file__).resolve().parents[2])
     environment["PYTHONPATH"] = package_root + (os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else "")
-    timeout_s = float(cell.config["timeout_s"])
     final: dict[str, Any] = {}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [*CELL_COMMAND, str(cell_path), str(row_path), run_id],
-            stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True,
-        )
+    timed_out = False
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True)
         lines: "queue.Queue[str | None]" = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout_s
-        timed_out = False
         try:
             while True:
                 try:
@@ -104,26 +105,79 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
                     continue
                 if message.get("event") == "done":
                     final = message
-                if progress is not None and step_task is not None:
-                    _show(progress, step_task, cell.cell_id, message)
+                show(message)
         except KeyboardInterrupt:
-            # The cell runs in its own session, so the terminal's Ctrl-C does not reach it: stop it here.
+            # The child runs in its own session, so the terminal's Ctrl-C does not reach it: stop it here.
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            write_row(row_path, _fallback_row(cell, run_id, "crashed", "interrupted (Ctrl-C or SIGTERM) while running", started))
             raise
         process.wait()
         reader.join(timeout=5)
-    if timed_out:
-        error = f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {log_path})"
-        write_row(row_path, _fallback_row(cell, run_id, "timeout", error, started))
-        return CellOutcome(cell.cell_id, "timeout", error, row_path)
-    if not final or not row_path.exists():
-        reason = f"signal {-process.returncode}" if process.returncode < 0 else f"exit code {process.returncode}"
-        error = f"cell process died ({reason}) before writing its row; log tail:\n{_log_tail(log_path)}"
-        write_row(row_path, _fallback_row(cell, run_id, "crashed", error, started))
-        return CellOutcome(cell.cell_id, "crashed", error, row_path)
-    return CellOutcome(cell.cell_id, final["status"], final.get("error"), row_path)
+    return ChildResult(final, process.returncode, timed_out)
+
+
+def _uses_cache(config: dict[str, Any]) -> bool:
+    from benchmark.methods.registry import get_method_class
+
+    return get_method_class(config["method"]["name"]).uses_cache
+
+
+def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progress | None = None,
+                        step_task: Any = None, lock: bool = True) -> CellOutcome:
+    """Build the cell's caches in one process (if it has any), then run the cell in a fresh one; always leave a row.
+
+    With `lock`, both hold the device's lock, so no other mmbench run times a cell on that device meanwhile.
+    """
+    file_stem = cell_file_name(cell.cell_id).removesuffix(".parquet")
+    cell_path = run_dir / "cells" / f"{file_stem}.json"
+    log_path = run_dir / "logs" / f"{file_stem}.log"
+    row_path = run_dir / cell_file_name(cell.cell_id)
+    cell_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+    cell_path.write_text(json.dumps(cell.config, indent=2, sort_keys=True))
+    started = dt.datetime.now(dt.timezone.utc)
+    timeout_s = float(cell.config["timeout_s"])
+
+    def show(message: dict[str, Any]) -> None:
+        if progress is not None and step_task is not None:
+            _show(progress, step_task, cell.cell_id, message)
+
+    def say(text: str) -> None:
+        (progress.console if progress is not None else Console(stderr=True)).print(text, markup=False, highlight=False)
+
+    def record(status: str, error: str) -> CellOutcome:
+        write_row(row_path, _fallback_row(cell, run_id, status, error, started, "held" if lock else "disabled"))
+        return CellOutcome(cell.cell_id, status, error, row_path)
+
+    guard = device_lock(device_key(cell.config), say) if lock else contextlib.nullcontext()
+    try:
+        with guard:
+            built: list[str] = []
+            if _uses_cache(cell.config):
+                build = _run_child([*CACHE_COMMAND, str(cell_path)], log_path, timeout_s, show)
+                if build.timed_out:
+                    return record("timeout", f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {log_path})")
+                if build.final.get("status") != "ok":
+                    error = build.final.get("error") or _died(build.returncode, log_path, "cache build")
+                    return record(build.final.get("status", "crashed") if build.final else "crashed", error)
+                built = build.final.get("built", [])
+            command = [*CELL_COMMAND, str(cell_path), str(row_path), run_id, "--built", ",".join(built),
+                       "--device-lock", "held" if lock else "disabled"]
+            result = _run_child(command, log_path, timeout_s, show)
+    except KeyboardInterrupt:
+        record("crashed", "interrupted (Ctrl-C or SIGTERM) while running")
+        raise
+    if result.timed_out:
+        return record("timeout", f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {log_path})")
+    if not result.final or not row_path.exists():
+        return record("crashed", _died(result.returncode, log_path, "cell"))
+    return CellOutcome(cell.cell_id, result.final["status"], result.final.get("error"), row_path)
+
+
+def _died(returncode: int, log_path: Path, what: str) -> str:
+    reason = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+    return f"{what} process died ({reason}) before writing its row; log tail:\n{_log_tail(log_path)}"
 
 
 def _parse(line: str, log) -> dict[str, Any] | None:
@@ -142,7 +196,7 @@ def _show(progress: Progress, task: Any, cell_id: str, message: dict[str, Any]) 
         progress.update(task, completed=message["step"], total=message["total_steps"])
 
 
-def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console) -> list[CellOutcome]:
+def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, lock: bool = True) -> list[CellOutcome]:
     outcomes: list[CellOutcome] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
@@ -150,7 +204,7 @@ def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console) -
         step_task = progress.add_task("", total=None)
         for cell in cells:
             progress.update(step_task, description=f"{cell.cell_id} [starting]", completed=0, total=None)
-            outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task)
+            outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task, lock)
             outcomes.append(outcome)
             marker = "[green]ok[/]" if outcome.status == "ok" else f"[red]{outcome.status}[/]"
             progress.console.print(f"{marker} {cell.cell_id}" + (f": {outcome.error.splitlines()[0]}" if outcome.error else ""))

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from benchmark import __version__
-from benchmark.profile.nvml import GIB, nvml_handle_for_torch_device
+from benchmark.profile.nvml import GIB, nvml_device_for_torch
 
 PACKAGES = ("torch", "transformers", "peft", "numpy", "pyarrow", "polars", "nvidia-ml-py", "typer", "rich", "pyyaml")
 
@@ -42,15 +42,18 @@ def git_state() -> tuple[str | None, bool | None]:
 
 def gpu_state(device_index: int = 0) -> dict[str, Any]:
     state: dict[str, Any] = {"gpu_name": None, "gpu_uuid": None, "gpu_memory_gib": None, "mig_mode": None,
-                             "driver_version": None, "nvml_available": False}
+                             "driver_version": None, "nvml_available": False, "nvml_device_match": None}
     if not torch.cuda.is_available():
         return state
     properties = torch.cuda.get_device_properties(device_index)
     state["gpu_name"] = properties.name
     state["gpu_memory_gib"] = properties.total_memory / GIB
-    nvml, handle = nvml_handle_for_torch_device(device_index)
-    if nvml is None or handle is None:
+    nvml_device = nvml_device_for_torch(device_index)
+    state["nvml_device_match"] = nvml_device.match
+    if not nvml_device.resolved:
+        state["gpu_uuid"] = f"GPU-{properties.uuid}"  # torch's view; NVML could not confirm which device it is
         return state
+    nvml, handle = nvml_device.nvml, nvml_device.handle
     state["nvml_available"] = True
     for key, query in (
         ("gpu_uuid", lambda: nvml.nvmlDeviceGetUUID(handle)),
@@ -62,7 +65,18 @@ def gpu_state(device_index: int = 0) -> dict[str, Any]:
             state[key] = value.decode() if isinstance(value, bytes) else value
         except Exception:  # noqa: BLE001 - a query this GPU does not support stays None
             state[key] = None
+    if nvml_device.match == "mig":
+        state["mig_mode"] = "slice"  # this process runs on one MIG slice of the GPU
     return state
+
+
+def hardware_identity(device: torch.device) -> dict[str, str]:
+    """What a cache build's time depends on: the machine and the device it ran on."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_properties(device.index or 0).name
+    else:
+        name = "cpu " + (platform.processor() or platform.machine())
+    return {"host": socket.gethostname(), "device": name}
 
 
 def capture_environment(device: torch.device | None = None) -> dict[str, Any]:
@@ -81,6 +95,7 @@ def capture_environment(device: torch.device | None = None) -> dict[str, Any]:
     }
     on_cuda = device is not None and device.type == "cuda"
     environment.update(gpu_state(device.index or 0) if on_cuda else gpu_state() if device is None else {
-        "gpu_name": None, "gpu_uuid": None, "gpu_memory_gib": None, "mig_mode": None, "driver_version": None, "nvml_available": False})
+        "gpu_name": None, "gpu_uuid": None, "gpu_memory_gib": None, "mig_mode": None, "driver_version": None, "nvml_available": False,
+        "nvml_device_match": None})
     environment["device"] = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return environment

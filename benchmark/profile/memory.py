@@ -30,6 +30,13 @@ def reset_torch_peaks(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def release_device_memory(device: torch.device) -> None:
+    """Hand the allocator's cached blocks back (after evaluation), so the next training peak is training's own."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
 def torch_peaks_gib(device: torch.device) -> tuple[float | None, float | None]:
     """(max allocated, max reserved) in GiB since the last reset; None off CUDA."""
     if device.type != "cuda":

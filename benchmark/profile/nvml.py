@@ -2,15 +2,39 @@
 
 Every reading is None (never 0) where NVML cannot tell: no driver, no such query, or a
 process list that does not show our PID (containers with a separate PID namespace).
+
+The torch device is matched to its NVML handle by UUID, whole GPU or MIG slice. A device that
+cannot be matched gets no handle and no device-wide figure, with the reason on the row: falling
+back to index 0 would describe another device. On a MIG slice the energy counter belongs to the
+whole physical GPU (every slice), so energy is not recorded there.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from benchmark.profile.sampling import PeriodicSampler
 
 GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class NvmlDevice:
+    """The NVML view of one torch device: `handle` is None when it could not be identified (`match` says why)."""
+
+    nvml: Any
+    handle: Any
+    match: str  # "gpu", "mig", or "unresolved: <reason>"
+
+    @property
+    def resolved(self) -> bool:
+        return self.handle is not None
+
+    @property
+    def energy_available(self) -> bool:
+        return self.resolved and self.match == "gpu"
 
 
 def _nvml():
@@ -23,29 +47,71 @@ def _nvml():
         return None
 
 
-def nvml_handle_for_torch_device(device_index: int = 0):
-    """The NVML handle of torch's CUDA device (CUDA_VISIBLE_DEVICES renumbers; NVML does not), or None."""
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bare(uuid: str) -> str:
+    for prefix in ("GPU-", "MIG-"):
+        if uuid.startswith(prefix):
+            return uuid[len(prefix):]
+    return uuid
+
+
+def resolve_nvml_device(nvml: Any, torch_uuid: str) -> NvmlDevice:
+    """Find the NVML handle whose UUID is torch's: a whole GPU (`GPU-…`) or a MIG slice (`MIG-…`)."""
+    wanted = _bare(torch_uuid)
+    for prefix, kind in (("GPU-", "gpu"), ("MIG-", "mig")):
+        try:
+            return NvmlDevice(nvml, nvml.nvmlDeviceGetHandleByUUID(prefix + wanted), kind)
+        except Exception:  # noqa: BLE001 - not this kind of UUID; try the next
+            continue
+    # Some drivers resolve MIG UUIDs only by walking the slices of each GPU.
+    try:
+        count = nvml.nvmlDeviceGetCount()
+    except Exception as error:  # noqa: BLE001
+        return NvmlDevice(nvml, None, f"unresolved: NVML cannot list devices ({error})")
+    for index in range(count):
+        try:
+            parent = nvml.nvmlDeviceGetHandleByIndex(index)
+            if _bare(_text(nvml.nvmlDeviceGetUUID(parent))) == wanted:
+                return NvmlDevice(nvml, parent, "gpu")
+            slots = nvml.nvmlDeviceGetMaxMigDeviceCount(parent)
+        except Exception:  # noqa: BLE001 - a GPU without MIG support has no slices to search
+            continue
+        for slot in range(slots):
+            try:
+                handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, slot)
+                if _bare(_text(nvml.nvmlDeviceGetUUID(handle))) == wanted:
+                    return NvmlDevice(nvml, handle, "mig")
+            except Exception:  # noqa: BLE001 - an empty slot
+                continue
+    return NvmlDevice(nvml, None, f"unresolved: no NVML device or MIG slice has torch's UUID {torch_uuid}")
+
+
+def nvml_device_for_torch(device_index: int = 0) -> NvmlDevice:
+    """The NVML view of torch's CUDA device (CUDA_VISIBLE_DEVICES renumbers devices; UUIDs do not change)."""
     nvml = _nvml()
     if nvml is None:
-        return None, None
+        return NvmlDevice(None, None, "unresolved: NVML is not available")
     try:
         import torch
 
-        uuid = "GPU-" + str(torch.cuda.get_device_properties(device_index).uuid)
-        return nvml, nvml.nvmlDeviceGetHandleByUUID(uuid)
+        uuid = str(torch.cuda.get_device_properties(device_index).uuid)
+    except Exception as error:  # noqa: BLE001
+        return NvmlDevice(nvml, None, f"unresolved: torch gives no UUID for cuda:{device_index} ({error})")
+    return resolve_nvml_device(nvml, uuid)
+
+
+def running_processes(nvml, handle) -> list[Any] | None:
+    try:
+        return list(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
     except Exception:  # noqa: BLE001
-        try:
-            return nvml, nvml.nvmlDeviceGetHandleByIndex(device_index)
-        except Exception:  # noqa: BLE001
-            return None, None
+        return None
 
 
 def process_used_bytes(nvml, handle, pid: int) -> int | None:
-    try:
-        processes = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
-    except Exception:  # noqa: BLE001
-        return None
-    for process in processes:
+    for process in running_processes(nvml, handle) or []:
         if process.pid == pid and process.usedGpuMemory is not None:
             return int(process.usedGpuMemory)
     return None
@@ -66,7 +132,7 @@ def energy_millijoules(nvml, handle) -> int | None:
 
 
 class NvmlSampler(PeriodicSampler):
-    """This process's and the whole device's used memory, sampled at `hz` in a background thread."""
+    """This process's and the whole device's used memory, and other processes on the device, sampled at `hz`."""
 
     def __init__(self, nvml, handle, hz: float = 200.0, pid: int | None = None):
         super().__init__(hz)
@@ -74,15 +140,20 @@ class NvmlSampler(PeriodicSampler):
         self.pid = pid or os.getpid()
         self.process_peak_bytes: int | None = None
         self.device_peak_bytes: int | None = None
+        self.other_pids: set[int] = set()
 
     @property
     def available(self) -> bool:
         return self.nvml is not None and self.handle is not None
 
     def sample_once(self) -> None:
-        process = process_used_bytes(self.nvml, self.handle, self.pid)
+        processes = running_processes(self.nvml, self.handle)
         device = device_used_bytes(self.nvml, self.handle)
-        if process is not None:
-            self.process_peak_bytes = max(self.process_peak_bytes or 0, process)
+        for process in processes or []:
+            if process.pid == self.pid:
+                if process.usedGpuMemory is not None:
+                    self.process_peak_bytes = max(self.process_peak_bytes or 0, int(process.usedGpuMemory))
+            else:
+                self.other_pids.add(int(process.pid))
         if device is not None:
             self.device_peak_bytes = max(self.device_peak_bytes or 0, device)

@@ -20,6 +20,10 @@ class PeriodicSampler:
     def available(self) -> bool:
         return True
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def sample_once(self) -> None:
         raise NotImplementedError
 

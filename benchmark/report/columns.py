@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmark.results.leaderboard import Leaderboard
+from benchmark.results.leaderboard import Leaderboard, group_label
 
 RAW_COLUMNS = [
-    "method_label", "method", "towers", "dataset", "hardware", "precision", "batch_size", "seeds", "trainable_params",
-    "trainable_pct", "peak_mem_gib", "peak_mem_source", "epoch_s", "epoch_kind", "step_ms_median", "step_ms_p10",
-    "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "tpme", "tpme_fft", "epoch_vs_fft", "mem_vs_fft", "group_size", "test_hr@10", "test_ndcg@10",
-    "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10",
+    "method_label", "method", "variant", "config_id", "towers", "dataset", "hardware", "precision", "batch_size", "max_seq_len",
+    "runs", "seeds", "repeats", "trainable_params", "trainable_pct",
+    "peak_mem_gib", "peak_mem_gib_lo", "peak_mem_gib_hi", "peak_mem_source", "eval_peak_reserved_gib",
+    "epoch_s", "epoch_s_lo", "epoch_s_hi", "epoch_kind",
+    "cache_build_s", "amortized_over_epochs", "epoch_amortized_s", "epoch_amortized_s_lo", "epoch_amortized_s_hi", "cache_origins",
+    "step_ms_median", "step_ms_median_lo", "step_ms_median_hi", "step_ms_p10", "step_ms_p90", "step_cv", "data_share",
+    "samples_per_s", "energy_j_per_epoch", "tpme", "tpme_amortized", "tpme_fft", "fft_anchor", "epoch_vs_fft", "mem_vs_fft",
+    "group_size", "caveats", "test_hr@10", "test_ndcg@10", "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10",
+    "random_test_ndcg@10",
 ]
 
 
@@ -23,6 +28,14 @@ def _number(value: Any, pattern: str) -> str:
     return "–" if _missing(value) else format(value, pattern)
 
 
+def _with_interval(row: dict[str, Any], column: str, pattern: str) -> str:
+    text = _number(row[column], pattern)
+    low, high = row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if not _missing(low) and not _missing(high):
+        text += f" [{low:{pattern}}–{high:{pattern}}]"
+    return text
+
+
 def _params(count: Any, percent: Any) -> str:
     if _missing(count):
         return "–"
@@ -31,38 +44,59 @@ def _params(count: Any, percent: Any) -> str:
     return f"{text} ({percent:.2f}%)" if not _missing(percent) else text
 
 
+def _versus_fft(row: dict[str, Any], column: str) -> str:
+    if not _missing(row[column]):
+        return format(row[column], ".2f" if column != "tpme_fft" else ".3f")
+    caveats = row.get("caveats") or []
+    return "FFT oom" if "fft-oom" in caveats else "no FFT" if "no-fft" in caveats else "–"
+
+
 def display_rows(board: Leaderboard) -> list[dict[str, str]]:
     rows = []
+    show_variant = not board.table.is_empty() and any(board.table["variant"].fill_null("").to_list())
     for row in board.table.iter_rows(named=True):
-        step = _number(row["step_ms_median"], ".1f")
-        if not _missing(row["step_ms_p10"]):
-            step += f" ({row['step_ms_p10']:.1f}–{row['step_ms_p90']:.1f})"
-        epoch = _number(row["epoch_s"], ".2f")
-        if row.get("epoch_kind") == "estimated":
-            epoch += " est"
-        memory = _number(row["peak_mem_gib"], ".3f")
+        step = _with_interval(row, "step_ms_median", ".1f")
+        epoch = _with_interval(row, "epoch_s", ".2f") + (" est" if "estimated" in (row["epoch_kinds"] or []) else "")
+        memory = _with_interval(row, "peak_mem_gib", ".3f")
         if not _missing(row["peak_mem_gib"]):
-            memory += f" {row['peak_mem_source']}"
-        rows.append({
-            "group": " / ".join(str(row[c]) for c in board.group_by),
-            "method": row["method_label"],
+            memory += " " + "+".join(SHORT_SOURCES.get(source, source) for source in row["peak_mem_sources"] or [])
+        entry = {"group": group_label(row, board.group_by), "method": row["method_label"]}
+        if show_variant:
+            entry["variant"] = row["variant"] or ""
+        entry.update({
+            "runs": f"{row['runs']} ({row['seeds']}x{row['repeats']})",
             "trainable params": _params(row["trainable_params"], row["trainable_pct"]),
-            "peak mem GiB": memory,
-            "epoch s": epoch,
-            "step ms (p10–p90)": step,
-            "time/FFT": _number(row["epoch_vs_fft"], ".2f"),
-            "mem/FFT": _number(row["mem_vs_fft"], ".2f"),
-            "samples/s": _number(row["samples_per_s"], ".1f"),
+            "peak mem GiB [95%]": memory,
+            "epoch s [95%]": epoch,
+            "cache build s": _number(row["cache_build_s"], ".2f"),
+            "amortised epoch s": _with_interval(row, "epoch_amortized_s", ".2f"),
+            "step ms [95%]": step,
+            "data %": _number(None if _missing(row["data_share"]) else 100 * row["data_share"], ".0f"),
+            "time/FFT": _versus_fft(row, "epoch_vs_fft"),
+            "mem/FFT": _versus_fft(row, "mem_vs_fft"),
             "energy J/epoch": _number(row["energy_j_per_epoch"], ".0f"),
             "TPME": _number(row["tpme"], ".3f"),
-            "TPME-FFT": _number(row["tpme_fft"], ".3f"),
+            "TPME amort.": _number(row["tpme_amortized"], ".3f"),
+            "TPME-FFT": _versus_fft(row, "tpme_fft"),
             "HR@10": _number(row["test_hr@10"], ".4f"),
             "NDCG@10": _number(row["test_ndcg@10"], ".4f"),
-            "seeds": str(row["seeds"]),
+            "caveats": ", ".join(row["caveats"] or []) or "–",
         })
-    return rows
+        rows.append(entry)
+    return _without_empty_columns(rows)
+
+
+# Columns left out of a human-readable table when no row has a value (the CSV and JSON keep every column).
+OPTIONAL_COLUMNS = ("cache build s", "data %", "energy J/epoch", "HR@10", "NDCG@10")
+SHORT_SOURCES = {"nvml_process": "nvml", "torch_reserved": "torch", "cpu_rss": "rss"}
+
+
+def _without_empty_columns(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    empty = [column for column in OPTIONAL_COLUMNS if rows and all(row[column] == "–" for row in rows)]
+    return [{key: value for key, value in row.items() if key not in empty} for row in rows]
 
 
 def weights_line(board: Leaderboard) -> str:
     a1, a2, a3 = board.weights
-    return f"TPME weights: time {a1:g}, params {a2:g}, memory {a3:g} (lower is better; TPME-FFT uses ratios to FFT in the group)"
+    return (f"TPME weights: time {a1:g}, params {a2:g}, memory {a3:g} (lower is better; TPME-FFT uses ratios to FFT in the group; "
+            f"TPME amort. uses the amortised epoch; sorted by {board.sort})")

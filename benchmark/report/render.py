@@ -10,13 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.report.columns import RAW_COLUMNS, display_rows, weights_line
-from benchmark.results.leaderboard import Leaderboard, group_baselines, small_groups
-
-FORMATS = ("table", "md", "csv", "json")
+from benchmark.results.leaderboard import Leaderboard, caveats_present, group_baselines, small_groups
 
 
 def _notes(board: Leaderboard) -> list[str]:
-    notes = [weights_line(board)]
+    notes = [weights_line(board), f"[95%]: {board.interval}; a configuration with one run has no interval",
+             "runs: seeds x repeats; amortised epoch = epoch + cache build / epochs trained (at least one); "
+             "memory sources: nvml = NVML process peak, torch = torch reserved peak, rss = CPU peak RSS (README: What each memory column contains)"]
+    for code, text in caveats_present(board).items():
+        notes.append(f"caveat {code}: {text}")
     for group, values in group_baselines(board).items():
         notes.append(f"baselines on '{group}' (same evaluator): popularity HR@10 {values['pop_test_hr@10']:.4f} "
                      f"NDCG@10 {values['pop_test_ndcg@10']:.4f}; random HR@10 {values['random_test_hr@10']:.4f} "
@@ -29,32 +31,33 @@ def _notes(board: Leaderboard) -> list[str]:
     return notes
 
 
-def render_table(board: Leaderboard, console: Console) -> None:
-    rows = display_rows(board)
+def _grouped(board: Leaderboard) -> dict[str, list[dict[str, str]]]:
     groups: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
+    for row in display_rows(board):
         groups.setdefault(row["group"], []).append(row)
+    return groups
+
+
+def render_table(board: Leaderboard, console: Console) -> None:
+    groups = _grouped(board)
     for group, members in groups.items():
         table = Table(title=f"{group}  ({' / '.join(board.group_by)})", title_justify="left")
         for column in members[0]:
             if column != "group":
-                table.add_column(column, justify="left" if column == "method" else "right")
+                # Fold, never truncate: a cut-off interval would hide a number.
+                table.add_column(column, justify="left" if column in ("method", "variant", "caveats") else "right", overflow="fold")
         for row in members:
             table.add_row(*[value for key, value in row.items() if key != "group"])
         console.print(table)
-    if not rows:
+    if not groups:
         console.print("no successful cells to rank")
     for note in _notes(board):
         console.print(note, markup=False, highlight=False)
 
 
 def render_markdown(board: Leaderboard) -> str:
-    rows = display_rows(board)
     lines = []
-    groups: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        groups.setdefault(row["group"], []).append(row)
-    for group, members in groups.items():
+    for group, members in _grouped(board).items():
         headers = [key for key in members[0] if key != "group"]
         lines += [f"### {group}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row[h] for h in headers) + " |" for row in members]
@@ -70,7 +73,8 @@ def _raw(board: Leaderboard) -> pl.DataFrame:
 
 def render_csv(board: Leaderboard) -> str:
     buffer = io.StringIO()
-    _raw(board).write_csv(buffer)
+    flat = _raw(board).with_columns([pl.col(c).list.join(";") for c in ("caveats", "cache_origins") if c in board.table.columns])
+    flat.write_csv(buffer)
     return buffer.getvalue()
 
 
@@ -78,6 +82,9 @@ def render_json(board: Leaderboard) -> str:
     return json.dumps({
         "weights": {"time": board.weights[0], "params": board.weights[1], "memory": board.weights[2]},
         "group_by": board.group_by,
+        "sort": board.sort,
+        "interval": board.interval,
+        "caveats": caveats_present(board),
         "rows": _raw(board).to_dicts(),
         "small_groups": small_groups(board),
         "baselines": group_baselines(board),

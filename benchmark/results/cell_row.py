@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from benchmark.suite.matrix import config_hash, config_id
+
 
 def describe_cell(config: dict[str, Any], row: dict[str, Any]) -> None:
     towers = config["towers"]
     row.update(
         suite=config["suite"], cell_id=config["cell_id"], config_json=json.dumps(config, sort_keys=True),
+        config_hash=config_hash(config), config_id=config_id(config), repeat=config.get("repeat", 0),
         dataset=config["dataset"]["name"], towers=towers["name"],
         text_tower=towers["text"]["preset"] if towers.get("text") else None,
         image_tower=towers["image"]["preset"] if towers.get("image") else None,

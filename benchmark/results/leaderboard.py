@@ -1,30 +1,68 @@
-"""Leaderboard: latest row per cell, seeds aggregated (median), TPME within groups of comparable work."""
+"""Leaderboard: one row per configuration (its seeds and repeats aggregated), TPME within groups of comparable work.
+
+A row is a `config_id` on one piece of hardware: cells identical except for seed and repeat. Two
+configurations are never merged; `group_by` only decides which rows are ranked together, and any
+configuration key that still differs inside a group is shown in the row's `variant`. Every caveat
+that changes what a comparison means travels with the row (`caveats`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
+from benchmark.results.intervals import INTERVAL_DESCRIPTION, bootstrap_median_interval
 from benchmark.results.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS, Costs, tpme, tpme_fft
+from benchmark.suite.matrix import RUN_KEYS, config_id
 
 # Rows are only compared within a group: same data, towers, precision, batch and hardware.
 DEFAULT_GROUP_BY = ["dataset", "towers", "precision", "batch_size", "max_seq_len", "hardware"]
 FFT_METHOD = "fft"
+SORTS = ("tpme", "tpme_amortized")
+NOISY_STEP_CV = 0.05  # step-time coefficient of variation above which a row is flagged
 MEDIAN_COLUMNS = [
     "trainable_params", "total_params", "trainable_pct", "peak_mem_gib", "epoch_s", "epoch_amortized_s", "step_ms_median",
     "step_ms_p10", "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "torch_peak_reserved_gib", "nvml_peak_process_gib",
-    "cpu_peak_rss_gib", "cache_build_s", "valid_ndcg@10", "test_hr@10", "test_ndcg@10", "test_mrr", "final_loss",
+    "cpu_peak_rss_gib", "eval_peak_reserved_gib", "cache_build_s", "amortized_over_epochs", "data_share", "step_cv",
+    "valid_ndcg@10", "test_hr@10", "test_ndcg@10", "test_mrr", "final_loss",
     "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10",
 ]
+# Figures shown with a 95% interval over the runs (seeds x repeats) of a configuration.
+INTERVAL_COLUMNS = ("epoch_s", "epoch_amortized_s", "step_ms_median", "peak_mem_gib")
+DESCRIPTIVE = ["config_id", "hardware", "dataset", "towers", "method", "method_label", "precision", "batch_size", "max_seq_len"]
+# Config keys never shown as a variant: they name the method (its own column) or the run.
+_QUIET_KEYS = {"suite", "cell_id", "timeout_s", "method.name", "method.label", "method.towers", *RUN_KEYS}
+
+CAVEATS = {
+    "estimated": "epoch time estimated from the median step (max_steps cut the epoch)",
+    "mixed-epoch": "the group mixes measured and estimated epoch times",
+    "mixed-memory": "the group mixes memory sources (NVML, torch, RSS): TPME is not computed across them",
+    "noisy": f"step-time coefficient of variation above {NOISY_STEP_CV:.0%}",
+    "contended": "something else used the device or the CPU while this row was measured",
+    "unlocked": "measured with --no-lock: another run may have shared the device",
+    "no-fft": "no FFT row in the group: TPME-FFT and x/FFT have no anchor",
+    "fft-oom": "FFT ran out of memory in this group: TPME-FFT and x/FFT have no anchor",
+    "cache-foreign": "hidden-state cache built on other hardware: its build time is not amortised here",
+    "warnings": "the cell recorded warnings (see the row's warnings)",
+}
+
+
+class GroupByError(ValueError):
+    """A --group-by column that cannot define groups of comparable work."""
 
 
 @dataclass
 class Leaderboard:
-    table: pl.DataFrame  # one row per (group, method label) of successful cells
-    failures: pl.DataFrame  # cells that did not finish ok
+    table: pl.DataFrame  # one row per configuration and hardware, successful cells only
+    failures: pl.DataFrame  # cells that did not finish ok (latest run of each)
     group_by: list[str]
     weights: tuple[float, float, float]
+    sort: str = "tpme"
+    interval: str = INTERVAL_DESCRIPTION
+    notes: list[str] = field(default_factory=list)
 
 
 def with_hardware(rows: pl.DataFrame) -> pl.DataFrame:
@@ -33,60 +71,223 @@ def with_hardware(rows: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.concat_str([pl.lit("CPU "), pl.col("cpu").fill_null("?")])).alias("hardware"))
 
 
+def with_config_id(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows written before config_id existed get it from their stored config."""
+    if "config_id" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.String).alias("config_id"))
+    missing = rows["config_id"].is_null() & rows["config_json"].is_not_null()
+    if not missing.any():
+        return rows
+    filled = [config_id(json.loads(text)) if absent else known
+              for known, text, absent in zip(rows["config_id"], rows["config_json"], missing)]
+    return rows.with_columns(pl.Series("config_id", filled, dtype=pl.String))
+
+
 def latest_per_cell(rows: pl.DataFrame) -> pl.DataFrame:
-    """A re-run cell (same config hash) replaces the older row in the leaderboard; files are all kept."""
-    return rows.sort("end_time", nulls_last=False).unique(subset=["config_hash"], keep="last", maintain_order=True)
+    """A re-run cell (same config hash, same hardware) replaces the older row in the leaderboard; files are all kept."""
+    return rows.sort("end_time", nulls_last=False).unique(subset=["config_hash", "hardware"], keep="last", maintain_order=True)
 
 
-def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None,
-                      weights: tuple[float, float, float] = PAPER_WEIGHTS, all_runs: bool = False) -> Leaderboard:
-    group_by = group_by or DEFAULT_GROUP_BY
-    rows = with_hardware(rows)
-    if not all_runs:
-        rows = latest_per_cell(rows)
+def _check_group_by(rows: pl.DataFrame, group_by: list[str]) -> None:
     unknown = [column for column in group_by if column not in rows.columns]
     if unknown:
-        raise ValueError(f"cannot group by unknown column(s) {unknown}; columns include {', '.join(DEFAULT_GROUP_BY + ['method', 'seed'])}")
+        raise GroupByError(f"cannot group by unknown column(s) {', '.join(unknown)}; for example: {', '.join(DEFAULT_GROUP_BY + ['method'])}")
+    nested = [column for column in group_by if isinstance(rows.schema[column], (pl.List, pl.Array, pl.Struct))]
+    if nested:
+        raise GroupByError(f"cannot group by {', '.join(nested)}: it holds a list of samples per row, not one value")
+    if rows.is_empty():
+        return
+    checked = [c for c in group_by if c not in ("config_id", "hardware")]  # constant per row by construction
+    if not checked:
+        return
+    varying = (rows.group_by(["config_id", "hardware"]).agg([pl.col(c).n_unique() for c in checked])
+               .select([pl.col(c).max() for c in checked]).row(0, named=True))
+    inside = [column for column, count in varying.items() if count and count > 1]
+    if inside:
+        raise GroupByError(f"cannot group by {', '.join(inside)}: it varies between the runs of one configuration "
+                           f"(a leaderboard row aggregates seeds and repeats; use --all-runs with --format csv for single runs)")
+
+
+def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None, weights: tuple[float, float, float] = PAPER_WEIGHTS,
+                      all_runs: bool = False, sort: str = "tpme") -> Leaderboard:
+    if sort not in SORTS:
+        raise GroupByError(f"--sort must be one of {', '.join(SORTS)}, got '{sort}'")
+    group_by = list(dict.fromkeys(group_by or DEFAULT_GROUP_BY))
+    rows = with_config_id(with_hardware(rows))
+    if not all_runs:
+        rows = latest_per_cell(rows)
     ok = rows.filter(pl.col("status") == "ok")
-    failures = rows.filter(pl.col("status") != "ok").select(["cell_id", "status", "error"])
-    keys = group_by + ["method", "method_label"]
-    table = (
-        ok.group_by(keys, maintain_order=True)
-        .agg([pl.len().alias("seeds"), pl.first("peak_mem_source"), pl.first("epoch_kind")]
-             + [pl.col(column).median() for column in MEDIAN_COLUMNS])
-    )
-    table = table.with_columns(pl.col("trainable_params", "total_params").cast(pl.Float64).round().cast(pl.Int64))
-    table = _add_tpme(table, group_by, weights)
-    return Leaderboard(table.sort(group_by + ["tpme"], nulls_last=True), failures, group_by, weights)
+    _check_group_by(ok, group_by)
+    failure_columns = list(dict.fromkeys(["cell_id", "status", "error", "method", "method_label", "config_id"] + group_by))
+    failures = rows.filter(pl.col("status") != "ok").select([c for c in failure_columns if c in rows.columns])
+    table = _aggregate(ok, group_by)
+    table = _rank(table, group_by, weights, failures)
+    order = [*group_by, sort]
+    return Leaderboard(table.sort(order, nulls_last=True), failures, group_by, weights, sort)
 
 
-def _add_tpme(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float, float]) -> pl.DataFrame:
+def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
+    ok = ok.with_columns(
+        (pl.col("step_ms").list.std() / pl.col("step_ms").list.mean()).alias("step_cv"),
+        pl.col("warnings").list.len().fill_null(0).alias("warning_count"))
+    keys = ["config_id", "hardware"]
+    carried = [c for c in dict.fromkeys(DESCRIPTIVE + group_by + ["config_json"]) if c not in keys]
+    table = ok.group_by(keys, maintain_order=True).agg(
+        [pl.len().alias("runs"), pl.col("seed").n_unique().alias("seeds"), pl.col("repeat").n_unique().alias("repeats")]
+        + [pl.first(c) for c in carried]
+        + [pl.col("peak_mem_source").unique().sort().alias("peak_mem_sources"),
+           pl.col("epoch_kind").drop_nulls().unique().sort().alias("epoch_kinds"),
+           pl.col("cache_origin").drop_nulls().unique().sort().alias("cache_origins"),
+           pl.col("contended").fill_null(False).any().alias("contended"),
+           (pl.col("device_lock") == "disabled").fill_null(False).any().alias("unlocked"),
+           pl.col("warning_count").sum().alias("warning_count")]
+        + [pl.col(c).median() for c in MEDIAN_COLUMNS]
+        + [pl.col(c).alias(f"{c}_runs") for c in INTERVAL_COLUMNS])
     if table.is_empty():
-        return table.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in ("tpme", "tpme_fft", "epoch_vs_fft", "mem_vs_fft")],
-                                  pl.lit(None, pl.Int64).alias("group_size"))
+        return table
+    table = table.with_columns(
+        pl.col("trainable_params", "total_params").cast(pl.Float64).round().cast(pl.Int64),
+        pl.col("peak_mem_sources").list.join("+").alias("peak_mem_source"),
+        pl.col("epoch_kinds").list.join("+").alias("epoch_kind"))
+    bounds: dict[str, list[float | None]] = {}
+    for column in INTERVAL_COLUMNS:
+        intervals = [bootstrap_median_interval(values) for values in table[f"{column}_runs"].to_list()]
+        bounds[f"{column}_lo"] = [low for low, _ in intervals]
+        bounds[f"{column}_hi"] = [high for _, high in intervals]
+    return table.with_columns([pl.Series(name, values, dtype=pl.Float64) for name, values in bounds.items()]).drop(
+        [f"{c}_runs" for c in INTERVAL_COLUMNS])
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        flat: dict[str, str] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: json.dumps(value, sort_keys=True)}
+
+
+def _variants(group: pl.DataFrame) -> list[str]:
+    """Per row, the configuration keys that differ inside its group (the rows are distinct configurations)."""
+    configs = []
+    for text, hardware in zip(group["config_json"], group["hardware"]):
+        flat = {key: value for key, value in _flatten(json.loads(text)).items() if key not in _QUIET_KEYS}
+        flat["hardware"] = json.dumps(hardware)
+        configs.append(flat)
+    labels = group["method_label"].to_list()
+
+    def differing(members: list[dict[str, str]], keep: Any) -> set[str]:
+        keys = set().union(*members)
+        return {key for key in keys if keep(key) and len({member.get(key) for member in members}) > 1}
+
+    # Across methods, method options differ by nature; among configurations of one label they are a variant.
+    shared = differing(configs, lambda key: not key.startswith("method."))
+    variants = []
+    for config, label in zip(configs, labels):
+        same_label = [other for other, other_label in zip(configs, labels) if other_label == label]
+        keys = shared | differing(same_label, lambda key: True)
+        for named in ("dataset", "towers"):
+            if f"{named}.name" in keys:  # a differing name stands for the rest of that entry
+                keys = {key for key in keys if not key.startswith(f"{named}.") or key == f"{named}.name"}
+        variants.append(", ".join(f"{key}={json.loads(config[key]) if key in config else '–'}" for key in sorted(keys)))
+    return variants
+
+
+def _distance(a: dict[str, str], b: dict[str, str]) -> int:
+    return sum(1 for key in set(a) | set(b) if not key.startswith("method.") and a.get(key) != b.get(key))
+
+
+def _costs(row: dict[str, Any], epoch_column: str) -> Costs | None:
+    values = (row[epoch_column], row["trainable_params"], row["peak_mem_gib"])
+    return Costs(*values) if None not in values else None
+
+
+def _rank(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float, float], failures: pl.DataFrame) -> pl.DataFrame:
+    scored_columns = ("tpme", "tpme_amortized", "tpme_fft", "epoch_vs_fft", "mem_vs_fft")
+    if table.is_empty():
+        return table.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in scored_columns],
+                                  pl.lit(None, pl.Int64).alias("group_size"), pl.lit(None, pl.String).alias("variant"),
+                                  pl.lit(None, pl.String).alias("fft_anchor"), pl.lit(None, pl.List(pl.String)).alias("caveats"))
     parts = []
-    for _, group in table.group_by(group_by, maintain_order=True):
-        # A row missing any of the three costs cannot be scored; it stays in the table without TPME.
-        costs = [Costs(*values) if None not in values else None
-                 for values in group.select(["epoch_s", "trainable_params", "peak_mem_gib"]).rows()]
-        scored = [c for c in costs if c is not None]
-        scores = iter(tpme(scored, weights))
-        fft_rows = [c for c, method in zip(costs, group["method"].to_list()) if method == FFT_METHOD and c is not None]
-        fft = fft_rows[0] if fft_rows else None
-        fft_scores = iter(tpme_fft(scored, fft, weights))
-        tpme_values, fft_values = [], []
-        for cost in costs:
-            tpme_values.append(next(scores) if cost is not None else None)
-            fft_values.append(next(fft_scores) if cost is not None else None)
-        # Plain ratios to FFT in the group, the figures papers quote ("x% of FFT's memory").
-        epoch_ratio = [c.epoch_s / fft.epoch_s if c is not None and fft and fft.epoch_s > 0 else None for c in costs]
-        memory_ratio = [c.peak_mem_gib / fft.peak_mem_gib if c is not None and fft and fft.peak_mem_gib > 0 else None for c in costs]
-        parts.append(group.with_columns(pl.Series("tpme", tpme_values, dtype=pl.Float64),
-                                        pl.Series("tpme_fft", fft_values, dtype=pl.Float64),
-                                        pl.Series("epoch_vs_fft", epoch_ratio, dtype=pl.Float64),
-                                        pl.Series("mem_vs_fft", memory_ratio, dtype=pl.Float64),
-                                        pl.lit(len(scored), pl.Int64).alias("group_size")))
-    return pl.concat(parts)
+    for key, group in table.group_by(group_by, maintain_order=True):
+        members = group.to_dicts()
+        flats = [_flatten(json.loads(m["config_json"])) for m in members]
+        costs = [_costs(m, "epoch_s") for m in members]
+        amortized = [_costs(m, "epoch_amortized_s") for m in members]
+        sources = {m["peak_mem_source"] for m, c in zip(members, costs) if c is not None}
+        mixed_memory = len(sources) > 1 or any("+" in (source or "") for source in sources)
+        kinds = {kind for m in members for kind in (m["epoch_kinds"] or [])}
+        group_caveats = (["mixed-memory"] if mixed_memory else []) + (["mixed-epoch"] if len(kinds) > 1 else [])
+
+        def scores(which: list[Costs | None]) -> list[float | None]:
+            present = [c for c in which if c is not None]
+            if mixed_memory or not present:
+                return [None] * len(which)
+            values = iter(tpme(present, weights))
+            return [next(values) if c is not None else None for c in which]
+
+        tpme_values, tpme_amortized = scores(costs), scores(amortized)
+        fft_indices = [i for i, m in enumerate(members) if m["method"] == FFT_METHOD and costs[i] is not None]
+        anchor_state = "ok" if fft_indices else _missing_fft_state(failures, group_by, key)
+        fft_values, epoch_ratio, memory_ratio, anchors, row_caveats = [], [], [], [], []
+        for index, (member, cost) in enumerate(zip(members, costs)):
+            caveats = list(group_caveats)
+            fft = None
+            if fft_indices and not mixed_memory:
+                # Several FFT configurations (an lr sweep): the anchor is the one whose settings are closest.
+                nearest = min(fft_indices, key=lambda i: (_distance(flats[index], flats[i]), members[i]["config_id"]))
+                fft = costs[nearest]
+                anchors.append(members[nearest]["config_id"])
+            else:
+                anchors.append(None)
+                if not fft_indices:
+                    caveats.append("fft-oom" if anchor_state == "oom" else "no-fft")
+            usable = cost is not None and fft is not None
+            fft_values.append(tpme_fft([cost], fft, weights)[0] if usable else None)
+            epoch_ratio.append(cost.epoch_s / fft.epoch_s if usable and fft.epoch_s > 0 else None)
+            memory_ratio.append(cost.peak_mem_gib / fft.peak_mem_gib if usable and fft.peak_mem_gib > 0 else None)
+            caveats += _row_caveats(member)
+            row_caveats.append(caveats)
+        parts.append(group.with_columns(
+            pl.Series("tpme", tpme_values, dtype=pl.Float64), pl.Series("tpme_amortized", tpme_amortized, dtype=pl.Float64),
+            pl.Series("tpme_fft", fft_values, dtype=pl.Float64), pl.Series("epoch_vs_fft", epoch_ratio, dtype=pl.Float64),
+            pl.Series("mem_vs_fft", memory_ratio, dtype=pl.Float64),
+            pl.lit(sum(c is not None for c in costs), pl.Int64).alias("group_size"),
+            pl.Series("variant", _variants(group), dtype=pl.String),
+            pl.Series("fft_anchor", anchors, dtype=pl.String),
+            pl.Series("caveats", row_caveats, dtype=pl.List(pl.String))))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _row_caveats(member: dict[str, Any]) -> list[str]:
+    caveats = []
+    if "estimated" in (member["epoch_kinds"] or []):
+        caveats.append("estimated")
+    if member["step_cv"] is not None and member["step_cv"] > NOISY_STEP_CV:
+        caveats.append("noisy")
+    if member["contended"]:
+        caveats.append("contended")
+    if member["unlocked"]:
+        caveats.append("unlocked")
+    if "reused_other_hardware" in (member["cache_origins"] or []):
+        caveats.append("cache-foreign")
+    if member["warning_count"]:
+        caveats.append("warnings")
+    return caveats
+
+
+def _missing_fft_state(failures: pl.DataFrame, group_by: list[str], key: tuple) -> str:
+    """'oom' when the group's FFT cell ran out of memory, else 'missing'."""
+    if failures.is_empty() or any(column not in failures.columns for column in group_by):
+        return "missing"
+    matches = failures.filter(pl.col("method") == FFT_METHOD)
+    for column, value in zip(group_by, key):
+        matches = matches.filter(pl.col(column) == value)
+    return "oom" if (matches["status"] == "oom").any() else "missing"
+
+
+def group_label(row: dict[str, Any], group_by: list[str]) -> str:
+    return " / ".join(str(row[c]) for c in group_by)
 
 
 def group_baselines(board: Leaderboard) -> dict[str, dict[str, float | None]]:
@@ -95,14 +296,22 @@ def group_baselines(board: Leaderboard) -> dict[str, dict[str, float | None]]:
         return {}
     columns = ["pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10"]
     found = board.table.group_by(board.group_by, maintain_order=True).agg([pl.col(c).drop_nulls().first() for c in columns])
-    return {" / ".join(str(row[c]) for c in board.group_by): {c: row[c] for c in columns}
+    return {group_label(row, board.group_by): {c: row[c] for c in columns}
             for row in found.iter_rows(named=True) if row["pop_test_hr@10"] is not None}
 
 
 def small_groups(board: Leaderboard) -> list[str]:
-    """Groups where TPME compares fewer than three methods (min-max normalisation says little there)."""
+    """Groups where TPME compares fewer than three rows (min-max normalisation says little there)."""
     if board.table.is_empty():
         return []
     sizes = board.table.group_by(board.group_by, maintain_order=True).agg(pl.first("group_size"))
-    return [" / ".join(str(row[c]) for c in board.group_by) for row in sizes.iter_rows(named=True)
+    return [group_label(row, board.group_by) for row in sizes.iter_rows(named=True)
             if row["group_size"] is not None and row["group_size"] < MIN_GROUP_SIZE]
+
+
+def caveats_present(board: Leaderboard) -> dict[str, str]:
+    """The caveat codes that appear in the table, with what each means."""
+    if board.table.is_empty():
+        return {}
+    present = set(board.table["caveats"].explode().drop_nulls().to_list())
+    return {code: text for code, text in CAVEATS.items() if code in present}

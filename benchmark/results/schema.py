@@ -30,18 +30,23 @@ _FLOATS = pa.list_(pa.float64())
 
 FIELDS: list[tuple[str, pa.DataType]] = [
     ("schema_version", pa.int32()),
-    ("suite", _S), ("run_id", _S), ("cell_id", _S), ("config_hash", _S), ("config_json", _S),
-    ("status", _S), ("error", _S),
+    ("suite", _S), ("run_id", _S), ("cell_id", _S), ("config_hash", _S), ("config_id", _S), ("config_json", _S),
+    ("status", _S), ("error", _S), ("warnings", pa.list_(pa.string())),
     # what was compared
     ("dataset", _S), ("towers", _S), ("text_tower", _S), ("image_tower", _S), ("video_tower", _S), ("audio_tower", _S), ("method", _S), ("method_label", _S),
-    ("precision", _S), ("batch_size", _I), ("max_seq_len", _I), ("seed", _I), ("n_items", _I), ("n_train_sequences", _I),
+    ("precision", _S), ("batch_size", _I), ("max_seq_len", _I), ("seed", _I), ("repeat", _I), ("n_items", _I), ("n_train_sequences", _I),
+    ("dropped_sequences", _I),
     # parameters
     ("trainable_params", _I), ("total_params", _I), ("trainable_pct", _F),
     # time
     ("step_ms", _FLOATS), ("step_ms_median", _F), ("step_ms_p10", _F), ("step_ms_p90", _F),
     ("warmup_steps", _I), ("warmup_ms", _FLOATS), ("measured_steps", _I), ("steps_per_epoch", _I),
-    ("epoch_s", _F), ("epoch_kind", _S), ("epoch_s_samples", _FLOATS), ("epochs_run", _I),
-    ("cache_build_s", _F), ("cache_bytes", _I), ("epoch_amortized_s", _F),
+    ("epoch_s", _F), ("epoch_kind", _S), ("epoch_s_samples", _FLOATS), ("epochs_run", _I), ("epochs_trained", _F),
+    # data path: how long each step waited for its batch (worker processes prepare batches ahead)
+    ("num_workers", _I), ("data_wait_ms", _FLOATS), ("data_wait_s_per_epoch", _F), ("data_share", _F),
+    # cache: built for this cell by the launcher, reused from this machine, or reused from other hardware
+    ("cache_build_s", _F), ("cache_bytes", _I), ("cache_origin", _S), ("cache_built_on", _S),
+    ("amortized_over_epochs", _F), ("epoch_amortized_s", _F),
     ("samples_per_s", _F), ("train_loss", _FLOATS), ("final_loss", _F), ("eval_s", _F), ("setup_s", _F),
     ("best_epoch", _I), ("stopped_early", _B),
     # memory
@@ -49,6 +54,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("nvml_peak_process_gib", _F), ("nvml_peak_device_gib", _F), ("nvml_baseline_gib", _F),
     ("nvml_samples", _I), ("nvml_hz", _F), ("cpu_peak_rss_gib", _F),
     ("peak_mem_gib", _F), ("peak_mem_source", _S),
+    ("eval_peak_alloc_gib", _F), ("eval_peak_reserved_gib", _F), ("eval_peak_rss_gib", _F),
     # energy
     ("energy_j_per_epoch", _F), ("energy_j_measured", _F),
     # accuracy
@@ -57,6 +63,10 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("mmbench_version", _S), ("git_sha", _S), ("git_dirty", _B), ("package_versions", _S),
     ("python_version", _S), ("torch_version", _S), ("cuda_version", _S), ("driver_version", _S),
     ("device", _S), ("gpu_name", _S), ("gpu_uuid", _S), ("gpu_memory_gib", _F), ("mig_mode", _S), ("nvml_available", _B),
+    ("nvml_device_match", _S),
+    # contention: what else ran while the cell trained
+    ("device_lock", _S), ("contended", _B), ("contention", _S), ("other_gpu_processes", _I),
+    ("other_busy_cores", _F), ("load_avg_1m", _F),
     ("host", _S), ("platform", _S), ("cpu", _S), ("cpu_count", _I),
     ("start_time", pa.timestamp("us", tz="UTC")), ("end_time", pa.timestamp("us", tz="UTC")),
 ]

@@ -17,10 +17,13 @@ MODALITIES = ("text", "image", "video", "audio")
 MATRIX_SECTIONS = ("train", "eval")
 
 
-def load_suite(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: int | None = None,
+               check_data: bool = True) -> dict[str, Any]:
     """Return the validated suite (defaults filled in); raise SuiteError listing every problem.
 
-    `overrides` are `section.key=value` strings (from `mmbench run --set`), applied before validation.
+    `overrides` are `section.key=value` strings (from `mmbench run --set`), applied before validation;
+    `repeats` replaces the suite's `repeats`. With `check_data`, each dataset is read once to check that
+    every batch size fits its training sequences.
     """
     path = Path(path)
     data, lines = load_yaml_with_lines(path)
@@ -28,12 +31,16 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> dict[str
     if not isinstance(data, dict):
         raise SuiteError([f"{path}:1: the suite must be a mapping of keys (name, datasets, towers, methods, ...)"])
     _apply_overrides(data, overrides or [])
+    if repeats is not None:
+        data["repeats"] = repeats
     if isinstance(data.get("methods"), list):
         # `- lora` is shorthand for `- {name: lora}`.
         data["methods"] = [{"name": item} if isinstance(item, str) else item for item in data["methods"]]
     suite = validator.section(data, SUITE, ())
     if not validator.problems:
         _check_semantics(suite, validator, path.parent)
+    if not validator.problems and check_data:
+        _check_batch_sizes(suite, validator)
     if validator.problems:
         raise SuiteError(validator.problems)
     suite["source"] = str(path)
@@ -118,8 +125,52 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
 
     for key, values in suite["matrix"].items():
         _check_matrix_entry(str(key), values, validator)
+    _check_precision_on_cpu(suite, validator)
     if not suite["seeds"]:
         validator.problem(("seeds",), "must list at least one seed")
+    for position, seed in enumerate(suite["seeds"]):
+        if seed in suite["seeds"][:position]:
+            validator.problem(("seeds", position), f"seed {seed} is listed twice (use `repeats:` to run a cell again)")
+
+
+def _setting_values(suite: dict[str, Any], section: str, key: str) -> list[tuple[Any, tuple]]:
+    """Every value a train/eval key takes across the matrix, with the key path that sets it."""
+    matrix_key = f"{section}.{key}"
+    if matrix_key in suite["matrix"]:
+        return [(value, ("matrix", matrix_key, index)) for index, value in enumerate(suite["matrix"][matrix_key])]
+    return [(suite[section][key], (section, key))]
+
+
+def _check_precision_on_cpu(suite: dict[str, Any], validator: Validator) -> None:
+    # fp16 autocast on a CPU runs emulated kernels many times slower than fp32: such a row measures the emulation.
+    if suite["train"]["device"] != "cpu" or "train.device" in suite["matrix"]:
+        return
+    for value, path in _setting_values(suite, "train", "precision"):
+        if value == "fp16":
+            validator.problem(path, "fp16 on device 'cpu' measures emulated half precision (many times slower than fp32); "
+                                    "use fp32 or bf16 on a CPU, fp16 on a GPU")
+
+
+def _check_batch_sizes(suite: dict[str, Any], validator: Validator) -> None:
+    """A batch larger than the training set runs one step per epoch, all of it warm-up: nothing would be measured."""
+    from benchmark.data.dataset import load_raw_dataset, split_leave_one_out
+    from benchmark.errors import MMBenchError
+
+    for index, dataset in enumerate(suite["datasets"]):
+        if dataset["format"] == "synthetic":
+            # Known without generating it: one sequence per user, every one long enough when min_len >= 4
+            # (shorter ones may drop out; the cell itself checks the exact count).
+            sequences = dataset["options"]["users"]
+        else:
+            try:
+                sequences = len(split_leave_one_out(load_raw_dataset(dataset), 1).train_sequences)
+            except MMBenchError as error:
+                validator.problem(("datasets", index), f"dataset '{dataset['name']}' cannot be read: {error}")
+                continue
+        for value, path in _setting_values(suite, "train", "batch_size"):
+            if value > sequences:
+                validator.problem(path, f"batch_size {value} is larger than the {sequences} training sequences of dataset "
+                                        f"'{dataset['name']}': every step would be warm-up, nothing measured")
 
 
 def modality_problem(method_class: Any, present: set[str]) -> str | None:

@@ -20,11 +20,31 @@ class Cell:
         return config_hash(self.config)
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """Hash of everything that defines the work (the suite name is not part of it)."""
-    hashed = {key: value for key, value in config.items() if key not in ("suite", "cell_id")}
+    @property
+    def config_id(self) -> str:
+        return config_id(self.config)
+
+
+# Keys that name or bound a run but do not change the work measured.
+_NOT_WORK = ("suite", "cell_id", "timeout_s")
+# Keys that tell runs of one configuration apart: a leaderboard row aggregates over them.
+RUN_KEYS = ("seed", "repeat")
+
+
+def _digest(config: dict[str, Any], excluded: tuple[str, ...]) -> str:
+    hashed = {key: value for key, value in config.items() if key not in excluded}
     canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Hash of one run: everything that defines the work, its seed and its repeat index."""
+    return _digest(config, ("suite", "cell_id"))
+
+
+def config_id(config: dict[str, Any]) -> str:
+    """Hash of the configuration: the work without seed and repeat. One leaderboard row per config_id."""
+    return _digest(config, _NOT_WORK + RUN_KEYS)
 
 
 def _slug(value: Any) -> str:
@@ -35,8 +55,9 @@ def expand_cells(suite: dict[str, Any]) -> list[Cell]:
     matrix_keys = list(suite["matrix"])
     matrix_values = [suite["matrix"][key] for key in matrix_keys]
     cells: list[Cell] = []
-    for dataset, towers, method, combo, seed in itertools.product(
-        suite["datasets"], suite["towers"], suite["methods"], itertools.product(*matrix_values), suite["seeds"]
+    repeats = suite.get("repeats", 1)
+    for dataset, towers, method, combo, seed, repeat in itertools.product(
+        suite["datasets"], suite["towers"], suite["methods"], itertools.product(*matrix_values), suite["seeds"], range(repeats)
     ):
         if method["towers"] and towers["name"] not in method["towers"]:
             continue
@@ -49,6 +70,8 @@ def expand_cells(suite: dict[str, Any]) -> list[Cell]:
             sections[section][name] = value
             parts.append(f"{name}={_slug(value)}")
         parts.append(f"seed={seed}")
+        if repeats > 1:
+            parts.append(f"repeat={repeat}")
         config = {
             "suite": suite["name"],
             "dataset": copy.deepcopy(dataset),
@@ -57,6 +80,7 @@ def expand_cells(suite: dict[str, Any]) -> list[Cell]:
             "train": train,
             "eval": evaluation,
             "seed": seed,
+            "repeat": repeat,
             "timeout_s": suite["run"]["timeout_s"],
             "allow_download": suite["allow_download"],
         }

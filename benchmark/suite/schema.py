@@ -88,6 +88,9 @@ TRAIN = {
     "embed_dim": Field(int, default=64, minimum=1),
     "dropout": Field(float, default=0.1, minimum=0),
     "nvml_hz": Field(float, default=200.0, minimum=1, help="NVML sampling rate"),
+    "num_workers": Field(int, default=None, minimum=0,
+                         help="DataLoader worker processes preparing batches (default: 0 on a CPU, where workers would take "
+                              "the cores training times; min(4, cores - 1) on a GPU)"),
 }
 
 EVAL = {
@@ -114,6 +117,7 @@ SUITE = {
     "eval": Field("section", section=EVAL),
     "matrix": Field(dict, default={}, help="dotted key -> list of values, e.g. train.batch_size: [16, 32]"),
     "seeds": Field("list", default=[0], item=Field(int)),
+    "repeats": Field(int, default=1, minimum=1, help="run every cell this many times, each in a fresh process (spread)"),
     "run": Field("section", section=RUN),
     "allow_download": Field(bool, default=False),
 }

@@ -9,6 +9,7 @@ import torch
 from benchmark.data.amazon import RawDataset
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
+from benchmark.errors import CacheMissingError
 from benchmark.methods.side_network import kept_states
 from benchmark.train.precision import autocast_factory
 
@@ -42,15 +43,36 @@ def _step_reporter(progress: Callable[[dict[str, Any]], None], total: int) -> Ca
     return lambda _count: progress({"event": "step", "step": next(steps), "total_steps": total})
 
 
+def cache_keys(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, dict[str, Any]],
+               precision: str) -> dict[str, CacheKey]:
+    plan = method.layer_plan(towers)
+    return {modality: cache_key(plan[modality], tower, raw, tower_configs[modality], precision) for modality, tower in towers.items()}
+
+
+def find_caches(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, dict[str, Any]],
+                precision: str) -> dict[str, HiddenStateCache]:
+    """The caches a cached cell trains from; a missing one is an error (the launcher builds them before the cell)."""
+    caches = {}
+    for modality, key in cache_keys(method, towers, raw, tower_configs, precision).items():
+        cache = find_cache(key)
+        if cache is None:
+            raise CacheMissingError(f"no hidden-state cache for the {modality} tower '{towers[modality].preset_name}' "
+                                    f"(key {key.digest}): `mmbench run` builds it in its own process before the cell; "
+                                    f"outside a run, use `mmbench cache build SUITE`")
+        caches[modality] = cache
+    return caches
+
+
 def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
                   tower_configs: dict[str, dict[str, Any]], precision: str, device: torch.device, batch_size: int,
                   progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
     """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it afterwards."""
+    from benchmark.profile.environment import hardware_identity
+
     caches = {}
     plan = method.layer_plan(towers)
-    for modality, tower in towers.items():
-        indices = plan[modality]
-        key = cache_key(indices, tower, raw, tower_configs[modality], precision)
+    for modality, key in cache_keys(method, towers, raw, tower_configs, precision).items():
+        tower, indices = towers[modality], plan[modality]
         cache = find_cache(key)
         if cache is not None:
             caches[modality] = (cache, False)
@@ -59,9 +81,38 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
         progress({"event": "phase", "phase": f"cache {modality}", "total_steps": total})
         tower.to(device).eval()
         batches = _kept_state_batches(tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device)
-        cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches, _step_reporter(progress, total))
+        cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches, _step_reporter(progress, total),
+                            hardware_identity(device))
         tower.to("cpu")
         caches[modality] = (cache, True)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return caches
+
+
+def ensure_cell_caches(config: dict[str, Any], progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
+    """Find or build every cache one cell's method trains from (nothing for uncached methods)."""
+    from benchmark.data.dataset import load_raw_dataset
+    from benchmark.methods.registry import get_method_class
+    from benchmark.train.features import build_towers_and_features
+    from benchmark.train.loop import seed_everything
+    from benchmark.train.precision import resolve_device
+
+    method = get_method_class(config["method"]["name"])(config["method"]["options"])
+    if not method.uses_cache:
+        return {}
+    seed_everything(config["seed"])
+    raw = load_raw_dataset(config["dataset"])
+    towers, tower_configs, features = build_towers_and_features(config, raw)
+    device = resolve_device(config["train"]["device"])
+    return ensure_caches(method, towers, raw, features, tower_configs, config["train"]["precision"], device,
+                         config["eval"]["item_batch_size"], progress)
+
+
+def cache_origin(cache: HiddenStateCache, built_now: set[str], device: torch.device) -> str:
+    """'built' (for this cell, by its launcher), 'reused' (built earlier on this hardware) or 'reused_other_hardware'."""
+    from benchmark.profile.environment import hardware_identity
+
+    if cache.digest in built_now:
+        return "built"
+    return "reused" if cache.built_on == hardware_identity(device) else "reused_other_hardware"

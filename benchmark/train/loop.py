@@ -6,6 +6,7 @@ measured before the failure; the caller writes the row whatever happens.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from typing import Any, Callable
@@ -13,16 +14,18 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from benchmark.data.collate import collate_train_batch
-from benchmark.data.dataset import ItemFeatures, SplitDataset, iterate_train_batches, load_raw_dataset, split_leave_one_out, steps_per_epoch
+from benchmark.data.collate import TrainBatch
+from benchmark.data.dataset import ItemFeatures, SplitDataset, load_raw_dataset, split_leave_one_out, steps_per_epoch
+from benchmark.data.loader import default_num_workers, train_loader
+from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import count_parameters
 from benchmark.profile.memory import GIB
-from benchmark.profile.nvml import device_used_bytes, nvml_handle_for_torch_device
+from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
 from benchmark.results.schema import EVAL_KS
-from benchmark.train.cache_build import ensure_caches
+from benchmark.train.cache_build import cache_origin, find_caches
 from benchmark.train.evaluate import ModelScorer, PopularityScorer, RandomScorer, encode_all_items, metrics_from_ranks, rank_targets
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
@@ -38,31 +41,48 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress) -> None:
+def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, built_caches: set[str] | None = None) -> None:
+    """`built_caches`: digests of the caches the launcher built for this cell (their build is this cell's cost)."""
     train_config, eval_config = config["train"], config["eval"]
     setup_started = time.perf_counter()
     seed_everything(config["seed"])
     device = resolve_device(train_config["device"])
-    nvml, nvml_device = nvml_handle_for_torch_device(0) if device.type == "cuda" else (None, None)
-    baseline = device_used_bytes(nvml, nvml_device) if nvml_device is not None else None
+    warnings: list[str] = []
+    row["warnings"] = warnings
+    if device.type == "cpu" and train_config["precision"] == "fp16":
+        warnings.append("fp16 on a CPU runs emulated half precision, many times slower than fp32: these times measure the emulation")
+    nvml_device = nvml_device_for_torch(device.index or 0) if device.type == "cuda" else None
+    if nvml_device is not None:
+        row["nvml_device_match"] = nvml_device.match
+        if not nvml_device.resolved:
+            warnings.append(f"NVML could not identify this GPU ({nvml_device.match}): no NVML memory, device memory or energy figures")
+        elif not nvml_device.energy_available:
+            warnings.append("MIG slice: the energy counter covers the whole GPU, so no energy figure is recorded")
+    baseline = device_used_bytes(nvml_device.nvml, nvml_device.handle) if nvml_device is not None and nvml_device.resolved else None
     row["nvml_baseline_gib"] = baseline / GIB if baseline is not None else None
 
     progress({"event": "phase", "phase": "data"})
     raw = load_raw_dataset(config["dataset"])
     split = split_leave_one_out(raw, train_config["max_seq_len"])
     row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
+    row["dropped_sequences"] = split.dropped_users
+    if train_config["batch_size"] > len(split.train_sequences):
+        raise DatasetError(f"batch_size {train_config['batch_size']} is larger than the {len(split.train_sequences)} training "
+                           f"sequences of '{config['dataset']['name']}': every step would be warm-up, nothing measured")
 
     progress({"event": "phase", "phase": "towers"})
     towers, tower_configs, features = build_towers_and_features(config, raw)
     method = get_method_class(config["method"]["name"])(config["method"]["options"])
     off_device_params = 0
     if method.uses_cache:
-        caches = ensure_caches(method, towers, raw, features, tower_configs, train_config["precision"], device,
-                               eval_config["item_batch_size"], progress)
-        features = ItemFeatures({f"{modality}_states": cache.open_states() for modality, (cache, _) in caches.items()})
-        # The build cost is the cache's, whoever paid it: the manifest keeps the original build time.
-        row["cache_build_s"] = sum(cache.build_seconds for cache, _ in caches.values())
-        row["cache_bytes"] = sum(cache.size_bytes for cache, _ in caches.values())
+        # The launcher built the caches in their own process: this one's CUDA context never sees the towers.
+        caches = find_caches(method, towers, raw, tower_configs, train_config["precision"])
+        features = ItemFeatures({f"{modality}_states": cache.open_states() for modality, cache in caches.items()})
+        origins = {cache_origin(cache, built_caches or set(), device) for cache in caches.values()}
+        row["cache_origin"] = "reused_other_hardware" if "reused_other_hardware" in origins else "built" if "built" in origins else "reused"
+        row["cache_built_on"] = json.dumps([cache.built_on for cache in caches.values()], sort_keys=True)
+        row["cache_build_s"] = sum(cache.build_seconds for cache in caches.values())
+        row["cache_bytes"] = sum(cache.size_bytes for cache in caches.values())
         off_device_params = sum(count_parameters(tower)[1] for tower in towers.values())
     embed_dim = train_config["embed_dim"]
     item_encoder = method.build_item_encoder(towers, embed_dim)
@@ -79,11 +99,29 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress) ->
     row["setup_s"] = time.perf_counter() - setup_started
 
     evaluator = Evaluator(model, split, features, config, device, progress) if eval_config["enabled"] else None
-    Trainer(model, split, features, config, device, nvml, nvml_device, evaluator, row, progress).run()
-    if row["epoch_s"] is not None:
-        row["epoch_amortized_s"] = row["epoch_s"] + (row["cache_build_s"] or 0.0) / train_config["epochs"]
+    trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, row, progress)
+    trainer.run()
+    amortize(row)
     if evaluator is not None:
+        trainer.profiler.evaluation.start()
         evaluator.final(row)
+        trainer.profiler.evaluation.stop()
+    row.update(trainer.profiler.evaluation.columns())
+
+
+def amortize(row: dict[str, Any]) -> None:
+    """Epoch time plus the cache build spread over the epochs trained (at least one: a cut run still paid a whole build).
+
+    A cache built on other hardware did not cost its build time here, so no amortised figure is given.
+    """
+    if row["epoch_s"] is None:
+        return
+    if row["cache_origin"] == "reused_other_hardware":
+        row["warnings"].append("hidden-state cache built on other hardware: its build time is not amortised into this row")
+        return
+    epochs = max(row["epochs_trained"] or 0.0, 1.0)
+    row["amortized_over_epochs"] = epochs
+    row["epoch_amortized_s"] = row["epoch_s"] + (row["cache_build_s"] or 0.0) / epochs
 
 
 class Evaluator:
@@ -156,18 +194,22 @@ class Evaluator:
 
 
 class Trainer:
-    def __init__(self, model, split, features, config, device, nvml, nvml_device, evaluator, row, progress):
+    def __init__(self, model, split, features, config, device, nvml_device, evaluator, row, progress):
         self.model, self.split, self.features, self.config = model, split, features, config
         self.train_config = config["train"]
         self.device, self.evaluator, self.row, self.progress = device, evaluator, row, progress
-        self.profiler = TrainingProfiler(device, nvml, nvml_device, self.train_config["nvml_hz"])
+        self.profiler = TrainingProfiler(device, nvml_device, self.train_config["nvml_hz"])
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.train_config["lr"],
                                            weight_decay=self.train_config["weight_decay"])
         self.autocast = autocast_factory(self.train_config["precision"], device)
         self.scaler = grad_scaler(self.train_config["precision"], device)
+        workers = self.train_config.get("num_workers")
+        self.num_workers = default_num_workers(device) if workers is None else workers
         self.step_ms: list[float] = []
         self.warmup_ms: list[float] = []
+        self.data_wait_ms: list[float] = []  # per measured step: how long the loop waited for its batch
         self.epoch_samples: list[float] = []
+        self.epoch_wait_s: list[float] = []  # per complete epoch: total wait for batches
         self.losses: list[float] = []
         self.measured_sequences = 0
         self.step = 0
@@ -177,8 +219,7 @@ class Trainer:
         planned = self.row["steps_per_epoch"] * self.train_config["epochs"]
         return min(planned, self.train_config["max_steps"]) if self.train_config["max_steps"] else planned
 
-    def train_step(self, sequences: torch.Tensor) -> None:
-        batch = collate_train_batch(sequences, self.features, self.train_config["unique_items"])
+    def train_step(self, batch: TrainBatch, wait_ms: float) -> None:
         if self.step == self.train_config["warmup_steps"]:
             self.profiler.begin_energy()
         with StepClock(self.device) as clock:
@@ -199,13 +240,16 @@ class Trainer:
             self.warmup_ms.append(clock.elapsed_ms)
         else:
             self.step_ms.append(clock.elapsed_ms)
-            self.measured_sequences += sequences.shape[0]
+            self.data_wait_ms.append(wait_ms)
+            self.measured_sequences += batch.sequences.shape[0]
 
     def run(self) -> None:
         self.row["steps_per_epoch"] = steps_per_epoch(self.split, self.train_config["batch_size"])
+        self.row["num_workers"] = self.num_workers
         planned = self.planned_steps()
         self.progress({"event": "phase", "phase": "train", "total_steps": planned})
-        generator = np.random.default_rng(self.config["seed"])
+        loader = train_loader(self.split, self.features, self.train_config["batch_size"], self.train_config["unique_items"],
+                              np.random.default_rng(self.config["seed"]), self.num_workers, self.device)
         epochs, every = self.train_config["epochs"], self.config["eval"]["every"]
         self.profiler.start()
         self.model.train()
@@ -213,9 +257,17 @@ class Trainer:
             for epoch in range(1, epochs + 1):
                 synchronize(self.device)
                 epoch_started = time.perf_counter()
+                waited_s = 0.0
                 cut = False
-                for sequences in iterate_train_batches(self.split, self.train_config["batch_size"], generator):
-                    self.train_step(sequences)
+                batches = iter(loader)
+                while True:
+                    asked = time.perf_counter()
+                    batch = next(batches, None)
+                    wait_ms = (time.perf_counter() - asked) * 1000.0
+                    if batch is None:
+                        break
+                    waited_s += wait_ms / 1000.0
+                    self.train_step(batch, wait_ms)
                     self.progress({"event": "step", "step": self.step, "total_steps": planned, "loss": self.losses[-1]})
                     if self.train_config["max_steps"] and self.step >= self.train_config["max_steps"]:
                         cut = True
@@ -223,11 +275,12 @@ class Trainer:
                 synchronize(self.device)
                 if not cut:
                     self.epoch_samples.append(time.perf_counter() - epoch_started)
+                    self.epoch_wait_s.append(waited_s)
                 last = cut or epoch == epochs
                 if self.evaluator is not None and (epoch % every == 0 or last):
                     self.profiler.pause()  # evaluation is neither training time, memory nor energy
                     stop = self.evaluator.validate(epoch)
-                    self.profiler.resume()
+                    self.profiler.resume()  # its memory is released before the next training step
                     if stop and not last:
                         self.stopped_early = True
                         break
@@ -235,22 +288,36 @@ class Trainer:
                     break
         finally:
             self.row.update(self.profiler.stop())
+            del loader  # persistent workers end here, after the contention reading counted them as ours
             self.record_timing()
+        if not self.step_ms:
+            raise NoMeasuredStepsError(
+                f"no measured steps: {self.step} step(s) ran and all were warm-up (warmup_steps={self.train_config['warmup_steps']}, "
+                f"{self.row['steps_per_epoch']} step(s) per epoch x {epochs} epoch(s), max_steps={self.train_config['max_steps']}); "
+                "lower warmup_steps or run more steps")
 
     def record_timing(self) -> None:
         row, per_epoch = self.row, self.row["steps_per_epoch"]
         summary = summarize_ms(self.step_ms)
+        wait = summarize_ms(self.data_wait_ms)
         row.update(step_ms=self.step_ms, warmup_ms=self.warmup_ms, measured_steps=len(self.step_ms),
                    step_ms_median=summary["median"], step_ms_p10=summary["p10"], step_ms_p90=summary["p90"],
                    epoch_s_samples=self.epoch_samples, epochs_run=len(self.epoch_samples), train_loss=self.losses,
+                   epochs_trained=self.step / per_epoch if per_epoch else None, data_wait_ms=self.data_wait_ms,
                    final_loss=self.losses[-1] if self.losses else None, stopped_early=self.stopped_early)
         row["samples_per_s"] = self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None
         if len(self.epoch_samples) > 1:
-            # The first epoch carries the warm-up (allocator growth, kernel selection); later ones do not.
+            # The first epoch carries the warm-up (allocator growth, kernel selection, worker start); later ones do not.
             row["epoch_s"], row["epoch_kind"] = float(np.median(self.epoch_samples[1:])), "measured"
+            row["data_wait_s_per_epoch"] = float(np.median(self.epoch_wait_s[1:]))
         elif self.epoch_samples:
             row["epoch_s"], row["epoch_kind"] = single_epoch_without_warmup(self.epoch_samples[0], self.warmup_ms, summary["median"]), "measured"
+            row["data_wait_s_per_epoch"] = self.epoch_wait_s[0]
         elif summary["median"] is not None:
-            row["epoch_s"], row["epoch_kind"] = summary["median"] * per_epoch / 1000.0, "estimated"
+            # Like a measured epoch, the estimate includes the wait for batches, not only the compute step.
+            row["data_wait_s_per_epoch"] = wait["median"] * per_epoch / 1000.0
+            row["epoch_s"], row["epoch_kind"] = summary["median"] * per_epoch / 1000.0 + row["data_wait_s_per_epoch"], "estimated"
+        if row["epoch_s"] and row["data_wait_s_per_epoch"] is not None:
+            row["data_share"] = min(row["data_wait_s_per_epoch"] / row["epoch_s"], 1.0)
         if row["energy_j_measured"] is not None and self.step_ms:
             row["energy_j_per_epoch"] = row["energy_j_measured"] / len(self.step_ms) * per_epoch

@@ -1,0 +1,37 @@
+"""Entry point of the cache-build subprocess that runs before a cached cell.
+
+Usage: python -m benchmark.launch.cache_main CELL_JSON
+The build runs in its own process so that the training cell's CUDA context never holds the towers'
+kernels, weights or cuBLAS workspace: the cell's peak memory is training's alone. Progress goes to
+stdout as JSON lines; the last line says which caches were built now.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from benchmark.launch.cell_main import emit, failure_status
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(Path(argv[0]).read_text())
+    try:
+        from benchmark.train.cache_build import ensure_cell_caches
+
+        caches = ensure_cell_caches(config, emit)
+    except BaseException as error:  # noqa: BLE001 - the launcher records the failure on the cell's row
+        traceback.print_exc(file=sys.stderr)
+        status = failure_status(error)
+        emit({"event": "done", "status": status, "error": f"cache build failed: {type(error).__name__}: {error}"})
+        return 3 if status == "oom" else 2
+    emit({"event": "done", "status": "ok", "error": None,
+          "built": [cache.digest for cache, built in caches.values() if built],
+          "caches": {modality: cache.digest for modality, (cache, _) in caches.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

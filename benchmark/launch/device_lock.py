@@ -1,0 +1,52 @@
+"""One timed cell per device at a time, across every mmbench run on the machine.
+
+Two runs timing cells on one device at once inflate each other's step times (28x was seen on a
+2-core machine); the lock makes the second run wait. The lock files live in a machine-wide
+directory (MMBENCH_LOCK_DIR, default <tmp>/mmbench-locks), not in the per-user cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+
+def lock_directory() -> Path:
+    directory = Path(os.environ.get("MMBENCH_LOCK_DIR", Path(tempfile.gettempdir()) / "mmbench-locks"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def device_key(config: dict[str, Any]) -> str:
+    """The device a cell will time on: 'cpu', or 'cuda-<first visible device>' (an index or a GPU/MIG UUID)."""
+    requested = config["train"]["device"]
+    if requested == "cpu":
+        return "cpu"
+    if requested == "auto":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "cpu"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+    return "cuda-" + "".join(character if character.isalnum() or character in "-_" else "_" for character in visible)
+
+
+@contextlib.contextmanager
+def device_lock(key: str, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the device's lock; if another run holds it, say so once and wait."""
+    path = lock_directory() / f"{key}.lock"
+    lock = FileLock(str(path), mode=0o666)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        on_wait(f"waiting for device '{key}': another mmbench run is timing a cell on it (lock {path})")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
