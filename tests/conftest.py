@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _isolated_cache(tmp_path_factory):
     """Generated datasets go to a per-session cache, never the user's."""
     os.environ["MMBENCH_CACHE"] = str(tmp_path_factory.mktemp("mmbench-cache"))
+    # Device locks of this test session only: a stale lock elsewhere on the machine must not stall the tests.
+    os.environ["MMBENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("mmbench-locks"))
     os.environ["HF_HUB_OFFLINE"] = "1"
     yield
 

@@ -57,7 +57,19 @@ def test_cached_row_records_the_cache_and_counts_the_towers(finished_run):
     cached = frame.filter(pl.col("method") == "iisan_cached").row(0, named=True)
     uncached = frame.filter(pl.col("method") == "iisan").row(0, named=True)
     assert cached["cache_build_s"] > 0 and cached["cache_bytes"] > 0
+    assert cached["cache_origin"] == "built" and json.loads(cached["cache_built_on"])[0]["device"].startswith("cpu")
     assert cached["epoch_amortized_s"] == pytest.approx(cached["epoch_s"] + cached["cache_build_s"])  # one epoch
+    assert cached["device_lock"] == "held" and uncached["device_lock"] == "held"
+    # Run again: the cache is found, and its build (on this machine) is still this configuration's cost.
+    from benchmark.launch.local import run_cell_subprocess
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+
+    cell = next(c for c in expand_cells(load_suite(results.parent / "suite.yaml")) if c.config["method"]["name"] == "iisan_cached")
+    assert run_cell_subprocess(cell, results.parent / "again", "again").status == "ok"
+    again = read_results(results.parent / "again")[0].row(0, named=True)
+    assert again["cache_origin"] == "reused" and again["cache_build_s"] == pytest.approx(cached["cache_build_s"])
+    assert again["epoch_amortized_s"] is not None
     assert uncached["cache_build_s"] is None and uncached["epoch_amortized_s"] == pytest.approx(uncached["epoch_s"])
     assert cached["trainable_params"] == uncached["trainable_params"]
     assert cached["total_params"] == uncached["total_params"]  # frozen towers count in the total either way

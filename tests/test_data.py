@@ -6,7 +6,7 @@ import torch
 
 from benchmark.data.amazon import read_amazon_iisan
 from benchmark.data.collate import collate_train_batch
-from benchmark.data.dataset import ItemFeatures, iterate_train_batches, left_pad, load_images, split_leave_one_out
+from benchmark.data.dataset import ItemFeatures, left_pad, load_images, split_leave_one_out
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.errors import DatasetError
 
@@ -109,12 +109,25 @@ def test_collate_encodes_positions_or_unique_items():
     assert unique.encoded_ids[unique.position_index.clamp(min=0)].tolist() == [[3, 3, 4], [3, 5, 3]]
 
 
-def test_train_batches_cover_every_sequence_once():
+@pytest.mark.parametrize("workers", [0, 2])
+def test_train_batches_cover_every_sequence_once_per_epoch(workers):
+    import torch
+
+    from benchmark.data.loader import train_loader
+
     raw = read_amazon_iisan(ensure_synthetic(OPTIONS))
     split = split_leave_one_out(raw, 4)
-    batches = list(iterate_train_batches(split, 7, np.random.default_rng(0)))
-    assert sum(b.shape[0] for b in batches) == len(split.train_sequences)
-    assert all(b.shape[1] == 5 for b in batches)
+    features = ItemFeatures({"text_ids": torch.arange(raw.n_items + 1).unsqueeze(1)})
+    loader = train_loader(split, features, 7, False, np.random.default_rng(0), workers, torch.device("cpu"))
+    epochs = [[batch.sequences for batch in loader] for _ in range(2)]
+    for batches in epochs:
+        assert sum(b.shape[0] for b in batches) == len(split.train_sequences) and all(b.shape[1] == 5 for b in batches)
+        assert sorted(map(tuple, torch.cat(batches).tolist())) == sorted(
+            map(tuple, torch.cat([left_pad([s], 5) for s in split.train_sequences]).tolist()))
+    assert not torch.equal(epochs[0][0], epochs[1][0])  # a fresh shuffle each epoch
+    # The features each step reads are gathered with the batch (in the workers when there are any).
+    batch = next(iter(loader))
+    assert torch.equal(batch.features["text_ids"].squeeze(1), batch.encoded_ids)
 
 
 def write_microlens(directory, titles: str, pairs: str, covers=("a", "b", "c"), media=True):

@@ -199,9 +199,34 @@ def test_cached_training_keeps_the_towers_off_the_gpu(write_suite):
 
     methods = "[{name: iisan, options: {layer_stride: 1}}, {name: iisan_cached, options: {layer_stride: 1}}]"
     peaks = {}
+    from benchmark.train.cache_build import ensure_cell_caches
+
     for cell in expand_cells(load_suite(write_suite(methods=methods, max_steps=4), ["train.device=cuda"])):
+        ensure_cell_caches(cell.config, lambda message: None)  # the launcher's job, in its own process in a run
         row = empty_row()
         run_cell(cell.config, row, lambda message: None)
         peaks[cell.config["method"]["name"]] = row["torch_peak_alloc_gib"]
     tower_bytes = (4_400_000 + 420_000) * 4 / 1024**3  # bert-tiny + vit-micro weights in fp32, roughly
     assert peaks["iisan_cached"] < peaks["iisan"] - 0.5 * tower_bytes
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cached_training_peak_is_the_same_with_a_cold_or_warm_cache(write_suite, tmp_path, monkeypatch):
+    """The cache is built in its own process, so the training cell's CUDA context never holds the towers."""
+    from benchmark.launch.local import run_cell_subprocess
+    from benchmark.results.read import read_results
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+
+    monkeypatch.setenv("MMBENCH_CACHE", str(tmp_path / "cold-cache"))
+    methods = "[{name: iisan_cached, options: {layer_stride: 1}}]"
+    cell = expand_cells(load_suite(write_suite(methods=methods, max_steps=6), ["train.device=cuda"]))[0]
+    for run in ("cold", "warm"):
+        assert run_cell_subprocess(cell, tmp_path / run, run).status == "ok"
+    cold = read_results(tmp_path / "cold")[0].row(0, named=True)
+    warm = read_results(tmp_path / "warm")[0].row(0, named=True)
+    assert (cold["cache_origin"], warm["cache_origin"]) == ("built", "reused")
+    assert warm["torch_peak_alloc_gib"] == pytest.approx(cold["torch_peak_alloc_gib"], rel=0.01)
+    if cold["nvml_peak_process_gib"] is not None:
+        assert abs(warm["nvml_peak_process_gib"] - cold["nvml_peak_process_gib"]) < 0.05  # GiB: allocator granularity

@@ -127,3 +127,18 @@ def test_method_that_cannot_apply_names_the_tower():
 
 def test_registry_lists_the_core_methods():
     assert {"fft", "lora", "adapter", "bitfit"} <= set(method_names())
+
+
+def test_bitfit_on_a_bias_free_tower_is_an_error_naming_it(write_suite):
+    from benchmark.errors import SuiteError
+    from benchmark.suite.loader import load_suite
+
+    # Before: BitFit on llama silently trained 0 tower parameters.
+    llama = build_tower("text", {"preset": "llama-micro", "weights": "random", "max_tokens": 8})
+    with pytest.raises(TowerError, match="text tower 'llama-micro': it has no bias parameters"):
+        get_method_class("bitfit")().build_item_encoder({"text": llama}, 64)
+    text = write_suite(methods="[bitfit]").read_text().replace("preset: bert-tiny", "preset: llama-micro")
+    path = write_suite(text=text)
+    with pytest.raises(SuiteError, match="BitFit cannot adapt the text tower 'llama-micro'.*tower set 'micro'"):
+        load_suite(path)
+    assert get_method_class("bitfit").tower_problem("text", "qwen2-0.5b") is None  # qwen2 has q/k/v biases

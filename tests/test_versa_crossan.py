@@ -30,6 +30,11 @@ def head(width: int, embed: int = 64) -> int:
     return linear(width, width) + linear(width, embed)
 
 
+def narrowing_head(width: int, embed: int = 64) -> int:
+    """Versa's head for the wider tower: Linear(w, 64) then Linear(64, 64)."""
+    return linear(width, embed) + linear(embed, embed)
+
+
 MICRO_TOWERS = {
     "text": {"preset": "qwen2-micro", "weights": "random", "max_tokens": 8},
     "image": {"preset": "vit-micro", "weights": "random", "image_size": 16},
@@ -86,7 +91,7 @@ def test_versa_trainable_parameters_micro_pair():
     trainable, _ = count_parameters(get_method_class("iisan_versa")({}).build_item_encoder(towers, 64))
     # groups = 2 // 2 = 1 for both: 2 kept states each; inter at width 64 with the image aligned 128 -> 64.
     expected = (2 * sanb(64) + 2) + (2 * sanb(128) + 2) + 2 * linear(128, 64) + (2 * sanb(64) + 2) \
-        + head(64) + head(128) + head(64) + linear(192, 64)
+        + head(64) + narrowing_head(128) + head(64) + linear(192, 64)
     assert trainable == expected
 
 
@@ -105,8 +110,27 @@ def test_versa_bert_large_vit_base_counts():
     assert method.layer_plan(towers) == {"image": [0, 2, 4, 6, 8, 10, 12], "text": [0, 4, 8, 12, 16, 20, 24]}
     trainable, _ = count_parameters(method.build_item_encoder(towers, 64))
     expected = (7 * sanb(1024) + 7) + (7 * sanb(768) + 7) + 7 * linear(1024, 768) + (7 * sanb(768) + 7) \
-        + head(1024) + head(768) + head(768) + linear(192, 64)
+        + narrowing_head(1024) + head(768) + head(768) + linear(192, 64)
     assert trainable == expected
+
+
+@pytest.mark.parametrize("text_preset, kept_text_states, width", [
+    ("qwen2-0.5b", [0, 4, 8, 12, 16, 20, 24], 896),
+    ("llama-1b", [0, 3, 5, 8, 11, 13, 16], 2048),
+])
+def test_versa_llm_vit_base_exact_counts(text_preset, kept_text_states, width):
+    # Built on the meta device: the architecture and its parameter shapes without allocating 0.5-1.2 B weights.
+    with torch.device("meta"):
+        towers = {"text": build_tower("text", {"preset": text_preset, "weights": "random", "max_tokens": 30}),
+                  "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+        method = get_method_class("iisan_versa")({})
+        assert method.layer_plan(towers) == {"image": [0, 2, 4, 6, 8, 10, 12], "text": kept_text_states}
+        trainable, _ = count_parameters(method.build_item_encoder(towers, 64))
+    expected = (7 * sanb(width) + 7) + (7 * sanb(768) + 7) + 7 * linear(width, 768) + (7 * sanb(768) + 7) \
+        + narrowing_head(width) + head(768) + head(768) + linear(192, 64)
+    assert trainable == expected
+    # The reference head saves (w + 64) * w - 64 * 64 parameters over Linear(w, w) + Linear(w, 64): 4.2 M at 2048.
+    assert head(width) - narrowing_head(width) == width * width + width - 64 * 64 - 64
 
 
 def test_crossan_trainable_parameters_four_micro_towers():

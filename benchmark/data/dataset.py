@@ -152,13 +152,5 @@ class ItemFeatures:
         return {name: tensor[item_ids] for name, tensor in self.tensors.items() if names is None or name in names}
 
 
-def iterate_train_batches(split: SplitDataset, batch_size: int, generator: np.random.Generator) -> Iterator[torch.Tensor]:
-    """Shuffled batches of left-padded item-id sequences [B, max_seq_len + 1]; the last batch may be smaller."""
-    order = generator.permutation(len(split.train_sequences))
-    for start in range(0, len(order), batch_size):
-        chosen = [split.train_sequences[i] for i in order[start:start + batch_size]]
-        yield left_pad(chosen, split.max_seq_len + 1)
-
-
 def steps_per_epoch(split: SplitDataset, batch_size: int) -> int:
     return -(-len(split.train_sequences) // batch_size)

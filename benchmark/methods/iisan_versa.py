@@ -8,6 +8,8 @@
   inter-modal SAN pairs the remaining ones with the shallower tower's blocks.
 - Dimension alignment: a Linear per inter-modal block projects the wider tower's states to the
   narrower width before the inter-modal SAN.
+- Heads: the narrower tower and the inter-modal SAN keep IISAN's Linear(w, w) + Linear(w, 64); a
+  wider tower's head is Linear(w, 64) + Linear(64, 64), as in the reference code.
 - Fusion: `concat` (IISAN's Linear(192, 64)) or `momef` (mixture of experts, as in CROSSAN).
 """
 
@@ -19,7 +21,15 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
-from benchmark.methods.side_network import FUSIONS, InterModalSAN, IntraModalSAN, build_fusion, group_indices, projection_head
+from benchmark.methods.side_network import (
+    FUSIONS,
+    InterModalSAN,
+    IntraModalSAN,
+    build_fusion,
+    group_indices,
+    narrowing_head,
+    projection_head,
+)
 
 VERSA_OPTIONS = {"bottleneck": 64, "activation": "gelu", "groups": 0, "deep_groups": 0, "fusion": "concat", "expert_hidden": 256}
 
@@ -43,7 +53,9 @@ class VersaItemEncoder(SideItemEncoder):
             m: nn.ModuleList(nn.Linear(widths[m], self.narrow_width) for _ in range(self.shared_blocks))
             for m in ("text", "image") if widths[m] != self.narrow_width})
         self.inter_san = InterModalSAN(self.shared_blocks, self.narrow_width, bottleneck, activation)
-        self.heads = nn.ModuleDict({m: projection_head(widths[m], embed_dim) for m in ("text", "image")})
+        # A tower wider than its partner reduces to the embedding width first (the reference Versa head).
+        self.heads = nn.ModuleDict({m: projection_head(widths[m], embed_dim) if widths[m] == self.narrow_width
+                                    else narrowing_head(widths[m], embed_dim) for m in ("text", "image")})
         self.inter_head = projection_head(self.narrow_width, embed_dim)
         self.fusion = build_fusion(fusion, [embed_dim] * 3, embed_dim, expert_hidden)
 

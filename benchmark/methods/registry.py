@@ -35,6 +35,11 @@ class Method:
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         raise NotImplementedError
 
+    @classmethod
+    def tower_problem(cls, modality: str, preset_name: str) -> str | None:
+        """Why this method cannot apply to a tower preset (checked when a suite is validated), or None."""
+        return None
+
 
 def register_method(cls: type[Method]) -> type[Method]:
     if not cls.name:

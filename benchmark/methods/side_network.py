@@ -133,6 +133,14 @@ def projection_head(width: int, embed_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(width, width), nn.Linear(width, embed_dim))
 
 
+def narrowing_head(width: int, embed_dim: int) -> nn.Sequential:
+    """Linear(width, embed_dim) then Linear(embed_dim, embed_dim): IISAN-Versa's head for a tower wider than its partner.
+
+    Reducing first keeps the head small for wide LLM towers (Linear(w, w) would add w^2 parameters: 16.8 M at 4096).
+    """
+    return nn.Sequential(nn.Linear(width, embed_dim), nn.Linear(embed_dim, embed_dim))
+
+
 @torch.no_grad()
 def kept_states(tower: nn.Module, features: dict[str, torch.Tensor], layer_indices: list[int]) -> torch.Tensor:
     """Pooled states (first token, or mean over valid tokens) of the kept hidden-state indices: [n, len(layer_indices), hidden].

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -158,6 +159,15 @@ def build_tower(modality: str, tower_config: dict[str, Any], seed: int = 0, towe
             image_size = getattr(model.config, "image_size", image_size)
     identity = _weights_identity(preset, weights, image_size if visual else None, seed)
     return Tower(modality, model, preset, weights, identity, image_size if visual else None)
+
+
+@functools.lru_cache(maxsize=None)
+def preset_has_bias(preset_name: str) -> bool:
+    """Whether a preset's architecture has any bias parameter (built on the meta device: no memory, no weights)."""
+    preset = get_preset(preset_name)
+    with torch.device("meta"):
+        model = _build_random(preset, preset.config.get("image_size"))
+    return any(name.endswith("bias") for name, _ in model.named_parameters())
 
 
 def count_parameters(module: nn.Module) -> tuple[int, int]:

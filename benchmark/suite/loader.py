@@ -121,6 +121,11 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             if problem:
                 validator.problem(("methods", index), f"method '{method['name']}' {problem} in tower set '{tower_set['name']}' "
                                   f"(towers[{tower_index}]); restrict it with `towers: [...]`")
+            for modality in MODALITIES:
+                tower_problem = method_class.tower_problem(modality, tower_set[modality]["preset"]) if tower_set.get(modality) else None
+                if tower_problem:
+                    validator.problem(("methods", index), f"{tower_problem} (tower set '{tower_set['name']}', towers[{tower_index}]); "
+                                      "restrict the method with `towers: [...]`")
     _check_unique([m["label"] for m in suite["methods"]], "methods", validator, "label", " (set `label:` to tell them apart)")
 
     for key, values in suite["matrix"].items():
