@@ -219,14 +219,7 @@ def _rank(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float,
         kinds = {kind for m in members for kind in (m["epoch_kinds"] or [])}
         group_caveats = (["mixed-memory"] if mixed_memory else []) + (["mixed-epoch"] if len(kinds) > 1 else [])
 
-        def scores(which: list[Costs | None]) -> list[float | None]:
-            present = [c for c in which if c is not None]
-            if mixed_memory or not present:
-                return [None] * len(which)
-            values = iter(tpme(present, weights))
-            return [next(values) if c is not None else None for c in which]
-
-        tpme_values, tpme_amortized = scores(costs), scores(amortized)
+        tpme_values, tpme_amortized = _scores(costs, weights, mixed_memory), _scores(amortized, weights, mixed_memory)
         fft_indices = [i for i, m in enumerate(members) if m["method"] == FFT_METHOD and costs[i] is not None]
         anchor_state = "ok" if fft_indices else _missing_fft_state(failures, group_by, key)
         fft_values, epoch_ratio, memory_ratio, anchors, row_caveats = [], [], [], [], []
@@ -257,6 +250,15 @@ def _rank(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float,
             pl.Series("fft_anchor", anchors, dtype=pl.String),
             pl.Series("caveats", row_caveats, dtype=pl.List(pl.String))))
     return pl.concat(parts, how="vertical_relaxed")
+
+
+def _scores(costs: list[Costs | None], weights: tuple[float, float, float], mixed_memory: bool) -> list[float | None]:
+    """TPME over the rows that have all three costs; none at all where memory figures are not comparable."""
+    present = [c for c in costs if c is not None]
+    if mixed_memory or not present:
+        return [None] * len(costs)
+    values = iter(tpme(present, weights))
+    return [next(values) if c is not None else None for c in costs]
 
 
 def _row_caveats(member: dict[str, Any]) -> list[str]:
