@@ -73,10 +73,13 @@ def run(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value, e.g. --set train.max_steps=5 (repeatable)"),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="run every cell N times, each in a fresh process (overrides the suite)"),
     no_lock: bool = typer.Option(False, "--no-lock", help="do not wait for other mmbench runs on the same device (rows say so)"),
+    force: bool = typer.Option(False, "--force", help="re-run cells that already have an ok row in --results"),
+    skip_failed: bool = typer.Option(False, "--skip-failed", help="also skip cells whose last row failed (oom, error, crashed, timeout)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Run every cell of a suite, each in its own subprocess; one Parquet row per cell."""
     from benchmark.launch.local import run_cells
+    from benchmark.launch.resume import plan_resume
     from benchmark.results.store import ensure_writable
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
@@ -101,8 +104,24 @@ def run(
         ensure_writable(results)
     except MMBenchError as error:
         _fail(error)
+    plan = plan_resume(cells, results, force, skip_failed)
+    for problem in plan.unreadable:
+        stderr.print(f"warning: skipped unreadable result file {problem}", markup=False, highlight=False)
+    if plan.done:
+        stderr.print(f"resuming: {len(plan.done)} of {len(cells)} cell(s) already have an ok row in {results} "
+                     "(--force re-runs them)", markup=False, highlight=False)
+    if plan.failed_kept:
+        stderr.print(f"--skip-failed: {len(plan.failed_kept)} cell(s) whose last row failed are not re-run", markup=False, highlight=False)
     run_id = f"{loaded['name']}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     run_dir = results / run_id
+    skipped = [{"cell_id": c.cell_id, "status": "skipped", "reason": "ok row exists"} for c in plan.done] + \
+        [{"cell_id": c.cell_id, "status": "skipped", "reason": "failed before (--skip-failed)"} for c in plan.failed_kept]
+    if not plan.to_run:
+        stderr.print(f"nothing to run: every cell of suite '{loaded['name']}' is done in {results}", markup=False, highlight=False)
+        if as_json:
+            sys.stdout.write(json.dumps({"run_dir": None, "cells": [], "skipped": skipped}, indent=2) + "\n")
+        return
+    cells = plan.to_run
     stderr.print(f"running {len(cells)} cell(s) of suite '{loaded['name']}' -> {run_dir}")
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
     try:
@@ -117,7 +136,8 @@ def run(
     stderr.print(f"done: {summary}; rows in {run_dir}")
     if as_json:
         sys.stdout.write(json.dumps({"run_dir": str(run_dir), "cells": [
-            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)} for o in outcomes]}, indent=2) + "\n")
+            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)} for o in outcomes],
+            "skipped": skipped}, indent=2) + "\n")
     # An OOM is a measurement (this method does not fit); errors, crashes and timeouts are failures.
     if any(o.status in ("error", "crashed", "timeout") for o in outcomes):
         raise typer.Exit(1)

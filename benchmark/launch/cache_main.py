@@ -14,14 +14,19 @@ import traceback
 from pathlib import Path
 
 from benchmark.launch.cell_main import emit, failure_status
+from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
 
 
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     try:
+        stop_with_parent()
         from benchmark.train.cache_build import ensure_cell_caches
 
         caches = ensure_cell_caches(config, emit)
+    except CellStopped as stopped:  # the build's staging directory was removed on the way out
+        print(f"cache build stopped: {stopped}", file=sys.stderr)
+        return EXIT_STOPPED
     except BaseException as error:  # noqa: BLE001 - the launcher records the failure on the cell's row
         traceback.print_exc(file=sys.stderr)
         status = failure_status(error)

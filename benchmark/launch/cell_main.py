@@ -19,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import __version__
+from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
 from benchmark.results.schema import empty_row
 from benchmark.results.store import write_row
 
 
 def emit(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError as error:  # nobody reads the progress any more: the parent is gone
+        raise CellStopped("the mmbench run that started this cell stopped reading its progress") from error
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -49,7 +53,16 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    arguments = _arguments(argv)
+    try:
+        stop_with_parent()
+        return _run(_arguments(argv))
+    except CellStopped as stopped:
+        # No row: the cell did not finish. The parent, if alive, records it; a resumed run runs it again.
+        print(f"cell stopped, no row written: {stopped}", file=sys.stderr)
+        return EXIT_STOPPED
+
+
+def _run(arguments: argparse.Namespace) -> int:
     config = json.loads(arguments.cell_json.read_text())
     if not config.get("allow_download"):
         # Nothing is ever fetched from a model hub unless the suite says so.
@@ -71,6 +84,8 @@ def main(argv: list[str]) -> int:
         row.update({key: value for key, value in environment.items() if key in row})
         run_cell(config, row, emit, built_caches={digest for digest in arguments.built.split(",") if digest})
         row["status"] = "ok"
+    except CellStopped:
+        raise
     except BaseException as error:  # noqa: BLE001 - every failure must still produce a row
         row["status"] = failure_status(error)
         where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None

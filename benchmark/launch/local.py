@@ -26,7 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmark.results.cell_row import describe_cell
 from benchmark.results.schema import empty_row
 from benchmark.results.store import cell_file_name, write_row
+from benchmark.launch.child import PARENT_PID_VARIABLE
 from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.launch.resume import launcher_hardware_columns
 from benchmark.suite.matrix import Cell
 
 LOG_TAIL_CHARS = 1500
@@ -60,6 +62,7 @@ def _log_tail(log_path: Path) -> str:
 def _fallback_row(cell: Cell, run_id: str, status: str, error: str, started: dt.datetime, device_lock: str) -> dict[str, Any]:
     row = empty_row()
     describe_cell(cell.config, row)
+    row.update(launcher_hardware_columns(cell.config))
     row.update(run_id=run_id, status=status, error=error, device_lock=device_lock,
                start_time=started, end_time=dt.datetime.now(dt.timezone.utc))
     return row
@@ -77,7 +80,8 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Any) 
 
     Ctrl-C or SIGTERM in the parent kills the child's whole session and re-raises.
     """
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The child checks this PID so that it stops if this process died before it could arm its parent-death signal.
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_VARIABLE: str(os.getpid())}
     package_root = str(Path(__file__).resolve().parents[2])
     environment["PYTHONPATH"] = package_root + (os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else "")
     final: dict[str, Any] = {}

@@ -1,0 +1,104 @@
+"""Resume: which cells of a suite already have a result in the results directory.
+
+A cell counts as done on this machine when a row with its config hash, measured on the same
+hardware, says `ok` (and, with --skip-failed, when it ended in any other status). Only pyarrow is
+used, so `mmbench run` works where polars is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from benchmark.results.store import result_files
+from benchmark.suite.matrix import Cell
+
+_COLUMNS = ("config_hash", "status", "gpu_name", "cpu", "end_time")
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    to_run: list[Cell]
+    done: list[Cell]  # an ok row exists
+    failed_kept: list[Cell]  # failed before and skipped (--skip-failed)
+    unreadable: list[str]  # result files that could not be read (named, not fatal)
+
+
+def this_hardware(device: str) -> str:
+    """The leaderboard's hardware label of the device a cell would run on: the GPU's name, else 'CPU <processor>'."""
+    if device != "cpu":
+        name = _gpu_name()
+        if name is not None:
+            return name
+        if device == "cuda":
+            return "cuda"
+    return f"CPU {platform.processor() or platform.machine()}"
+
+
+def launcher_hardware_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """The hardware columns a row written by the launcher (crash, timeout) carries, so resume and reports place it."""
+    import socket
+
+    gpu = _gpu_name() if config["train"]["device"] != "cpu" else None
+    return {"gpu_name": gpu, "cpu": platform.processor() or platform.machine(), "host": socket.gethostname(),
+            "platform": platform.platform(), "python_version": platform.python_version(), "device": "cuda" if gpu else "cpu"}
+
+
+def _gpu_name() -> str | None:
+    """Through NVML, so the launcher never opens a CUDA context of its own on the device it measures."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+        handle = pynvml.nvmlDeviceGetHandleByIndex(int(visible)) if visible.isdigit() else pynvml.nvmlDeviceGetHandleByUUID(visible)
+        name = pynvml.nvmlDeviceGetName(handle)
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # noqa: BLE001 - no NVML, no GPU, or a device NVML cannot name: not a GPU we can tell
+        return None
+
+
+def _previous_outcomes(results_dir: Path) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """(config hash, hardware) -> the latest status recorded; plus unreadable files."""
+    latest: dict[tuple[str, str], tuple[Any, str]] = {}
+    unreadable = []
+    if not results_dir.is_dir():
+        return {}, []
+    for path in result_files(results_dir):
+        try:
+            table = pq.read_table(path, columns=[c for c in _COLUMNS if c in pq.read_schema(path).names])
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for corrupt files
+            unreadable.append(f"{path}: {type(error).__name__}: {error}")
+            continue
+        for row in table.to_pylist():
+            hardware = row.get("gpu_name") or f"CPU {row.get('cpu') or '?'}"
+            key = (row.get("config_hash"), hardware)
+            ended = row.get("end_time")
+            if key not in latest or (ended is not None and (latest[key][0] is None or ended >= latest[key][0])):
+                latest[key] = (ended, row.get("status"))
+    return {key: status for key, (_, status) in latest.items()}, unreadable
+
+
+def plan_resume(cells: list[Cell], results_dir: Path, force: bool = False, skip_failed: bool = False) -> ResumePlan:
+    if force:
+        return ResumePlan(list(cells), [], [], [])
+    outcomes, unreadable = _previous_outcomes(results_dir)
+    hardware: dict[str, str] = {}
+    to_run, done, failed_kept = [], [], []
+    for cell in cells:
+        device = cell.config["train"]["device"]
+        if device not in hardware:
+            hardware[device] = this_hardware(device)
+        status = outcomes.get((cell.config_hash, hardware[device]))
+        if status == "ok":
+            done.append(cell)
+        elif status is not None and skip_failed:
+            failed_kept.append(cell)
+        else:
+            to_run.append(cell)
+    return ResumePlan(to_run, done, failed_kept, unreadable)
