@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from benchmark.errors import MMBenchError, SuiteError
+from benchmark.errors import DatasetProblems, MMBenchError, SuiteError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
 # Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns.
@@ -39,6 +39,32 @@ class ListWhat(str, Enum):
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _check_encoding(encoding: str) -> None:
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError as error:
+        raise MMBenchError(f"--encoding: unknown text encoding '{encoding}' (e.g. utf-8, latin-1, cp1252)") from error
+
+
+def _write_problems(path: Path | None, problems: list[str]) -> None:
+    if path is None:
+        return
+    try:
+        path.write_text("".join(f"{problem}\n" for problem in problems), encoding="utf-8")
+    except OSError as error:
+        raise MMBenchError(f"--problems {path}: cannot write: {error.strerror or error}") from error
+
+
+def _more_problems(summary: dict, problems_file: Path | None) -> list[str]:
+    hidden = summary["count"] - len(summary["first"])
+    if hidden <= 0:
+        return []
+    where = f"all in {problems_file}" if problems_file else "--json or --problems FILE lists them all"
+    return [f"  ... and {hidden} more ({where})"]
 
 
 def _fail(error: Exception, code: int = 2) -> None:
@@ -293,13 +319,17 @@ class OnError(str, Enum):
 def data_inspect(
     path: Path = typer.Argument(..., help="dataset directory"),
     data_format: DataFormat = typer.Option(..., "--format", help="amazon-iisan, microlens, recbole or mmbench"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the dataset's files (e.g. latin-1)"),
+    problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Users, items, interactions, sequence lengths, items without text or image, and every problem found."""
     from benchmark.data.importer import inspect_dataset
 
     try:
-        report = inspect_dataset(path, data_format.value)
+        _check_encoding(encoding)
+        report = inspect_dataset(path, data_format.value, encoding=encoding)
+        _write_problems(problems_file, report["problems"]["all"])
     except MMBenchError as error:
         _fail(error)
     if as_json:
@@ -315,6 +345,7 @@ def data_inspect(
         f"unreadable images {report['unreadable_images']}  optional media {', '.join(report['optional_media']) or 'none'}",
         f"problems {report['problems']['count']}" + "".join(f"  {kind}: {count}" for kind, count in report["problems"]["by_kind"].items()),
         *[f"  {problem}" for problem in report["problems"]["first"]],
+        *_more_problems(report["problems"], problems_file),
     ]
     for line in lines:
         stdout.print(line, markup=False, highlight=False)
@@ -325,33 +356,48 @@ def data_import(
     path: Path = typer.Argument(..., help="dataset directory"),
     data_format: DataFormat = typer.Option(..., "--format", help="amazon-iisan, microlens or recbole"),
     out: Path = typer.Option(..., "--out", help="directory to create (format `mmbench` in suites)"),
-    k_core: int = typer.Option(5, "--k-core", help="drop users and items with fewer interactions, repeatedly (0: off)"),
+    k_core: int = typer.Option(0, "--k-core", help="drop users and items with fewer interactions, repeatedly (default 0: off; "
+                                                  "published layouts are already filtered)"),
     max_seq_len: int = typer.Option(10, "--max-seq-len", help="history length the suites will use (keeps the most recent items)"),
     min_seq_len: int = typer.Option(3, "--min-seq-len", help="shorter sequences are problems (leave-one-out needs 3)"),
     on_error: OnError = typer.Option(OnError.fail, "--on-error", help="skip bad rows with a summary, or fail writing nothing"),
     verify_images: bool = typer.Option(False, "--verify-images", help="decode every image fully, not only its header"),
     copy_media: bool = typer.Option(False, "--copy-media", help="copy images and media instead of linking them"),
-    force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
+    force: bool = typer.Option(False, "--force", help="replace an earlier import at --out (never anything else)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the dataset's files (e.g. latin-1)"),
+    problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Convert a dataset once: k-core filter, most-recent truncation, item id remap; never half-written."""
     from benchmark.data.importer import import_dataset
 
     try:
+        _check_encoding(encoding)
         summary = import_dataset(path, data_format.value, out, k_core, max_seq_len, min_seq_len, on_error.value,
-                                 verify_images, copy_media, force)
+                                 verify_images, copy_media, force, encoding)
+        _write_problems(problems_file, summary["skipped"]["all"])
+    except DatasetProblems as error:
+        try:
+            _write_problems(problems_file, error.problems)
+        except MMBenchError as write_error:
+            stderr.print(f"error: {write_error}", markup=False, highlight=False)
+        _fail(error)
     except MMBenchError as error:
         _fail(error)
+    for warning in summary["warnings"]:
+        stderr.print(f"warning: {warning}", markup=False, highlight=False)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
-    read, written, skipped = summary["read"], summary["written"], summary["skipped"]
-    stdout.print(f"imported {path} -> {out} in {summary['seconds']:.1f} s", markup=False, highlight=False)
+    read, written, skipped, kept = summary["read"], summary["written"], summary["skipped"], summary["kept"]
+    stdout.print(f"imported {path} -> {out} in {summary['seconds']:.1f} s (k-core {k_core})", markup=False, highlight=False)
     stdout.print(f"read    users {read['users']}  items {read['items']}  interactions {read['interactions']}", markup=False, highlight=False)
     stdout.print(f"written users {written['users']}  items {written['items']}  interactions {written['interactions']}", markup=False, highlight=False)
+    stdout.print("kept    " + "  ".join(f"{what} {share:.1%}" for what, share in kept.items() if share is not None),
+                 markup=False, highlight=False)
     stdout.print(f"skipped {skipped['count']} problem(s)" + "".join(f"  {k}: {c}" for k, c in skipped["by_kind"].items()), markup=False, highlight=False)
-    for problem in skipped["first"]:
-        stdout.print(f"  {problem}", markup=False, highlight=False)
+    for line in [f"  {problem}" for problem in skipped["first"]] + _more_problems(skipped, problems_file):
+        stdout.print(line, markup=False, highlight=False)
 
 
 def main() -> None:

@@ -27,6 +27,14 @@ class DatasetError(MMBenchError):
     """Malformed dataset input; the message names file and line (or item id)."""
 
 
+class DatasetProblems(DatasetError):
+    """An import refused because of bad rows; `problems` lists every one (the message shows the first)."""
+
+    def __init__(self, message: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(message)
+
+
 class ResultsError(MMBenchError):
     """The results directory cannot be written or read."""
 

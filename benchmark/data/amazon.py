@@ -27,6 +27,7 @@ class RawDataset:
     # Images in an LMDB (key: item id, value: encoded image bytes) instead of a folder.
     image_lmdb: Path | None = None
     problems: list[str] = field(default_factory=list)  # rows skipped under on_error="skip"
+    image_dir: Path | None = None  # where `<item_id>.jpg` files are expected (named in "no image" problems)
 
     @property
     def n_items(self) -> int:
@@ -59,19 +60,37 @@ def raise_if_problems(problems: list[str], what: str, on_error: str = "fail") ->
         raise DatasetError(f"{len(problems)} problem(s) in {what}:\n  {shown}{more}")
 
 
-def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str], skip_lines: int = 0) -> Iterator[tuple[int, list[str]]]:
+def text_lines(path: Path, problems: list[str], encoding: str = "utf-8") -> Iterator[tuple[int, str | None]]:
+    """(line number, text without its line end) of every line; a line that does not decode becomes a problem
+    naming file, line and byte offset, and comes back as None so line numbers stay true.
+
+    Lines are split on b"\\n" before decoding: right for UTF-8 and single-byte encodings (latin-1, cp1252).
+    """
+    offset = 0
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                text: str | None = raw.decode(encoding).rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                problems.append(f"{path}:{line_number}: byte {offset + error.start}: not valid {encoding} ({error.reason}); "
+                                f"name the file's encoding with --encoding or the dataset's `encoding:` (e.g. latin-1)")
+                text = None
+            offset += len(raw)
+            yield line_number, text
+
+
+def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str], skip_lines: int = 0,
+             encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank line with exactly len(columns) tab-separated fields;
-    other lines become problems naming file and line."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if line_number <= skip_lines or not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != len(columns):
-                problems.append(f"{path}:{line_number}: expected {len(columns)} tab-separated fields ({', '.join(columns)}), got {len(fields)}")
-                continue
-            yield line_number, fields
+    other lines (and lines that do not decode) become problems naming file and line."""
+    for line_number, line in text_lines(path, problems, encoding):
+        if line is None or line_number <= skip_lines or not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(columns):
+            problems.append(f"{path}:{line_number}: expected {len(columns)} tab-separated fields ({', '.join(columns)}), got {len(fields)}")
+            continue
+        yield line_number, fields
 
 
 class ItemTable:
@@ -113,23 +132,24 @@ def read_sequences(rows: Iterator[tuple[int, str, str]], path: Path, item_index:
     return user_keys, sequences
 
 
-def read_amazon_iisan(directory: Path, on_error: str = "fail") -> RawDataset:
+def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
     for required in (items_path, users_path):
         if not required.is_file():
             raise DatasetError(f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)")
     problems: list[str] = []
     items = ItemTable()
-    for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems):
+    for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems, encoding=encoding):
         items.add(key, title, f"{items_path}:{line_number}", problems, on_error)
     raise_if_problems(problems, str(items_path), on_error)
-    rows = ((line_number, user, item_ids) for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems))
+    rows = ((line_number, user, item_ids)
+            for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems, encoding=encoding))
     user_keys, sequences = read_sequences(rows, users_path, items.index, "items.tsv", problems)
     raise_if_problems(problems, str(users_path), on_error)
     return RawDataset(str(directory), items.keys, items.titles, media_files(image_dir, items.keys, ".jpg"), user_keys, sequences,
                       {modality: media_files(directory / modality, items.keys, ".npy") for modality in ("video", "audio")
                        if (directory / modality).is_dir()},
-                      image_lmdb=image_lmdb(directory, image_dir), problems=problems)
+                      image_lmdb=image_lmdb(directory, image_dir), problems=problems, image_dir=image_dir)
 
 
 def image_lmdb(directory: Path, image_dir: Path) -> Path | None:

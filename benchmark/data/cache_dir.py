@@ -5,8 +5,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from benchmark.errors import MMBenchError
 
-def cache_root() -> Path:
+
+def cache_root(create: bool = True) -> Path:
+    """The cache directory; with `create`, made if missing, and a directory that cannot be made is one clear error."""
     root = Path(os.environ.get("MMBENCH_CACHE", Path.home() / ".cache" / "mmbench"))
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise MMBenchError(f"cache directory {root} cannot be created: {error.strerror or error} "
+                               "(set MMBENCH_CACHE to a writable directory)") from error
     return root
+
+
+def staging_directory(parent: Path) -> Path:
+    """A fresh hidden staging directory under `parent` (made if missing); an unwritable cache is one clear error."""
+    import tempfile
+
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    except OSError as error:
+        raise MMBenchError(f"cache directory {parent} is not writable: {error.strerror or error} "
+                           "(set MMBENCH_CACHE to a writable directory)") from error

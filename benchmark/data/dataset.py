@@ -20,7 +20,7 @@ def load_raw_dataset(dataset_config: dict[str, Any]) -> RawDataset:
     data_format = dataset_config["format"]
     if data_format == "synthetic":
         return read_amazon_iisan(ensure_synthetic(dataset_config["options"]))
-    return read_dataset(data_format, Path(dataset_config["path"]))
+    return read_dataset(data_format, Path(dataset_config["path"]), encoding=dataset_config.get("encoding") or "utf-8")
 
 
 @dataclass

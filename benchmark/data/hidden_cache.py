@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from benchmark.data.cache_dir import cache_root
+from benchmark.data.cache_dir import cache_root, staging_directory
+from benchmark.permissions import honour_umask
 
 STATES_FILE = "states.npy"
 MANIFEST_FILE = "manifest.json"
@@ -109,10 +109,9 @@ def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
     that paid `build_seconds`, so a row elsewhere knows not to count that time as its own.
     """
     parent = caches_directory()
-    parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_directory(parent)
     # Staging left by a build that was killed an hour or more ago is garbage; a younger one may be live.
     _remove_stale_staging(parent, max_age_s=3600.0)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
     started = time.perf_counter()
     try:
         states = np.lib.format.open_memmap(staging / STATES_FILE, mode="w+", dtype=np.float16, shape=(n_items + 1, layers, hidden))
@@ -133,6 +132,7 @@ def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
                     "build_seconds": time.perf_counter() - started, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "built_on": built_on}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        honour_umask(staging)
         target = parent / key.digest
         if target.exists():
             shutil.rmtree(target)  # an incomplete or mismatched cache under this digest
@@ -144,8 +144,9 @@ def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
 
 
 def list_caches() -> list[dict[str, Any]]:
+    """Every cache under the cache root (reading only: a read-only or missing root lists nothing, creates nothing)."""
     entries = []
-    for manifest_path in sorted(caches_directory().glob("*/" + MANIFEST_FILE)):
+    for manifest_path in sorted((cache_root(create=False) / "hidden-states").glob("*/" + MANIFEST_FILE)):
         manifest = json.loads(manifest_path.read_text())
         states = manifest_path.parent / STATES_FILE
         entries.append({"digest": manifest_path.parent.name, **manifest["key"], "n_items": manifest["n_items"],

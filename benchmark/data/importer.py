@@ -19,9 +19,11 @@ import numpy as np
 
 from benchmark.data.amazon import RawDataset
 from benchmark.data.readers import IMPORT_MANIFEST, read_dataset
-from benchmark.errors import DatasetError
+from benchmark.errors import DatasetError, DatasetProblems
+from benchmark.permissions import honour_umask
 
-MAX_LISTED = 10
+MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carry all of them
+DROP_WARNING = 0.10  # warn when an import drops more than this share of the users
 
 
 def problem_kind(problem: str) -> str:
@@ -33,7 +35,8 @@ def problem_kind(problem: str) -> str:
 
 
 def _summarise_problems(problems: list[str]) -> dict[str, Any]:
-    return {"count": len(problems), "by_kind": dict(Counter(problem_kind(p) for p in problems)), "first": problems[:MAX_LISTED]}
+    return {"count": len(problems), "by_kind": dict(Counter(problem_kind(p) for p in problems)), "first": problems[:MAX_LISTED],
+            "all": problems}
 
 
 def _length_distribution(sequences: list[list[int]]) -> dict[str, float]:
@@ -58,7 +61,8 @@ def check_images(raw: RawDataset, verify: bool) -> list[str]:
     problems = []
     for key, (where, source) in zip(raw.item_keys, sources):
         if source is None:
-            problems.append(f"item '{key}': no image")
+            where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
+            problems.append(f"item '{key}': no image{where_expected}")
             continue
         try:
             with Image.open(source) as image:
@@ -69,8 +73,8 @@ def check_images(raw: RawDataset, verify: bool) -> list[str]:
     return problems
 
 
-def inspect_dataset(path: Path, data_format: str, check_media: bool = True) -> dict[str, Any]:
-    raw = read_dataset(data_format, path, on_error="skip")
+def inspect_dataset(path: Path, data_format: str, check_media: bool = True, encoding: str = "utf-8") -> dict[str, Any]:
+    raw = read_dataset(data_format, path, "skip", encoding)
     problems = list(raw.problems)
     has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
     if check_media and has_images:
@@ -102,12 +106,29 @@ def k_core(users: list[tuple[str, np.ndarray]], n_items: int, k: int) -> list[tu
         users = filtered
 
 
-def import_dataset(source: Path, data_format: str, out: Path, k: int = 5, max_seq_len: int = 10, min_seq_len: int = 3,
-                   on_error: str = "fail", verify_images: bool = False, copy_media: bool = False, force: bool = False) -> dict[str, Any]:
+def check_output_location(source: Path, out: Path, force: bool) -> None:
+    """Refuse an output that would overwrite or live inside the source (or hold it), and never replace what is not an import."""
+    source_real, out_real = source.resolve(), out.resolve()
+    if out_real == source_real:
+        raise DatasetError(f"--out {out} is the source directory itself; choose a new directory")
+    if source_real in out_real.parents:
+        raise DatasetError(f"--out {out} is inside the source {source} ({out_real}); choose a directory outside it")
+    if out_real in source_real.parents:
+        raise DatasetError(f"--out {out} contains the source {source} ({source_real}); choose a directory outside it")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise DatasetError(f"{out} already exists (use --force to replace an earlier import)")
+        if not (out / IMPORT_MANIFEST).is_file():
+            raise DatasetError(f"{out} exists and is not an `mmbench data import` output (no {IMPORT_MANIFEST}): "
+                               "--force only replaces an earlier import, never other files")
+
+
+def import_dataset(source: Path, data_format: str, out: Path, k: int = 0, max_seq_len: int = 10, min_seq_len: int = 3,
+                   on_error: str = "fail", verify_images: bool = False, copy_media: bool = False, force: bool = False,
+                   encoding: str = "utf-8") -> dict[str, Any]:
     started = time.perf_counter()
-    if out.exists() and not force:
-        raise DatasetError(f"{out} already exists (use --force to replace it)")
-    raw = read_dataset(data_format, source, on_error)
+    check_output_location(source, out, force)
+    raw = read_dataset(data_format, source, on_error, encoding)
     problems = list(raw.problems)
     has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
     bad = np.zeros(raw.n_items + 1, dtype=bool)
@@ -123,10 +144,13 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 5, max_se
             problems.append(f"user '{user}': {len(sequence)} items, fewer than the minimum {min_seq_len}")
     if problems and on_error == "fail":
         shown = "\n  ".join(problems[:MAX_LISTED])
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise DatasetError(f"{len(problems)} problem(s) in {source} (nothing was written; --on-error skip drops the bad rows):\n  {shown}{more}")
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in Counter(problem_kind(p) for p in problems).items())
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more (--problems FILE writes them all)" if len(problems) > MAX_LISTED else ""
+        raise DatasetProblems(f"{len(problems)} problem(s) in {source} ({kinds}; nothing was written; --on-error skip drops the bad "
+                              f"rows):\n  {shown}{more}", problems)
     users = [(user, np.asarray(s, dtype=np.int64)) for user, s in zip(raw.user_keys, raw.sequences) if len(s) >= min_seq_len]
     users = [(user, s[~bad[s]]) for user, s in users]
+    # k-core is off by default: the layouts mmbench reads are published already filtered (IISAN's Amazon files are).
     users = k_core([(user, s) for user, s in users if len(s) >= min_seq_len], raw.n_items, k)
     # Keep what the leave-one-out split reads: the last max_seq_len + 1 training items, then valid and test.
     users = [(user, s[-(max_seq_len + 3):]) for user, s in users if len(s) >= min_seq_len]
@@ -136,8 +160,11 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 5, max_se
     kept_items = np.unique(np.concatenate(sequences))
     new_id = np.zeros(raw.n_items + 1, dtype=np.int64)
     new_id[kept_items] = np.arange(1, len(kept_items) + 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    except OSError as error:
+        raise DatasetError(f"cannot write the import to {out}: {error.strerror or error} (nothing was written)") from error
     try:
         _write_layout(staging, raw, kept_items, new_id, users, copy_media)
         summary = {
@@ -146,14 +173,25 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 5, max_se
             "read": {"users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences))},
             "written": {"users": len(sequences), "items": int(len(kept_items)), "interactions": int(sum(len(s) for s in sequences)),
                         "split": {"train_sequences": sum(1 for s in sequences if len(s) >= 4), "valid": len(sequences), "test": len(sequences)}},
+            "kept": {},
+            "warnings": [],
             "skipped": _summarise_problems(problems),
             "seconds": None,
         }
+        for what in ("users", "items", "interactions"):
+            summary["kept"][what] = summary["written"][what] / summary["read"][what] if summary["read"][what] else None
+        if summary["kept"]["users"] is not None and summary["kept"]["users"] < 1.0 - DROP_WARNING:
+            summary["warnings"].append(
+                f"dropped {1 - summary['kept']['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of {len(raw.sequences)}): "
+                f"check --k-core ({k}), --min-seq-len ({min_seq_len}) and the problems listed")
         summary["seconds"] = time.perf_counter() - started
         (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
+        honour_umask(staging)
         if out.exists():
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # an earlier import: check_output_location refused anything else
         os.replace(staging, out)
+    except OSError as error:
+        raise DatasetError(f"cannot write the import to {out}: {error.strerror or error} (nothing was written)") from error
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -8,7 +8,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, read_sequences, tsv_rows
+from benchmark.data.amazon import (
+    ItemTable,
+    RawDataset,
+    image_lmdb,
+    media_files,
+    raise_if_problems,
+    read_sequences,
+    text_lines,
+    tsv_rows,
+)
 from benchmark.errors import DatasetError
 
 
@@ -25,28 +34,31 @@ def _covers_folder(directory: Path) -> Path:
     return candidates[0] if candidates else directory / "covers"
 
 
-def read_microlens(directory: Path, on_error: str = "fail") -> RawDataset:
+def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     pairs_path = _one(directory, "*_pairs.tsv", "interaction file")
     titles_path = _one(directory, "*.csv", "titles CSV")
     problems: list[str] = []
     items = ItemTable()
-    with open(titles_path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip().lower() for h in header[:2]] != ["item_id", "title"]:
-            raise DatasetError(f"{titles_path}:1: expected the header 'item_id,title', got {header}")
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != 2:
-                problems.append(f"{titles_path}:{reader.line_num}: expected 2 fields (item_id, title), got {len(row)}")
-                continue
-            items.add(row[0], row[1], f"{titles_path}:{reader.line_num}", problems, on_error)
+    # Undecodable lines become problems and empty lines, so the CSV reader's line numbers stay true.
+    lines = (text + "\n" if text is not None else "\n" for _, text in text_lines(titles_path, problems, encoding))
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header[:2]] != ["item_id", "title"]:
+        raise DatasetError(f"{titles_path}:1: expected the header 'item_id,title', got {header}")
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != 2:
+            problems.append(f"{titles_path}:{reader.line_num}: expected 2 fields (item_id, title), got {len(row)}")
+            continue
+        items.add(row[0], row[1], f"{titles_path}:{reader.line_num}", problems, on_error)
     raise_if_problems(problems, str(titles_path), on_error)
-    rows = ((line_number, user, item_ids) for line_number, (user, item_ids) in tsv_rows(pairs_path, ("user", "item ids"), problems))
+    rows = ((line_number, user, item_ids)
+            for line_number, (user, item_ids) in tsv_rows(pairs_path, ("user", "item ids"), problems, encoding=encoding))
     user_keys, sequences = read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
     raise_if_problems(problems, str(pairs_path), on_error)
     extra = {m: media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()}
     covers = _covers_folder(directory)
     return RawDataset(str(directory), items.keys, items.titles, media_files(covers, items.keys, ".jpg"),
-                      user_keys, sequences, extra, image_lmdb=image_lmdb(directory, covers), problems=problems)
+                      user_keys, sequences, extra, image_lmdb=image_lmdb(directory, covers), problems=problems,
+                      image_dir=covers)

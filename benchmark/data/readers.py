@@ -13,11 +13,11 @@ from benchmark.errors import DatasetError
 IMPORT_MANIFEST = "manifest.json"
 
 
-def read_imported(directory: Path, on_error: str = "fail") -> RawDataset:
+def read_imported(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     """An `mmbench data import` output: the amazon-iisan layout plus its manifest."""
     if not (directory / IMPORT_MANIFEST).is_file():
         raise DatasetError(f"{directory}: no {IMPORT_MANIFEST}; this is not the output of `mmbench data import`")
-    return read_amazon_iisan(directory, on_error)
+    return read_amazon_iisan(directory, on_error, encoding)
 
 
 READERS: dict[str, Callable[..., RawDataset]] = {
@@ -28,9 +28,9 @@ READERS: dict[str, Callable[..., RawDataset]] = {
 }
 
 
-def read_dataset(data_format: str, directory: Path, on_error: str = "fail") -> RawDataset:
+def read_dataset(data_format: str, directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     if data_format not in READERS:
         raise DatasetError(f"no reader for dataset format '{data_format}' (readers: {', '.join(READERS)})")
     if not directory.is_dir():
         raise DatasetError(f"dataset directory not found: {directory}")
-    return READERS[data_format](directory, on_error)
+    return READERS[data_format](directory, on_error, encoding)

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, tsv_rows
+from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, text_lines, tsv_rows
 from benchmark.data.microlens import _one
 from benchmark.errors import DatasetError
 
 TITLE_COLUMNS = ("title", "item_title", "movie_title", "name")
 
 
-def _header(path: Path) -> list[str]:
+def _header(path: Path, encoding: str) -> list[str]:
     """Column names of an atomic file's typed header (`name:type` per column)."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline().rstrip("\n")
+    problems: list[str] = []
+    first = next(text_lines(path, problems, encoding), (1, ""))[1]
+    if first is None:
+        raise DatasetError(problems[0])
     return [column.split(":", 1)[0].strip() for column in first.split("\t")]
 
 
@@ -30,23 +32,23 @@ def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: boo
     return None
 
 
-def read_recbole(directory: Path, on_error: str = "fail") -> RawDataset:
+def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     inter_path = _one(directory, "*.inter", "interaction file")
     item_path = _one(directory, "*.item", "item file")
     problems: list[str] = []
     items = ItemTable()
-    names = _header(item_path)
+    names = _header(item_path, encoding)
     id_column = _column(names, ("item_id",), item_path)
     title_column = _column(names, TITLE_COLUMNS, item_path)
-    for line_number, fields in tsv_rows(item_path, tuple(names), problems, skip_lines=1):
+    for line_number, fields in tsv_rows(item_path, tuple(names), problems, skip_lines=1, encoding=encoding):
         items.add(fields[id_column], fields[title_column], f"{item_path}:{line_number}", problems, on_error)
     raise_if_problems(problems, str(item_path), on_error)
-    names = _header(inter_path)
+    names = _header(inter_path, encoding)
     per_user: dict[str, list[tuple[float, int, str]]] = {}
     user_column = _column(names, ("user_id",), inter_path)
     item_column = _column(names, ("item_id",), inter_path)
     time_column = _column(names, ("timestamp",), inter_path, required=False)
-    for line_number, fields in tsv_rows(inter_path, tuple(names), problems, skip_lines=1):
+    for line_number, fields in tsv_rows(inter_path, tuple(names), problems, skip_lines=1, encoding=encoding):
         try:
             timestamp = float(fields[time_column]) if time_column is not None else 0.0
         except ValueError:
@@ -68,4 +70,5 @@ def read_recbole(directory: Path, on_error: str = "fail") -> RawDataset:
         sequences.append(sequence)
     raise_if_problems(problems, str(inter_path), on_error)
     return RawDataset(str(directory), items.keys, items.titles, media_files(directory / "images", items.keys, ".jpg"),
-                      user_keys, sequences, image_lmdb=image_lmdb(directory, directory / "images"), problems=problems)
+                      user_keys, sequences, image_lmdb=image_lmdb(directory, directory / "images"), problems=problems,
+                      image_dir=directory / "images")

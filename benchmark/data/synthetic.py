@@ -11,13 +11,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark.data.cache_dir import cache_root
+from benchmark.data.cache_dir import cache_root, staging_directory
+from benchmark.permissions import honour_umask
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qu", "da", "fe", "gi", "hu", "ja"]
 _GENERIC = ["classic", "new", "premium", "edition", "pack", "deluxe", "mini", "pro", "set", "original"]
@@ -37,11 +37,11 @@ def ensure_synthetic(options: dict[str, Any]) -> Path:
     target = synthetic_dir(options)
     if (target / "COMPLETE").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    staging = staging_directory(target.parent)
     try:
         write_synthetic(staging, options)
         (staging / "COMPLETE").write_text(json.dumps(options, sort_keys=True))
+        honour_umask(staging)
         try:
             os.replace(staging, target)
         except OSError:

@@ -45,6 +45,7 @@ class HoulsbyAdapter(EndToEndMethod):
     name = "adapter"
     description = "Houlsby adapters (2 per layer, bottleneck 64), identity at init"
     options = {"bottleneck": 64, "activation": "gelu"}
+    option_choices = {"activation": tuple(ACTIVATIONS)}
 
     def adapt_tower(self, tower: nn.Module) -> None:
         if self.config["activation"] not in ACTIVATIONS:

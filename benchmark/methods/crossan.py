@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.adapter import ACTIVATIONS
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
 from benchmark.methods.side_network import FUSIONS, SANB, build_fusion, group_indices
@@ -74,6 +75,7 @@ class CROSSANItemEncoder(SideItemEncoder):
 
 class _CROSSAN(SideNetworkMethod):
     options = CROSSAN_OPTIONS
+    option_choices = {"activation": tuple(ACTIVATIONS), "fusion": FUSIONS}
     min_modalities = 2
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.adapter import ACTIVATIONS
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, check_indices
 from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head
@@ -39,6 +40,7 @@ class IISANItemEncoder(SideItemEncoder):
 
 class _IISAN(SideNetworkMethod):
     options = IISAN_OPTIONS
+    option_choices = {"activation": tuple(ACTIVATIONS)}
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 

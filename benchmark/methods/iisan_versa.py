@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.adapter import ACTIVATIONS
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
 from benchmark.methods.side_network import (
@@ -78,6 +79,7 @@ class VersaItemEncoder(SideItemEncoder):
 
 class _IISANVersa(SideNetworkMethod):
     options = VERSA_OPTIONS
+    option_choices = {"activation": tuple(ACTIVATIONS), "fusion": FUSIONS}
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 

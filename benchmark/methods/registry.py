@@ -24,6 +24,8 @@ class Method:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
+    # Allowed values of the options that take one of a few (validated with the suite, with a did-you-mean).
+    option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
     required_modalities: ClassVar[tuple[str, ...]] = ()
     allowed_modalities: ClassVar[tuple[str, ...] | None] = None  # None: any towers
     min_modalities: ClassVar[int] = 1

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from benchmark.errors import ResultsError
+from benchmark.permissions import honour_umask
 from benchmark.results.schema import row_to_table
 
 
@@ -39,6 +40,7 @@ def write_row(path: Path, row: dict[str, Any]) -> Path:
     os.close(handle)
     try:
         pq.write_table(table, temporary)
+        honour_umask(Path(temporary))
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from benchmark.suite.schema import SUITE, Field, Validator
 from benchmark.suite.yaml_lines import load_yaml_with_lines
 
 MODALITIES = ("text", "image", "video", "audio")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Sections whose keys a `matrix:` entry may vary.
 MATRIX_SECTIONS = ("train", "eval")
 
@@ -30,7 +33,7 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: in
     validator = Validator(str(path), lines)
     if not isinstance(data, dict):
         raise SuiteError([f"{path}:1: the suite must be a mapping of keys (name, datasets, towers, methods, ...)"])
-    _apply_overrides(data, overrides or [])
+    _apply_overrides(data, overrides or [], lines, str(path))
     if repeats is not None:
         data["repeats"] = repeats
     if isinstance(data.get("methods"), list):
@@ -40,20 +43,26 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: in
     if not validator.problems:
         _check_semantics(suite, validator, path.parent)
     if not validator.problems and check_data:
-        _check_batch_sizes(suite, validator)
+        _check_against_data(suite, validator)
     if validator.problems:
         raise SuiteError(validator.problems)
     suite["source"] = str(path)
     return suite
 
 
-def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
+def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict, source: str) -> None:
     problems = []
+    matrix = data.get("matrix") if isinstance(data.get("matrix"), dict) else {}
     for override in overrides:
         key, separator, text = override.partition("=")
         section, _, name = key.strip().partition(".")
         if not separator or section not in ("train", "eval", "run") or not name:
             problems.append(f"--set {override}: expected section.key=value with section train, eval or run")
+            continue
+        if f"{section}.{name}" in matrix:
+            line = lines.get(("matrix", f"{section}.{name}"), 1)
+            problems.append(f"--set {override}: {source}:{line}: the suite's matrix also sets {section}.{name}, "
+                            "so --set would be ignored; change the matrix entry instead")
             continue
         if not isinstance(data.get(section, {}), dict):
             problems.append(f"--set {override}: '{section}' in the suite is not a mapping")
@@ -68,14 +77,27 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
 
 def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
     from benchmark.data.formats import get_format
+    from benchmark.results.schema import EVAL_KS
     from benchmark.methods.registry import get_method_class
     from benchmark.models.presets_registry import get_preset
 
     for key in ("datasets", "towers", "methods"):
         if not suite[key]:
             validator.problem((key,), "must list at least one entry")
+    if not PLAIN_NAME.fullmatch(suite["name"]):
+        # The name becomes a directory under --results: a path in it would write elsewhere.
+        validator.problem(("name",), f"'{suite['name']}' is not a plain name (letters, digits, '.', '_' and '-', "
+                                     "not starting with '.' or '-'): it names the run directory")
+    for position, k in enumerate(suite["eval"]["ks"]):
+        if k not in EVAL_KS:
+            validator.problem(("eval", "ks", position), f"@{k} is not a stored cut-off: rows have HR/NDCG columns for "
+                                                        f"{', '.join(map(str, EVAL_KS))}")
 
     for index, dataset in enumerate(suite["datasets"]):
+        try:
+            codecs.lookup(dataset["encoding"])
+        except LookupError:
+            validator.problem(("datasets", index, "encoding"), f"unknown text encoding '{dataset['encoding']}' (e.g. utf-8, latin-1, cp1252)")
         data_format = get_format(dataset["format"])
         _check_options(dataset["options"], data_format.options, validator, ("datasets", index, "options"))
         if data_format.needs_path:
@@ -106,7 +128,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
 
     for index, method in enumerate(suite["methods"]):
         method_class = get_method_class(method["name"])
-        _check_options(method["options"], method_class.options, validator, ("methods", index, "options"))
+        _check_options(method["options"], method_class.options, validator, ("methods", index, "options"), method_class.option_choices)
         if method["label"] is None:
             method["label"] = method["name"]
         tower_names = [t["name"] for t in suite["towers"]]
@@ -156,8 +178,9 @@ def _check_precision_on_cpu(suite: dict[str, Any], validator: Validator) -> None
                                     "use fp32 or bf16 on a CPU, fp16 on a GPU")
 
 
-def _check_batch_sizes(suite: dict[str, Any], validator: Validator) -> None:
-    """A batch larger than the training set runs one step per epoch, all of it warm-up: nothing would be measured."""
+def _check_against_data(suite: dict[str, Any], validator: Validator) -> None:
+    """A batch larger than the training set runs one step per epoch, all of it warm-up: nothing would be measured;
+    a cut-off K at or beyond the item count makes HR@K trivially 1."""
     from benchmark.data.dataset import load_raw_dataset, split_leave_one_out
     from benchmark.errors import MMBenchError
 
@@ -165,13 +188,18 @@ def _check_batch_sizes(suite: dict[str, Any], validator: Validator) -> None:
         if dataset["format"] == "synthetic":
             # Known without generating it: one sequence per user, every one long enough when min_len >= 4
             # (shorter ones may drop out; the cell itself checks the exact count).
-            sequences = dataset["options"]["users"]
+            sequences, items = dataset["options"]["users"], dataset["options"]["items"]
         else:
             try:
-                sequences = len(split_leave_one_out(load_raw_dataset(dataset), 1).train_sequences)
+                raw = load_raw_dataset(dataset)
+                sequences, items = len(split_leave_one_out(raw, 1).train_sequences), raw.n_items
             except MMBenchError as error:
                 validator.problem(("datasets", index), f"dataset '{dataset['name']}' cannot be read: {error}")
                 continue
+        for position, k in enumerate(suite["eval"]["ks"]):
+            if k >= items:
+                validator.problem(("eval", "ks", position), f"@{k} is not below the {items} items of dataset '{dataset['name']}': "
+                                                            "every target would be a hit")
         for value, path in _setting_values(suite, "train", "batch_size"):
             if value > sequences:
                 validator.problem(path, f"batch_size {value} is larger than the {sequences} training sequences of dataset "
@@ -211,7 +239,8 @@ def _check_matrix_entry(key: str, values: Any, validator: Validator) -> None:
         validator.value(value, spec[name], path + (index,))
 
 
-def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: tuple) -> None:
+def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: tuple,
+                   choices: dict[str, tuple[Any, ...]] | None = None) -> None:
     for key, value in options.items():
         if key not in declared:
             hint = difflib.get_close_matches(str(key), list(declared), n=1)
@@ -221,6 +250,10 @@ def _check_options(options: dict[str, Any], declared: dict[str, Any], validator:
         default = declared[key]
         if default is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
             validator.problem(path + (key,), f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
+        elif choices and key in choices and value not in choices[key]:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in choices[key]], n=1)
+            suggestion = f"did you mean '{hint[0]}'? " if hint else ""
+            validator.problem(path + (key,), f"unknown value '{value}' ({suggestion}choices: {', '.join(map(str, choices[key]))})")
     for key, default in declared.items():
         options.setdefault(key, default)
 

@@ -61,6 +61,7 @@ DATASET = {
     "name": Field(str, required=True, help="label used in cell ids and reports"),
     "format": Field(str, default="synthetic", choices=_dataset_formats),
     "path": Field(str, default=None, help="dataset directory (real formats); synthetic data is generated under the cache"),
+    "encoding": Field(str, default="utf-8", help="text encoding of the dataset's files (e.g. latin-1); bad bytes are reported with file, line and offset"),
     "options": Field(dict, default={}, help="format options, e.g. synthetic users/items/clusters"),
 }
 

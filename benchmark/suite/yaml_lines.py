@@ -17,7 +17,7 @@ def _construct(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], source
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else _scalar(key_node)
+            key = _scalar(key_node)
             if key in result:
                 raise SuiteError([f"{source}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key"])
             result[key] = _construct(value_node, path + (key,), lines, source)
@@ -29,9 +29,11 @@ def _construct(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], source
     return _scalar(node)
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
-    # Resolve the scalar with the safe loader's rules (ints, floats, bools, nulls).
-    return yaml.safe_load(yaml.serialize(node))
+def _scalar(node: yaml.Node) -> Any:
+    """Construct a node with the safe loader's rules (ints, floats, bools, nulls), from the tag compose resolved."""
+    constructed = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    # An unhashable key (a mapping or list used as a key) would fail later as a TypeError: make it text here.
+    return constructed if isinstance(constructed, (str, int, float, bool, type(None))) else str(constructed)
 
 
 def format_path(path: KeyPath) -> str:
@@ -45,19 +47,24 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[KeyPath, int]]:
     """Parse `path`; return the data and a map from key path to 1-based line number."""
     source = str(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise SuiteError([f"{source}: cannot read suite file: {error.strerror or error}"]) from error
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise SuiteError([f"{source}:{line}: byte {error.start}: not valid UTF-8 ({error.reason}); save the suite as UTF-8"]) from error
+    lines: dict[KeyPath, int] = {}
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise SuiteError([f"{source}:1: the suite file is empty"])
+        data = _construct(node, (), lines, source)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise SuiteError([f"{where}: malformed YAML: {error.problem or error}"]) from error
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError, TypeError) as error:  # e.g. a character YAML does not accept
         raise SuiteError([f"{source}: malformed YAML: {error}"]) from error
-    if node is None:
-        raise SuiteError([f"{source}:1: the suite file is empty"])
-    lines: dict[KeyPath, int] = {}
-    data = _construct(node, (), lines, source)
     return data, lines
