@@ -72,9 +72,12 @@ def _raw(board: Leaderboard) -> pl.DataFrame:
 
 
 def render_csv(board: Leaderboard) -> str:
+    """Leaderboard rows (status ok), then one row per failed cell with its status and error."""
     buffer = io.StringIO()
     flat = _raw(board).with_columns([pl.col(c).list.join(";") for c in ("caveats", "cache_origins") if c in board.table.columns])
-    flat.write_csv(buffer)
+    flat = flat.with_columns(pl.lit("ok").alias("status"), pl.lit(None, pl.String).alias("error"), pl.lit(None, pl.String).alias("cell_id"))
+    failed = board.failures.select([c for c in board.failures.columns if c in flat.columns])
+    pl.concat([flat, failed], how="diagonal_relaxed").write_csv(buffer)
     return buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from typing import Any, Callable
 
@@ -66,6 +67,9 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, bu
     split = split_leave_one_out(raw, train_config["max_seq_len"])
     row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
     row["dropped_sequences"] = split.dropped_users
+    if split.dropped_users:
+        print(f"dataset '{config['dataset']['name']}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
+              "(leave-one-out needs a training, a validation and a test item)", file=sys.stderr)
     if train_config["batch_size"] > len(split.train_sequences):
         raise DatasetError(f"batch_size {train_config['batch_size']} is larger than the {len(split.train_sequences)} training "
                            f"sequences of '{config['dataset']['name']}': every step would be warm-up, nothing measured")
