@@ -175,8 +175,8 @@ class Validator:
             return [self.value(item, spec.item or Field("any"), path + (index,)) for index, item in enumerate(value)]
         if spec.kind == "any":
             return value
-        if value is None and not spec.required:
-            return None
+        if value is None and not spec.required and spec.default is None:
+            return None  # an optional key whose default is "unset" (max_steps, num_workers, ...)
         expected = spec.kind
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
