@@ -138,17 +138,17 @@ def run(
                      "(--force re-runs them)", markup=False, highlight=False)
     if plan.failed_kept:
         stderr.print(f"--skip-failed: {len(plan.failed_kept)} cell(s) whose last row failed are not re-run", markup=False, highlight=False)
-    run_id = f"{loaded['name']}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+    run_id = f"{loaded.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     run_dir = results / run_id
     skipped = [{"cell_id": c.cell_id, "status": "skipped", "reason": "ok row exists"} for c in plan.done] + \
         [{"cell_id": c.cell_id, "status": "skipped", "reason": "failed before (--skip-failed)"} for c in plan.failed_kept]
     if not plan.to_run:
-        stderr.print(f"nothing to run: every cell of suite '{loaded['name']}' is done in {results}", markup=False, highlight=False)
+        stderr.print(f"nothing to run: every cell of suite '{loaded.name}' is done in {results}", markup=False, highlight=False)
         if as_json:
             sys.stdout.write(json.dumps({"run_dir": None, "cells": [], "skipped": skipped}, indent=2) + "\n")
         return
     cells = plan.to_run
-    stderr.print(f"running {len(cells)} cell(s) of suite '{loaded['name']}' -> {run_dir}")
+    stderr.print(f"running {len(cells)} cell(s) of suite '{loaded.name}' -> {run_dir}")
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
     try:
         outcomes = run_cells(cells, run_dir, run_id, stderr, lock=not no_lock)
@@ -217,10 +217,12 @@ def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or da
     entries: list[dict] = []
     if what == ListWhat.methods:
         from benchmark.methods.registry import get_method_class, method_names
+        from benchmark.suite.schema import choices_of, defaults_of
 
         for name in method_names():
             cls = get_method_class(name)
-            entries.append({"name": name, "description": cls.description, "options": cls.options,
+            entries.append({"name": name, "description": cls.description, "options": defaults_of(cls.Options),
+                            "choices": {key: list(values) for key, values in choices_of(cls.Options).items()},
                             "needs": list(cls.required_modalities), "uses_cache": cls.uses_cache})
     elif what == ListWhat.towers:
         from benchmark.models.presets_registry import get_preset, preset_names

@@ -110,7 +110,7 @@ def test_encoding_in_a_suite_and_an_unknown_one(tmp_path, write_suite):
         f"    format: amazon-iisan\n    path: {source}\n    encoding: latin-1\n")
     text = text.replace("batch_size: 8", "batch_size: 2").replace("eval:\n  enabled: true", "eval:\n  enabled: true\n  ks: [5]")
     path = write_suite(text=text)
-    assert load_suite(path)["datasets"][0]["encoding"] == "latin-1"
+    assert load_suite(path).datasets[0].encoding == "latin-1"
     assert read_dataset("amazon-iisan", source, encoding="latin-1").titles[1] == "caf\u00e9 au lait"
     path.write_text(path.read_text().replace("encoding: latin-1", "encoding: utf-8"))
     with pytest.raises(SuiteError, match=r"(?s)cannot be read: .*items.tsv:2: byte 13: not valid utf-8"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 from benchmark.launch import local
 from benchmark.results.read import read_results
 from benchmark.suite.loader import load_suite
-from benchmark.suite.matrix import expand_cells
+from benchmark.suite.matrix import Cell, expand_cells
 
 
 @pytest.fixture
@@ -34,14 +35,15 @@ def test_crashed_cell_gets_a_row_with_the_log_tail(monkeypatch, cell, tmp_path):
 
 
 def test_hung_cell_is_killed_and_recorded_as_timeout(monkeypatch, cell, tmp_path):
-    cell.config["timeout_s"] = 1.0
+    cell = Cell(cell.cell_id, cell.config.replace(timeout_s=1.0))
     outcome, row = run_with(monkeypatch, cell, tmp_path, [sys.executable, "-c", "import time; time.sleep(60)"])
     assert outcome.status == row["status"] == "timeout"
     assert "timeout of 1 s" in row["error"]
 
 
 def test_error_inside_the_cell_is_recorded_with_location(cell, tmp_path):
-    cell.config["dataset"] = {**cell.config["dataset"], "format": "amazon-iisan", "path": str(tmp_path / "missing")}
+    dataset = dataclasses.replace(cell.config.dataset, format="amazon-iisan", path=str(tmp_path / "missing"))
+    cell = Cell(cell.cell_id, cell.config.replace(dataset=dataset))
     outcome = local.run_cell_subprocess(cell, tmp_path / "run", "run-1")
     frame, _ = read_results(tmp_path)
     row = frame.row(0, named=True)

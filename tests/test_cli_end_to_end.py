@@ -65,7 +65,7 @@ def test_cached_row_records_the_cache_and_counts_the_towers(finished_run):
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
-    cell = next(c for c in expand_cells(load_suite(results.parent / "suite.yaml")) if c.config["method"]["name"] == "iisan_cached")
+    cell = next(c for c in expand_cells(load_suite(results.parent / "suite.yaml")) if c.config.method.name == "iisan_cached")
     assert run_cell_subprocess(cell, results.parent / "again", "again").status == "ok"
     again = read_results(results.parent / "again")[0].row(0, named=True)
     assert again["cache_origin"] == "reused" and again["cache_build_s"] == pytest.approx(cached["cache_build_s"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -123,10 +124,11 @@ def test_energy_is_not_read_on_a_mig_slice():
     assert profiler.energy_measuring is False
 
 
-def test_device_keys(monkeypatch):
+def test_device_keys(monkeypatch, write_suite):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-1234/5,2")
-    assert device_key({"train": {"device": "cpu"}}) == "cpu"
-    assert device_key({"train": {"device": "cuda"}}) == "cuda-MIG-1234_5"
+    config = expand_cells(load_suite(write_suite()))[0].config
+    assert device_key(config) == "cpu"
+    assert device_key(config.replace(train=dataclasses.replace(config.train, device="cuda"))) == "cuda-MIG-1234_5"
 
 
 def test_a_second_run_waits_for_the_device(tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ def tiny_config(seed: int = 0, layers: list[int] | None = None) -> dict:
 
 def prepared(config):
     raw = load_raw_dataset(config["dataset"])
-    towers, tower_configs, features = build_towers_and_features(config, raw)
+    towers, tower_configs, features = build_towers_and_features(config["towers"], config["seed"], raw)
     return raw, towers, tower_configs, features
 
 
@@ -205,7 +205,7 @@ def test_cached_training_keeps_the_towers_off_the_gpu(write_suite):
         ensure_cell_caches(cell.config, lambda message: None)  # the launcher's job, in its own process in a run
         row = empty_row()
         run_cell(cell.config, row, lambda message: None)
-        peaks[cell.config["method"]["name"]] = row["torch_peak_alloc_gib"]
+        peaks[cell.config.method.name] = row["torch_peak_alloc_gib"]
     tower_bytes = (4_400_000 + 420_000) * 4 / 1024**3  # bert-tiny + vit-micro weights in fp32, roughly
     assert peaks["iisan_cached"] < peaks["iisan"] - 0.5 * tower_bytes
 

@@ -72,7 +72,7 @@ def test_repeats_expand_to_distinct_cells_of_one_configuration(write_suite):
     assert [c.cell_id for c in cells] == [f"synth/micro/lora/seed=0/repeat={r}" for r in range(3)]
     assert len({c.config_hash for c in cells}) == 3 and len({config_id(c.config) for c in cells}) == 1
     single = expand_cells(load_suite(write_suite(methods="[lora]")))
-    assert single[0].cell_id == "synth/micro/lora/seed=0" and single[0].config["repeat"] == 0
+    assert single[0].cell_id == "synth/micro/lora/seed=0" and single[0].config.repeat == 0
 
 
 def test_bootstrap_interval_of_the_median():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmark.errors import SuiteError
@@ -15,10 +17,10 @@ def problems_of(path) -> list[str]:
 
 def test_valid_suite_fills_defaults(write_suite):
     suite = load_suite(write_suite())
-    assert suite["train"]["precision"] == "fp32"
-    assert suite["train"]["lr"] == pytest.approx(1e-4)
-    assert suite["methods"][1]["options"] == {"r": 8, "alpha": 16, "dropout": 0.0}
-    assert suite["methods"][0]["label"] == "fft"
+    assert suite.train.precision == "fp32"
+    assert suite.train.lr == pytest.approx(1e-4)
+    assert dataclasses.asdict(suite.methods[1].options) == {"r": 8, "alpha": 16, "dropout": 0.0}
+    assert suite.methods[0].label == "fft"
 
 
 def test_malformed_yaml_names_file_and_line(write_suite, tmp_path):
@@ -54,7 +56,7 @@ def test_every_problem_is_reported_at_once(write_suite):
 def test_unknown_method_option_and_duplicate_label(write_suite):
     path = write_suite(methods="[fft, {name: lora, options: {rank: 4}}, lora]")
     joined = "\n".join(problems_of(path))
-    assert "methods[1].options.rank: unknown option (known options: r, alpha, dropout)" in joined
+    assert "methods[1].options.rank: unknown key (known keys: r, alpha, dropout)" in joined
     assert "methods[2]: duplicate label 'lora'" in joined
 
 
@@ -76,7 +78,7 @@ def test_matrix_expands_cells_and_validates_values(write_suite):
     path.write_text(path.read_text() + "matrix:\n  train.batch_size: [4, 8]\n  train.precision: [fp32, bf16]\n")
     cells = expand_cells(load_suite(path))
     assert len(cells) == 2 * 2 * 2
-    assert {c.config["train"]["batch_size"] for c in cells} == {4, 8}
+    assert {c.config.train.batch_size for c in cells} == {4, 8}
     assert len({c.config_hash for c in cells}) == 8
     path.write_text(path.read_text().replace("[fp32, bf16]", "[fp32, fp8]").replace("train.batch_size", "train.batch_sise"))
     joined = "\n".join(problems_of(path))
@@ -85,16 +87,16 @@ def test_matrix_expands_cells_and_validates_values(write_suite):
 
 def test_config_hash_ignores_suite_name_but_not_work(write_suite):
     cell = expand_cells(load_suite(write_suite()))[0]
-    renamed = {**cell.config, "suite": "other", "cell_id": "x"}
+    renamed = cell.config.replace(suite="other", cell_id="x")
     assert config_hash(renamed) == cell.config_hash
-    changed = {**cell.config, "seed": 1}
+    changed = cell.config.replace(seed=1)
     assert config_hash(changed) != cell.config_hash
 
 
 def test_overrides_apply_and_are_validated(write_suite):
     path = write_suite()
     suite = load_suite(path, ["train.max_steps=7", "eval.enabled=false"])
-    assert suite["train"]["max_steps"] == 7 and suite["eval"]["enabled"] is False
+    assert suite.train.max_steps == 7 and suite.eval.enabled is False
     with pytest.raises(SuiteError):
         load_suite(path, ["train.precision=fp8"])
     with pytest.raises(SuiteError):
@@ -133,4 +135,4 @@ def test_readme_suite_example_is_valid(tmp_path):
     path = tmp_path / "example.yaml"
     path.write_text(example)
     cells = expand_cells(load_suite(path))
-    assert len(cells) == 6 * 2 * 3 and {c.config["train"]["batch_size"] for c in cells} == {16, 32}
+    assert len(cells) == 6 * 2 * 3 and {c.config.train.batch_size for c in cells} == {16, 32}

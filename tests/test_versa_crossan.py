@@ -53,7 +53,7 @@ def micro_setup(modalities: tuple[str, ...], seed: int = 0):
         "towers": {"name": "t", **{m: MICRO_TOWERS[m] for m in modalities}},
     }
     raw = load_raw_dataset(config["dataset"])
-    return (raw, *build_towers_and_features(config, raw))
+    return (raw, *build_towers_and_features(config["towers"], config["seed"], raw))
 
 
 def test_group_layer_dropping():

@@ -14,13 +14,20 @@ from benchmark.data.amazon import RawDataset, read_amazon_iisan
 from benchmark.data.readers import read_dataset
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.errors import DatasetError
+from benchmark.suite.config import DatasetConfig
 
 
-def load_raw_dataset(dataset_config: dict[str, Any]) -> RawDataset:
-    data_format = dataset_config["format"]
-    if data_format == "synthetic":
-        return read_amazon_iisan(ensure_synthetic(dataset_config["options"]))
-    return read_dataset(data_format, Path(dataset_config["path"]), encoding=dataset_config.get("encoding") or "utf-8")
+def load_raw_dataset(dataset_config: DatasetConfig | dict[str, Any]) -> RawDataset:
+    """The dataset a suite entry names (a dict is taken as the entry's keys, for tests and tools)."""
+    if isinstance(dataset_config, dict):
+        dataset_config = DatasetConfig(**{"name": Path(str(dataset_config.get("path") or "dataset")).name, **dataset_config})
+    if dataset_config.format == "synthetic":
+        from benchmark.data.formats import SYNTHETIC_OPTIONS
+
+        return read_amazon_iisan(ensure_synthetic({**SYNTHETIC_OPTIONS, **dataset_config.options}))
+    if dataset_config.path is None:
+        raise DatasetError(f"dataset '{dataset_config.name}' (format {dataset_config.format}) has no path")
+    return read_dataset(dataset_config.format, Path(dataset_config.path), encoding=dataset_config.encoding)
 
 
 @dataclass

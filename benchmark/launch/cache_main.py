@@ -15,12 +15,13 @@ from pathlib import Path
 
 from benchmark.launch.cell_main import emit, failure_status
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
+from benchmark.suite.config import CellConfig
 
 
 def main(argv: list[str]) -> int:
-    config = json.loads(Path(argv[0]).read_text())
     try:
         stop_with_parent()
+        config = CellConfig.from_dict(json.loads(Path(argv[0]).read_text()))
         from benchmark.train.cache_build import ensure_cell_caches
 
         caches = ensure_cell_caches(config, emit)

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark.suite.config import to_plain
 from benchmark.suite.matrix import Cell
 
 
@@ -29,11 +30,11 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
 
         for cell in cells:
             config = cell.config
-            if not get_method_class(config["method"]["name"]).uses_cache:
+            if not get_method_class(config.method.name).uses_cache:
                 continue
             # Cells differing only in training settings share caches: build once per distinct input.
-            identity = json.dumps([config["dataset"], config["towers"], config["method"]["options"], config["train"]["precision"],
-                                   config["seed"]], sort_keys=True)
+            identity = json.dumps(to_plain([config.dataset, config.towers, config.method.options, config.train.precision,
+                                            config.seed]), sort_keys=True)
             if identity in seen:
                 continue
             seen.add(identity)

@@ -22,6 +22,7 @@ from benchmark import __version__
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
 from benchmark.results.schema import empty_row
 from benchmark.results.store import write_row
+from benchmark.suite.config import CellConfig
 
 
 def emit(message: dict[str, Any]) -> None:
@@ -63,8 +64,8 @@ def main(argv: list[str]) -> int:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    config = json.loads(arguments.cell_json.read_text())
-    if not config.get("allow_download"):
+    config = CellConfig.from_dict(json.loads(arguments.cell_json.read_text()))
+    if not config.allow_download:
         # Nothing is ever fetched from a model hub unless the suite says so.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -79,7 +80,7 @@ def _run(arguments: argparse.Namespace) -> int:
         from benchmark.train.precision import resolve_device
 
         describe_cell(config, row)
-        environment = capture_environment(resolve_device(config["train"]["device"]))
+        environment = capture_environment(resolve_device(config.train.device))
         environment["package_versions"] = json.dumps(environment["package_versions"], sort_keys=True)
         row.update({key: value for key, value in environment.items() if key in row})
         run_cell(config, row, emit, built_caches={digest for digest in arguments.built.split(",") if digest})

@@ -11,9 +11,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
+
+from benchmark.suite.config import CellConfig
 
 
 def lock_directory() -> Path:
@@ -22,9 +24,9 @@ def lock_directory() -> Path:
     return directory
 
 
-def device_key(config: dict[str, Any]) -> str:
+def device_key(config: CellConfig) -> str:
     """The device a cell will time on: 'cpu', or 'cuda-<first visible device>' (an index or a GPU/MIG UUID)."""
-    requested = config["train"]["device"]
+    requested = config.train.device
     if requested == "cpu":
         return "cpu"
     if requested == "auto":

@@ -29,6 +29,7 @@ from benchmark.results.store import cell_file_name, write_row
 from benchmark.launch.child import PARENT_PID_VARIABLE
 from benchmark.launch.device_lock import device_key, device_lock
 from benchmark.launch.resume import launcher_hardware_columns
+from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
 
 LOG_TAIL_CHARS = 1500
@@ -120,10 +121,10 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Any) 
     return ChildResult(final, process.returncode, timed_out)
 
 
-def _uses_cache(config: dict[str, Any]) -> bool:
+def _uses_cache(config: CellConfig) -> bool:
     from benchmark.methods.registry import get_method_class
 
-    return get_method_class(config["method"]["name"]).uses_cache
+    return get_method_class(config.method.name).uses_cache
 
 
 def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progress | None = None,
@@ -139,9 +140,9 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
     cell_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
-    cell_path.write_text(json.dumps(cell.config, indent=2, sort_keys=True))
+    cell_path.write_text(json.dumps(cell.config.to_dict(), indent=2, sort_keys=True))
     started = dt.datetime.now(dt.timezone.utc)
-    timeout_s = float(cell.config["timeout_s"])
+    timeout_s = float(cell.config.timeout_s)
 
     def show(message: dict[str, Any]) -> None:
         if progress is not None and step_task is not None:

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from benchmark.results.store import result_files
+from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
 
 _COLUMNS = ("config_hash", "status", "gpu_name", "cpu", "end_time")
@@ -40,11 +41,11 @@ def this_hardware(device: str) -> str:
     return f"CPU {platform.processor() or platform.machine()}"
 
 
-def launcher_hardware_columns(config: dict[str, Any]) -> dict[str, Any]:
+def launcher_hardware_columns(config: CellConfig) -> dict[str, Any]:
     """The hardware columns a row written by the launcher (crash, timeout) carries, so resume and reports place it."""
     import socket
 
-    gpu = _gpu_name() if config["train"]["device"] != "cpu" else None
+    gpu = _gpu_name() if config.train.device != "cpu" else None
     return {"gpu_name": gpu, "cpu": platform.processor() or platform.machine(), "host": socket.gethostname(),
             "platform": platform.platform(), "python_version": platform.python_version(), "device": "cuda" if gpu else "cpu"}
 
@@ -91,7 +92,7 @@ def plan_resume(cells: list[Cell], results_dir: Path, force: bool = False, skip_
     hardware: dict[str, str] = {}
     to_run, done, failed_kept = [], [], []
     for cell in cells:
-        device = cell.config["train"]["device"]
+        device = cell.config.train.device
         if device not in hardware:
             hardware[device] = this_hardware(device)
         status = outcomes.get((cell.config_hash, hardware[device]))

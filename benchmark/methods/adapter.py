@@ -3,14 +3,25 @@ every layer, before the residual LayerNorm; zero-initialised up-projection, so i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 
+from benchmark.suite.config import setting
 from benchmark.methods.end_to_end import EndToEndMethod, freeze
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_output_projections
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+Activation = Literal["gelu", "relu"]
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+@dataclass(frozen=True)
+class AdapterOptions:
+    bottleneck: int = setting(64, minimum=1, help="adapter width")
+    activation: Activation = setting("gelu")
 
 
 class BottleneckAdapter(nn.Module):
@@ -44,16 +55,13 @@ class AdaptedLinear(nn.Module):
 class HoulsbyAdapter(EndToEndMethod):
     name = "adapter"
     description = "Houlsby adapters (2 per layer, bottleneck 64), identity at init"
-    options = {"bottleneck": 64, "activation": "gelu"}
-    option_choices = {"activation": tuple(ACTIVATIONS)}
+    Options = AdapterOptions
 
     def adapt_tower(self, tower: nn.Module) -> None:
-        if self.config["activation"] not in ACTIVATIONS:
-            raise ValueError(f"adapter activation must be one of {sorted(ACTIVATIONS)}")
         freeze(tower)
         for name in resolve_output_projections(tower.model, f"{tower.modality} tower '{tower.preset_name}'"):
             parent_name, _, child_name = name.rpartition(".")
             parent = tower.model.get_submodule(parent_name)
             projection = getattr(parent, child_name)
-            adapter = BottleneckAdapter(projection.out_features, self.config["bottleneck"], self.config["activation"])
+            adapter = BottleneckAdapter(projection.out_features, self.options.bottleneck, self.options.activation)
             setattr(parent, child_name, AdaptedLinear(projection, adapter))

@@ -14,16 +14,25 @@ its choices exposed as options:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.adapter import ACTIVATIONS
+from benchmark.methods.adapter import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
-from benchmark.methods.side_network import FUSIONS, SANB, build_fusion, group_indices
+from benchmark.methods.side_network import SANB, Fusion, build_fusion, group_indices
+from benchmark.suite.config import setting
 
-CROSSAN_OPTIONS = {"bottleneck": 64, "activation": "gelu", "blocks": 0, "fusion": "momef", "expert_hidden": 256}
+@dataclass(frozen=True)
+class CROSSANOptions:
+    bottleneck: int = setting(64, minimum=1, help="side adapter width")
+    activation: Activation = setting("gelu")
+    blocks: int = setting(0, minimum=0, help="side blocks per modality (0: the shallowest tower's layers / 2)")
+    fusion: Fusion = setting("momef", help="momef (mixture of modality experts, the paper's) or concat")
+    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
 
 
 class CrossModalMixing(nn.Module):
@@ -74,22 +83,20 @@ class CROSSANItemEncoder(SideItemEncoder):
 
 
 class _CROSSAN(SideNetworkMethod):
-    options = CROSSAN_OPTIONS
-    option_choices = {"activation": tuple(ACTIVATIONS), "fusion": FUSIONS}
+    Options = CROSSANOptions
     min_modalities = 2
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
         shallowest = min(tower.num_layers for tower in towers.values())
-        blocks = self.config["blocks"] or max(shallowest // 2, 1)
+        blocks = self.options.blocks or max(shallowest // 2, 1)
         return {m: group_indices(t.num_layers, blocks, f"{m} tower '{t.preset_name}'") for m, t in towers.items()}
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         if len(towers) < 2:
             raise TowerError(f"CROSSAN needs at least two towers, got {sorted(towers)}")
-        if self.config["fusion"] not in FUSIONS:
-            raise ValueError(f"crossan fusion must be one of {FUSIONS}, got '{self.config['fusion']}'")
-        return CROSSANItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, self.config["bottleneck"],
-                                  self.config["activation"], self.config["fusion"], self.config["expert_hidden"])
+        options = self.options
+        return CROSSANItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, options.bottleneck,
+                                  options.activation, options.fusion, options.expert_hidden)
 
 
 @register_method

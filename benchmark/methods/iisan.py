@@ -6,16 +6,24 @@ from the hidden-state cache, with the towers not on the device at all.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.adapter import ACTIVATIONS
+from benchmark.methods.adapter import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, check_indices
 from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head
+from benchmark.suite.config import setting
 
-IISAN_OPTIONS = {"bottleneck": 64, "activation": "gelu", "layer_stride": 2, "layers": []}
+@dataclass(frozen=True)
+class IISANOptions:
+    bottleneck: int = setting(64, minimum=1, help="side adapter width (768 -> 64 -> 768)")
+    activation: Activation = setting("gelu")
+    layer_stride: int = setting(2, minimum=1, help="keep hidden states 0, stride, 2*stride, ... (layer dropping)")
+    layers: tuple[int, ...] = setting((), minimum=0, help="explicit hidden-state indices (overrides layer_stride)")
 
 
 class IISANItemEncoder(SideItemEncoder):
@@ -39,14 +47,13 @@ class IISANItemEncoder(SideItemEncoder):
 
 
 class _IISAN(SideNetworkMethod):
-    options = IISAN_OPTIONS
-    option_choices = {"activation": tuple(ACTIVATIONS)}
+    Options = IISANOptions
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
-        explicit = self.config["layers"]
-        return {modality: check_indices(tower, list(explicit) if explicit else every_nth_layer(tower.num_layers, self.config["layer_stride"]))
+        explicit = self.options.layers
+        return {modality: check_indices(tower, list(explicit) if explicit else every_nth_layer(tower.num_layers, self.options.layer_stride))
                 for modality, tower in towers.items()}
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
@@ -57,7 +64,7 @@ class _IISAN(SideNetworkMethod):
                 f"IISAN needs symmetric towers: text '{text.preset_name}' keeps {len(indices['text'])} states of width "
                 f"{text.hidden_size}, image '{image.preset_name}' keeps {len(indices['image'])} of width {image.hidden_size}; "
                 "use iisan_versa for asymmetric towers")
-        return IISANItemEncoder(towers, indices, self.uses_cache, embed_dim, self.config["bottleneck"], self.config["activation"])
+        return IISANItemEncoder(towers, indices, self.uses_cache, embed_dim, self.options.bottleneck, self.options.activation)
 
 
 @register_method

@@ -15,15 +15,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.adapter import ACTIVATIONS
+from benchmark.methods.adapter import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
 from benchmark.methods.side_network import (
-    FUSIONS,
+    Fusion,
     InterModalSAN,
     IntraModalSAN,
     build_fusion,
@@ -31,8 +33,16 @@ from benchmark.methods.side_network import (
     narrowing_head,
     projection_head,
 )
+from benchmark.suite.config import setting
 
-VERSA_OPTIONS = {"bottleneck": 64, "activation": "gelu", "groups": 0, "deep_groups": 0, "fusion": "concat", "expert_hidden": 256}
+@dataclass(frozen=True)
+class VersaOptions:
+    bottleneck: int = setting(64, minimum=1, help="side adapter width")
+    activation: Activation = setting("gelu")
+    groups: int = setting(0, minimum=0, help="layer groups of the shallower tower (0: its layers / 2)")
+    deep_groups: int = setting(0, minimum=0, help="layer groups of the deeper tower (0: as many as groups)")
+    fusion: Fusion = setting("concat", help="concat (IISAN's Linear) or momef (mixture of modality experts)")
+    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
 
 
 def _label(tower: nn.Module) -> str:
@@ -78,16 +88,15 @@ class VersaItemEncoder(SideItemEncoder):
 
 
 class _IISANVersa(SideNetworkMethod):
-    options = VERSA_OPTIONS
-    option_choices = {"activation": tuple(ACTIVATIONS), "fusion": FUSIONS}
+    Options = VersaOptions
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
         text, image = towers["text"], towers["image"]
         shallow, deep = (text, image) if text.num_layers <= image.num_layers else (image, text)
-        groups = self.config["groups"] or max(shallow.num_layers // 2, 1)
-        deep_groups = self.config["deep_groups"] or groups
+        groups = self.options.groups or max(shallow.num_layers // 2, 1)
+        deep_groups = self.options.deep_groups or groups
         if deep_groups < groups:
             raise TowerError(f"{_label(deep)}: deep_groups ({deep_groups}) must be at least groups ({groups}), "
                              "the deeper tower keeps at least as many states as the shallower")
@@ -95,10 +104,9 @@ class _IISANVersa(SideNetworkMethod):
                 deep.modality: group_indices(deep.num_layers, deep_groups, _label(deep))}
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
-        if self.config["fusion"] not in FUSIONS:
-            raise ValueError(f"iisan_versa fusion must be one of {FUSIONS}, got '{self.config['fusion']}'")
-        return VersaItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, self.config["bottleneck"],
-                                self.config["activation"], self.config["fusion"], self.config["expert_hidden"])
+        options = self.options
+        return VersaItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, options.bottleneck,
+                                options.activation, options.fusion, options.expert_hidden)
 
 
 @register_method

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from benchmark.methods.end_to_end import EndToEndMethod
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
+from benchmark.suite.config import setting
+
+
+@dataclass(frozen=True)
+class LoRAOptions:
+    r: int = setting(8, minimum=1, help="rank")
+    alpha: int = setting(16, minimum=1, help="scaling numerator (scale = alpha / r)")
+    dropout: float = setting(0.0, minimum=0)
 
 
 @register_method
 class LoRA(EndToEndMethod):
     name = "lora"
     description = "LoRA (peft) on attention query/value of every layer; base weights kept"
-    options = {"r": 8, "alpha": 16, "dropout": 0.0}
+    Options = LoRAOptions
 
     def adapt_tower(self, tower: nn.Module) -> None:
         targets = resolve_query_value(tower.model, f"{tower.modality} tower '{tower.preset_name}'")
         config = LoraConfig(
-            r=self.config["r"], lora_alpha=self.config["alpha"], lora_dropout=float(self.config["dropout"]),
+            r=self.options.r, lora_alpha=self.options.alpha, lora_dropout=self.options.dropout,
             target_modules=targets, bias="none",
         )
         # get_peft_model freezes the base weights and leaves them untouched: B = 0 at init.

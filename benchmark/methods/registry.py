@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
@@ -14,25 +15,33 @@ _REGISTRY: dict[str, type["Method"]] = {}
 _DISCOVERED = False
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """A method without hyper-parameters."""
+
+
 class Method:
     """Turns frozen-or-trainable towers into the item encoder a cell trains.
 
-    Subclasses set `name`, `options` (name -> default; the suite validates against it),
+    Subclasses set `name`, `Options` (a frozen dataclass; the suite validates against it),
     `required_modalities` and `uses_cache`, and implement `build_item_encoder`.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    options: ClassVar[dict[str, Any]] = {}
-    # Allowed values of the options that take one of a few (validated with the suite, with a did-you-mean).
-    option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    # The method's hyper-parameters: a frozen dataclass whose fields (types, `Literal` choices, defaults,
+    # minimums) the suite is validated against. A method without any keeps this empty one.
+    Options: ClassVar[type] = NoOptions
     required_modalities: ClassVar[tuple[str, ...]] = ()
     allowed_modalities: ClassVar[tuple[str, ...] | None] = None  # None: any towers
     min_modalities: ClassVar[int] = 1
     uses_cache: ClassVar[bool] = False  # trains from a hidden-state cache instead of running towers
 
-    def __init__(self, options: dict[str, Any] | None = None):
-        self.config = {**self.options, **(options or {})}
+    def __init__(self, options: Any = None):
+        """`options`: an instance of `Options`, or a mapping of some of its fields (tests, `mmbench list`)."""
+        if options is None or isinstance(options, dict):
+            options = self.Options(**(options or {}))
+        self.options = options
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         raise NotImplementedError

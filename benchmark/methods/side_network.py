@@ -6,6 +6,9 @@ ever flows through a tower.
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -117,7 +120,8 @@ class ConcatFusion(nn.Module):
         return self.linear(torch.cat(parts, dim=-1))
 
 
-FUSIONS = ("concat", "momef")
+Fusion = Literal["concat", "momef"]
+FUSIONS: tuple[str, ...] = typing.get_args(Fusion)
 
 
 def build_fusion(kind: str, widths: list[int], embed_dim: int, expert_hidden: int) -> nn.Module:

@@ -14,6 +14,7 @@ from torch import nn
 
 from benchmark.errors import TowerError
 from benchmark.models.presets_registry import TowerPreset, get_preset
+from benchmark.suite.config import TowerConfig
 
 
 class Tower(nn.Module):
@@ -135,16 +136,18 @@ def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None,
 MODALITY_SEED_OFFSET = {"text": 0, "image": 1, "video": 2, "audio": 3}
 
 
-def build_tower(modality: str, tower_config: dict[str, Any], seed: int = 0, tower_label: str = "") -> Tower:
+def build_tower(modality: str, tower_config: TowerConfig | dict[str, Any], seed: int = 0, tower_label: str = "") -> Tower:
     """Build one tower from a suite's tower entry ({preset, weights, max_tokens, image_size}).
 
     Random weights depend only on (preset, modality, seed), not on what was built before, so a
     hidden-state cache keyed on that identity is valid for every cell that shares it.
     """
-    preset = get_preset(tower_config["preset"])
-    weights = tower_config.get("weights", "random")
+    if isinstance(tower_config, dict):
+        tower_config = TowerConfig(**tower_config)
+    preset = get_preset(tower_config.preset)
+    weights = tower_config.weights
     label = tower_label or f"{modality} tower '{preset.name}'"
-    image_size = tower_config.get("image_size") or preset.config.get("image_size")
+    image_size = tower_config.image_size or preset.config.get("image_size")
     visual = modality in ("image", "video")
     if weights == "random":
         with torch.random.fork_rng(devices=[]):

@@ -1,4 +1,4 @@
-"""Read a suite file, validate it completely, fill defaults. Every problem comes back with file:line."""
+"""Read a suite file, validate it completely, and return its typed configuration. Every problem comes back with file:line."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from typing import Any
 import yaml
 
 from benchmark.errors import SuiteError
-from benchmark.suite.schema import SUITE, Field, Validator
+from benchmark.suite.config import MODALITIES, DatasetConfig, EvalConfig, SuiteConfig, TrainConfig, build, hints
+from benchmark.suite.schema import Validator
 from benchmark.suite.yaml_lines import load_yaml_with_lines
 
-MODALITIES = ("text", "image", "video", "audio")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Sections whose keys a `matrix:` entry may vary.
-MATRIX_SECTIONS = ("train", "eval")
+MATRIX_SECTIONS = {"train": TrainConfig, "eval": EvalConfig}
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: int | None = None,
-               check_data: bool = True) -> dict[str, Any]:
-    """Return the validated suite (defaults filled in); raise SuiteError listing every problem.
+               check_data: bool = True) -> SuiteConfig:
+    """Return the validated, typed suite (defaults filled in); raise SuiteError listing every problem.
 
     `overrides` are `section.key=value` strings (from `mmbench run --set`), applied before validation;
     `repeats` replaces the suite's `repeats`. With `check_data`, each dataset is read once to check that
@@ -39,7 +39,7 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: in
     if isinstance(data.get("methods"), list):
         # `- lora` is shorthand for `- {name: lora}`.
         data["methods"] = [{"name": item} if isinstance(item, str) else item for item in data["methods"]]
-    suite = validator.section(data, SUITE, ())
+    suite = validator.section(data, SuiteConfig, ())
     if not validator.problems:
         _check_semantics(suite, validator, path.parent)
     if not validator.problems and check_data:
@@ -47,7 +47,7 @@ def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: in
     if validator.problems:
         raise SuiteError(validator.problems)
     suite["source"] = str(path)
-    return suite
+    return build(SuiteConfig, suite)
 
 
 def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict, source: str) -> None:
@@ -128,7 +128,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
 
     for index, method in enumerate(suite["methods"]):
         method_class = get_method_class(method["name"])
-        _check_options(method["options"], method_class.options, validator, ("methods", index, "options"), method_class.option_choices)
+        method["options"] = validator.section(method["options"], method_class.Options, ("methods", index, "options"))
         if method["label"] is None:
             method["label"] = method["name"]
         tower_names = [t["name"] for t in suite["towers"]]
@@ -191,7 +191,7 @@ def _check_against_data(suite: dict[str, Any], validator: Validator) -> None:
             sequences, items = dataset["options"]["users"], dataset["options"]["items"]
         else:
             try:
-                raw = load_raw_dataset(dataset)
+                raw = load_raw_dataset(build(DatasetConfig, dataset))
                 sequences, items = len(split_leave_one_out(raw, 1).train_sequences), raw.n_items
             except MMBenchError as error:
                 validator.problem(("datasets", index), f"dataset '{dataset['name']}' cannot be read: {error}")
@@ -220,27 +220,27 @@ def modality_problem(method_class: Any, present: set[str]) -> str | None:
 
 
 def _check_matrix_entry(key: str, values: Any, validator: Validator) -> None:
-    from benchmark.suite.schema import SUITE
+    import dataclasses
 
     path = ("matrix", key)
     section, _, name = key.partition(".")
     if section not in MATRIX_SECTIONS or not name:
         validator.problem(path, f"matrix keys are dotted paths into {', '.join(MATRIX_SECTIONS)} (e.g. train.batch_size)")
         return
-    spec = SUITE[section].section or {}
-    if name not in spec:
-        hint = difflib.get_close_matches(name, list(spec), n=1)
+    fields = {item.name: item for item in dataclasses.fields(MATRIX_SECTIONS[section])}
+    if name not in fields:
+        hint = difflib.get_close_matches(name, list(fields), n=1)
         validator.problem(path, f"unknown key '{name}' in {section}" + (f" (did you mean '{section}.{hint[0]}'?)" if hint else ""))
         return
     if not isinstance(values, list) or not values:
         validator.problem(path, "expected a non-empty list of values")
         return
     for index, value in enumerate(values):
-        validator.value(value, spec[name], path + (index,))
+        validator.value(value, hints(MATRIX_SECTIONS[section])[name], fields[name], path + (index,))
 
 
-def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: tuple,
-                   choices: dict[str, tuple[Any, ...]] | None = None) -> None:
+def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: tuple) -> None:
+    """A dataset format's options, declared as name -> default."""
     for key, value in options.items():
         if key not in declared:
             hint = difflib.get_close_matches(str(key), list(declared), n=1)
@@ -250,10 +250,6 @@ def _check_options(options: dict[str, Any], declared: dict[str, Any], validator:
         default = declared[key]
         if default is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
             validator.problem(path + (key,), f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
-        elif choices and key in choices and value not in choices[key]:
-            hint = difflib.get_close_matches(str(value), [str(c) for c in choices[key]], n=1)
-            suggestion = f"did you mean '{hint[0]}'? " if hint else ""
-            validator.problem(path + (key,), f"unknown value '{value}' ({suggestion}choices: {', '.join(map(str, choices[key]))})")
     for key, default in declared.items():
         options.setdefault(key, default)
 
@@ -287,4 +283,4 @@ def _resolve(path_text: str, suite_dir: Path) -> Path:
     return (suite_dir / path).resolve()
 
 
-__all__ = ["load_suite", "Field"]
+__all__ = ["load_suite"]

@@ -1,24 +1,25 @@
-"""Expand a validated suite into cells: datasets x towers x methods x matrix x seeds."""
+"""Expand a validated suite into cells: datasets x towers x methods x matrix x seeds x repeats."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.suite.config import CellConfig, SuiteConfig, hints, typed_value
+
 
 @dataclass(frozen=True)
 class Cell:
     cell_id: str
-    config: dict[str, Any]
+    config: CellConfig
 
     @property
     def config_hash(self) -> str:
         return config_hash(self.config)
-
 
     @property
     def config_id(self) -> str:
@@ -31,18 +32,19 @@ _NOT_WORK = ("suite", "cell_id", "timeout_s")
 RUN_KEYS = ("seed", "repeat")
 
 
-def _digest(config: dict[str, Any], excluded: tuple[str, ...]) -> str:
-    hashed = {key: value for key, value in config.items() if key not in excluded}
+def _digest(config: CellConfig | dict[str, Any], excluded: tuple[str, ...]) -> str:
+    plain = config.to_dict() if isinstance(config, CellConfig) else config
+    hashed = {key: value for key, value in plain.items() if key not in excluded}
     canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def config_hash(config: dict[str, Any]) -> str:
+def config_hash(config: CellConfig | dict[str, Any]) -> str:
     """Hash of one run: everything that defines the work, its seed and its repeat index."""
     return _digest(config, ("suite", "cell_id"))
 
 
-def config_id(config: dict[str, Any]) -> str:
+def config_id(config: CellConfig | dict[str, Any]) -> str:
     """Hash of the configuration: the work without seed and repeat. One leaderboard row per config_id."""
     return _digest(config, _NOT_WORK + RUN_KEYS)
 
@@ -51,40 +53,37 @@ def _slug(value: Any) -> str:
     return str(value).replace("/", "_").replace(" ", "")
 
 
-def expand_cells(suite: dict[str, Any]) -> list[Cell]:
-    matrix_keys = list(suite["matrix"])
-    matrix_values = [suite["matrix"][key] for key in matrix_keys]
+def _with_matrix_values(section: Any, values: dict[str, Any]) -> Any:
+    """A train/eval section with the matrix's values for this combination (typed like the section's fields)."""
+    if not values:
+        return section
+    field_hints = hints(type(section))
+    return dataclasses.replace(section, **{name: typed_value(field_hints[name], value) for name, value in values.items()})
+
+
+def expand_cells(suite: SuiteConfig) -> list[Cell]:
+    matrix_keys = list(suite.matrix)
+    matrix_values = [suite.matrix[key] for key in matrix_keys]
     cells: list[Cell] = []
-    repeats = suite.get("repeats", 1)
     for dataset, towers, method, combo, seed, repeat in itertools.product(
-        suite["datasets"], suite["towers"], suite["methods"], itertools.product(*matrix_values), suite["seeds"], range(repeats)
+        suite.datasets, suite.towers, suite.methods, itertools.product(*matrix_values), suite.seeds, range(suite.repeats)
     ):
-        if method["towers"] and towers["name"] not in method["towers"]:
+        if method.towers and towers.name not in method.towers:
             continue
-        train = copy.deepcopy(suite["train"])
-        evaluation = copy.deepcopy(suite["eval"])
-        sections = {"train": train, "eval": evaluation}
-        parts = [dataset["name"], towers["name"], method["label"]]
+        changes: dict[str, dict[str, Any]] = {"train": {}, "eval": {}}
+        parts = [dataset.name, towers.name, method.label]
         for key, value in zip(matrix_keys, combo):
             section, _, name = key.partition(".")
-            sections[section][name] = value
+            changes[section][name] = value
             parts.append(f"{name}={_slug(value)}")
         parts.append(f"seed={seed}")
-        if repeats > 1:
+        if suite.repeats > 1:
             parts.append(f"repeat={repeat}")
-        config = {
-            "suite": suite["name"],
-            "dataset": copy.deepcopy(dataset),
-            "towers": copy.deepcopy(towers),
-            "method": copy.deepcopy(method),
-            "train": train,
-            "eval": evaluation,
-            "seed": seed,
-            "repeat": repeat,
-            "timeout_s": suite["run"]["timeout_s"],
-            "allow_download": suite["allow_download"],
-        }
         cell_id = "/".join(_slug(part) for part in parts)
-        config["cell_id"] = cell_id
+        config = CellConfig(
+            suite=suite.name, cell_id=cell_id, dataset=dataset, towers=towers, method=method,
+            train=_with_matrix_values(suite.train, changes["train"]), eval=_with_matrix_values(suite.eval, changes["eval"]),
+            seed=seed, repeat=repeat, timeout_s=suite.run.timeout_s, allow_download=suite.allow_download,
+        )
         cells.append(Cell(cell_id=cell_id, config=config))
     return cells

@@ -10,15 +10,16 @@ from benchmark.data.amazon import RawDataset
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
 from benchmark.errors import CacheMissingError
+from benchmark.suite.config import CellConfig, TowerConfig
 from benchmark.methods.side_network import kept_states
 from benchmark.train.precision import autocast_factory
 
 TOWER_INPUTS = {"text": ("text_ids", "text_mask"), "image": ("pixels",), "video": ("video",), "audio": ("audio",)}
 
 
-def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: dict[str, Any], precision: str) -> CacheKey:
+def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: TowerConfig, precision: str) -> CacheKey:
     if tower.modality == "text":
-        shape = f"tokens={tower_config['max_tokens']}"
+        shape = f"tokens={tower_config.max_tokens}"
     elif tower.modality == "image":
         shape = f"pixels={tower.image_size}"
     elif tower.modality == "video":
@@ -43,13 +44,13 @@ def _step_reporter(progress: Callable[[dict[str, Any]], None], total: int) -> Ca
     return lambda _count: progress({"event": "step", "step": next(steps), "total_steps": total})
 
 
-def cache_keys(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, dict[str, Any]],
+def cache_keys(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig],
                precision: str) -> dict[str, CacheKey]:
     plan = method.layer_plan(towers)
     return {modality: cache_key(plan[modality], tower, raw, tower_configs[modality], precision) for modality, tower in towers.items()}
 
 
-def find_caches(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, dict[str, Any]],
+def find_caches(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig],
                 precision: str) -> dict[str, HiddenStateCache]:
     """The caches a cached cell trains from; a missing one is an error (the launcher builds them before the cell)."""
     caches = {}
@@ -64,7 +65,7 @@ def find_caches(method: Any, towers: dict[str, Any], raw: RawDataset, tower_conf
 
 
 def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
-                  tower_configs: dict[str, dict[str, Any]], precision: str, device: torch.device, batch_size: int,
+                  tower_configs: dict[str, TowerConfig], precision: str, device: torch.device, batch_size: int,
                   progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
     """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it afterwards."""
     from benchmark.profile.environment import hardware_identity
@@ -90,7 +91,7 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
     return caches
 
 
-def ensure_cell_caches(config: dict[str, Any], progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
+def ensure_cell_caches(config: CellConfig, progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
     """Find or build every cache one cell's method trains from (nothing for uncached methods)."""
     from benchmark.data.dataset import load_raw_dataset
     from benchmark.methods.registry import get_method_class
@@ -98,15 +99,15 @@ def ensure_cell_caches(config: dict[str, Any], progress: Callable[[dict[str, Any
     from benchmark.train.loop import seed_everything
     from benchmark.train.precision import resolve_device
 
-    method = get_method_class(config["method"]["name"])(config["method"]["options"])
+    method = get_method_class(config.method.name)(config.method.options)
     if not method.uses_cache:
         return {}
-    seed_everything(config["seed"])
-    raw = load_raw_dataset(config["dataset"])
-    towers, tower_configs, features = build_towers_and_features(config, raw)
-    device = resolve_device(config["train"]["device"])
-    return ensure_caches(method, towers, raw, features, tower_configs, config["train"]["precision"], device,
-                         config["eval"]["item_batch_size"], progress)
+    seed_everything(config.seed)
+    raw = load_raw_dataset(config.dataset)
+    towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
+    device = resolve_device(config.train.device)
+    return ensure_caches(method, towers, raw, features, tower_configs, config.train.precision, device,
+                         config.eval.item_batch_size, progress)
 
 
 def cache_origin(cache: HiddenStateCache, built_now: set[str], device: torch.device) -> str:

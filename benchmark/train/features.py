@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -10,23 +11,26 @@ from benchmark.data.amazon import RawDataset
 from benchmark.data.dataset import ItemFeatures, load_array_media, load_images
 from benchmark.models.tokenize import hash_tokenize, pretrained_tokenize
 from benchmark.models.towers import Tower, build_tower
+from benchmark.suite.config import TowerConfig, TowerSetConfig, build
 
-MODALITIES = ("text", "image", "video", "audio")
 
 
-def build_towers_and_features(config: dict, raw: RawDataset) -> tuple[dict[str, Tower], dict[str, dict], ItemFeatures]:
-    """The cell's towers (seeded by the caller), their suite entries, and the item features they read."""
-    tower_configs = {modality: config["towers"][modality] for modality in MODALITIES if config["towers"].get(modality)}
-    towers = {modality: build_tower(modality, tower_config, config["seed"]) for modality, tower_config in tower_configs.items()}
+def build_towers_and_features(tower_set: TowerSetConfig | dict[str, Any], seed: int,
+                              raw: RawDataset) -> tuple[dict[str, Tower], dict[str, TowerConfig], ItemFeatures]:
+    """A tower set's towers (random weights seeded by `seed`), their suite entries, and the item features they read."""
+    if isinstance(tower_set, dict):
+        tower_set = build(TowerSetConfig, tower_set)
+    tower_configs = tower_set.present()
+    towers = {modality: build_tower(modality, tower_config, seed) for modality, tower_config in tower_configs.items()}
     return towers, tower_configs, build_item_features(raw, towers, tower_configs)
 
 
-def build_item_features(raw: RawDataset, towers: dict[str, Tower], tower_configs: dict[str, dict]) -> ItemFeatures:
+def build_item_features(raw: RawDataset, towers: dict[str, Tower], tower_configs: dict[str, TowerConfig]) -> ItemFeatures:
     tensors: dict[str, torch.Tensor] = {}
     if "text" in towers:
         titles = [""] + raw.titles  # row 0: padding item
-        max_tokens = tower_configs["text"]["max_tokens"]
-        weights = tower_configs["text"]["weights"]
+        max_tokens = tower_configs["text"].max_tokens
+        weights = tower_configs["text"].weights
         if weights == "random":
             ids, mask = hash_tokenize(titles, max_tokens, towers["text"].model.config.vocab_size)
         else:

@@ -44,13 +44,13 @@ def seed_everything(seed: int) -> None:
 
 def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, built_caches: set[str] | None = None) -> None:
     """`built_caches`: digests of the caches the launcher built for this cell (their build is this cell's cost)."""
-    train_config, eval_config = config["train"], config["eval"]
+    train_config, eval_config = config.train, config.eval
     setup_started = time.perf_counter()
-    seed_everything(config["seed"])
-    device = resolve_device(train_config["device"])
+    seed_everything(config.seed)
+    device = resolve_device(train_config.device)
     warnings: list[str] = []
     row["warnings"] = warnings
-    if device.type == "cpu" and train_config["precision"] == "fp16":
+    if device.type == "cpu" and train_config.precision == "fp16":
         warnings.append("fp16 on a CPU runs emulated half precision, many times slower than fp32: these times measure the emulation")
     nvml_device = nvml_device_for_torch(device.index or 0) if device.type == "cuda" else None
     if nvml_device is not None:
@@ -63,24 +63,24 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, bu
     row["nvml_baseline_gib"] = baseline / GIB if baseline is not None else None
 
     progress({"event": "phase", "phase": "data"})
-    raw = load_raw_dataset(config["dataset"])
-    split = split_leave_one_out(raw, train_config["max_seq_len"])
+    raw = load_raw_dataset(config.dataset)
+    split = split_leave_one_out(raw, train_config.max_seq_len)
     row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
     row["dropped_sequences"] = split.dropped_users
     if split.dropped_users:
-        print(f"dataset '{config['dataset']['name']}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
+        print(f"dataset '{config.dataset.name}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
               "(leave-one-out needs a training, a validation and a test item)", file=sys.stderr)
-    if train_config["batch_size"] > len(split.train_sequences):
-        raise DatasetError(f"batch_size {train_config['batch_size']} is larger than the {len(split.train_sequences)} training "
-                           f"sequences of '{config['dataset']['name']}': every step would be warm-up, nothing measured")
+    if train_config.batch_size > len(split.train_sequences):
+        raise DatasetError(f"batch_size {train_config.batch_size} is larger than the {len(split.train_sequences)} training "
+                           f"sequences of '{config.dataset.name}': every step would be warm-up, nothing measured")
 
     progress({"event": "phase", "phase": "towers"})
-    towers, tower_configs, features = build_towers_and_features(config, raw)
-    method = get_method_class(config["method"]["name"])(config["method"]["options"])
+    towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
+    method = get_method_class(config.method.name)(config.method.options)
     off_device_params = 0
     if method.uses_cache:
         # The launcher built the caches in their own process: this one's CUDA context never sees the towers.
-        caches = find_caches(method, towers, raw, tower_configs, train_config["precision"])
+        caches = find_caches(method, towers, raw, tower_configs, train_config.precision)
         features = ItemFeatures({f"{modality}_states": cache.open_states() for modality, cache in caches.items()})
         origins = {cache_origin(cache, built_caches or set(), device) for cache in caches.values()}
         row["cache_origin"] = "reused_other_hardware" if "reused_other_hardware" in origins else "built" if "built" in origins else "reused"
@@ -88,21 +88,21 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, bu
         row["cache_build_s"] = sum(cache.build_seconds for cache in caches.values())
         row["cache_bytes"] = sum(cache.size_bytes for cache in caches.values())
         off_device_params = sum(count_parameters(tower)[1] for tower in towers.values())
-    embed_dim = train_config["embed_dim"]
+    embed_dim = train_config.embed_dim
     item_encoder = method.build_item_encoder(towers, embed_dim)
     del towers  # a cached method's towers are done: they never reach the training device
     log_probability = None
-    if train_config["logq_correction"]:
+    if train_config.logq_correction:
         probability = (split.item_counts + 1) / (split.item_counts.sum() + len(split.item_counts))
         log_probability = torch.log(torch.as_tensor(probability, dtype=torch.float32))
-    model = Recommender(item_encoder, embed_dim, train_config["max_seq_len"], train_config["user_layers"],
-                        train_config["user_heads"], train_config["dropout"], log_probability).to(device)
+    model = Recommender(item_encoder, embed_dim, train_config.max_seq_len, train_config.user_layers,
+                        train_config.user_heads, train_config.dropout, log_probability).to(device)
     row["trainable_params"], row["total_params"] = count_parameters(model)
     row["total_params"] += off_device_params  # frozen towers count in the total even when only their cache is used
     row["trainable_pct"] = 100.0 * row["trainable_params"] / max(row["total_params"], 1)
     row["setup_s"] = time.perf_counter() - setup_started
 
-    evaluator = Evaluator(model, split, features, config, device, progress) if eval_config["enabled"] else None
+    evaluator = Evaluator(model, split, features, config, device, progress) if eval_config.enabled else None
     trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, row, progress)
     trainer.run()
     amortize(row)
@@ -134,10 +134,10 @@ class Evaluator:
     def __init__(self, model: Recommender, split: SplitDataset, features: ItemFeatures, config: dict[str, Any],
                  device: torch.device, progress: Progress):
         self.model, self.split, self.features, self.device, self.progress = model, split, features, device, progress
-        self.eval_config = config["eval"]
-        self.seed = config["seed"]
-        self.ks = [k for k in self.eval_config["ks"] if k in EVAL_KS]
-        self.autocast = autocast_factory(config["train"]["precision"], device)
+        self.eval_config = config.eval
+        self.seed = config.seed
+        self.ks = [k for k in self.eval_config.ks if k in EVAL_KS]
+        self.autocast = autocast_factory(config.train.precision, device)
         self.best_score = -1.0
         self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -146,13 +146,13 @@ class Evaluator:
 
     def _metrics(self, scorer: Any, histories: list[np.ndarray], targets: np.ndarray) -> dict[str, float]:
         ranks = rank_targets(scorer, histories, targets, self.split.n_items, self.split.max_seq_len, self.device,
-                             self.eval_config["batch_size"])
+                             self.eval_config.batch_size)
         return metrics_from_ranks(ranks, self.ks)
 
     def _model_scorer(self) -> ModelScorer:
         self.model.eval()
         table = encode_all_items(self.model.item_encoder, self.features, self.split.n_items, self.device,
-                                 self.eval_config["item_batch_size"], self.autocast)
+                                 self.eval_config.item_batch_size, self.autocast)
         return ModelScorer(self.model.user_states, table, self.autocast)
 
     @torch.no_grad()
@@ -171,7 +171,7 @@ class Evaluator:
         synchronize(self.device)
         self.seconds += time.perf_counter() - started
         self.model.train()
-        patience = self.eval_config["patience"]
+        patience = self.eval_config.patience
         return patience > 0 and self.since_best >= patience
 
     @torch.no_grad()
@@ -185,7 +185,7 @@ class Evaluator:
         for name, histories, targets in (("valid", split.valid_history, split.valid_target), ("test", split.test_history, split.test_target)):
             for metric, value in self._metrics(scorer, histories, targets).items():
                 row[f"{name}_{metric}"] = value
-            if self.eval_config["baselines"] and name == "test":
+            if self.eval_config.baselines and name == "test":
                 for baseline, baseline_scorer in (("pop", PopularityScorer(split.item_counts, self.device)), ("random", RandomScorer(self.seed))):
                     for metric, value in self._metrics(baseline_scorer, histories, targets).items():
                         column = f"{baseline}_test_{metric}"
@@ -200,14 +200,14 @@ class Evaluator:
 class Trainer:
     def __init__(self, model, split, features, config, device, nvml_device, evaluator, row, progress):
         self.model, self.split, self.features, self.config = model, split, features, config
-        self.train_config = config["train"]
+        self.train_config = config.train
         self.device, self.evaluator, self.row, self.progress = device, evaluator, row, progress
-        self.profiler = TrainingProfiler(device, nvml_device, self.train_config["nvml_hz"])
-        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.train_config["lr"],
-                                           weight_decay=self.train_config["weight_decay"])
-        self.autocast = autocast_factory(self.train_config["precision"], device)
-        self.scaler = grad_scaler(self.train_config["precision"], device)
-        workers = self.train_config.get("num_workers")
+        self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.train_config.lr,
+                                           weight_decay=self.train_config.weight_decay)
+        self.autocast = autocast_factory(self.train_config.precision, device)
+        self.scaler = grad_scaler(self.train_config.precision, device)
+        workers = self.train_config.num_workers
         self.num_workers = default_num_workers(device) if workers is None else workers
         self.step_ms: list[float] = []
         self.warmup_ms: list[float] = []
@@ -220,11 +220,11 @@ class Trainer:
         self.stopped_early = False
 
     def planned_steps(self) -> int:
-        planned = self.row["steps_per_epoch"] * self.train_config["epochs"]
-        return min(planned, self.train_config["max_steps"]) if self.train_config["max_steps"] else planned
+        planned = self.row["steps_per_epoch"] * self.train_config.epochs
+        return min(planned, self.train_config.max_steps) if self.train_config.max_steps else planned
 
     def train_step(self, batch: TrainBatch, wait_ms: float) -> None:
-        if self.step == self.train_config["warmup_steps"]:
+        if self.step == self.train_config.warmup_steps:
             self.profiler.begin_energy()
         with StepClock(self.device) as clock:
             batch = batch.to(self.device)
@@ -240,7 +240,7 @@ class Trainer:
                 self.optimizer.step()
         self.step += 1
         self.losses.append(float(loss.detach()))
-        if self.step <= self.train_config["warmup_steps"]:
+        if self.step <= self.train_config.warmup_steps:
             self.warmup_ms.append(clock.elapsed_ms)
         else:
             self.step_ms.append(clock.elapsed_ms)
@@ -248,13 +248,13 @@ class Trainer:
             self.measured_sequences += batch.sequences.shape[0]
 
     def run(self) -> None:
-        self.row["steps_per_epoch"] = steps_per_epoch(self.split, self.train_config["batch_size"])
+        self.row["steps_per_epoch"] = steps_per_epoch(self.split, self.train_config.batch_size)
         self.row["num_workers"] = self.num_workers
         planned = self.planned_steps()
         self.progress({"event": "phase", "phase": "train", "total_steps": planned})
-        loader = train_loader(self.split, self.features, self.train_config["batch_size"], self.train_config["unique_items"],
-                              np.random.default_rng(self.config["seed"]), self.num_workers, self.device)
-        epochs, every = self.train_config["epochs"], self.config["eval"]["every"]
+        loader = train_loader(self.split, self.features, self.train_config.batch_size, self.train_config.unique_items,
+                              np.random.default_rng(self.config.seed), self.num_workers, self.device)
+        epochs, every = self.train_config.epochs, self.config.eval.every
         self.profiler.start()
         self.model.train()
         try:
@@ -273,7 +273,7 @@ class Trainer:
                     waited_s += wait_ms / 1000.0
                     self.train_step(batch, wait_ms)
                     self.progress({"event": "step", "step": self.step, "total_steps": planned, "loss": self.losses[-1]})
-                    if self.train_config["max_steps"] and self.step >= self.train_config["max_steps"]:
+                    if self.train_config.max_steps and self.step >= self.train_config.max_steps:
                         cut = True
                         break
                 synchronize(self.device)
@@ -296,8 +296,8 @@ class Trainer:
             self.record_timing()
         if not self.step_ms:
             raise NoMeasuredStepsError(
-                f"no measured steps: {self.step} step(s) ran and all were warm-up (warmup_steps={self.train_config['warmup_steps']}, "
-                f"{self.row['steps_per_epoch']} step(s) per epoch x {epochs} epoch(s), max_steps={self.train_config['max_steps']}); "
+                f"no measured steps: {self.step} step(s) ran and all were warm-up (warmup_steps={self.train_config.warmup_steps}, "
+                f"{self.row['steps_per_epoch']} step(s) per epoch x {epochs} epoch(s), max_steps={self.train_config.max_steps}); "
                 "lower warmup_steps or run more steps")
 
     def record_timing(self) -> None:

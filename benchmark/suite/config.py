@@ -1,0 +1,227 @@
+"""The suite's typed configuration: frozen dataclasses, one definition of every key.
+
+Each field's type (with `Literal[...]` for a fixed set of choices), default and metadata (help
+text, minimum, dynamic choices) is what `Validator` checks a YAML suite against, and validation
+ends in these objects: the rest of the code reads attributes. A cell's configuration goes to its
+subprocess as JSON (`CellConfig.to_dict` / `from_dict`), and that JSON is what the config hash
+covers, so its shape is the suite's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+MODALITIES = ("text", "image", "video", "audio")
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", minimum: float | None = None,
+            choices: Callable[[], list[str]] | None = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with what validation needs to know: help text, minimum, dynamic choices."""
+    metadata = {"help": help, "minimum": minimum, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _method_names() -> list[str]:
+    from benchmark.methods.registry import method_names
+
+    return method_names()
+
+
+def _tower_presets() -> list[str]:
+    from benchmark.models.presets_registry import preset_names
+
+    return preset_names()
+
+
+def _dataset_formats() -> list[str]:
+    from benchmark.data.formats import format_names
+
+    return format_names()
+
+
+Precision = Literal["fp32", "bf16", "fp16"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class TowerConfig:
+    preset: str = setting(help="shipped architecture config", choices=_tower_presets)
+    weights: str = setting("random", help="'random' (architecture only, offline) or a local directory of a pretrained checkpoint")
+    max_tokens: int = setting(30, minimum=2, help="text length in tokens (text towers)")
+    image_size: int | None = setting(None, minimum=8, help="image/frame side in pixels (image and video towers); default from the preset")
+
+
+@dataclass(frozen=True)
+class TowerSetConfig:
+    name: str = setting(help="label used in cell ids and reports")
+    text: TowerConfig | None = setting(None)
+    image: TowerConfig | None = setting(None)
+    video: TowerConfig | None = setting(None)
+    audio: TowerConfig | None = setting(None)
+
+    def present(self) -> dict[str, TowerConfig]:
+        """The towers this set has, by modality."""
+        return {modality: tower for modality in MODALITIES if (tower := getattr(self, modality)) is not None}
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str = setting(help="label used in cell ids and reports")
+    format: str = setting("synthetic", choices=_dataset_formats)
+    path: str | None = setting(None, help="dataset directory (real formats); synthetic data is generated under the cache")
+    encoding: str = setting("utf-8", help="text encoding of the dataset's files (e.g. latin-1); bad bytes are reported with file, line and offset")
+    options: dict[str, Any] = setting(help="format options, e.g. synthetic users/items/clusters", factory=dict)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = setting(choices=_method_names)
+    label: str | None = setting(None, help="name shown in reports; needed when a method appears twice")
+    # Validated against, then replaced by, the method's own frozen options dataclass (`Method.Options`).
+    options: Any = setting(help="method hyper-parameters (see `mmbench list methods`)", factory=dict)
+    towers: tuple[str, ...] = setting((), help="run only with these tower sets (default: all)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = setting(32, minimum=1, help="sequences per optimizer step")
+    max_seq_len: int = setting(10, minimum=1, help="history items per sequence (plus one target)")
+    epochs: int = setting(1, minimum=1)
+    max_steps: int | None = setting(None, minimum=1, help="stop after this many steps; epoch time is then estimated")
+    warmup_steps: int = setting(3, minimum=0, help="steps run before timing starts (excluded, recorded)")
+    lr: float = setting(1e-4, minimum=0)
+    weight_decay: float = setting(0.01, minimum=0)
+    precision: Precision = setting("fp32")
+    device: Device = setting("auto")
+    unique_items: bool = setting(False, help="encode each distinct item of a batch once (the IISAN paper encodes every position)")
+    logq_correction: bool = setting(False, help="subtract log item popularity from in-batch logits")
+    user_layers: int = setting(2, minimum=1)
+    user_heads: int = setting(2, minimum=1)
+    embed_dim: int = setting(64, minimum=1)
+    dropout: float = setting(0.1, minimum=0)
+    nvml_hz: float = setting(200.0, minimum=1, help="NVML sampling rate")
+    num_workers: int | None = setting(None, minimum=0, help="DataLoader worker processes preparing batches (default: 0 on a CPU, "
+                                                            "where workers would take the cores training times; min(4, cores - 1) on a GPU)")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    enabled: bool = setting(True)
+    every: int = setting(1, minimum=1, help="validate every this many epochs (and after the last)")
+    patience: int = setting(0, minimum=0, help="stop after this many validations without a better NDCG@10 (0: never stop early)")
+    baselines: bool = setting(True, help="also rank with popularity and random scores")
+    ks: tuple[int, ...] = setting((5, 10, 20), minimum=1, help="cut-offs of HR@K and NDCG@K (stored: 5, 10, 20)")
+    batch_size: int = setting(256, minimum=1, help="users scored at once")
+    item_batch_size: int = setting(256, minimum=1, help="items encoded at once")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    timeout_s: float = setting(3600.0, minimum=1, help="a cell running longer is killed and recorded as timeout")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    name: str = setting()
+    datasets: tuple[DatasetConfig, ...] = setting()
+    towers: tuple[TowerSetConfig, ...] = setting()
+    methods: tuple[MethodConfig, ...] = setting()
+    description: str = setting("")
+    train: TrainConfig = setting(factory=TrainConfig)
+    eval: EvalConfig = setting(factory=EvalConfig)
+    matrix: dict[str, Any] = setting(help="dotted key -> list of values, e.g. train.batch_size: [16, 32]", factory=dict)
+    seeds: tuple[int, ...] = setting((0,))
+    repeats: int = setting(1, minimum=1, help="run every cell this many times, each in a fresh process (spread)")
+    run: RunConfig = setting(factory=RunConfig)
+    allow_download: bool = setting(False)
+    source: str = setting("", help="the suite file (set by the loader)")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One cell: everything its subprocess needs. `to_dict()` is its JSON and the input of its config hash."""
+
+    suite: str
+    cell_id: str
+    dataset: DatasetConfig
+    towers: TowerSetConfig
+    method: MethodConfig
+    train: TrainConfig
+    eval: EvalConfig
+    seed: int
+    repeat: int
+    timeout_s: float
+    allow_download: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellConfig:
+        return build(cls, data)
+
+    def replace(self, **changes: Any) -> CellConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def to_plain(value: Any) -> Any:
+    """Dataclasses to dicts, tuples to lists: the JSON shape."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: to_plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_plain(item) for key, item in value.items()}
+    return value
+
+
+def unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    """(the type inside Optional[...], whether None is allowed)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(hint) if member is not type(None)]
+        if len(members) == 1 and len(typing.get_args(hint)) == 2:
+            return members[0], True
+    return hint, False
+
+
+def hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def build(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass from validated plain data (defaults for what is missing), recursively."""
+    if cls is MethodConfig:
+        from benchmark.methods.registry import get_method_class
+
+        options = data.get("options") or {}
+        if not dataclasses.is_dataclass(options):
+            options = build(get_method_class(data["name"]).Options, options)
+        data = {**data, "options": options}
+    values = {}
+    field_hints = hints(cls)
+    for item in dataclasses.fields(cls):
+        if item.name not in data:
+            continue
+        values[item.name] = typed_value(field_hints[item.name], data[item.name])
+    return cls(**values)
+
+
+def typed_value(hint: Any, value: Any) -> Any:
+    """A validated plain value as the field's type: nested dataclasses built, lists to tuples, ints to floats."""
+    inner, _ = unwrap_optional(hint)
+    if value is None or dataclasses.is_dataclass(value):
+        return value
+    if dataclasses.is_dataclass(inner):
+        return build(inner, value)
+    if typing.get_origin(inner) is tuple:
+        item_hint = typing.get_args(inner)[0]
+        return tuple(typed_value(item_hint, item) for item in value)
+    if inner is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
