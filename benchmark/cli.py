@@ -401,6 +401,3 @@ def data_import(
     for line in [f"  {problem}" for problem in skipped["first"]] + _more_problems(skipped, problems_file):
         stdout.print(line, markup=False, highlight=False)
 
-
-def main() -> None:
-    app()

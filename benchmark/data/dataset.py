@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,7 +43,6 @@ class SplitDataset:
     test_target: np.ndarray
     item_counts: np.ndarray  # training interactions per item id (index 0 unused)
     dropped_users: int = 0
-    stats: dict[str, int] = field(default_factory=dict)
 
 
 def split_leave_one_out(raw: RawDataset, max_seq_len: int) -> SplitDataset:
@@ -69,7 +68,6 @@ def split_leave_one_out(raw: RawDataset, max_seq_len: int) -> SplitDataset:
         n_items=raw.n_items, max_seq_len=max_seq_len, train_sequences=train,
         valid_history=valid_history, valid_target=np.asarray(valid_target), test_history=test_history,
         test_target=np.asarray(test_target), item_counts=counts, dropped_users=dropped,
-        stats={"users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences))},
     )
 
 

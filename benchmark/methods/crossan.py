@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.adapter import Activation
+from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
 from benchmark.methods.side_network import SANB, Fusion, build_fusion, group_indices

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.adapter import Activation
+from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, check_indices
 from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.adapter import ACTIVATIONS
+from benchmark.methods.blocks import Bottleneck
 
 GATE_TEMPERATURE = 0.1
 
@@ -33,17 +33,8 @@ def group_indices(num_layers: int, groups: int, tower_label: str) -> list[int]:
     return [0] + [round(num_layers * group / groups) for group in range(1, groups + 1)]
 
 
-class SANB(nn.Module):
-    """Side adapter network block: x + up(act(down(x)))."""
-
-    def __init__(self, width: int, bottleneck: int, activation: str = "gelu"):
-        super().__init__()
-        self.down = nn.Linear(width, bottleneck)
-        self.activation = ACTIVATIONS[activation]()
-        self.up = nn.Linear(bottleneck, width)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.up(self.activation(self.down(hidden)))
+# Side adapter network block: x + up(act(down(x))), default initialisation.
+SANB = Bottleneck
 
 
 class LearnedGates(nn.Module):

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from benchmark import __version__
-from benchmark.profile.nvml import GIB, nvml_device_for_torch
+from benchmark.profile.nvml import nvml_device_for_torch
+from benchmark.units import GIB
 
 PACKAGES = ("torch", "transformers", "peft", "numpy", "pyarrow", "polars", "nvidia-ml-py", "typer", "rich", "pyyaml")
 

@@ -8,8 +8,8 @@ import psutil
 import torch
 
 from benchmark.profile.sampling import PeriodicSampler
+from benchmark.units import GIB
 
-GIB = 1024**3
 
 
 class RssSampler(PeriodicSampler):

@@ -17,7 +17,6 @@ from typing import Any
 
 from benchmark.profile.sampling import PeriodicSampler
 
-GIB = 1024**3
 
 
 @dataclass(frozen=True)

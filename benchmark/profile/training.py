@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from benchmark.profile.contention import ContentionMonitor
-from benchmark.profile.memory import GIB, RssSampler, choose_peak_memory, release_device_memory, reset_torch_peaks, torch_peaks_gib
+from benchmark.units import GIB
+from benchmark.profile.memory import RssSampler, choose_peak_memory, release_device_memory, reset_torch_peaks, torch_peaks_gib
 from benchmark.profile.nvml import NvmlDevice, NvmlSampler, energy_millijoules
 from benchmark.profile.timers import synchronize
 

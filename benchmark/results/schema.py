@@ -73,7 +73,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
 
 RESULT_SCHEMA = pa.schema([pa.field(name, dtype, nullable=True) for name, dtype in FIELDS], metadata={"schema_version": str(SCHEMA_VERSION)})
 COLUMNS = [name for name, _ in FIELDS]
-STATUSES = ("ok", "oom", "error", "crashed", "timeout", "skipped")
+STATUSES = ("ok", "oom", "error", "crashed", "timeout")
 
 
 def empty_row() -> dict[str, Any]:

@@ -18,10 +18,6 @@ def cell_file_name(cell_id: str) -> str:
     return cell_id.replace("/", "__") + ".parquet"
 
 
-def run_directory(results_dir: Path, run_id: str) -> Path:
-    return results_dir / run_id
-
-
 def ensure_writable(results_dir: Path) -> None:
     """Fail before any cell runs if the results directory cannot take files."""
     try:

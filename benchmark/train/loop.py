@@ -21,7 +21,7 @@ from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import count_parameters
-from benchmark.profile.memory import GIB
+from benchmark.units import GIB
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
