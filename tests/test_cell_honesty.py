@@ -146,3 +146,12 @@ def test_rows_carry_config_id_repeat_and_dropped_sequences(write_suite):
     assert row["config_id"] and row["config_id"] != row["config_hash"] and row["repeat"] == 0
     assert row["dropped_sequences"] == 0 and json.loads(row["config_json"])["repeat"] == 0
     assert row["contended"] in (True, False) and row["other_busy_cores"] is not None and row["load_avg_1m"] is not None
+
+
+def test_progress_events_round_trip_and_ignore_stray_lines():
+    from benchmark.progress import ProgressEvent, done, phase, step
+
+    for event in (phase("train", 12), step(3, 12, 0.5), done("ok", built=("abc", "def")), done("oom", "CUDA out of memory")):
+        assert ProgressEvent.from_json(event.to_json()) == event
+    assert ProgressEvent.from_json("Some weights of the model were not initialized\n") is None
+    assert ProgressEvent.from_json('{"kind": "nonsense"}') is None and ProgressEvent.from_json("[1, 2]") is None

@@ -25,7 +25,7 @@ def test_cell_trains_under_autocast(write_suite, precision):
     run_cell(cell.config, row, events.append)
     assert row["measured_steps"] == 2 and all(math.isfinite(loss) for loss in row["train_loss"])
     assert 0 <= row["test_hr@10"] <= 1
-    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3]
+    assert [e.step for e in events if e.kind == "step"] == [1, 2, 3]
     emulated = [warning for warning in row["warnings"] if "emulated half precision" in warning]
     assert len(emulated) == (1 if precision == "fp16" and not torch.cuda.is_available() else 0)
 
@@ -54,7 +54,7 @@ def test_validation_schedule_and_early_stopping(write_suite):
     cell = expand_cells(load_suite(write_suite(methods="[bitfit]"), overrides))[0]
     row = empty_row()
     phases = []
-    run_cell(cell.config, row, lambda message: phases.append(message.get("phase")))
+    run_cell(cell.config, row, lambda event: phases.append(event.phase))
     assert row["stopped_early"] is True and row["best_epoch"] == 1 and row["epochs_run"] == 2
     assert [p for p in phases if p and p.startswith("validate")] == ["validate (epoch 1)", "validate (epoch 2)"]
     assert row["eval_s"] > 0 and len(row["epoch_s_samples"]) == 2

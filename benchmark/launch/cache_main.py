@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmark.launch.cell_main import emit, failure_status
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
+from benchmark.progress import done
 from benchmark.suite.config import CellConfig
 
 
@@ -31,11 +32,9 @@ def main(argv: list[str]) -> int:
     except BaseException as error:  # noqa: BLE001 - the launcher records the failure on the cell's row
         traceback.print_exc(file=sys.stderr)
         status = failure_status(error)
-        emit({"event": "done", "status": status, "error": f"cache build failed: {type(error).__name__}: {error}"})
+        emit(done(status, f"cache build failed: {type(error).__name__}: {error}"))
         return 3 if status == "oom" else 2
-    emit({"event": "done", "status": "ok", "error": None,
-          "built": [cache.digest for cache, built in caches.values() if built],
-          "caches": {modality: cache.digest for modality, (cache, _) in caches.items()}})
+    emit(done("ok", built=tuple(cache.digest for cache, built in caches.values() if built)))
     return 0
 
 

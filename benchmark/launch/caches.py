@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark.progress import BarRenderer
 from benchmark.suite.config import to_plain
 from benchmark.suite.matrix import Cell
 
@@ -20,13 +20,7 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
     lines: list[str] = []
     seen: set[str] = set()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-        task = progress.add_task("caches", total=None)
-
-        def report(message: dict[str, Any]) -> None:
-            if message.get("event") == "phase":
-                progress.update(task, description=message["phase"], total=message.get("total_steps"), completed=0)
-            elif message.get("event") == "step":
-                progress.update(task, completed=message["step"])
+        renderer = BarRenderer(progress, progress.add_task("caches", total=None))
 
         for cell in cells:
             config = cell.config
@@ -38,7 +32,7 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
             if identity in seen:
                 continue
             seen.add(identity)
-            for modality, (cache, built) in ensure_cell_caches(config, report).items():
+            for modality, (cache, built) in ensure_cell_caches(config, renderer.show).items():
                 lines.append(f"{'built' if built else 'found'} {modality} cache for {cell.cell_id}: {cache.directory} "
                              f"({cache.size_bytes / 2**20:.1f} MiB, build {cache.build_seconds:.1f} s)")
     if not lines:

@@ -16,18 +16,19 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 from benchmark import __version__
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
+from benchmark.progress import ProgressEvent, done
 from benchmark.results.schema import empty_row
 from benchmark.results.store import write_row
 from benchmark.suite.config import CellConfig
 
 
-def emit(message: dict[str, Any]) -> None:
+def emit(event: ProgressEvent) -> None:
+    """Progress to the parent: one JSON line on stdout."""
     try:
-        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.write(event.to_json() + "\n")
         sys.stdout.flush()
     except BrokenPipeError as error:  # nobody reads the progress any more: the parent is gone
         raise CellStopped("the mmbench run that started this cell stopped reading its progress") from error
@@ -96,7 +97,7 @@ def _run(arguments: argparse.Namespace) -> int:
         exit_code = 3 if row["status"] == "oom" else 2
     row["end_time"] = dt.datetime.now(dt.timezone.utc)
     write_row(arguments.row_parquet, row)
-    emit({"event": "done", "status": row["status"], "error": row["error"]})
+    emit(done(row["status"], row["error"]))
     return exit_code
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import describe_cell
 from benchmark.results.schema import empty_row
 from benchmark.results.store import cell_file_name, write_row
@@ -71,13 +72,13 @@ def _fallback_row(cell: Cell, run_id: str, status: str, error: str, started: dt.
 
 @dataclass
 class ChildResult:
-    final: dict[str, Any]  # the child's last "done" message ({} if it died first)
+    final: ProgressEvent | None  # the child's "done" event (None if it died first)
     returncode: int
     timed_out: bool
 
 
-def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Any) -> ChildResult:
-    """Run one child in its own session, relay its JSON progress lines to `show`, kill it at the deadline.
+def _run_child(command: list[str], log_path: Path, timeout_s: float, show: ProgressSink) -> ChildResult:
+    """Run one child in its own session, relay its progress events to `show`, kill it at the deadline.
 
     Ctrl-C or SIGTERM in the parent kills the child's whole session and re-raises.
     """
@@ -85,7 +86,7 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Any) 
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_VARIABLE: str(os.getpid())}
     package_root = str(Path(__file__).resolve().parents[2])
     environment["PYTHONPATH"] = package_root + (os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else "")
-    final: dict[str, Any] = {}
+    final: ProgressEvent | None = None
     timed_out = False
     with open(log_path, "a") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True)
@@ -105,12 +106,13 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Any) 
                     continue
                 if line is None:
                     break
-                message = _parse(line, log)
-                if message is None:
+                event = ProgressEvent.from_json(line)
+                if event is None:
+                    log.write(line)  # stray prints from libraries belong in the log, not the progress channel
                     continue
-                if message.get("event") == "done":
-                    final = message
-                show(message)
+                if event.kind == "done":
+                    final = event
+                show(event)
         except KeyboardInterrupt:
             # The child runs in its own session, so the terminal's Ctrl-C does not reach it: stop it here.
             os.killpg(process.pid, signal.SIGKILL)
@@ -144,9 +146,11 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
     started = dt.datetime.now(dt.timezone.utc)
     timeout_s = float(cell.config.timeout_s)
 
-    def show(message: dict[str, Any]) -> None:
-        if progress is not None and step_task is not None:
-            _show(progress, step_task, cell.cell_id, message)
+    renderer = BarRenderer(progress, step_task) if progress is not None and step_task is not None else None
+
+    def show(event: ProgressEvent) -> None:
+        if renderer is not None:
+            renderer.show(event, cell.cell_id)
 
     def say(text: str) -> None:
         (progress.console if progress is not None else Console(stderr=True)).print(text, markup=False, highlight=False)
@@ -163,10 +167,11 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
                 build = _run_child([*CACHE_COMMAND, str(cell_path)], log_path, timeout_s, show)
                 if build.timed_out:
                     return record("timeout", f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {log_path})")
-                if build.final.get("status") != "ok":
-                    error = build.final.get("error") or _died(build.returncode, log_path, "cache build")
-                    return record(build.final.get("status", "crashed") if build.final else "crashed", error)
-                built = build.final.get("built", [])
+                if build.final is None:
+                    return record("crashed", _died(build.returncode, log_path, "cache build"))
+                if build.final.status != "ok":
+                    return record(build.final.status or "crashed", build.final.error or _died(build.returncode, log_path, "cache build"))
+                built = list(build.final.built)
             command = [*CELL_COMMAND, str(cell_path), str(row_path), run_id, "--built", ",".join(built),
                        "--device-lock", "held" if lock else "disabled"]
             result = _run_child(command, log_path, timeout_s, show)
@@ -175,30 +180,14 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
         raise
     if result.timed_out:
         return record("timeout", f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {log_path})")
-    if not result.final or not row_path.exists():
+    if result.final is None or not row_path.exists():
         return record("crashed", _died(result.returncode, log_path, "cell"))
-    return CellOutcome(cell.cell_id, result.final["status"], result.final.get("error"), row_path)
+    return CellOutcome(cell.cell_id, result.final.status or "crashed", result.final.error, row_path)
 
 
 def _died(returncode: int, log_path: Path, what: str) -> str:
     reason = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
     return f"{what} process died ({reason}) before writing its row; log tail:\n{_log_tail(log_path)}"
-
-
-def _parse(line: str, log) -> dict[str, Any] | None:
-    try:
-        message = json.loads(line)
-        return message if isinstance(message, dict) else None
-    except json.JSONDecodeError:
-        log.write(line)  # stray prints from libraries belong in the log, not the progress channel
-        return None
-
-
-def _show(progress: Progress, task: Any, cell_id: str, message: dict[str, Any]) -> None:
-    if message.get("event") == "phase":
-        progress.update(task, description=f"{cell_id} [{message['phase']}]", total=message.get("total_steps"), completed=0)
-    elif message.get("event") == "step":
-        progress.update(task, completed=message["step"], total=message["total_steps"])
 
 
 def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, lock: bool = True) -> list[CellOutcome]:

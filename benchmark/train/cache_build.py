@@ -10,6 +10,7 @@ from benchmark.data.amazon import RawDataset
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
 from benchmark.errors import CacheMissingError
+from benchmark.progress import ProgressSink, phase, step
 from benchmark.suite.config import CellConfig, TowerConfig
 from benchmark.methods.side_network import kept_states
 from benchmark.train.precision import autocast_factory
@@ -39,9 +40,9 @@ def _kept_state_batches(tower: Any, features: ItemFeatures, indices: list[int], 
             yield ids, kept_states(tower, inputs, indices)
 
 
-def _step_reporter(progress: Callable[[dict[str, Any]], None], total: int) -> Callable[[int], None]:
+def _step_reporter(progress: ProgressSink, total: int) -> Callable[[int], None]:
     steps = iter(range(1, total + 1))
-    return lambda _count: progress({"event": "step", "step": next(steps), "total_steps": total})
+    return lambda _count: progress(step(next(steps), total))
 
 
 def cache_keys(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig],
@@ -66,7 +67,7 @@ def find_caches(method: Any, towers: dict[str, Any], raw: RawDataset, tower_conf
 
 def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
                   tower_configs: dict[str, TowerConfig], precision: str, device: torch.device, batch_size: int,
-                  progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
+                  progress: ProgressSink) -> dict[str, tuple[HiddenStateCache, bool]]:
     """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it afterwards."""
     from benchmark.profile.environment import hardware_identity
 
@@ -79,7 +80,7 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
             caches[modality] = (cache, False)
             continue
         total = -(-raw.n_items // batch_size)
-        progress({"event": "phase", "phase": f"cache {modality}", "total_steps": total})
+        progress(phase(f"cache {modality}", total))
         tower.to(device).eval()
         batches = _kept_state_batches(tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device)
         cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches, _step_reporter(progress, total),
@@ -91,7 +92,7 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
     return caches
 
 
-def ensure_cell_caches(config: CellConfig, progress: Callable[[dict[str, Any]], None]) -> dict[str, tuple[HiddenStateCache, bool]]:
+def ensure_cell_caches(config: CellConfig, progress: ProgressSink) -> dict[str, tuple[HiddenStateCache, bool]]:
     """Find or build every cache one cell's method trains from (nothing for uncached methods)."""
     from benchmark.data.dataset import load_raw_dataset
     from benchmark.methods.registry import get_method_class

@@ -10,7 +10,7 @@ import json
 import random
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +21,9 @@ from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import count_parameters
+from benchmark.suite.config import CellConfig
 from benchmark.units import GIB
+from benchmark.progress import ProgressSink, phase, step
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
@@ -32,7 +34,6 @@ from benchmark.train.features import build_towers_and_features
 from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
 
-Progress = Callable[[dict[str, Any]], None]
 EARLY_STOPPING_METRIC = "ndcg@10"
 
 
@@ -42,7 +43,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, built_caches: set[str] | None = None) -> None:
+def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, built_caches: set[str] | None = None) -> None:
     """`built_caches`: digests of the caches the launcher built for this cell (their build is this cell's cost)."""
     train_config, eval_config = config.train, config.eval
     setup_started = time.perf_counter()
@@ -62,7 +63,7 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, bu
     baseline = device_used_bytes(nvml_device.nvml, nvml_device.handle) if nvml_device is not None and nvml_device.resolved else None
     row["nvml_baseline_gib"] = baseline / GIB if baseline is not None else None
 
-    progress({"event": "phase", "phase": "data"})
+    progress(phase("data"))
     raw = load_raw_dataset(config.dataset)
     split = split_leave_one_out(raw, train_config.max_seq_len)
     row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
@@ -74,7 +75,7 @@ def run_cell(config: dict[str, Any], row: dict[str, Any], progress: Progress, bu
         raise DatasetError(f"batch_size {train_config.batch_size} is larger than the {len(split.train_sequences)} training "
                            f"sequences of '{config.dataset.name}': every step would be warm-up, nothing measured")
 
-    progress({"event": "phase", "phase": "towers"})
+    progress(phase("towers"))
     towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
     method = get_method_class(config.method.name)(config.method.options)
     off_device_params = 0
@@ -131,8 +132,8 @@ def amortize(row: dict[str, Any]) -> None:
 class Evaluator:
     """Validation during training (early stopping on NDCG@10), then valid and test at the best epoch."""
 
-    def __init__(self, model: Recommender, split: SplitDataset, features: ItemFeatures, config: dict[str, Any],
-                 device: torch.device, progress: Progress):
+    def __init__(self, model: Recommender, split: SplitDataset, features: ItemFeatures, config: CellConfig,
+                 device: torch.device, progress: ProgressSink):
         self.model, self.split, self.features, self.device, self.progress = model, split, features, device, progress
         self.eval_config = config.eval
         self.seed = config.seed
@@ -158,7 +159,7 @@ class Evaluator:
     @torch.no_grad()
     def validate(self, epoch: int) -> bool:
         """Evaluate on validation after `epoch`; True when training should stop (patience exhausted)."""
-        self.progress({"event": "phase", "phase": f"validate (epoch {epoch})"})
+        self.progress(phase(f"validate (epoch {epoch})"))
         started = time.perf_counter()
         score = self._metrics(self._model_scorer(), self.split.valid_history, self.split.valid_target).get(EARLY_STOPPING_METRIC, 0.0)
         if score > self.best_score:
@@ -176,7 +177,7 @@ class Evaluator:
 
     @torch.no_grad()
     def final(self, row: dict[str, Any]) -> None:
-        self.progress({"event": "phase", "phase": "test"})
+        self.progress(phase("test"))
         started = time.perf_counter()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state, strict=False)
@@ -251,7 +252,7 @@ class Trainer:
         self.row["steps_per_epoch"] = steps_per_epoch(self.split, self.train_config.batch_size)
         self.row["num_workers"] = self.num_workers
         planned = self.planned_steps()
-        self.progress({"event": "phase", "phase": "train", "total_steps": planned})
+        self.progress(phase("train", planned))
         loader = train_loader(self.split, self.features, self.train_config.batch_size, self.train_config.unique_items,
                               np.random.default_rng(self.config.seed), self.num_workers, self.device)
         epochs, every = self.train_config.epochs, self.config.eval.every
@@ -272,7 +273,7 @@ class Trainer:
                         break
                     waited_s += wait_ms / 1000.0
                     self.train_step(batch, wait_ms)
-                    self.progress({"event": "step", "step": self.step, "total_steps": planned, "loss": self.losses[-1]})
+                    self.progress(step(self.step, planned, self.losses[-1]))
                     if self.train_config.max_steps and self.step >= self.train_config.max_steps:
                         cut = True
                         break
