@@ -37,6 +37,15 @@ class ListWhat(str, Enum):
     datasets = "datasets"
 
 
+def _importable_formats() -> list[str]:
+    from benchmark.formats.registry import format_names
+
+    try:
+        return format_names(importable_only=True)
+    except MMBenchError:  # a broken MMBENCH_PLUGINS: the command that reads a registry says so in one line
+        return format_names(importable_only=True, plugins=False)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -210,10 +219,7 @@ def report(
         sys.stdout.write(renderer(board))
 
 
-@app.command("list")
-def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
-                as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List the methods, tower presets or dataset formats this install offers."""
+def _list_entries(what: ListWhat) -> list[dict]:
     entries: list[dict] = []
     if what == ListWhat.methods:
         from benchmark.methods.registry import get_method_class, method_names
@@ -233,11 +239,22 @@ def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or da
             entries.append({"name": name, "modality": preset.modality, "shape_of": preset.shape_of,
                             "layers": config["num_hidden_layers"], "hidden": config["hidden_size"]})
     else:
-        from benchmark.data.formats import FORMATS
+        from benchmark.formats.registry import format_names, get_format
 
-        for data_format in FORMATS.values():
+        for data_format in map(get_format, format_names()):
             entries.append({"name": data_format.name, "needs_path": data_format.needs_path,
                             "description": data_format.description, "options": data_format.options})
+    return entries
+
+
+@app.command("list")
+def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
+                as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List the methods, tower presets or dataset formats this install offers."""
+    try:
+        entries = _list_entries(what)
+    except MMBenchError as error:
+        _fail(error)
     if as_json:
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
@@ -305,11 +322,9 @@ data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and import t
 app.add_typer(data_app, name="data")
 
 
-class DataFormat(str, Enum):
-    amazon_iisan = "amazon-iisan"
-    microlens = "microlens"
-    recbole = "recbole"
-    mmbench = "mmbench"
+# The layouts `data inspect` and `data import` read: every registered format that reads a directory.
+DataFormat = Enum("DataFormat", {name: name for name in _importable_formats()}, type=str)  # type: ignore[misc]
+FORMAT_HELP = f"dataset layout: {', '.join(_importable_formats())}"
 
 
 class OnError(str, Enum):
@@ -320,7 +335,7 @@ class OnError(str, Enum):
 @data_app.command("inspect")
 def data_inspect(
     path: Path = typer.Argument(..., help="dataset directory"),
-    data_format: DataFormat = typer.Option(..., "--format", help="amazon-iisan, microlens, recbole or mmbench"),
+    data_format: DataFormat = typer.Option(..., "--format", help=FORMAT_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the dataset's files (e.g. latin-1)"),
     problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -356,7 +371,7 @@ def data_inspect(
 @data_app.command("import")
 def data_import(
     path: Path = typer.Argument(..., help="dataset directory"),
-    data_format: DataFormat = typer.Option(..., "--format", help="amazon-iisan, microlens or recbole"),
+    data_format: DataFormat = typer.Option(..., "--format", help=FORMAT_HELP),
     out: Path = typer.Option(..., "--out", help="directory to create (format `mmbench` in suites)"),
     k_core: int = typer.Option(0, "--k-core", help="drop users and items with fewer interactions, repeatedly (default 0: off; "
                                                   "published layouts are already filtered)"),

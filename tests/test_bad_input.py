@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.data.importer import import_dataset, inspect_dataset
-from benchmark.data.readers import read_dataset
+from benchmark.formats.registry import read_dataset
 from benchmark.errors import DatasetError, SuiteError
 from benchmark.results.store import write_row
 from benchmark.suite.loader import load_suite

@@ -48,7 +48,7 @@ def test_error_inside_the_cell_is_recorded_with_location(cell, tmp_path):
     frame, _ = read_results(tmp_path)
     row = frame.row(0, named=True)
     assert outcome.status == row["status"] == "error"
-    assert "DatasetError: dataset directory not found" in row["error"] and "(at readers.py:" in row["error"]
+    assert "DatasetError: dataset directory not found" in row["error"] and "(at registry.py:" in row["error"]
     assert row["trainable_params"] is None  # nothing measured, nothing invented
 
 

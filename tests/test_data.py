@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data.amazon import read_amazon_iisan
+from benchmark.formats.amazon_iisan import read_amazon_iisan
 from benchmark.data.collate import collate_train_batch
 from benchmark.data.dataset import ItemFeatures, left_pad, load_images, split_leave_one_out
 from benchmark.data.synthetic import ensure_synthetic
@@ -149,7 +149,7 @@ def write_microlens(directory, titles: str, pairs: str, covers=("a", "b", "c"), 
 
 def test_microlens_reader_carries_video_and_audio(tmp_path):
     from benchmark.data.dataset import load_array_media
-    from benchmark.data.microlens import read_microlens
+    from benchmark.formats.microlens import read_microlens
 
     directory = write_microlens(tmp_path / "m", 'item_id,title\na,"Cat video, funny"\nb,Dog\nc,Bird\n', "u1\ta b c\nu2\tc b\n")
     raw = read_microlens(directory)
@@ -162,7 +162,7 @@ def test_microlens_reader_carries_video_and_audio(tmp_path):
 
 def test_microlens_bad_rows_and_missing_media(tmp_path):
     from benchmark.data.dataset import load_array_media
-    from benchmark.data.microlens import read_microlens
+    from benchmark.formats.microlens import read_microlens
 
     directory = write_microlens(tmp_path / "bad", "item_id,title\na,x\na,y\nb\n", "u1\ta b\n")
     with pytest.raises(DatasetError) as caught:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.data.dataset import load_images, load_raw_dataset, split_leave_one_out
 from benchmark.data.importer import import_dataset, inspect_dataset, k_core
-from benchmark.data.readers import read_dataset
+from benchmark.formats.registry import read_dataset
 from benchmark.errors import DatasetError
 
 runner = CliRunner()

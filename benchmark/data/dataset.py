@@ -10,9 +10,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from benchmark.data.amazon import RawDataset, read_amazon_iisan
-from benchmark.data.readers import read_dataset
-from benchmark.data.synthetic import ensure_synthetic
+from benchmark.data.raw import RawDataset
+from benchmark.formats.registry import get_format
 from benchmark.errors import DatasetError
 from benchmark.suite.config import DatasetConfig
 
@@ -21,13 +20,7 @@ def load_raw_dataset(dataset_config: DatasetConfig | dict[str, Any]) -> RawDatas
     """The dataset a suite entry names (a dict is taken as the entry's keys, for tests and tools)."""
     if isinstance(dataset_config, dict):
         dataset_config = DatasetConfig(**{"name": Path(str(dataset_config.get("path") or "dataset")).name, **dataset_config})
-    if dataset_config.format == "synthetic":
-        from benchmark.data.formats import SYNTHETIC_OPTIONS
-
-        return read_amazon_iisan(ensure_synthetic({**SYNTHETIC_OPTIONS, **dataset_config.options}))
-    if dataset_config.path is None:
-        raise DatasetError(f"dataset '{dataset_config.name}' (format {dataset_config.format}) has no path")
-    return read_dataset(dataset_config.format, Path(dataset_config.path), encoding=dataset_config.encoding)
+    return get_format(dataset_config.format).load(dataset_config)
 
 
 @dataclass

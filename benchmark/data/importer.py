@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data.amazon import RawDataset
-from benchmark.data.readers import IMPORT_MANIFEST, read_dataset
+from benchmark.data.raw import RawDataset
+from benchmark.formats.mmbench import IMPORT_MANIFEST
+from benchmark.formats.registry import read_dataset
 from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.permissions import honour_umask
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from benchmark.errors import UnknownNameError
+from benchmark.plugins import load_plugins
 
 _REGISTRY: dict[str, type["Method"]] = {}
 _DISCOVERED = False
@@ -63,6 +64,7 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 def _discover() -> None:
     global _DISCOVERED
+    load_plugins()  # idempotent, and cheap: a plugin named after the first look-up still registers
     if _DISCOVERED:
         return
     import benchmark.methods as package

@@ -40,7 +40,7 @@ def _tower_presets() -> list[str]:
 
 
 def _dataset_formats() -> list[str]:
-    from benchmark.data.formats import format_names
+    from benchmark.formats.registry import format_names
 
     return format_names()
 

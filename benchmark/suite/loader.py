@@ -76,7 +76,7 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict, so
 
 
 def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
-    from benchmark.data.formats import get_format
+    from benchmark.formats.registry import get_format
     from benchmark.results.schema import EVAL_KS
     from benchmark.methods.registry import get_method_class
     from benchmark.models.presets_registry import get_preset

@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from benchmark.data.amazon import RawDataset
+from benchmark.data.raw import RawDataset
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
 from benchmark.errors import CacheMissingError

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from benchmark.data.amazon import RawDataset
+from benchmark.data.raw import RawDataset
 from benchmark.data.dataset import ItemFeatures, load_array_media, load_images
 from benchmark.models.tokenize import hash_tokenize, pretrained_tokenize
 from benchmark.models.towers import Tower, build_tower

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.amazon import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, text_lines, tsv_rows
-from benchmark.data.microlens import _one
+from benchmark.data.raw import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, single_file, text_lines, tsv_rows
 from benchmark.errors import DatasetError
+from benchmark.formats.registry import DatasetFormat, register_format
 
 TITLE_COLUMNS = ("title", "item_title", "movie_title", "name")
 
@@ -33,8 +33,8 @@ def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: boo
 
 
 def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
-    inter_path = _one(directory, "*.inter", "interaction file")
-    item_path = _one(directory, "*.item", "item file")
+    inter_path = single_file(directory, "*.inter", "interaction file")
+    item_path = single_file(directory, "*.item", "item file")
     problems: list[str] = []
     items = ItemTable()
     names = _header(item_path, encoding)
@@ -72,3 +72,10 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
     return RawDataset(str(directory), items.keys, items.titles, media_files(directory / "images", items.keys, ".jpg"),
                       user_keys, sequences, image_lmdb=image_lmdb(directory, directory / "images"), problems=problems,
                       image_dir=directory / "images")
+
+
+register_format(DatasetFormat(
+    "recbole", read=read_recbole,
+    description="RecBole atomic files: <name>.inter (user_id, item_id, timestamp) and <name>.item (item_id, title), "
+                "optional images/<item_id>.jpg",
+))

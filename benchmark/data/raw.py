@@ -1,4 +1,5 @@
-"""Reader for the amazon-iisan layout: items.tsv, users.tsv, images/<item_id>.jpg."""
+"""A dataset as read from disk (`RawDataset`), and the line readers every format shares: decoded text lines,
+TSV rows, an item table, sequences of item ids, media files."""
 
 from __future__ import annotations
 
@@ -132,26 +133,6 @@ def read_sequences(rows: Iterator[tuple[int, str, str]], path: Path, item_index:
     return user_keys, sequences
 
 
-def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
-    items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
-    for required in (items_path, users_path):
-        if not required.is_file():
-            raise DatasetError(f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)")
-    problems: list[str] = []
-    items = ItemTable()
-    for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems, encoding=encoding):
-        items.add(key, title, f"{items_path}:{line_number}", problems, on_error)
-    raise_if_problems(problems, str(items_path), on_error)
-    rows = ((line_number, user, item_ids)
-            for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems, encoding=encoding))
-    user_keys, sequences = read_sequences(rows, users_path, items.index, "items.tsv", problems)
-    raise_if_problems(problems, str(users_path), on_error)
-    return RawDataset(str(directory), items.keys, items.titles, media_files(image_dir, items.keys, ".jpg"), user_keys, sequences,
-                      {modality: media_files(directory / modality, items.keys, ".npy") for modality in ("video", "audio")
-                       if (directory / modality).is_dir()},
-                      image_lmdb=image_lmdb(directory, image_dir), problems=problems, image_dir=image_dir)
-
-
 def image_lmdb(directory: Path, image_dir: Path) -> Path | None:
     """`images.lmdb` beside the data, used when there is no image folder."""
     path = directory / "images.lmdb"
@@ -162,3 +143,12 @@ def media_files(folder: Path, item_keys: list[str], suffix: str) -> list[Path | 
     """`folder/<item_id><suffix>` per item, None where missing (counted and reported when a tower needs it)."""
     present = {path.name for path in folder.iterdir()} if folder.is_dir() else set()
     return [folder / f"{key}{suffix}" if f"{key}{suffix}" in present else None for key in item_keys]
+
+
+def single_file(directory: Path, pattern: str, what: str) -> Path:
+    """The one file in `directory` matching `pattern`; none or several is an error naming what was found."""
+    matches = sorted(directory.glob(pattern))
+    if len(matches) != 1:
+        found = ", ".join(p.name for p in matches) or "none"
+        raise DatasetError(f"{directory}: expected exactly one {what} ({pattern}), found {found}")
+    return matches[0]

@@ -8,25 +8,19 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from benchmark.data.amazon import (
+from benchmark.data.raw import (
     ItemTable,
     RawDataset,
     image_lmdb,
     media_files,
     raise_if_problems,
     read_sequences,
+    single_file,
     text_lines,
     tsv_rows,
 )
 from benchmark.errors import DatasetError
-
-
-def _one(directory: Path, pattern: str, what: str) -> Path:
-    matches = sorted(directory.glob(pattern))
-    if len(matches) != 1:
-        found = ", ".join(p.name for p in matches) or "none"
-        raise DatasetError(f"{directory}: expected exactly one {what} ({pattern}), found {found}")
-    return matches[0]
+from benchmark.formats.registry import DatasetFormat, register_format
 
 
 def _covers_folder(directory: Path) -> Path:
@@ -35,8 +29,8 @@ def _covers_folder(directory: Path) -> Path:
 
 
 def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
-    pairs_path = _one(directory, "*_pairs.tsv", "interaction file")
-    titles_path = _one(directory, "*.csv", "titles CSV")
+    pairs_path = single_file(directory, "*_pairs.tsv", "interaction file")
+    titles_path = single_file(directory, "*.csv", "titles CSV")
     problems: list[str] = []
     items = ItemTable()
     # Undecodable lines become problems and empty lines, so the CSV reader's line numbers stay true.
@@ -62,3 +56,10 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
     return RawDataset(str(directory), items.keys, items.titles, media_files(covers, items.keys, ".jpg"),
                       user_keys, sequences, extra, image_lmdb=image_lmdb(directory, covers), problems=problems,
                       image_dir=covers)
+
+
+register_format(DatasetFormat(
+    "microlens", read=read_microlens,
+    description="*_pairs.tsv (user, item ids oldest first), titles CSV (item_id,title), *covers/<item_id>.jpg, "
+                "optional video/ and audio/ <item_id>.npy",
+))

@@ -1,0 +1,88 @@
+"""The dataset-format registry: a format is one module in benchmark/formats that registers itself.
+
+A format says how to read its on-disk layout into a `RawDataset`, whether a suite names a `path`
+for it, its options (name -> default) and whether `mmbench data import` reads it. Formats from
+outside the package register the same way from a module named in MMBENCH_PLUGINS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from benchmark.errors import DatasetError, UnknownNameError
+from benchmark.plugins import load_plugins
+
+if TYPE_CHECKING:
+    from benchmark.data.raw import RawDataset
+    from benchmark.suite.config import DatasetConfig
+
+Reader = Callable[[Path, str, str], "RawDataset"]  # (directory, on_error "fail" | "skip", text encoding)
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    name: str
+    read: Reader
+    description: str = ""
+    needs_path: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    # Generated formats (synthetic) make their directory from the options instead of reading a path.
+    generate: Callable[[dict[str, Any]], Path] | None = None
+    importable: bool = True  # `mmbench data import --format` accepts it
+
+    def load(self, dataset: DatasetConfig, on_error: str = "fail") -> RawDataset:
+        """Read the dataset a suite entry names."""
+        if self.generate is not None:
+            return self.read(self.generate({**self.options, **dataset.options}), on_error, dataset.encoding)
+        if dataset.path is None:
+            raise DatasetError(f"dataset '{dataset.name}' (format {self.name}) has no path")
+        return read_dataset(self.name, Path(dataset.path), on_error, dataset.encoding)
+
+
+_REGISTRY: dict[str, DatasetFormat] = {}
+_DISCOVERED = False
+
+
+def register_format(data_format: DatasetFormat) -> DatasetFormat:
+    if data_format.name in _REGISTRY and _REGISTRY[data_format.name] != data_format:
+        raise ValueError(f"dataset format '{data_format.name}' registered twice")
+    _REGISTRY[data_format.name] = data_format
+    return data_format
+
+
+def _discover(plugins: bool = True) -> None:
+    global _DISCOVERED
+    if plugins:
+        load_plugins()  # idempotent, and cheap: a plugin named after the first look-up still registers
+    if _DISCOVERED:
+        return
+    import benchmark.formats as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "registry":
+            importlib.import_module(f"benchmark.formats.{module.name}")
+    _DISCOVERED = True
+
+
+def format_names(importable_only: bool = False, plugins: bool = True) -> list[str]:
+    _discover(plugins)
+    return [name for name, data_format in _REGISTRY.items() if data_format.importable or not importable_only]
+
+
+def get_format(name: str) -> DatasetFormat:
+    _discover()
+    if name not in _REGISTRY:
+        raise UnknownNameError(f"unknown dataset format '{name}' (known: {', '.join(_REGISTRY)})")
+    return _REGISTRY[name]
+
+
+def read_dataset(data_format: str, directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
+    """Read a directory in a format's layout (`mmbench data inspect/import` and suites with a path)."""
+    reader = get_format(data_format)
+    if not directory.is_dir():
+        raise DatasetError(f"dataset directory not found: {directory}")
+    return reader.read(directory, on_error, encoding)
