@@ -14,14 +14,31 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from benchmark import __version__
 from benchmark.errors import DatasetProblems, MMBenchError, SuiteError
+from benchmark.units import MIB
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
 # Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)  # a wrapped path is a broken path
 
 DEFAULT_RESULTS = Path("results")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"mmbench {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                              help="print the version and exit")) -> None:
+    """Benchmark what adapting multimodal foundation models to sequential recommendation costs.
+
+    Start with `mmbench run suites/smoke.yaml` and `mmbench report`.
+    """
 
 
 class ReportFormat(str, Enum):
@@ -86,16 +103,29 @@ def _fail(error: Exception, code: int = 2) -> None:
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file")) -> None:
-    """Check a suite: every problem with file, line and key path."""
+def validate(suite: Path = typer.Argument(..., help="suite YAML file"),
+             as_json: bool = typer.Option(False, "--json", help="machine-readable output: {suite, ok, cells, problems}")) -> None:
+    """Check a suite: every problem with file, line and key path.
+
+    Example: mmbench validate suites/smoke.yaml
+    """
+    from benchmark.errors import SuiteError
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     try:
         loaded = load_suite(suite)
+    except SuiteError as error:
+        if as_json:
+            sys.stdout.write(json.dumps({"suite": str(suite), "ok": False, "cells": None, "problems": error.problems}, indent=2) + "\n")
+            raise typer.Exit(2) from None
+        _fail(error)
     except MMBenchError as error:
         _fail(error)
     cells = expand_cells(loaded)
+    if as_json:
+        sys.stdout.write(json.dumps({"suite": str(suite), "ok": True, "cells": len(cells), "problems": []}, indent=2) + "\n")
+        return
     stdout.print(f"{suite}: ok ({len(cells)} cells)", markup=False, highlight=False)
 
 
@@ -112,7 +142,10 @@ def run(
     skip_failed: bool = typer.Option(False, "--skip-failed", help="also skip cells whose last row failed (oom, error, crashed, timeout)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
-    """Run every cell of a suite, each in its own subprocess; one Parquet row per cell."""
+    """Run every cell of a suite, each in its own subprocess; one Parquet row per cell. Cells with an ok row are skipped.
+
+    Example: mmbench run suites/smoke.yaml --results results --repeats 3
+    """
     from benchmark.launch.local import run_cells
     from benchmark.launch.resume import plan_resume
     from benchmark.results.store import ensure_writable
@@ -187,8 +220,14 @@ def report(
     suite: Optional[str] = typer.Option(None, "--suite", help="only rows of this suite"),
     all_runs: bool = typer.Option(False, "--all-runs", help="keep every run of a cell, not only the latest"),
     sort: str = typer.Option("tpme", "--sort", help="order within a group: tpme (per epoch, the paper's) or tpme_amortized"),
+    as_json: bool = typer.Option(False, "--json", help="the same as --format json"),
 ) -> None:
-    """Print the leaderboard: costs, TPME and TPME-FFT per group of comparable cells."""
+    """Print the leaderboard: one row per configuration, with its spread, TPME and TPME-FFT per group of comparable work.
+
+    Example: mmbench report --results results --suite smoke --group-by dataset,towers,precision --sort tpme_amortized
+    """
+    if as_json:
+        output_format = ReportFormat.json
     import polars as pl
 
     from benchmark.report.render import render_csv, render_json, render_markdown, render_table
@@ -250,7 +289,10 @@ def _list_entries(what: ListWhat) -> list[dict]:
 @app.command("list")
 def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
                 as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List the methods, tower presets or dataset formats this install offers."""
+    """List the methods, tower presets or dataset formats this install offers.
+
+    Example: mmbench list methods --json
+    """
     try:
         entries = _list_entries(what)
     except MMBenchError as error:
@@ -265,7 +307,10 @@ def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or da
 
 @app.command()
 def env(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Show GPU, driver, CUDA, NVML availability and package versions."""
+    """Show GPU, driver, CUDA, NVML availability and package versions.
+
+    Example: mmbench env --json
+    """
     from benchmark.profile.environment import capture_environment
 
     environment = capture_environment()
@@ -287,8 +332,12 @@ def cache_build(
     suite: Path = typer.Argument(..., help="suite YAML file"),
     only: Optional[str] = typer.Option(None, "--only", help="only cells whose id matches this glob"),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Build (or find) every hidden-state cache the suite's cached cells train from."""
+    """Build (or find) every hidden-state cache the suite's cached cells train from.
+
+    Example: mmbench cache build suites/iisan-paper.yaml --only '*/iisan_cached/*'
+    """
     from benchmark.launch.caches import build_suite_caches
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
@@ -297,15 +346,25 @@ def cache_build(
         cells = expand_cells(load_suite(suite, overrides))
         if only:
             cells = [cell for cell in cells if fnmatch.fnmatch(cell.cell_id, only)]
-        for line in build_suite_caches(cells, stderr):
-            stdout.print(line, markup=False, highlight=False)
+        entries = build_suite_caches(cells, stderr)
     except MMBenchError as error:
         _fail(error)
+    if as_json:
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return
+    for entry in entries:
+        stdout.print(f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
+                     f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)", markup=False, highlight=False)
+    if not entries:
+        stdout.print("no cell of this suite uses a cache", markup=False, highlight=False)
 
 
 @cache_app.command("list")
 def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List the hidden-state caches under $MMBENCH_CACHE."""
+    """List the hidden-state caches under $MMBENCH_CACHE.
+
+    Example: mmbench cache list --json
+    """
     from benchmark.data.hidden_cache import list_caches
 
     entries = list_caches()
@@ -340,7 +399,10 @@ def data_inspect(
     problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Users, items, interactions, sequence lengths, items without text or image, and every problem found."""
+    """Users, items, interactions, sequence lengths, items without text or image, and every problem found.
+
+    Example: mmbench data inspect /data/Scientific --format amazon-iisan --problems problems.txt
+    """
     from benchmark.data.importer import inspect_dataset
 
     try:
@@ -385,7 +447,10 @@ def data_import(
     problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Convert a dataset once: k-core filter, most-recent truncation, item id remap; never half-written."""
+    """Convert a dataset once: optional k-core filter, most-recent truncation, item id remap; never half-written.
+
+    Example: mmbench data import /data/Scientific --format amazon-iisan --out /data/scientific-mm --on-error skip
+    """
     from benchmark.data.importer import import_dataset
 
     try:

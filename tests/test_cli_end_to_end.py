@@ -82,6 +82,8 @@ def test_cache_build_command_finds_what_run_built(finished_run):
     assert outcome.exit_code == 0, outcome.output
     lines = outcome.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("found ") for line in lines)
+    entries = json.loads(runner.invoke(app, ["cache", "build", str(suite), "--json"]).stdout)
+    assert {entry["modality"] for entry in entries} == {"text", "image"} and {entry["status"] for entry in entries} == {"found"}
     listed = json.loads(runner.invoke(app, ["cache", "list", "--json"]).stdout)
     assert {entry["layers"][-1] for entry in listed} >= {2}
 
@@ -149,3 +151,19 @@ def test_list_and_env():
     assert "synthetic" in runner.invoke(app, ["list", "datasets"]).stdout
     environment = json.loads(runner.invoke(app, ["env", "--json"]).stdout)
     assert environment["torch_version"] and "nvml_available" in environment
+
+
+def test_cli_conventions(write_suite, finished_run):
+    from benchmark import __version__
+
+    _, results = finished_run
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.strip() == f"mmbench {__version__}"
+    valid = json.loads(runner.invoke(app, ["validate", str(write_suite()), "--json"]).stdout)
+    assert valid["ok"] is True and valid["cells"] == 2 and valid["problems"] == []
+    invalid = runner.invoke(app, ["validate", str(write_suite(methods="[lorra]")), "--json"])
+    assert invalid.exit_code == 2 and "did you mean 'lora'" in json.loads(invalid.stdout)["problems"][0]
+    alias = runner.invoke(app, ["report", "--results", str(results), "--json"])
+    assert alias.exit_code == 0 and json.loads(alias.stdout)["rows"]
+    for command in (["run"], ["report"], ["validate"], ["data", "import"], ["cache", "build"]):
+        assert "Example: mmbench" in runner.invoke(app, [*command, "--help"]).stdout, command

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from typing import Any
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -12,12 +14,12 @@ from benchmark.suite.config import to_plain
 from benchmark.suite.matrix import Cell
 
 
-def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
-    """One line per cache: 'built' or 'found', its directory and size."""
+def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, Any]]:
+    """One entry per cache: the cell it serves, 'built' or 'found', its directory, size and build time."""
     from benchmark.methods.registry import get_method_class
     from benchmark.train.cache_build import ensure_cell_caches
 
-    lines: list[str] = []
+    entries: list[dict[str, Any]] = []
     seen: set[str] = set()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
         renderer = BarRenderer(progress, progress.add_task("caches", total=None))
@@ -33,8 +35,6 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[str]:
                 continue
             seen.add(identity)
             for modality, (cache, built) in ensure_cell_caches(config, renderer.show).items():
-                lines.append(f"{'built' if built else 'found'} {modality} cache for {cell.cell_id}: {cache.directory} "
-                             f"({cache.size_bytes / 2**20:.1f} MiB, build {cache.build_seconds:.1f} s)")
-    if not lines:
-        lines.append("no cell of this suite uses a cache")
-    return lines
+                entries.append({"cell_id": cell.cell_id, "modality": modality, "status": "built" if built else "found",
+                                "directory": str(cache.directory), "bytes": cache.size_bytes, "build_seconds": cache.build_seconds})
+    return entries
