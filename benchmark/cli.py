@@ -9,7 +9,6 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,7 +17,12 @@ from benchmark import __version__
 from benchmark.errors import DatasetProblems, MMBenchError, SuiteError
 from benchmark.units import MIB
 
-app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.")
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark what adapting multimodal foundation models to sequential recommendation costs.",
+)
 # Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)  # a wrapped path is a broken path
@@ -33,8 +37,11 @@ def _show_version(value: bool) -> None:
 
 
 @app.callback()
-def main_options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                              help="print the version and exit")) -> None:
+def main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
     """Benchmark what adapting multimodal foundation models to sequential recommendation costs.
 
     Start with `mmbench run suites/smoke.yaml` and `mmbench report`.
@@ -103,8 +110,10 @@ def _fail(error: Exception, code: int = 2) -> None:
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file"),
-             as_json: bool = typer.Option(False, "--json", help="machine-readable output: {suite, ok, cells, problems}")) -> None:
+def validate(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output: {suite, ok, cells, problems}"),
+) -> None:
     """Check a suite: every problem with file, line and key path.
 
     Example: mmbench validate suites/smoke.yaml
@@ -117,14 +126,19 @@ def validate(suite: Path = typer.Argument(..., help="suite YAML file"),
         loaded = load_suite(suite)
     except SuiteError as error:
         if as_json:
-            sys.stdout.write(json.dumps({"suite": str(suite), "ok": False, "cells": None, "problems": error.problems}, indent=2) + "\n")
+            sys.stdout.write(
+                json.dumps({"suite": str(suite), "ok": False, "cells": None, "problems": error.problems}, indent=2)
+                + "\n"
+            )
             raise typer.Exit(2) from None
         _fail(error)
     except MMBenchError as error:
         _fail(error)
     cells = expand_cells(loaded)
     if as_json:
-        sys.stdout.write(json.dumps({"suite": str(suite), "ok": True, "cells": len(cells), "problems": []}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps({"suite": str(suite), "ok": True, "cells": len(cells), "problems": []}, indent=2) + "\n"
+        )
         return
     stdout.print(f"{suite}: ok ({len(cells)} cells)", markup=False, highlight=False)
 
@@ -133,16 +147,25 @@ def validate(suite: Path = typer.Argument(..., help="suite YAML file"),
 def run(
     suite: Path = typer.Argument(..., help="suite YAML file"),
     results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
-    only: Optional[str] = typer.Option(None, "--only", help="run only cells whose id matches this glob"),
+    only: str | None = typer.Option(None, "--only", help="run only cells whose id matches this glob"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and their config hashes, run nothing"),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value, e.g. --set train.max_steps=5 (repeatable)"),
-    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="run every cell N times, each in a fresh process (overrides the suite)"),
-    no_lock: bool = typer.Option(False, "--no-lock", help="do not wait for other mmbench runs on the same device (rows say so)"),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", help="override a suite value, e.g. --set train.max_steps=5 (repeatable)"
+    ),
+    repeats: int | None = typer.Option(
+        None, "--repeats", min=1, help="run every cell N times, each in a fresh process (overrides the suite)"
+    ),
+    no_lock: bool = typer.Option(
+        False, "--no-lock", help="do not wait for other mmbench runs on the same device (rows say so)"
+    ),
     force: bool = typer.Option(False, "--force", help="re-run cells that already have an ok row in --results"),
-    skip_failed: bool = typer.Option(False, "--skip-failed", help="also skip cells whose last row failed (oom, error, crashed, timeout)"),
+    skip_failed: bool = typer.Option(
+        False, "--skip-failed", help="also skip cells whose last row failed (oom, error, crashed, timeout)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
-    """Run every cell of a suite, each in its own subprocess; one Parquet row per cell. Cells with an ok row are skipped.
+    """Run every cell of a suite, each in its own subprocess; one Parquet row per cell. Cells with an ok row are
+    skipped.
 
     Example: mmbench run suites/smoke.yaml --results results --repeats 3
     """
@@ -163,7 +186,9 @@ def run(
             _fail(MMBenchError(f"--only '{only}' matches no cell of {suite} (see `mmbench run {suite} --dry-run`)"))
     if dry_run:
         if as_json:
-            sys.stdout.write(json.dumps([{"cell_id": c.cell_id, "config_hash": c.config_hash} for c in cells], indent=2) + "\n")
+            sys.stdout.write(
+                json.dumps([{"cell_id": c.cell_id, "config_hash": c.config_hash} for c in cells], indent=2) + "\n"
+            )
         else:
             for cell in cells:
                 stdout.print(f"{cell.config_hash}  {cell.cell_id}", markup=False, highlight=False)
@@ -176,16 +201,27 @@ def run(
     for problem in plan.unreadable:
         stderr.print(f"warning: skipped unreadable result file {problem}", markup=False, highlight=False)
     if plan.done:
-        stderr.print(f"resuming: {len(plan.done)} of {len(cells)} cell(s) already have an ok row in {results} "
-                     "(--force re-runs them)", markup=False, highlight=False)
+        stderr.print(
+            f"resuming: {len(plan.done)} of {len(cells)} cell(s) already have an ok row in {results} "
+            "(--force re-runs them)",
+            markup=False,
+            highlight=False,
+        )
     if plan.failed_kept:
-        stderr.print(f"--skip-failed: {len(plan.failed_kept)} cell(s) whose last row failed are not re-run", markup=False, highlight=False)
+        stderr.print(
+            f"--skip-failed: {len(plan.failed_kept)} cell(s) whose last row failed are not re-run",
+            markup=False,
+            highlight=False,
+        )
     run_id = f"{loaded.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     run_dir = results / run_id
-    skipped = [{"cell_id": c.cell_id, "status": "skipped", "reason": "ok row exists"} for c in plan.done] + \
-        [{"cell_id": c.cell_id, "status": "skipped", "reason": "failed before (--skip-failed)"} for c in plan.failed_kept]
+    skipped = [{"cell_id": c.cell_id, "status": "skipped", "reason": "ok row exists"} for c in plan.done] + [
+        {"cell_id": c.cell_id, "status": "skipped", "reason": "failed before (--skip-failed)"} for c in plan.failed_kept
+    ]
     if not plan.to_run:
-        stderr.print(f"nothing to run: every cell of suite '{loaded.name}' is done in {results}", markup=False, highlight=False)
+        stderr.print(
+            f"nothing to run: every cell of suite '{loaded.name}' is done in {results}", markup=False, highlight=False
+        )
         if as_json:
             sys.stdout.write(json.dumps({"run_dir": None, "cells": [], "skipped": skipped}, indent=2) + "\n")
         return
@@ -203,9 +239,20 @@ def run(
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     stderr.print(f"done: {summary}; rows in {run_dir}")
     if as_json:
-        sys.stdout.write(json.dumps({"run_dir": str(run_dir), "cells": [
-            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)} for o in outcomes],
-            "skipped": skipped}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "run_dir": str(run_dir),
+                    "cells": [
+                        {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)}
+                        for o in outcomes
+                    ],
+                    "skipped": skipped,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     # An OOM is a measurement (this method does not fit); errors, crashes and timeouts are failures.
     if any(o.status in ("error", "crashed", "timeout") for o in outcomes):
         raise typer.Exit(1)
@@ -215,14 +262,17 @@ def run(
 def report(
     results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
     output_format: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, md, csv or json"),
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="comma-separated columns that define comparable work"),
+    group_by: str | None = typer.Option(None, "--group-by", help="comma-separated columns that define comparable work"),
     weights: str = typer.Option("0.45,0.1,0.45", "--weights", help="TPME weights a1,a2,a3 (time, params, memory)"),
-    suite: Optional[str] = typer.Option(None, "--suite", help="only rows of this suite"),
+    suite: str | None = typer.Option(None, "--suite", help="only rows of this suite"),
     all_runs: bool = typer.Option(False, "--all-runs", help="keep every run of a cell, not only the latest"),
-    sort: str = typer.Option("tpme", "--sort", help="order within a group: tpme (per epoch, the paper's) or tpme_amortized"),
+    sort: str = typer.Option(
+        "tpme", "--sort", help="order within a group: tpme (per epoch, the paper's) or tpme_amortized"
+    ),
     as_json: bool = typer.Option(False, "--json", help="the same as --format json"),
 ) -> None:
-    """Print the leaderboard: one row per configuration, with its spread, TPME and TPME-FFT per group of comparable work.
+    """Print the leaderboard: one row per configuration, with its spread, TPME and TPME-FFT per group of comparable
+    work.
 
     Example: mmbench report --results results --suite smoke --group-by dataset,towers,precision --sort tpme_amortized
     """
@@ -247,14 +297,21 @@ def report(
     if rows.is_empty():
         _fail(MMBenchError(f"no result rows under {results}" + (f" for suite '{suite}'" if suite else "")))
     try:
-        board = build_leaderboard(rows, [c.strip() for c in group_by.split(",") if c.strip()] if group_by else None, parsed_weights,
-                                  all_runs, sort)
+        board = build_leaderboard(
+            rows,
+            [c.strip() for c in group_by.split(",") if c.strip()] if group_by else None,
+            parsed_weights,
+            all_runs,
+            sort,
+        )
     except ValueError as error:
         _fail(error)
     if output_format == ReportFormat.table:
         render_table(board, stdout)
     else:
-        renderer = {ReportFormat.md: render_markdown, ReportFormat.csv: render_csv, ReportFormat.json: render_json}[output_format]
+        renderer = {ReportFormat.md: render_markdown, ReportFormat.csv: render_csv, ReportFormat.json: render_json}[
+            output_format
+        ]
         sys.stdout.write(renderer(board))
 
 
@@ -266,29 +323,51 @@ def _list_entries(what: ListWhat) -> list[dict]:
 
         for name in method_names():
             cls = get_method_class(name)
-            entries.append({"name": name, "description": cls.description, "options": defaults_of(cls.Options),
-                            "choices": {key: list(values) for key, values in choices_of(cls.Options).items()},
-                            "needs": list(cls.required_modalities), "uses_cache": cls.uses_cache})
+            entries.append(
+                {
+                    "name": name,
+                    "description": cls.description,
+                    "options": defaults_of(cls.Options),
+                    "choices": {key: list(values) for key, values in choices_of(cls.Options).items()},
+                    "needs": list(cls.required_modalities),
+                    "uses_cache": cls.uses_cache,
+                }
+            )
     elif what == ListWhat.towers:
         from benchmark.models.presets_registry import get_preset, preset_names
 
         for name in preset_names():
             preset = get_preset(name)
             config = preset.config
-            entries.append({"name": name, "modality": preset.modality, "shape_of": preset.shape_of,
-                            "layers": config["num_hidden_layers"], "hidden": config["hidden_size"]})
+            entries.append(
+                {
+                    "name": name,
+                    "modality": preset.modality,
+                    "shape_of": preset.shape_of,
+                    "layers": config["num_hidden_layers"],
+                    "hidden": config["hidden_size"],
+                }
+            )
     else:
         from benchmark.formats.registry import format_names, get_format
 
         for data_format in map(get_format, format_names()):
-            entries.append({"name": data_format.name, "needs_path": data_format.needs_path,
-                            "description": data_format.description, "options": data_format.options})
+            entries.append(
+                {
+                    "name": data_format.name,
+                    "needs_path": data_format.needs_path,
+                    "description": data_format.description,
+                    "options": data_format.options,
+                }
+            )
     return entries
 
 
 @app.command("list")
-def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
-                as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+def list_things(
+    what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
     """List the methods, tower presets or dataset formats this install offers.
 
     Example: mmbench list methods --json
@@ -301,7 +380,9 @@ def list_things(what: ListWhat = typer.Argument(..., help="methods, towers or da
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
     for entry in entries:
-        details = "  ".join(f"{key}={value}" for key, value in entry.items() if key != "name" and value not in ({}, [], None))
+        details = "  ".join(
+            f"{key}={value}" for key, value in entry.items() if key != "name" and value not in ({}, [], None)
+        )
         stdout.print(f"{entry['name']:<14} {details}", markup=False, highlight=False)
 
 
@@ -330,8 +411,8 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("build")
 def cache_build(
     suite: Path = typer.Argument(..., help="suite YAML file"),
-    only: Optional[str] = typer.Option(None, "--only", help="only cells whose id matches this glob"),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a suite value (repeatable)"),
+    only: str | None = typer.Option(None, "--only", help="only cells whose id matches this glob"),
+    overrides: list[str] | None = typer.Option(None, "--set", help="override a suite value (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Build (or find) every hidden-state cache the suite's cached cells train from.
@@ -353,8 +434,12 @@ def cache_build(
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
     for entry in entries:
-        stdout.print(f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
-                     f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)", markup=False, highlight=False)
+        stdout.print(
+            f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
+            f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)",
+            markup=False,
+            highlight=False,
+        )
     if not entries:
         stdout.print("no cell of this suite uses a cache", markup=False, highlight=False)
 
@@ -372,9 +457,12 @@ def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return
     for entry in entries:
-        stdout.print(f"{entry['digest']}  {entry['tower']}  layers={entry['layers']}  {entry['input']}  {entry['precision']}  "
-                     f"items={entry['n_items']}  {entry['bytes'] / 2**20:.1f} MiB  built in {entry['build_seconds']:.1f} s",
-                     markup=False, highlight=False)
+        stdout.print(
+            f"{entry['digest']}  {entry['tower']}  layers={entry['layers']}  {entry['input']}  {entry['precision']}  "
+            f"items={entry['n_items']}  {entry['bytes'] / 2**20:.1f} MiB  built in {entry['build_seconds']:.1f} s",
+            markup=False,
+            highlight=False,
+        )
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and import them into mmbench's layout.")
@@ -396,7 +484,9 @@ def data_inspect(
     path: Path = typer.Argument(..., help="dataset directory"),
     data_format: DataFormat = typer.Option(..., "--format", help=FORMAT_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the dataset's files (e.g. latin-1)"),
-    problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
+    problems_file: Path | None = typer.Option(
+        None, "--problems", help="write every problem found to this file, one per line"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Users, items, interactions, sequence lengths, items without text or image, and every problem found.
@@ -418,11 +508,14 @@ def data_inspect(
     lines = [
         f"{report['path']} ({report['format']})",
         f"users {report['users']}  items {report['items']}  interactions {report['interactions']}",
-        f"sequence length: min {lengths['min']}  p25 {lengths['p25']:g}  median {lengths['median']:g}  p75 {lengths['p75']:g}  "
+        f"sequence length: min {lengths['min']}  p25 {lengths['p25']:g}  median {lengths['median']:g}  p75 "
+        f"{lengths['p75']:g}  "
         f"max {lengths['max']}  mean {lengths['mean']:.2f}",
         f"items without text {report['items_without_text']}  without image {report['items_without_image']}  "
-        f"unreadable images {report['unreadable_images']}  optional media {', '.join(report['optional_media']) or 'none'}",
-        f"problems {report['problems']['count']}" + "".join(f"  {kind}: {count}" for kind, count in report["problems"]["by_kind"].items()),
+        f"unreadable images {report['unreadable_images']}  optional media "
+        f"{', '.join(report['optional_media']) or 'none'}",
+        f"problems {report['problems']['count']}"
+        + "".join(f"  {kind}: {count}" for kind, count in report["problems"]["by_kind"].items()),
         *[f"  {problem}" for problem in report["problems"]["first"]],
         *_more_problems(report["problems"], problems_file),
     ]
@@ -435,16 +528,26 @@ def data_import(
     path: Path = typer.Argument(..., help="dataset directory"),
     data_format: DataFormat = typer.Option(..., "--format", help=FORMAT_HELP),
     out: Path = typer.Option(..., "--out", help="directory to create (format `mmbench` in suites)"),
-    k_core: int = typer.Option(0, "--k-core", help="drop users and items with fewer interactions, repeatedly (default 0: off; "
-                                                  "published layouts are already filtered)"),
-    max_seq_len: int = typer.Option(10, "--max-seq-len", help="history length the suites will use (keeps the most recent items)"),
+    k_core: int = typer.Option(
+        0,
+        "--k-core",
+        help="drop users and items with fewer interactions, repeatedly (default 0: off; "
+        "published layouts are already filtered)",
+    ),
+    max_seq_len: int = typer.Option(
+        10, "--max-seq-len", help="history length the suites will use (keeps the most recent items)"
+    ),
     min_seq_len: int = typer.Option(3, "--min-seq-len", help="shorter sequences are problems (leave-one-out needs 3)"),
-    on_error: OnError = typer.Option(OnError.fail, "--on-error", help="skip bad rows with a summary, or fail writing nothing"),
+    on_error: OnError = typer.Option(
+        OnError.fail, "--on-error", help="skip bad rows with a summary, or fail writing nothing"
+    ),
     verify_images: bool = typer.Option(False, "--verify-images", help="decode every image fully, not only its header"),
     copy_media: bool = typer.Option(False, "--copy-media", help="copy images and media instead of linking them"),
     force: bool = typer.Option(False, "--force", help="replace an earlier import at --out (never anything else)"),
     encoding: str = typer.Option("utf-8", "--encoding", help="text encoding of the dataset's files (e.g. latin-1)"),
-    problems_file: Optional[Path] = typer.Option(None, "--problems", help="write every problem found to this file, one per line"),
+    problems_file: Path | None = typer.Option(
+        None, "--problems", help="write every problem found to this file, one per line"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Convert a dataset once: optional k-core filter, most-recent truncation, item id remap; never half-written.
@@ -455,8 +558,19 @@ def data_import(
 
     try:
         _check_encoding(encoding)
-        summary = import_dataset(path, data_format.value, out, k_core, max_seq_len, min_seq_len, on_error.value,
-                                 verify_images, copy_media, force, encoding)
+        summary = import_dataset(
+            path,
+            data_format.value,
+            out,
+            k_core,
+            max_seq_len,
+            min_seq_len,
+            on_error.value,
+            verify_images,
+            copy_media,
+            force,
+            encoding,
+        )
         _write_problems(problems_file, summary["skipped"]["all"])
     except DatasetProblems as error:
         try:
@@ -472,12 +586,28 @@ def data_import(
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     read, written, skipped, kept = summary["read"], summary["written"], summary["skipped"], summary["kept"]
-    stdout.print(f"imported {path} -> {out} in {summary['seconds']:.1f} s (k-core {k_core})", markup=False, highlight=False)
-    stdout.print(f"read    users {read['users']}  items {read['items']}  interactions {read['interactions']}", markup=False, highlight=False)
-    stdout.print(f"written users {written['users']}  items {written['items']}  interactions {written['interactions']}", markup=False, highlight=False)
-    stdout.print("kept    " + "  ".join(f"{what} {share:.1%}" for what, share in kept.items() if share is not None),
-                 markup=False, highlight=False)
-    stdout.print(f"skipped {skipped['count']} problem(s)" + "".join(f"  {k}: {c}" for k, c in skipped["by_kind"].items()), markup=False, highlight=False)
+    stdout.print(
+        f"imported {path} -> {out} in {summary['seconds']:.1f} s (k-core {k_core})", markup=False, highlight=False
+    )
+    stdout.print(
+        f"read    users {read['users']}  items {read['items']}  interactions {read['interactions']}",
+        markup=False,
+        highlight=False,
+    )
+    stdout.print(
+        f"written users {written['users']}  items {written['items']}  interactions {written['interactions']}",
+        markup=False,
+        highlight=False,
+    )
+    stdout.print(
+        "kept    " + "  ".join(f"{what} {share:.1%}" for what, share in kept.items() if share is not None),
+        markup=False,
+        highlight=False,
+    )
+    stdout.print(
+        f"skipped {skipped['count']} problem(s)" + "".join(f"  {k}: {c}" for k, c in skipped["by_kind"].items()),
+        markup=False,
+        highlight=False,
+    )
     for line in [f"  {problem}" for problem in skipped["first"]] + _more_problems(skipped, problems_file):
         stdout.print(line, markup=False, highlight=False)
-

@@ -4,8 +4,9 @@ and one renderer that draws them on a rich progress bar."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from rich.progress import Progress, TaskID
 
@@ -69,8 +70,11 @@ class BarRenderer:
     def show(self, event: ProgressEvent, label: str = "") -> None:
         prefix = f"{label} " if label else ""
         if event.kind == "phase":
-            self.progress.update(self.task, description=f"{prefix}[{event.phase}]" if label else str(event.phase),
-                                 total=event.total_steps, completed=0)
+            self.progress.update(
+                self.task,
+                description=f"{prefix}[{event.phase}]" if label else str(event.phase),
+                total=event.total_steps,
+                completed=0,
+            )
         elif event.kind == "step":
             self.progress.update(self.task, completed=event.step, total=event.total_steps)
-

@@ -44,9 +44,15 @@ seeds: [0]
 
 @pytest.fixture
 def write_suite(tmp_path):
-    def write(methods: str = "[fft, lora]", max_steps: int | str = 3, evaluate: bool = True, text: str | None = None) -> Path:
+    def write(
+        methods: str = "[fft, lora]", max_steps: int | str = 3, evaluate: bool = True, text: str | None = None
+    ) -> Path:
         path = tmp_path / "suite.yaml"
-        path.write_text(text if text is not None else TINY_SUITE.format(methods=methods, max_steps=max_steps, eval=str(evaluate).lower()))
+        path.write_text(
+            text
+            if text is not None
+            else TINY_SUITE.format(methods=methods, max_steps=max_steps, eval=str(evaluate).lower())
+        )
         return path
 
     return write

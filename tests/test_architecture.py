@@ -52,7 +52,9 @@ def test_a_dataset_format_from_a_plugin_module_runs_a_cell(tmp_path, monkeypatch
     (tmp_path / "toy_format.py").write_text(textwrap.dedent(TOY_FORMAT))
     data = tmp_path / "toy-data"
     data.mkdir()
-    (data / "history.txt").write_text("".join(f"u{u}: " + " ".join(f"i{(u + k) % 9}" for k in range(6)) + "\n" for u in range(12)))
+    (data / "history.txt").write_text(
+        "".join(f"u{u}: " + " ".join(f"i{(u + k) % 9}" for k in range(6)) + "\n" for u in range(12))
+    )
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.format(path=data))
     monkeypatch.syspath_prepend(str(tmp_path))

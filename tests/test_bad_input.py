@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.data.importer import import_dataset, inspect_dataset
-from benchmark.formats.registry import read_dataset
 from benchmark.errors import DatasetError, SuiteError
+from benchmark.formats.registry import read_dataset
 from benchmark.results.store import write_row
 from benchmark.suite.loader import load_suite
 from tests.test_import import amazon
@@ -27,10 +27,13 @@ def small_amazon(tmp_path, name="src"):
 
 # --- safe import ---------------------------------------------------------------------------------
 
+
 def test_import_onto_the_source_is_refused_and_deletes_nothing(tmp_path):
     source = small_amazon(tmp_path)
     images = sorted(p.name for p in (source / "images").iterdir())
-    outcome = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(source), "--force"])
+    outcome = runner.invoke(
+        app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(source), "--force"]
+    )
     assert outcome.exit_code == 2 and "is the source directory itself" in outcome.stderr
     assert sorted(p.name for p in (source / "images").iterdir()) == images  # the source images are still there
     for out, message in ((source / "inside", "inside the source"), (tmp_path, "contains the source")):
@@ -67,24 +70,58 @@ def test_import_keeps_everything_by_default_and_warns_about_big_drops(tmp_path):
     summary = import_dataset(source, "amazon-iisan", tmp_path / "out")
     assert summary["options"]["k_core"] == 0 and summary["kept"] == {"users": 1.0, "items": 1.0, "interactions": 1.0}
     assert summary["warnings"] == []
-    outcome = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(tmp_path / "k3"),
-                                  "--k-core", "4", "--on-error", "skip"])
+    outcome = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(source),
+            "--format",
+            "amazon-iisan",
+            "--out",
+            str(tmp_path / "k3"),
+            "--k-core",
+            "4",
+            "--on-error",
+            "skip",
+        ],
+    )
     assert outcome.exit_code == 2 and "no user is left after filtering (k-core 4" in outcome.stderr
-    dropping = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(tmp_path / "short"),
-                                   "--min-seq-len", "3", "--on-error", "skip"])
+    dropping = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(source),
+            "--format",
+            "amazon-iisan",
+            "--out",
+            str(tmp_path / "short"),
+            "--min-seq-len",
+            "3",
+            "--on-error",
+            "skip",
+        ],
+    )
     assert dropping.exit_code == 0 and "kept    users 100.0%" in dropping.stdout
     shrunk = amazon(tmp_path / "shrunk", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c\nu2\tc b\nu3\tb a c\n")
-    warned = runner.invoke(app, ["data", "import", str(shrunk), "--format", "amazon-iisan", "--out", str(tmp_path / "w"),
-                                 "--on-error", "skip"])
+    warned = runner.invoke(
+        app,
+        ["data", "import", str(shrunk), "--format", "amazon-iisan", "--out", str(tmp_path / "w"), "--on-error", "skip"],
+    )
     assert warned.exit_code == 0 and "warning: dropped 33.3% of the users" in warned.stderr
 
 
 # --- text encodings ------------------------------------------------------------------------------
 
+
 def latin1_dataset(tmp_path):
     """Six items, the second with a latin-1 title; four users of five items each."""
-    source = amazon(tmp_path / "latin", "a\tA\nb\tB\nc\tC\nd\tD\ne\tE\nf\tF\n",
-                    "u1\ta b c d e\nu2\tf e d c b\nu3\tb c d e f\nu4\te d c b a\n")
+    source = amazon(
+        tmp_path / "latin",
+        "a\tA\nb\tB\nc\tC\nd\tD\ne\tE\nf\tF\n",
+        "u1\ta b c d e\nu2\tf e d c b\nu3\tb c d e f\nu4\te d c b a\n",
+    )
     (source / "items.tsv").write_bytes(b"a\tAlpha\nb\t" + LATIN1_TITLE + b"\nc\tC\nd\tD\ne\tE\nf\tF\n")
     return source
 
@@ -94,7 +131,9 @@ def test_a_bad_byte_is_a_problem_with_file_line_and_offset(tmp_path):
     report = inspect_dataset(source, "amazon-iisan")
     problem = next(p for p in report["problems"]["all"] if "not valid utf-8" in p)
     assert problem.startswith(f"{source / 'items.tsv'}:2: byte 13: not valid utf-8")
-    failed = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(tmp_path / "o")])
+    failed = runner.invoke(
+        app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(tmp_path / "o")]
+    )
     assert failed.exit_code == 2 and "items.tsv:2: byte 13" in failed.stderr and not (tmp_path / "o").exists()
     skipped = import_dataset(source, "amazon-iisan", tmp_path / "skip", on_error="skip")
     assert skipped["written"]["items"] == 5  # the undecodable item goes, and the sequences lose it
@@ -105,10 +144,18 @@ def test_a_bad_byte_is_a_problem_with_file_line_and_offset(tmp_path):
 
 def test_encoding_in_a_suite_and_an_unknown_one(tmp_path, write_suite):
     source = latin1_dataset(tmp_path)
-    text = write_suite(methods="[bitfit]").read_text().replace(
-        "    format: synthetic\n    options: {users: 40, items: 60, clusters: 4, min_len: 5, max_len: 9, image_size: 16, seed: 1}\n",
-        f"    format: amazon-iisan\n    path: {source}\n    encoding: latin-1\n")
-    text = text.replace("batch_size: 8", "batch_size: 2").replace("eval:\n  enabled: true", "eval:\n  enabled: true\n  ks: [5]")
+    text = (
+        write_suite(methods="[bitfit]")
+        .read_text()
+        .replace(
+            "    format: synthetic\n    options: "
+            "{users: 40, items: 60, clusters: 4, min_len: 5, max_len: 9, image_size: 16, seed: 1}\n",
+            f"    format: amazon-iisan\n    path: {source}\n    encoding: latin-1\n",
+        )
+    )
+    text = text.replace("batch_size: 8", "batch_size: 2").replace(
+        "eval:\n  enabled: true", "eval:\n  enabled: true\n  ks: [5]"
+    )
     path = write_suite(text=text)
     assert load_suite(path).datasets[0].encoding == "latin-1"
     assert read_dataset("amazon-iisan", source, encoding="latin-1").titles[1] == "caf\u00e9 au lait"
@@ -128,7 +175,9 @@ def test_encoding_in_a_suite_and_an_unknown_one(tmp_path, write_suite):
 def test_suite_files_that_are_not_utf8_or_not_yaml(tmp_path):
     cases = {
         b"name: caf\xe9\n": "bad.yaml:1: byte 9: not valid UTF-8",
-        b"name: x\nmethods:\n  - {name iisan_cached, options: {layer_stride: 1}}\n": "bad.yaml:3: methods[0].name iisan_cached: unknown key",
+        b"name: x\nmethods:\n  - {name iisan_cached, options: {layer_stride: 1}}\n": (
+            "bad.yaml:3: methods[0].name iisan_cached: unknown key"
+        ),
         b"name: x\nmethods: [fft\n": "bad.yaml:3:1: malformed YAML",
         b"name: !!python/object:os.system x\n": "bad.yaml:1:7: malformed YAML: could not determine a constructor",
         b"\x00\x01\x02": "malformed YAML",
@@ -143,10 +192,14 @@ def test_suite_files_that_are_not_utf8_or_not_yaml(tmp_path):
 
 # --- validation of values that used to fail only when a cell ran ----------------------------------
 
-@pytest.mark.parametrize("change, expected", [
-    ("methods: [fft, lora]", "methods: [{name: iisan_versa, options: {fusion: momeff}}]"),
-    ("methods: [fft, lora]", "methods: [{name: adapter, options: {activation: tanh}}]"),
-])
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ("methods: [fft, lora]", "methods: [{name: iisan_versa, options: {fusion: momeff}}]"),
+        ("methods: [fft, lora]", "methods: [{name: adapter, options: {activation: tanh}}]"),
+    ],
+)
 def test_bad_option_values_are_caught_by_validate(write_suite, change, expected):
     path = write_suite()
     path.write_text(path.read_text().replace(change, expected))
@@ -170,25 +223,42 @@ def test_ks_seeds_names_and_set_conflicts(write_suite, tmp_path):
     with pytest.raises(SuiteError, match="is not a plain name"):
         load_suite(path)
     path.write_text(base + "matrix:\n  train.batch_size: [4, 8]\n")
-    with pytest.raises(SuiteError, match=r"--set train.batch_size=4: .*suite.yaml:\d+: the suite's matrix also sets train.batch_size"):
+    with pytest.raises(
+        SuiteError, match=r"--set train.batch_size=4: .*suite.yaml:\d+: the suite's matrix also sets train.batch_size"
+    ):
         load_suite(path, ["train.batch_size=4"])
 
 
 # --- every problem, and every surface ------------------------------------------------------------
 
+
 def test_every_problem_in_json_and_in_a_file(tmp_path):
     items = "".join(f"i{n}\tTitle {n}\n" for n in range(30))
     users = "u0\t" + " ".join(f"i{n}" for n in range(30)) + "\n"
     source = amazon(tmp_path / "many", items, users, images=("i29",))  # 30 items, 29 without their image
-    as_json = json.loads(runner.invoke(app, ["data", "inspect", str(source), "--format", "amazon-iisan", "--json"]).stdout)
+    as_json = json.loads(
+        runner.invoke(app, ["data", "inspect", str(source), "--format", "amazon-iisan", "--json"]).stdout
+    )
     assert as_json["problems"]["count"] == 29 and len(as_json["problems"]["all"]) == 29
     assert f"item 'i0': no image at {source / 'images' / 'i0.jpg'}" in as_json["problems"]["all"]
     listing = tmp_path / "problems.txt"
     shown = runner.invoke(app, ["data", "inspect", str(source), "--format", "amazon-iisan", "--problems", str(listing)])
     assert shown.exit_code == 0 and "... and 9 more (all in" in shown.stdout and "no image: 29" in shown.stdout
     assert len(listing.read_text().splitlines()) == 29
-    refused = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(tmp_path / "o"),
-                                  "--problems", str(tmp_path / "import-problems.txt")])
+    refused = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(source),
+            "--format",
+            "amazon-iisan",
+            "--out",
+            str(tmp_path / "o"),
+            "--problems",
+            str(tmp_path / "import-problems.txt"),
+        ],
+    )
     assert refused.exit_code == 2 and len((tmp_path / "import-problems.txt").read_text().splitlines()) == 29
 
 
@@ -198,11 +268,15 @@ def test_unwritable_cache_and_output_are_one_clear_line(tmp_path, write_suite, m
     monkeypatch.setenv("MMBENCH_CACHE", str(blocker / "cache"))  # cannot be created: its parent is a file
     listed = runner.invoke(app, ["cache", "list", "--json"])
     assert listed.exit_code == 0 and json.loads(listed.stdout) == []
-    built = runner.invoke(app, ["cache", "build", str(write_suite(methods="[{name: iisan_cached, options: {layer_stride: 1}}]"))])
+    built = runner.invoke(
+        app, ["cache", "build", str(write_suite(methods="[{name: iisan_cached, options: {layer_stride: 1}}]"))]
+    )
     assert built.exit_code == 2 and "cannot be created" in built.stderr and "MMBENCH_CACHE" in built.stderr
     assert "Traceback" not in built.output
     source = small_amazon(tmp_path)
-    imported = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(blocker / "out")])
+    imported = runner.invoke(
+        app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(blocker / "out")]
+    )
     assert imported.exit_code == 2 and "cannot write the import" in imported.stderr
 
 
@@ -218,8 +292,12 @@ def test_result_files_honour_the_umask(tmp_path):
 def test_csv_and_json_reports_include_failed_cells(tmp_path):
     from tests.test_tpme import rows
 
-    frame = rows([{"method": "fft", "epoch_s": 4.0, "trainable_params": 9, "peak_mem_gib": 2.0},
-                  {"method": "lora", "status": "oom", "error": "CUDA out of memory"}])
+    frame = rows(
+        [
+            {"method": "fft", "epoch_s": 4.0, "trainable_params": 9, "peak_mem_gib": 2.0},
+            {"method": "lora", "status": "oom", "error": "CUDA out of memory"},
+        ]
+    )
     for index, row in enumerate(frame.to_dicts()):
         write_row(tmp_path / f"{index}.parquet", row)
     csv = runner.invoke(app, ["report", "--results", str(tmp_path), "--format", "csv"]).stdout.splitlines()

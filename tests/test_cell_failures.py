@@ -69,8 +69,11 @@ def test_interrupt_stops_the_cell_and_records_it(monkeypatch, cell, tmp_path):
     import threading
 
     marker = tmp_path / "child.pid"
-    monkeypatch.setattr(local, "CELL_COMMAND", [sys.executable, "-c",
-                                                f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"])
+    monkeypatch.setattr(
+        local,
+        "CELL_COMMAND",
+        [sys.executable, "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"],
+    )
     threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
         local.run_cell_subprocess(cell, tmp_path / "run", "run-1")

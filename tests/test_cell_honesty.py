@@ -26,7 +26,14 @@ def cell_config(write_suite, methods="[lora]", overrides=(), **suite):
 
 def test_amortisation_uses_the_epochs_actually_trained():
     # Early stopping after 2 of 40 epochs: the build is spread over 2 epochs, not the 40 configured (0.106 s before).
-    row = {**empty_row(), "epoch_s": 0.1, "cache_build_s": 0.468, "epochs_trained": 2.0, "cache_origin": "built", "warnings": []}
+    row = {
+        **empty_row(),
+        "epoch_s": 0.1,
+        "cache_build_s": 0.468,
+        "epochs_trained": 2.0,
+        "cache_origin": "built",
+        "warnings": [],
+    }
     amortize(row)
     assert row["epoch_amortized_s"] == pytest.approx(0.334) and row["amortized_over_epochs"] == 2.0
     cut = {**row, "epochs_trained": 0.25, "epoch_amortized_s": None}
@@ -42,7 +49,9 @@ def test_cache_origin_says_who_paid_the_build(tmp_path):
     cache = HiddenStateCache(tmp_path / "abc123", {"built_on": here, "build_seconds": 1.0})
     assert cache_origin(cache, {"abc123"}, CPU) == "built"
     assert cache_origin(cache, set(), CPU) == "reused"
-    elsewhere = HiddenStateCache(tmp_path / "abc123", {"built_on": {**here, "device": "NVIDIA H100"}, "build_seconds": 1.0})
+    elsewhere = HiddenStateCache(
+        tmp_path / "abc123", {"built_on": {**here, "device": "NVIDIA H100"}, "build_seconds": 1.0}
+    )
     assert cache_origin(elsewhere, set(), CPU) == "reused_other_hardware"
     unknown = HiddenStateCache(tmp_path / "abc123", {"build_seconds": 1.0})  # built before mmbench recorded hardware
     assert cache_origin(unknown, set(), CPU) == "reused_other_hardware"
@@ -53,7 +62,9 @@ def test_the_cell_never_builds_a_cache_itself(write_suite, tmp_path, monkeypatch
     config = cell_config(write_suite, "[{name: iisan_cached, options: {layer_stride: 1}}]")
     with pytest.raises(CacheMissingError, match="builds it in its own process before the cell"):
         run_cell(config, empty_row(), lambda message: None)
-    assert not (tmp_path / "empty-cache" / "hidden-states").exists() or not any((tmp_path / "empty-cache" / "hidden-states").iterdir())
+    assert not (tmp_path / "empty-cache" / "hidden-states").exists() or not any(
+        (tmp_path / "empty-cache" / "hidden-states").iterdir()
+    )
 
 
 def test_evaluation_memory_is_released_before_the_next_training_step(write_suite, monkeypatch):
@@ -77,9 +88,9 @@ def test_evaluation_memory_is_released_before_the_next_training_step(write_suite
     validations = [i for i, event in enumerate(events) if event == "validate"]
     assert len(validations) == 3
     for index in validations:
-        later = events[index + 1:]
+        later = events[index + 1 :]
         steps = [i for i, event in enumerate(later) if event == "step"]
-        assert "release" in later[:steps[0]] if steps else "release" in later  # freed before training resumes
+        assert "release" in later[: steps[0]] if steps else "release" in later  # freed before training resumes
     assert row["eval_peak_rss_gib"] is not None and row["eval_peak_rss_gib"] > 0
 
 
@@ -113,7 +124,9 @@ def test_fp16_on_a_cpu_is_a_validation_error(write_suite):
 def test_dataloader_workers_change_nothing_but_who_collates(write_suite):
     losses, rows = {}, {}
     for workers in (0, 1):
-        config = cell_config(write_suite, "[lora]", [f"train.num_workers={workers}", "train.max_steps=4"], evaluate=False)
+        config = cell_config(
+            write_suite, "[lora]", [f"train.num_workers={workers}", "train.max_steps=4"], evaluate=False
+        )
         row = empty_row()
         run_cell(config, row, lambda message: None)
         losses[workers], rows[workers] = row["train_loss"], row
@@ -151,7 +164,12 @@ def test_rows_carry_config_id_repeat_and_dropped_sequences(write_suite):
 def test_progress_events_round_trip_and_ignore_stray_lines():
     from benchmark.progress import ProgressEvent, done, phase, step
 
-    for event in (phase("train", 12), step(3, 12, 0.5), done("ok", built=("abc", "def")), done("oom", "CUDA out of memory")):
+    for event in (
+        phase("train", 12),
+        step(3, 12, 0.5),
+        done("ok", built=("abc", "def")),
+        done("oom", "CUDA out of memory"),
+    ):
         assert ProgressEvent.from_json(event.to_json()) == event
     assert ProgressEvent.from_json("Some weights of the model were not initialized\n") is None
     assert ProgressEvent.from_json('{"kind": "nonsense"}') is None and ProgressEvent.from_json("[1, 2]") is None

@@ -21,7 +21,10 @@ def finished_run(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("run")
     suite = directory / "suite.yaml"
-    methods = "[fft, lora, adapter, bitfit, {name: iisan, options: {layer_stride: 1}}, {name: iisan_cached, options: {layer_stride: 1}}]"
+    methods = (
+        "[fft, lora, adapter, bitfit, {name: iisan, options: {layer_stride: 1}}, "
+        "{name: iisan_cached, options: {layer_stride: 1}}]"
+    )
     suite.write_text(TINY_SUITE.format(methods=methods, max_steps="null", eval="true"))
     results = directory / "results"
     outcome = runner.invoke(app, ["run", str(suite), "--results", str(results), "--json"])
@@ -42,7 +45,13 @@ def test_run_writes_one_complete_row_per_cell(finished_run):
     assert len(row["warmup_ms"]) == 1
     assert row["step_ms_p10"] <= row["step_ms_median"] <= row["step_ms_p90"]
     # CPU run: NVML and torch-CUDA figures are null, never 0; memory falls back to peak RSS.
-    for column in ("nvml_peak_process_gib", "nvml_peak_device_gib", "nvml_baseline_gib", "torch_peak_reserved_gib", "energy_j_per_epoch"):
+    for column in (
+        "nvml_peak_process_gib",
+        "nvml_peak_device_gib",
+        "nvml_baseline_gib",
+        "torch_peak_reserved_gib",
+        "energy_j_per_epoch",
+    ):
         assert row[column] is None, column
     assert row["peak_mem_source"] == "cpu_rss" and row["peak_mem_gib"] > 0
     assert 0 <= row["test_ndcg@10"] <= row["test_hr@10"] <= 1
@@ -65,7 +74,9 @@ def test_cached_row_records_the_cache_and_counts_the_towers(finished_run):
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
-    cell = next(c for c in expand_cells(load_suite(results.parent / "suite.yaml")) if c.config.method.name == "iisan_cached")
+    cell = next(
+        c for c in expand_cells(load_suite(results.parent / "suite.yaml")) if c.config.method.name == "iisan_cached"
+    )
     assert run_cell_subprocess(cell, results.parent / "again", "again").status == "ok"
     again = read_results(results.parent / "again")[0].row(0, named=True)
     assert again["cache_origin"] == "reused" and again["cache_build_s"] == pytest.approx(cached["cache_build_s"])
@@ -83,7 +94,9 @@ def test_cache_build_command_finds_what_run_built(finished_run):
     lines = outcome.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("found ") for line in lines)
     entries = json.loads(runner.invoke(app, ["cache", "build", str(suite), "--json"]).stdout)
-    assert {entry["modality"] for entry in entries} == {"text", "image"} and {entry["status"] for entry in entries} == {"found"}
+    assert {entry["modality"] for entry in entries} == {"text", "image"} and {entry["status"] for entry in entries} == {
+        "found"
+    }
     listed = json.loads(runner.invoke(app, ["cache", "list", "--json"]).stdout)
     assert {entry["layers"][-1] for entry in listed} >= {2}
 
@@ -99,7 +112,9 @@ def test_report_formats(finished_run):
     assert max(row["tpme"] for row in data["rows"]) <= 1.0 and min(row["tpme"] for row in data["rows"]) >= 0.0
     csv = runner.invoke(app, ["report", "--results", str(results), "--format", "csv"]).stdout
     assert csv.splitlines()[0].startswith("dataset,") and len(csv.splitlines()) == 7
-    markdown = runner.invoke(app, ["report", "--results", str(results), "--format", "md", "--weights", "0.5,0.0,0.5"]).stdout
+    markdown = runner.invoke(
+        app, ["report", "--results", str(results), "--format", "md", "--weights", "0.5,0.0,0.5"]
+    ).stdout
     assert "| method |" in markdown and "time 0.5, params 0, memory 0.5" in markdown
     bad = runner.invoke(app, ["report", "--results", str(results), "--weights", "1,1,1"])
     assert bad.exit_code == 2 and "sum to 1" in bad.stderr

@@ -133,9 +133,19 @@ def test_device_keys(monkeypatch, write_suite):
 
 def test_a_second_run_waits_for_the_device(tmp_path, monkeypatch):
     monkeypatch.setenv("MMBENCH_LOCK_DIR", str(tmp_path))
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
-        "print('held', flush=True); time.sleep(1.5)"), str(tmp_path / "cpu.lock")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+                "print('held', flush=True); time.sleep(1.5)"
+            ),
+            str(tmp_path / "cpu.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     messages = []
     started = time.monotonic()

@@ -4,13 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.formats.amazon_iisan import read_amazon_iisan
 from benchmark.data.collate import collate_train_batch
 from benchmark.data.dataset import ItemFeatures, left_pad, load_images, split_leave_one_out
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.errors import DatasetError
+from benchmark.formats.amazon_iisan import read_amazon_iisan
 
-OPTIONS = {"users": 30, "items": 40, "clusters": 4, "min_len": 5, "max_len": 9, "image_size": 16, "stay_prob": 0.85, "seed": 3}
+OPTIONS = {
+    "users": 30,
+    "items": 40,
+    "clusters": 4,
+    "min_len": 5,
+    "max_len": 9,
+    "image_size": 16,
+    "stay_prob": 0.85,
+    "seed": 3,
+}
 
 
 def test_synthetic_is_deterministic_and_in_amazon_layout(tmp_path):
@@ -123,7 +132,8 @@ def test_train_batches_cover_every_sequence_once_per_epoch(workers):
     for batches in epochs:
         assert sum(b.shape[0] for b in batches) == len(split.train_sequences) and all(b.shape[1] == 5 for b in batches)
         assert sorted(map(tuple, torch.cat(batches).tolist())) == sorted(
-            map(tuple, torch.cat([left_pad([s], 5) for s in split.train_sequences]).tolist()))
+            map(tuple, torch.cat([left_pad([s], 5) for s in split.train_sequences]).tolist())
+        )
     assert not torch.equal(epochs[0][0], epochs[1][0])  # a fresh shuffle each epoch
     # The features each step reads are gathered with the batch (in the workers when there are any).
     batch = next(iter(loader))
@@ -151,7 +161,9 @@ def test_microlens_reader_carries_video_and_audio(tmp_path):
     from benchmark.data.dataset import load_array_media
     from benchmark.formats.microlens import read_microlens
 
-    directory = write_microlens(tmp_path / "m", 'item_id,title\na,"Cat video, funny"\nb,Dog\nc,Bird\n', "u1\ta b c\nu2\tc b\n")
+    directory = write_microlens(
+        tmp_path / "m", 'item_id,title\na,"Cat video, funny"\nb,Dog\nc,Bird\n', "u1\ta b c\nu2\tc b\n"
+    )
     raw = read_microlens(directory)
     assert raw.titles == ["Cat video, funny", "Dog", "Bird"] and raw.sequences == [[1, 2, 3], [3, 2]]
     assert load_images(raw, 4).shape == (4, 3, 4, 4)
@@ -172,7 +184,9 @@ def test_microlens_bad_rows_and_missing_media(tmp_path):
     directory = write_microlens(tmp_path / "unknown", "item_id,title\na,x\nb,y\n", "u1\ta zz\n")
     with pytest.raises(DatasetError, match=r"_pairs.tsv:1: unknown item id 'zz'"):
         read_microlens(directory)
-    directory = write_microlens(tmp_path / "nomedia", "item_id,title\na,x\nb,y\n", "u1\ta b\n", covers=("a",), media=False)
+    directory = write_microlens(
+        tmp_path / "nomedia", "item_id,title\na,x\nb,y\n", "u1\ta b\n", covers=("a",), media=False
+    )
     raw = read_microlens(directory)
     with pytest.raises(DatasetError, match="1 of 2 items have no image"):
         load_images(raw, 4)

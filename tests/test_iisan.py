@@ -39,8 +39,10 @@ def test_layer_dropping_keeps_every_second_state():
 
 @pytest.mark.parametrize("name", ["iisan", "iisan_cached"])
 def test_trainable_parameters_bert_base_vit_base(name):
-    towers = {"text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
-              "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+    towers = {
+        "text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
+        "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224}),
+    }
     tower_total = sum(count_parameters(t)[1] for t in towers.values())
     encoder = get_method_class(name)({}).build_item_encoder(towers, 64)
     trainable, total = count_parameters(Recommender(encoder, 64, 10, 2, 2, 0.1))
@@ -54,11 +56,26 @@ def test_trainable_parameters_bert_base_vit_base(name):
 def tiny_config(seed: int = 0, layers: list[int] | None = None) -> dict:
     return {
         "seed": seed,
-        "dataset": {"name": "s", "format": "synthetic", "path": None,
-                    "options": {"users": 24, "items": 30, "clusters": 3, "min_len": 5, "max_len": 8, "image_size": 16,
-                                "stay_prob": 0.85, "seed": 5}},
-        "towers": {"name": "t", "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},
-                   "image": {"preset": "vit-micro", "weights": "random", "image_size": 16}},
+        "dataset": {
+            "name": "s",
+            "format": "synthetic",
+            "path": None,
+            "options": {
+                "users": 24,
+                "items": 30,
+                "clusters": 3,
+                "min_len": 5,
+                "max_len": 8,
+                "image_size": 16,
+                "stay_prob": 0.85,
+                "seed": 5,
+            },
+        },
+        "towers": {
+            "name": "t",
+            "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},
+            "image": {"preset": "vit-micro", "weights": "random", "image_size": 16},
+        },
         "method_options": {"bottleneck": 16, "activation": "gelu", "layer_stride": 1, "layers": layers or []},
     }
 
@@ -74,7 +91,9 @@ def test_cached_equals_uncached_for_the_same_batch():
     raw, towers, tower_configs, features = prepared(config)
     uncached_method = get_method_class("iisan")(config["method_options"])
     cached_method = get_method_class("iisan_cached")(config["method_options"])
-    caches = ensure_caches(cached_method, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 7, lambda m: None)
+    caches = ensure_caches(
+        cached_method, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 7, lambda m: None
+    )
     cached_features = ItemFeatures({f"{m}_states": cache.open_states() for m, (cache, _) in caches.items()})
     torch.manual_seed(3)
     uncached = Recommender(uncached_method.build_item_encoder(towers, 32), 32, 4, 2, 2, 0.0)
@@ -89,8 +108,12 @@ def test_cached_equals_uncached_for_the_same_batch():
     emb_cached = cached.item_encoder(batch_cached.features)
     relative = (emb_cached - emb_uncached).norm() / emb_uncached.norm()
     assert relative < 2e-3  # fp16 cache rounding
-    loss_uncached = uncached.training_loss(batch_uncached.sequences, batch_uncached.features, batch_uncached.encoded_ids, batch_uncached.position_index)
-    loss_cached = cached.training_loss(batch_cached.sequences, batch_cached.features, batch_cached.encoded_ids, batch_cached.position_index)
+    loss_uncached = uncached.training_loss(
+        batch_uncached.sequences, batch_uncached.features, batch_uncached.encoded_ids, batch_uncached.position_index
+    )
+    loss_cached = cached.training_loss(
+        batch_cached.sequences, batch_cached.features, batch_cached.encoded_ids, batch_cached.position_index
+    )
     assert loss_cached.item() == pytest.approx(loss_uncached.item(), rel=2e-3)
 
 
@@ -129,8 +152,10 @@ def test_towers_get_no_gradient_and_save_nothing_for_backward():
 
 
 def test_asymmetric_towers_are_refused_with_a_pointer_to_versa():
-    towers = {"text": build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
-              "image": build_tower("image", {"preset": "vit-tiny", "weights": "random", "image_size": 32})}
+    towers = {
+        "text": build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
+        "image": build_tower("image", {"preset": "vit-tiny", "weights": "random", "image_size": 32}),
+    }
     with pytest.raises(TowerError, match="symmetric towers.*iisan_versa"):
         get_method_class("iisan")({}).build_item_encoder(towers, 32)
     with pytest.raises(TowerError, match=r"layer indices \[5\] do not exist"):
@@ -147,14 +172,34 @@ def test_cache_is_reused_and_invalidated_by_layer_indices():
     assert {m: c.directory for m, (c, _) in first.items()} == {m: c.directory for m, (c, _) in again.items()}
     # A fresh process would rebuild the same towers from the seed: the cache still matches.
     raw2, towers2, tower_configs2, features2 = prepared(tiny_config(seed=1))
-    assert not any(built for _, built in ensure_caches(method, towers2, raw2, features2, tower_configs2, "fp32",
-                                                       torch.device("cpu"), 8, lambda m: None).values())
+    assert not any(
+        built
+        for _, built in ensure_caches(
+            method, towers2, raw2, features2, tower_configs2, "fp32", torch.device("cpu"), 8, lambda m: None
+        ).values()
+    )
     fewer_layers = get_method_class("iisan_cached")({**config["method_options"], "layers": [0, 2]})
-    changed = ensure_caches(fewer_layers, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 8, lambda m: None)
+    changed = ensure_caches(
+        fewer_layers, towers, raw, features, tower_configs, "fp32", torch.device("cpu"), 8, lambda m: None
+    )
     assert all(built for _, built in changed.values())
-    assert changed["text"][0].open_states().shape == (31, 2, 128) and first["text"][0].open_states().shape == (31, 3, 128)
+    assert changed["text"][0].open_states().shape == (31, 2, 128) and first["text"][0].open_states().shape == (
+        31,
+        3,
+        128,
+    )
     other_seed = prepared(tiny_config(seed=2))
-    rebuilt = ensure_caches(method, other_seed[1], other_seed[0], other_seed[3], other_seed[2], "fp32", torch.device("cpu"), 8, lambda m: None)
+    rebuilt = ensure_caches(
+        method,
+        other_seed[1],
+        other_seed[0],
+        other_seed[3],
+        other_seed[2],
+        "fp32",
+        torch.device("cpu"),
+        8,
+        lambda m: None,
+    )
     assert all(built for _, built in rebuilt.values())  # different random weights, different cache
 
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.data.dataset import load_images, load_raw_dataset, split_leave_one_out
 from benchmark.data.importer import import_dataset, inspect_dataset, k_core
-from benchmark.formats.registry import read_dataset
 from benchmark.errors import DatasetError
+from benchmark.formats.registry import read_dataset
 
 runner = CliRunner()
 
@@ -45,11 +45,13 @@ def recbole(directory: Path, inter: str, item: str, images=()) -> Path:
 
 
 def test_recbole_sorts_by_timestamp_with_stable_ties(tmp_path):
-    directory = recbole(tmp_path / "r",
-                        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-                        "u1\tb\t5\t20\nu1\ta\t4\t10\nu2\tc\t3\t5\nu1\tc\t1\t20\nu2\ta\t2\t1\n",
-                        "item_id:token\tmovie_title:token_seq\tyear:token\na\tAlpha\t1999\nb\tBeta\t2000\nc\tGamma\t2001\n",
-                        images=("a", "b", "c"))
+    directory = recbole(
+        tmp_path / "r",
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "u1\tb\t5\t20\nu1\ta\t4\t10\nu2\tc\t3\t5\nu1\tc\t1\t20\nu2\ta\t2\t1\n",
+        "item_id:token\tmovie_title:token_seq\tyear:token\na\tAlpha\t1999\nb\tBeta\t2000\nc\tGamma\t2001\n",
+        images=("a", "b", "c"),
+    )
     raw = read_dataset("recbole", directory)
     assert raw.titles == ["Alpha", "Beta", "Gamma"]
     # u1: a(10), then b and c both at 20 in file order; u2: a(1), c(5)
@@ -58,8 +60,11 @@ def test_recbole_sorts_by_timestamp_with_stable_ties(tmp_path):
 
 
 def test_recbole_problems_name_file_and_line(tmp_path):
-    directory = recbole(tmp_path / "r", "user_id:token\titem_id:token\ttimestamp:float\nu1\ta\tsoon\nu1\tzz\t3\nu2\ta\n",
-                        "item_id:token\ttitle:token_seq\na\tAlpha\n")
+    directory = recbole(
+        tmp_path / "r",
+        "user_id:token\titem_id:token\ttimestamp:float\nu1\ta\tsoon\nu1\tzz\t3\nu2\ta\n",
+        "item_id:token\ttitle:token_seq\na\tAlpha\n",
+    )
     with pytest.raises(DatasetError) as caught:
         read_dataset("recbole", directory)
     message = str(caught.value)
@@ -67,7 +72,9 @@ def test_recbole_problems_name_file_and_line(tmp_path):
     assert "toy.inter:4: expected 3 tab-separated fields (user_id, item_id, timestamp), got 2" in message
     assert "toy.inter:3: unknown item id 'zz'" in message
     with pytest.raises(DatasetError, match="toy.item:1: header has no title"):
-        read_dataset("recbole", recbole(tmp_path / "t", "user_id:token\titem_id:token\n", "item_id:token\tgenre:token\na\tx\n"))
+        read_dataset(
+            "recbole", recbole(tmp_path / "t", "user_id:token\titem_id:token\n", "item_id:token\tgenre:token\na\tx\n")
+        )
 
 
 def test_lmdb_images(tmp_path):
@@ -94,21 +101,32 @@ def test_lmdb_images(tmp_path):
 
 
 def test_inspect_counts_everything(tmp_path):
-    directory = amazon(tmp_path / "a", "a\tAlpha\nb\t \nc\tGamma\nd\tDelta\n", "u1\ta c d\nu2\ta zz c\nu3\td\n", images=("a", "c"))
+    directory = amazon(
+        tmp_path / "a", "a\tAlpha\nb\t \nc\tGamma\nd\tDelta\n", "u1\ta c d\nu2\ta zz c\nu3\td\n", images=("a", "c")
+    )
     (directory / "images" / "c.jpg").write_bytes(b"not an image")
     report = inspect_dataset(directory, "amazon-iisan")
     assert report["users"] == 3 and report["items"] == 3 and report["interactions"] == 6
     assert report["sequence_length"]["min"] == 1 and report["sequence_length"]["max"] == 3
     assert report["items_without_text"] == 1 and report["items_without_image"] == 1 and report["unreadable_images"] == 1
-    assert report["problems"]["by_kind"] == {"empty title": 1, "unknown item id": 1, "no image": 1, "unreadable image": 1}
+    assert report["problems"]["by_kind"] == {
+        "empty title": 1,
+        "unknown item id": 1,
+        "no image": 1,
+        "unreadable image": 1,
+    }
     outcome = runner.invoke(app, ["data", "inspect", str(directory), "--format", "amazon-iisan"])
     assert outcome.exit_code == 0 and "users 3  items 3  interactions 6" in outcome.stdout
     assert "users.tsv:2: unknown item id 'zz'" in outcome.stdout
 
 
 def test_import_fails_writing_nothing_or_skips_with_a_summary(tmp_path):
-    directory = amazon(tmp_path / "a", "a\tAlpha\nb\tBeta\nc\tGamma\nd\tDelta\ne\t\n",
-                       "u1\ta b c d\nu2\tb c zz d\nu3\ta b\nu4\tc d a b\n", images=("a", "b", "c"))
+    directory = amazon(
+        tmp_path / "a",
+        "a\tAlpha\nb\tBeta\nc\tGamma\nd\tDelta\ne\t\n",
+        "u1\ta b c d\nu2\tb c zz d\nu3\ta b\nu4\tc d a b\n",
+        images=("a", "b", "c"),
+    )
     out = tmp_path / "imported"
     with pytest.raises(DatasetError) as caught:
         import_dataset(directory, "amazon-iisan", out, k=0)
@@ -151,10 +169,29 @@ def test_k_core_is_iterative():
 
 def test_import_command(tmp_path):
     directory = amazon(tmp_path / "a", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c\nu2\tc b a\n")
-    outcome = runner.invoke(app, ["data", "import", str(directory), "--format", "amazon-iisan", "--out", str(tmp_path / "o"),
-                                  "--k-core", "0", "--json"])
+    outcome = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(directory),
+            "--format",
+            "amazon-iisan",
+            "--out",
+            str(tmp_path / "o"),
+            "--k-core",
+            "0",
+            "--json",
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
-    assert json.loads(outcome.stdout)["written"] == {"users": 2, "items": 3, "interactions": 6,
-                                                      "split": {"train_sequences": 0, "valid": 2, "test": 2}}
-    bad = runner.invoke(app, ["data", "import", str(tmp_path / "missing"), "--format", "amazon-iisan", "--out", str(tmp_path / "x")])
+    assert json.loads(outcome.stdout)["written"] == {
+        "users": 2,
+        "items": 3,
+        "interactions": 6,
+        "split": {"train_sequences": 0, "valid": 2, "test": 2},
+    }
+    bad = runner.invoke(
+        app, ["data", "import", str(tmp_path / "missing"), "--format", "amazon-iisan", "--out", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 2 and "dataset directory not found" in bad.stderr

@@ -27,11 +27,13 @@ def by_label(board, method):
 
 def test_configurations_differing_only_in_lr_are_two_rows_with_their_variant():
     # Before: two FFT cells differing only in lr became one row "seeds 2".
-    frame = rows([
-        {**FFT, "epoch_s": 400.0, "config": {"train": {"lr": 0.001}}},
-        {**FFT, "epoch_s": 300.0, "config": {"train": {"lr": 0.0001}}},
-        {**LORA, "epoch_s": 100.0, "config": {"train": {"lr": 0.001}}},
-    ])
+    frame = rows(
+        [
+            {**FFT, "epoch_s": 400.0, "config": {"train": {"lr": 0.001}}},
+            {**FFT, "epoch_s": 300.0, "config": {"train": {"lr": 0.0001}}},
+            {**LORA, "epoch_s": 100.0, "config": {"train": {"lr": 0.001}}},
+        ]
+    )
     board = build_leaderboard(frame)
     fft = by_label(board, "fft").sort("epoch_s")
     assert fft.height == 2 and fft["seeds"].to_list() == [1, 1] and fft["epoch_s"].to_list() == [300.0, 400.0]
@@ -43,10 +45,13 @@ def test_configurations_differing_only_in_lr_are_two_rows_with_their_variant():
 
 
 def test_group_by_never_merges_batch_sizes_or_precisions():
-    frame = rows([
-        {**LORA, "epoch_s": 10.0, "batch_size": 8}, {**LORA, "epoch_s": 20.0, "batch_size": 16},
-        {**LORA, "epoch_s": 30.0, "precision": "fp16"},
-    ])
+    frame = rows(
+        [
+            {**LORA, "epoch_s": 10.0, "batch_size": 8},
+            {**LORA, "epoch_s": 20.0, "batch_size": 16},
+            {**LORA, "epoch_s": 30.0, "precision": "fp16"},
+        ]
+    )
     board = build_leaderboard(frame, ["dataset"])
     assert board.table.height == 3 and sorted(board.table["epoch_s"].to_list()) == [10.0, 20.0, 30.0]
     variants = set(board.table["variant"].to_list())
@@ -85,11 +90,14 @@ def test_bootstrap_interval_of_the_median():
 
 def test_report_shows_interval_runs_and_noisy_flag():
     steady, noisy = [10.0, 10.1, 9.9, 10.0], [10.0, 20.0, 5.0, 10.0]
-    frame = rows([
-        {**FFT, "epoch_s": 40.0, "step_ms": steady, "repeat": 0}, {**FFT, "epoch_s": 44.0, "step_ms": steady, "repeat": 1},
-        {**FFT, "epoch_s": 42.0, "step_ms": steady, "repeat": 2},
-        {**LORA, "epoch_s": 10.0, "step_ms": noisy},
-    ])
+    frame = rows(
+        [
+            {**FFT, "epoch_s": 40.0, "step_ms": steady, "repeat": 0},
+            {**FFT, "epoch_s": 44.0, "step_ms": steady, "repeat": 1},
+            {**FFT, "epoch_s": 42.0, "step_ms": steady, "repeat": 2},
+            {**LORA, "epoch_s": 10.0, "step_ms": noisy},
+        ]
+    )
     board = build_leaderboard(frame)
     fft = by_label(board, "fft").row(0, named=True)
     assert fft["runs"] == 3 and fft["repeats"] == 3 and fft["seeds"] == 1 and fft["epoch_s"] == 42.0
@@ -102,11 +110,13 @@ def test_report_shows_interval_runs_and_noisy_flag():
 
 
 def test_amortised_tpme_and_sort():
-    frame = rows([
-        {**FFT, "epoch_s": 400.0, "epoch_amortized_s": 400.0},
-        {**LORA, "epoch_s": 100.0, "epoch_amortized_s": 100.0},
-        {**IISAN, "epoch_s": 20.0, "epoch_amortized_s": 500.0, "cache_build_s": 960.0, "cache_origin": "built"},
-    ])
+    frame = rows(
+        [
+            {**FFT, "epoch_s": 400.0, "epoch_amortized_s": 400.0},
+            {**LORA, "epoch_s": 100.0, "epoch_amortized_s": 100.0},
+            {**IISAN, "epoch_s": 20.0, "epoch_amortized_s": 500.0, "cache_build_s": 960.0, "cache_origin": "built"},
+        ]
+    )
     board = build_leaderboard(frame, sort="tpme_amortized")
     assert board.table["method"].to_list() == ["lora", "iisan_cached", "fft"]
     iisan = by_label(board, "iisan_cached").row(0, named=True)
@@ -118,12 +128,19 @@ def test_amortised_tpme_and_sort():
 
 
 def test_mixed_memory_sources_get_no_tpme_and_say_so_everywhere():
-    frame = rows([
-        {**FFT, "epoch_s": 400.0}, {**LORA, "epoch_s": 100.0, "peak_mem_source": "cpu_rss"},
-        {**IISAN, "epoch_s": 20.0, "epoch_kind": "estimated"},
-    ])
+    frame = rows(
+        [
+            {**FFT, "epoch_s": 400.0},
+            {**LORA, "epoch_s": 100.0, "peak_mem_source": "cpu_rss"},
+            {**IISAN, "epoch_s": 20.0, "epoch_kind": "estimated"},
+        ]
+    )
     board = build_leaderboard(frame)
-    assert board.table["tpme"].to_list() == [None, None, None] and board.table["tpme_fft"].to_list() == [None, None, None]
+    assert board.table["tpme"].to_list() == [None, None, None] and board.table["tpme_fft"].to_list() == [
+        None,
+        None,
+        None,
+    ]
     assert all("mixed-memory" in caveats and "mixed-epoch" in caveats for caveats in board.table["caveats"].to_list())
     assert "caveat mixed-memory" in render_markdown(board)
     assert "mixed-memory" in render_csv(board)
@@ -131,8 +148,13 @@ def test_mixed_memory_sources_get_no_tpme_and_say_so_everywhere():
 
 
 def test_fft_oom_or_missing_is_named_instead_of_a_blank():
-    with_oom = rows([{**LORA, "epoch_s": 1.0}, {**IISAN, "epoch_s": 0.5},
-                     {"method": "fft", "status": "oom", "error": "CUDA out of memory"}])
+    with_oom = rows(
+        [
+            {**LORA, "epoch_s": 1.0},
+            {**IISAN, "epoch_s": 0.5},
+            {"method": "fft", "status": "oom", "error": "CUDA out of memory"},
+        ]
+    )
     shown = display_rows(build_leaderboard(with_oom))
     assert {row["TPME-FFT"] for row in shown} == {"FFT oom"} and {row["time/FFT"] for row in shown} == {"FFT oom"}
     without = display_rows(build_leaderboard(rows([{**LORA, "epoch_s": 1.0}])))
@@ -140,10 +162,13 @@ def test_fft_oom_or_missing_is_named_instead_of_a_blank():
 
 
 def test_contended_unlocked_and_foreign_cache_rows_are_marked():
-    frame = rows([
-        {**FFT, "epoch_s": 4.0, "contended": True}, {**LORA, "epoch_s": 1.0, "device_lock": "disabled"},
-        {**IISAN, "epoch_s": 0.5, "cache_origin": "reused_other_hardware", "warnings": ["cache built elsewhere"]},
-    ])
+    frame = rows(
+        [
+            {**FFT, "epoch_s": 4.0, "contended": True},
+            {**LORA, "epoch_s": 1.0, "device_lock": "disabled"},
+            {**IISAN, "epoch_s": 0.5, "cache_origin": "reused_other_hardware", "warnings": ["cache built elsewhere"]},
+        ]
+    )
     caveats = dict(zip(*build_leaderboard(frame).table.select("method", "caveats").to_dict(as_series=False).values()))
     assert "contended" in caveats["fft"] and "unlocked" in caveats["lora"]
     assert {"cache-foreign", "warnings"} <= set(caveats["iisan_cached"])
@@ -156,7 +181,9 @@ def test_report_cli_group_by_and_sort_errors(tmp_path):
     from benchmark.cli import app
     from benchmark.results.store import write_row
 
-    for index, row in enumerate(rows([{**FFT, "epoch_s": 4.0}, {**LORA, "epoch_s": 1.0}, {**LORA, "epoch_s": 1.1, "seed": 1}]).to_dicts()):
+    for index, row in enumerate(
+        rows([{**FFT, "epoch_s": 4.0}, {**LORA, "epoch_s": 1.0}, {**LORA, "epoch_s": 1.1, "seed": 1}]).to_dicts()
+    ):
         row.pop("hardware", None)
         write_row(tmp_path / f"r{index}.parquet", row)
     grouped = runner.invoke(app, ["report", "--results", str(tmp_path), "--group-by", "method", "--format", "json"])

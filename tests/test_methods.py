@@ -28,7 +28,12 @@ BERT_LAYER = 4 * linear(H, H) + layer_norm(H) + linear(H, FFN) + linear(FFN, H) 
 BERT_BASE = 30522 * H + 512 * H + 2 * H + layer_norm(H) + LAYERS * BERT_LAYER
 VIT_BASE = H + (14 * 14 + 1) * H + (3 * 16 * 16 * H + H) + LAYERS * BERT_LAYER + layer_norm(H)
 HEADS = 2 * linear(H, 64) + linear(128, 64)
-SASREC = 10 * 64 + layer_norm(64) + 2 * (layer_norm(64) + linear(64, 192) + linear(64, 64) + layer_norm(64) + 2 * linear(64, 64)) + layer_norm(64)
+SASREC = (
+    10 * 64
+    + layer_norm(64)
+    + 2 * (layer_norm(64) + linear(64, 192) + linear(64, 64) + layer_norm(64) + 2 * linear(64, 64))
+    + layer_norm(64)
+)
 LORA_PER_TOWER = LAYERS * 2 * (8 * H + H * 8)
 ADAPTER_PER_TOWER = LAYERS * 2 * (linear(H, 64) + linear(64, H))
 BIASES_PER_LAYER = 4 * H + H + FFN + H + H  # q,k,v,o + LayerNorm + intermediate + output + LayerNorm
@@ -47,20 +52,25 @@ def base_counts():
     counts = {}
     for method in ("fft", "lora", "adapter", "bitfit"):
         torch.manual_seed(0)
-        towers = {"text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
-                  "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+        towers = {
+            "text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
+            "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224}),
+        }
         encoder = get_method_class(method)({}).build_item_encoder(towers, 64)
         counts[method] = count_parameters(Recommender(encoder, 64, 10, 2, 2, 0.1))
         del towers, encoder
     return counts
 
 
-@pytest.mark.parametrize("method, expected_trainable", [
-    ("fft", BERT_BASE + VIT_BASE + HEADS + SASREC),
-    ("lora", 2 * LORA_PER_TOWER + HEADS + SASREC),
-    ("adapter", 2 * ADAPTER_PER_TOWER + HEADS + SASREC),
-    ("bitfit", BERT_BIASES + VIT_BIASES + HEADS + SASREC),
-])
+@pytest.mark.parametrize(
+    "method, expected_trainable",
+    [
+        ("fft", BERT_BASE + VIT_BASE + HEADS + SASREC),
+        ("lora", 2 * LORA_PER_TOWER + HEADS + SASREC),
+        ("adapter", 2 * ADAPTER_PER_TOWER + HEADS + SASREC),
+        ("bitfit", BERT_BIASES + VIT_BIASES + HEADS + SASREC),
+    ],
+)
 def test_trainable_parameters_bert_base_vit_base(base_counts, method, expected_trainable):
     trainable, total = base_counts[method]
     assert trainable == expected_trainable
@@ -70,15 +80,19 @@ def test_trainable_parameters_bert_base_vit_base(base_counts, method, expected_t
 
 def tiny_towers():
     torch.manual_seed(0)
-    return {"text": build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
-            "image": build_tower("image", {"preset": "vit-tiny", "weights": "random", "image_size": 32})}
+    return {
+        "text": build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
+        "image": build_tower("image", {"preset": "vit-tiny", "weights": "random", "image_size": 32}),
+    }
 
 
 def tiny_features():
     generator = torch.Generator().manual_seed(1)
-    return {"text_ids": torch.randint(1000, 30000, (3, 8), generator=generator),
-            "text_mask": torch.ones(3, 8, dtype=torch.long),
-            "pixels": torch.randint(0, 256, (3, 3, 32, 32), generator=generator, dtype=torch.uint8)}
+    return {
+        "text_ids": torch.randint(1000, 30000, (3, 8), generator=generator),
+        "text_mask": torch.ones(3, 8, dtype=torch.long),
+        "pixels": torch.randint(0, 256, (3, 3, 32, 32), generator=generator, dtype=torch.uint8),
+    }
 
 
 @pytest.mark.parametrize("method", ["lora", "adapter"])
@@ -102,8 +116,12 @@ def test_adapted_towers_equal_the_base_at_init(method):
 def test_lora_targets_query_value_per_architecture():
     towers = tiny_towers()
     get_method_class("lora")({}).build_item_encoder(towers, 16)
-    text_lora = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in towers["text"].named_parameters() if "lora_A" in n}
-    image_lora = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in towers["image"].named_parameters() if "lora_A" in n}
+    text_lora = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in towers["text"].named_parameters() if "lora_A" in n
+    }
+    image_lora = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in towers["image"].named_parameters() if "lora_A" in n
+    }
     assert text_lora == {"query", "value"}
     assert image_lora in ({"q_proj", "v_proj"}, {"query", "value"})
 

@@ -41,7 +41,9 @@ def test_autocast_dtype_and_scaler_choice():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_cell_records_gpu_memory(write_suite):
-    cell = expand_cells(load_suite(write_suite(methods="[lora]", max_steps=4), ["train.precision=fp16", "train.device=cuda"]))[0]
+    cell = expand_cells(
+        load_suite(write_suite(methods="[lora]", max_steps=4), ["train.precision=fp16", "train.device=cuda"])
+    )[0]
     row = empty_row()
     run_cell(cell.config, row, lambda message: None)
     assert row["torch_peak_reserved_gib"] > 0 and row["peak_mem_source"] in ("nvml_process", "torch_reserved")

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from benchmark.profile.memory import RssSampler, choose_peak_memory, torch_peaks_gib
-from benchmark.profile.nvml import NvmlSampler
+from benchmark.profile.nvml import NvmlDevice, NvmlSampler
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms
-from benchmark.profile.nvml import NvmlDevice
 from benchmark.profile.training import TrainingProfiler
 
 
@@ -23,7 +22,10 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle):
         used = next(self.readings)
-        return [SimpleNamespace(pid=self.pid + 1, usedGpuMemory=10**12), SimpleNamespace(pid=self.pid, usedGpuMemory=used)]
+        return [
+            SimpleNamespace(pid=self.pid + 1, usedGpuMemory=10**12),
+            SimpleNamespace(pid=self.pid, usedGpuMemory=used),
+        ]
 
     def nvmlDeviceGetMemoryInfo(self, handle):
         return SimpleNamespace(used=5000)
@@ -134,8 +136,9 @@ def test_single_epoch_excludes_warmup():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_nvml_sees_this_process_on_gpu():
-    from benchmark.profile.nvml import nvml_handle_for_torch_device, process_used_bytes
     import os
+
+    from benchmark.profile.nvml import nvml_handle_for_torch_device, process_used_bytes
 
     nvml, handle = nvml_handle_for_torch_device(0)
     buffer = torch.empty(256 * 1024**2, dtype=torch.uint8, device="cuda")

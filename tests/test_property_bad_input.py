@@ -25,10 +25,28 @@ runner = CliRunner()
 
 BASE_SUITE: dict[str, Any] = {
     "name": "prop",
-    "datasets": [{"name": "synth", "format": "synthetic",
-                  "options": {"users": 40, "items": 60, "clusters": 4, "min_len": 5, "max_len": 9, "image_size": 16, "seed": 1}}],
-    "towers": [{"name": "micro", "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},
-                "image": {"preset": "vit-micro", "weights": "random", "image_size": 16}}],
+    "datasets": [
+        {
+            "name": "synth",
+            "format": "synthetic",
+            "options": {
+                "users": 40,
+                "items": 60,
+                "clusters": 4,
+                "min_len": 5,
+                "max_len": 9,
+                "image_size": 16,
+                "seed": 1,
+            },
+        }
+    ],
+    "towers": [
+        {
+            "name": "micro",
+            "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},
+            "image": {"preset": "vit-micro", "weights": "random", "image_size": 16},
+        }
+    ],
     "methods": ["fft", "lora", {"name": "iisan_versa", "options": {"fusion": "concat"}}],
     "train": {"batch_size": 8, "max_seq_len": 5, "epochs": 1, "max_steps": 3, "warmup_steps": 1, "device": "cpu"},
     "eval": {"enabled": True, "ks": [5, 10]},
@@ -36,10 +54,19 @@ BASE_SUITE: dict[str, Any] = {
     "seeds": [0, 1],
 }
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(max_size=30), st.sampled_from(["fft", "momef", "cuda", "fp16", "../x", "latin-1", "amazon-iisan"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
-                      max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(["fft", "momef", "cuda", "fp16", "../x", "latin-1", "amazon-iisan"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=8,
+)
 
 
 def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -73,10 +100,17 @@ def mutated_suites(draw) -> bytes:
     damage = draw(st.sampled_from(["none", "insert", "truncate", "encoding", "binary", "huge"]))
     if damage == "insert":
         position = draw(st.integers(0, len(text)))
-        text = text[:position] + draw(st.sampled_from(["{", "}", "[", ":", "- ", "\t", "'", "&a", "*a", "!!python/name:os.system ",
-                                                      "\n  ", "%YAML 9\n"])) + text[position:]
+        text = (
+            text[:position]
+            + draw(
+                st.sampled_from(
+                    ["{", "}", "[", ":", "- ", "\t", "'", "&a", "*a", "!!python/name:os.system ", "\n  ", "%YAML 9\n"]
+                )
+            )
+            + text[position:]
+        )
     elif damage == "truncate":
-        text = text[:draw(st.integers(0, len(text)))]
+        text = text[: draw(st.integers(0, len(text)))]
     elif damage == "huge":
         text += "description: " + "x" * 200_000 + "\n"
     if damage == "encoding":
@@ -88,7 +122,8 @@ def mutated_suites(draw) -> bytes:
 
 def _clean_exit(outcome) -> None:
     assert outcome.exception is None or isinstance(outcome.exception, SystemExit), (
-        f"{type(outcome.exception).__name__}: {outcome.exception}\n{outcome.output[-2000:]}")
+        f"{type(outcome.exception).__name__}: {outcome.exception}\n{outcome.output[-2000:]}"
+    )
     assert outcome.exit_code in (0, 2), outcome.output[-2000:]
     assert "Traceback" not in outcome.output
 
@@ -105,8 +140,11 @@ def check_suite(content: bytes) -> None:
     _clean_exit(missing)
 
 
-lines = st.one_of(st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
-                  st.sampled_from(["a\tAlpha", "b\t", "\t\t\t", "zz\tZ", "x" * 5000, "u1\ta b a", "u2\tzz a", "u3"]))
+lines = st.one_of(
+    st.text(max_size=40),
+    st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(["a\tAlpha", "b\t", "\t\t\t", "zz\tZ", "x" * 5000, "u1\ta b a", "u2\tzz a", "u3"]),
+)
 
 
 @st.composite
@@ -117,8 +155,10 @@ def dataset_files(draw) -> dict[str, bytes]:
         for _ in range(draw(st.integers(0, 3))):
             table.insert(draw(st.integers(0, len(table))), draw(lines))
     encoding = draw(st.sampled_from(["utf-8", "latin-1", "utf-16"]))
-    files = {"items.tsv": ("\n".join(items) + "\n").encode(encoding, errors="replace"),
-             "users.tsv": ("\n".join(users) + "\n").encode(encoding, errors="replace")}
+    files = {
+        "items.tsv": ("\n".join(items) + "\n").encode(encoding, errors="replace"),
+        "users.tsv": ("\n".join(users) + "\n").encode(encoding, errors="replace"),
+    }
     if draw(st.booleans()):
         del files[draw(st.sampled_from(sorted(files)))]  # a missing file
     return files
@@ -140,16 +180,22 @@ def check_dataset(files: dict[str, bytes], image_keys: list[str]) -> None:
         _clean_exit(runner.invoke(app, ["data", "inspect", str(source), "--format", "amazon-iisan", "--json"]))
         for on_error in ("skip", "fail"):
             out = Path(directory) / f"out-{on_error}"
-            outcome = runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(out),
-                                          "--on-error", on_error])
+            outcome = runner.invoke(
+                app,
+                ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(out), "--on-error", on_error],
+            )
             _clean_exit(outcome)
             # Either the whole import is there, or nothing (no staging directory either).
             assert (out / "manifest.json").is_file() if outcome.exit_code == 0 else not out.exists()
             assert not list(Path(directory).glob(f".out-{on_error}*"))
 
 
-FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-THOROUGH = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+THOROUGH = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 image_sets = st.lists(st.sampled_from(["a", "b", "c", "d", "broken"]), unique=True)
 
 

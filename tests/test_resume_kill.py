@@ -22,8 +22,12 @@ METHODS = "[bitfit, {name: iisan_cached, options: {layer_stride: 1}}, lora]"
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "MMBENCH_CACHE": str(tmp_path / "cache"), "MMBENCH_LOCK_DIR": str(tmp_path / "locks"),
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "MMBENCH_CACHE": str(tmp_path / "cache"),
+        "MMBENCH_LOCK_DIR": str(tmp_path / "locks"),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _command(suite: Path, results: Path) -> list[str]:
@@ -47,7 +51,9 @@ def kill_and_resume(tmp_path: Path, kills: int, seed: int) -> None:
     environment = _environment(tmp_path)
     moments = random.Random(seed)
     for _ in range(kills):
-        run = subprocess.Popen(_command(suite, results), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = subprocess.Popen(
+            _command(suite, results), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(moments.uniform(1.0, 9.0))
         run.kill()  # SIGKILL: what a CI timeout does; no handler in the parent runs
         run.wait()
@@ -56,18 +62,28 @@ def kill_and_resume(tmp_path: Path, kills: int, seed: int) -> None:
             time.sleep(0.1)
         orphans = _cell_processes(results)
         assert not orphans, f"orphaned cell processes {[p.pid for p in orphans]}"
-    final = subprocess.run([*_command(suite, results), "--json"], env=environment, capture_output=True, text=True, timeout=600)
+    final = subprocess.run(
+        [*_command(suite, results), "--json"], env=environment, capture_output=True, text=True, timeout=600
+    )
     assert final.returncode == 0, final.stderr
     summary = json.loads(final.stdout)
     assert all(cell["status"] == "ok" for cell in summary["cells"])
     frame, warnings = read_results(results)
     assert warnings == []
     assert frame["status"].to_list() == ["ok"] * frame.height  # no false row (error, crashed) left by a kill
-    assert sorted(frame["cell_id"].to_list()) == sorted(f"synth/micro/{m}/seed=0" for m in ("bitfit", "iisan_cached", "lora"))
-    leftovers = [p for p in list(results.rglob(".*")) + list((tmp_path / "cache").rglob(".staging-*")) if p.name != ".gitkeep"]
+    assert sorted(frame["cell_id"].to_list()) == sorted(
+        f"synth/micro/{m}/seed=0" for m in ("bitfit", "iisan_cached", "lora")
+    )
+    leftovers = [
+        p for p in list(results.rglob(".*")) + list((tmp_path / "cache").rglob(".staging-*")) if p.name != ".gitkeep"
+    ]
     assert leftovers == [], f"temporary files left behind: {leftovers}"
     again = subprocess.run(_command(suite, results), env=environment, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "nothing to run" in again.stderr and "3 of 3 cell(s) already have an ok row" in again.stderr
+    assert (
+        again.returncode == 0
+        and "nothing to run" in again.stderr
+        and "3 of 3 cell(s) already have an ok row" in again.stderr
+    )
 
 
 def test_killed_runs_resume_to_one_ok_row_per_cell(tmp_path):
@@ -105,6 +121,11 @@ def test_a_cell_whose_parent_is_gone_stops_without_a_row(tmp_path):
     cell.write_text(json.dumps({"train": {}}))
     row = tmp_path / "row.parquet"
     environment = {**os.environ, "MMBENCH_PARENT_PID": "1"}  # not our parent: as if the real one had died
-    done = subprocess.run([sys.executable, "-m", "benchmark.launch.cell_main", str(cell), str(row), "run"], env=environment,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark.launch.cell_main", str(cell), str(row), "run"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 143 and "no row written" in done.stderr and not row.exists()

@@ -12,8 +12,15 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-MICRO = {"bert-base": "bert-tiny", "bert-large": "bert-tiny", "qwen2-0.5b": "qwen2-micro", "llama-1b": "llama-micro",
-         "vit-base": "vit-micro", "videomae-base": "videomae-micro", "ast-base": "ast-micro"}
+MICRO = {
+    "bert-base": "bert-tiny",
+    "bert-large": "bert-tiny",
+    "qwen2-0.5b": "qwen2-micro",
+    "llama-1b": "llama-micro",
+    "vit-base": "vit-micro",
+    "videomae-base": "videomae-micro",
+    "ast-base": "ast-micro",
+}
 
 
 def tiny_version(name: str, directory: Path) -> Path:
@@ -21,9 +28,12 @@ def tiny_version(name: str, directory: Path) -> Path:
     for tower_set in suite["towers"]:
         for modality in ("text", "image", "video", "audio"):
             if modality in tower_set:
-                tower_set[modality] = {"preset": MICRO[tower_set[modality]["preset"]], "weights": "random",
-                                       **({"max_tokens": 8} if modality == "text" else {}),
-                                       **({"image_size": 16} if modality == "image" else {})}
+                tower_set[modality] = {
+                    "preset": MICRO[tower_set[modality]["preset"]],
+                    "weights": "random",
+                    **({"max_tokens": 8} if modality == "text" else {}),
+                    **({"image_size": 16} if modality == "image" else {}),
+                }
     options = suite["datasets"][0]["options"]
     options.update(users=24, items=30, clusters=3, min_len=5, max_len=8, image_size=16)
     if options.get("video"):
@@ -55,15 +65,23 @@ def test_tiny_versions_expand_like_the_shipped_suites(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU path of gpu-check; on a GPU it runs the real thing")
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="the CPU path of gpu-check; on a GPU it runs the real thing"
+)
 def test_gpu_check_without_a_gpu_says_so_and_runs_the_smoke_suite(tmp_path):
     import os
     import subprocess
     import sys
 
     environment = {**os.environ, "GPU_RESULTS": str(tmp_path / "gpu-check"), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "benchmark.launch.gpu_check"], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark.launch.gpu_check"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no CUDA GPU here" in done.stderr
     assert "suites/gpu-check.yaml: ok (14 cells)" in done.stdout

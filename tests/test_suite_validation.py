@@ -80,7 +80,9 @@ def test_matrix_expands_cells_and_validates_values(write_suite):
     assert len(cells) == 2 * 2 * 2
     assert {c.config.train.batch_size for c in cells} == {4, 8}
     assert len({c.config_hash for c in cells}) == 8
-    path.write_text(path.read_text().replace("[fp32, bf16]", "[fp32, fp8]").replace("train.batch_size", "train.batch_sise"))
+    path.write_text(
+        path.read_text().replace("[fp32, bf16]", "[fp32, fp8]").replace("train.batch_size", "train.batch_sise")
+    )
     joined = "\n".join(problems_of(path))
     assert "unknown value 'fp8'" in joined and "did you mean 'train.batch_size'" in joined
 
@@ -112,7 +114,10 @@ def test_shipped_suites_validate():
 
 def test_method_tower_filters_and_modality_rules(write_suite):
     path = write_suite(methods="[fft, iisan, {name: crossan, towers: [micro]}, {name: lora, towers: [mikro]}]")
-    text = path.read_text().replace("    image: {preset: vit-micro", "    video: {preset: videomae-micro, weights: random}\n    image: {preset: vit-micro")
+    text = path.read_text().replace(
+        "    image: {preset: vit-micro",
+        "    video: {preset: videomae-micro, weights: random}\n    image: {preset: vit-micro",
+    )
     path.write_text(text)
     joined = "\n".join(problems_of(path))
     assert "methods[1]: method 'iisan' uses only ['text', 'image'] towers, not ['video'] in tower set 'micro'" in joined
@@ -122,7 +127,9 @@ def test_method_tower_filters_and_modality_rules(write_suite):
 
 def test_tower_filter_limits_cells(write_suite):
     path = write_suite(methods="[fft, {name: lora, towers: [other]}]")
-    path.write_text(path.read_text().replace("towers:\n", "towers:\n  - name: other\n    text: {preset: bert-tiny}\n", 1))
+    path.write_text(
+        path.read_text().replace("towers:\n", "towers:\n  - name: other\n    text: {preset: bert-tiny}\n", 1)
+    )
     cells = [cell.cell_id for cell in expand_cells(load_suite(path))]
     assert cells == ["synth/other/fft/seed=0", "synth/other/lora/seed=0", "synth/micro/fft/seed=0"]
 

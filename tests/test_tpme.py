@@ -43,17 +43,40 @@ def rows(entries):
     """Result rows as read_results returns them; `config` (extra config keys) and `seed` define identity."""
     from benchmark.results.schema import empty_row
 
-    base = {"dataset": "d", "towers": "t", "precision": "bf16", "batch_size": 32, "max_seq_len": 10, "gpu_name": "H100",
-            "cpu": "x", "status": "ok", "error": None, "peak_mem_source": "nvml_process", "epoch_kind": "measured", "seed": 0,
-            "repeat": 0, "warnings": []}
+    base = {
+        "dataset": "d",
+        "towers": "t",
+        "precision": "bf16",
+        "batch_size": 32,
+        "max_seq_len": 10,
+        "gpu_name": "H100",
+        "cpu": "x",
+        "status": "ok",
+        "error": None,
+        "peak_mem_source": "nvml_process",
+        "epoch_kind": "measured",
+        "seed": 0,
+        "repeat": 0,
+        "warnings": [],
+    }
     frame = []
     for i, entry in enumerate(entries):
-        row = {**empty_row(), **base, "cell_id": f"c{i}",
-               "end_time": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=i), **entry}
+        row = {
+            **empty_row(),
+            **base,
+            "cell_id": f"c{i}",
+            "end_time": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=i),
+            **entry,
+        }
         row["method_label"] = row.get("method_label") or row["method"]
-        config = {"method": {"name": row["method"], "label": row["method_label"]}, "dataset": {"name": row["dataset"]},
-                  "train": {"batch_size": row["batch_size"], "precision": row["precision"]}, **row.pop("config", {}),
-                  "seed": row["seed"], "repeat": row["repeat"]}
+        config = {
+            "method": {"name": row["method"], "label": row["method_label"]},
+            "dataset": {"name": row["dataset"]},
+            "train": {"batch_size": row["batch_size"], "precision": row["precision"]},
+            **row.pop("config", {}),
+            "seed": row["seed"],
+            "repeat": row["repeat"],
+        }
         row["config_json"] = json.dumps(config, sort_keys=True)
         row["config_hash"] = row.pop("hash", None) or f"{i}"
         row.pop("config_id", None)
@@ -64,15 +87,37 @@ def rows(entries):
 
 
 def test_leaderboard_groups_seeds_and_reruns():
-    frame = rows([
-        {"method": "fft", "epoch_s": 400.0, "trainable_params": 100, "peak_mem_gib": 40.0},
-        {"method": "lora", "epoch_s": 100.0, "trainable_params": 1, "peak_mem_gib": 20.0, "hash": "lora-s0"},
-        {"method": "lora", "epoch_s": 120.0, "trainable_params": 1, "peak_mem_gib": 20.0, "hash": "lora-s1", "seed": 1},
-        {"method": "lora", "epoch_s": 80.0, "trainable_params": 1, "peak_mem_gib": 20.0, "hash": "lora-s1", "seed": 1},  # a rerun replaces
-        {"method": "iisan", "epoch_s": 20.0, "trainable_params": 4, "peak_mem_gib": 4.0},
-        {"method": "fft", "epoch_s": 1.0, "trainable_params": 100, "peak_mem_gib": 1.0, "gpu_name": "A100"},  # other hardware
-        {"method": "adapter", "status": "oom", "error": "CUDA out of memory"},
-    ])
+    frame = rows(
+        [
+            {"method": "fft", "epoch_s": 400.0, "trainable_params": 100, "peak_mem_gib": 40.0},
+            {"method": "lora", "epoch_s": 100.0, "trainable_params": 1, "peak_mem_gib": 20.0, "hash": "lora-s0"},
+            {
+                "method": "lora",
+                "epoch_s": 120.0,
+                "trainable_params": 1,
+                "peak_mem_gib": 20.0,
+                "hash": "lora-s1",
+                "seed": 1,
+            },
+            {
+                "method": "lora",
+                "epoch_s": 80.0,
+                "trainable_params": 1,
+                "peak_mem_gib": 20.0,
+                "hash": "lora-s1",
+                "seed": 1,
+            },  # a rerun replaces
+            {"method": "iisan", "epoch_s": 20.0, "trainable_params": 4, "peak_mem_gib": 4.0},
+            {
+                "method": "fft",
+                "epoch_s": 1.0,
+                "trainable_params": 100,
+                "peak_mem_gib": 1.0,
+                "gpu_name": "A100",
+            },  # other hardware
+            {"method": "adapter", "status": "oom", "error": "CUDA out of memory"},
+        ]
+    )
     board = build_leaderboard(frame)
     h100 = board.table.filter(pl.col("hardware") == "H100")
     lora = h100.filter(pl.col("method") == "lora").row(0, named=True)
@@ -87,10 +132,12 @@ def test_leaderboard_groups_seeds_and_reruns():
     assert any("A100" in group for group in small_groups(board))
     assert board.failures["status"].to_list() == ["oom"]
     everything = build_leaderboard(frame, all_runs=True)
-    lora_runs = everything.table.filter((pl.col("method") == "lora")).row(0, named=True)
+    lora_runs = everything.table.filter(pl.col("method") == "lora").row(0, named=True)
     assert lora_runs["seeds"] == 2 and lora_runs["runs"] == 3  # seeds counts distinct seeds
 
 
 def test_group_by_unknown_column_is_an_error():
     with pytest.raises(ValueError, match="unknown column"):
-        build_leaderboard(rows([{"method": "fft", "epoch_s": 1.0, "trainable_params": 1, "peak_mem_gib": 1.0}]), ["nope"])
+        build_leaderboard(
+            rows([{"method": "fft", "epoch_s": 1.0, "trainable_params": 1, "peak_mem_gib": 1.0}]), ["nope"]
+        )

@@ -27,17 +27,28 @@ class FixedScorer:
         return self.scores[users][:, item_ids]
 
 
-CRAFTED = torch.tensor([
-    [0.0, 0.9, 0.5, 0.7, 0.1],  # target 2: item 1 is history (excluded), item 3 beats it -> rank 1
-    [0.0, 0.2, 0.2, 0.9, 0.3],  # target 1: items 2 (tie, pessimistic), 3, 4 beat it -> rank 3
-    [0.0, 0.1, 0.2, 0.3, 0.8],  # target 4 -> rank 0
-])
+CRAFTED = torch.tensor(
+    [
+        [0.0, 0.9, 0.5, 0.7, 0.1],  # target 2: item 1 is history (excluded), item 3 beats it -> rank 1
+        [0.0, 0.2, 0.2, 0.9, 0.3],  # target 1: items 2 (tie, pessimistic), 3, 4 beat it -> rank 3
+        [0.0, 0.1, 0.2, 0.3, 0.8],  # target 4 -> rank 0
+    ]
+)
 
 
 @pytest.mark.parametrize("item_chunk", [1, 2, 16])
 def test_evaluator_on_a_crafted_case(item_chunk):
     histories = [np.array([1]), np.array([], dtype=np.int64), np.array([], dtype=np.int64)]
-    ranks = rank_targets(FixedScorer(CRAFTED), histories, np.array([2, 1, 4]), 4, 2, torch.device("cpu"), batch_size=2, item_chunk=item_chunk)
+    ranks = rank_targets(
+        FixedScorer(CRAFTED),
+        histories,
+        np.array([2, 1, 4]),
+        4,
+        2,
+        torch.device("cpu"),
+        batch_size=2,
+        item_chunk=item_chunk,
+    )
     assert ranks.tolist() == [1, 3, 0]
     metrics = metrics_from_ranks(ranks, [1, 2, 5])
     assert metrics["hr@1"] == pytest.approx(1 / 3)
@@ -48,20 +59,26 @@ def test_evaluator_on_a_crafted_case(item_chunk):
 
 
 def test_constant_scores_get_no_credit():
-    ranks = rank_targets(FixedScorer(torch.ones(1, 6)), [np.array([], dtype=np.int64)], np.array([3]), 5, 2, torch.device("cpu"))
+    ranks = rank_targets(
+        FixedScorer(torch.ones(1, 6)), [np.array([], dtype=np.int64)], np.array([3]), 5, 2, torch.device("cpu")
+    )
     assert ranks.tolist() == [4]  # every other item ties and counts ahead
 
 
 def test_popularity_and_random_baselines():
     counts = np.array([0, 5, 1, 5, 9])
     histories = [np.array([4]), np.array([1])]
-    ranks = rank_targets(PopularityScorer(counts, torch.device("cpu")), histories, np.array([1, 3]), 4, 2, torch.device("cpu"))
+    ranks = rank_targets(
+        PopularityScorer(counts, torch.device("cpu")), histories, np.array([1, 3]), 4, 2, torch.device("cpu")
+    )
     # user 0: item 4 is history; items 1 and 3 tie at 5, broken by id -> item 1 first: rank 0
     # user 1: item 1 is history; item 4 (9) ahead of target 3 -> rank 1
     assert ranks.tolist() == [0, 1]
     random_scorer = RandomScorer(seed=0)
     first = rank_targets(random_scorer, [np.array([1])] * 50, np.arange(50) % 40 + 2, 100, 2, torch.device("cpu"))
-    again = rank_targets(random_scorer, [np.array([1])] * 50, np.arange(50) % 40 + 2, 100, 2, torch.device("cpu"), item_chunk=7)
+    again = rank_targets(
+        random_scorer, [np.array([1])] * 50, np.arange(50) % 40 + 2, 100, 2, torch.device("cpu"), item_chunk=7
+    )
     assert first.tolist() == again.tolist()  # reproducible and independent of chunking
     assert 30 < first.mean() < 68  # uniform over 98 candidates: mean rank about 48.5
 
@@ -120,7 +137,9 @@ def test_logq_correction_changes_the_loss():
     sequences = torch.tensor([[1, 2, 3], [4, 5, 1]])
     index = torch.arange(6).view(2, 3)
     plain = Recommender(LookupEncoder(table), 4, 2, 1, 1, 0.0).eval()
-    corrected = Recommender(LookupEncoder(table), 4, 2, 1, 1, 0.0, torch.log(torch.tensor([0.1, 0.5, 0.1, 0.1, 0.1, 0.1]))).eval()
+    corrected = Recommender(
+        LookupEncoder(table), 4, 2, 1, 1, 0.0, torch.log(torch.tensor([0.1, 0.5, 0.1, 0.1, 0.1, 0.1]))
+    ).eval()
     corrected.user_encoder.load_state_dict(plain.user_encoder.state_dict())
     args = (sequences, {"ids": sequences.flatten()}, sequences.flatten(), index)
     assert plain.training_loss(*args).item() != pytest.approx(corrected.training_loss(*args).item())

@@ -46,10 +46,27 @@ MICRO_TOWERS = {
 def micro_setup(modalities: tuple[str, ...], seed: int = 0):
     config = {
         "seed": seed,
-        "dataset": {"name": "s", "format": "synthetic", "path": None,
-                    "options": {"users": 24, "items": 30, "clusters": 3, "min_len": 5, "max_len": 8, "image_size": 16,
-                                "stay_prob": 0.85, "seed": 9, "video": True, "video_frames": 2, "video_size": 16,
-                                "audio": True, "audio_frames": 32, "audio_mels": 16}},
+        "dataset": {
+            "name": "s",
+            "format": "synthetic",
+            "path": None,
+            "options": {
+                "users": 24,
+                "items": 30,
+                "clusters": 3,
+                "min_len": 5,
+                "max_len": 8,
+                "image_size": 16,
+                "stay_prob": 0.85,
+                "seed": 9,
+                "video": True,
+                "video_frames": 2,
+                "video_size": 16,
+                "audio": True,
+                "audio_frames": 32,
+                "audio_mels": 16,
+            },
+        },
         "towers": {"name": "t", **{m: MICRO_TOWERS[m] for m in modalities}},
     }
     raw = load_raw_dataset(config["dataset"])
@@ -68,7 +85,9 @@ def test_versa_impossible_grouping_is_a_clear_error():
     towers = {"text": build_tower("text", MICRO_TOWERS["text"]), "image": build_tower("image", MICRO_TOWERS["image"])}
     with pytest.raises(TowerError, match="image tower 'vit-micro': cannot split 2 layers into 3 groups"):
         get_method_class("iisan_versa")({"groups": 3}).build_item_encoder(towers, 32)
-    with pytest.raises(TowerError, match="text tower 'qwen2-micro': deep_groups \\(1\\) must be at least groups \\(2\\)"):
+    with pytest.raises(
+        TowerError, match="text tower 'qwen2-micro': deep_groups \\(1\\) must be at least groups \\(2\\)"
+    ):
         get_method_class("iisan_versa")({"groups": 2, "deep_groups": 1}).build_item_encoder(towers, 32)
 
 
@@ -82,52 +101,89 @@ def test_versa_alignment_shapes_and_surplus_blocks():
     aligned = encoder.aligned_states({"text": torch.randn(5, 3, 64), "image": torch.randn(5, 2, 128)})
     assert aligned["text"].shape == (5, 2, 64) and aligned["image"].shape == (5, 2, 64)
     assert encoder(
-        {"text_ids": torch.randint(1000, 4000, (5, 8)), "text_mask": torch.ones(5, 8, dtype=torch.long),
-         "pixels": torch.randint(0, 255, (5, 3, 16, 16), dtype=torch.uint8)}).shape == (5, 32)
+        {
+            "text_ids": torch.randint(1000, 4000, (5, 8)),
+            "text_mask": torch.ones(5, 8, dtype=torch.long),
+            "pixels": torch.randint(0, 255, (5, 3, 16, 16), dtype=torch.uint8),
+        }
+    ).shape == (5, 32)
 
 
 def test_versa_trainable_parameters_micro_pair():
     towers = {"text": build_tower("text", MICRO_TOWERS["text"]), "image": build_tower("image", MICRO_TOWERS["image"])}
     trainable, _ = count_parameters(get_method_class("iisan_versa")({}).build_item_encoder(towers, 64))
     # groups = 2 // 2 = 1 for both: 2 kept states each; inter at width 64 with the image aligned 128 -> 64.
-    expected = (2 * sanb(64) + 2) + (2 * sanb(128) + 2) + 2 * linear(128, 64) + (2 * sanb(64) + 2) \
-        + head(64) + narrowing_head(128) + head(64) + linear(192, 64)
+    expected = (
+        (2 * sanb(64) + 2)
+        + (2 * sanb(128) + 2)
+        + 2 * linear(128, 64)
+        + (2 * sanb(64) + 2)
+        + head(64)
+        + narrowing_head(128)
+        + head(64)
+        + linear(192, 64)
+    )
     assert trainable == expected
 
 
 def test_versa_on_symmetric_towers_is_iisan():
-    towers = {"text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
-              "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+    towers = {
+        "text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
+        "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224}),
+    }
     versa = count_parameters(get_method_class("iisan_versa")({}).build_item_encoder(dict(towers), 64))[0]
     iisan = count_parameters(get_method_class("iisan")({}).build_item_encoder(dict(towers), 64))[0]
     assert versa == iisan == 4_064_981 - 51_328  # IISAN's count without the user encoder
 
 
 def test_versa_bert_large_vit_base_counts():
-    towers = {"text": build_tower("text", {"preset": "bert-large", "weights": "random", "max_tokens": 30}),
-              "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+    towers = {
+        "text": build_tower("text", {"preset": "bert-large", "weights": "random", "max_tokens": 30}),
+        "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224}),
+    }
     method = get_method_class("iisan_versa")({})
     assert method.layer_plan(towers) == {"image": [0, 2, 4, 6, 8, 10, 12], "text": [0, 4, 8, 12, 16, 20, 24]}
     trainable, _ = count_parameters(method.build_item_encoder(towers, 64))
-    expected = (7 * sanb(1024) + 7) + (7 * sanb(768) + 7) + 7 * linear(1024, 768) + (7 * sanb(768) + 7) \
-        + narrowing_head(1024) + head(768) + head(768) + linear(192, 64)
+    expected = (
+        (7 * sanb(1024) + 7)
+        + (7 * sanb(768) + 7)
+        + 7 * linear(1024, 768)
+        + (7 * sanb(768) + 7)
+        + narrowing_head(1024)
+        + head(768)
+        + head(768)
+        + linear(192, 64)
+    )
     assert trainable == expected
 
 
-@pytest.mark.parametrize("text_preset, kept_text_states, width", [
-    ("qwen2-0.5b", [0, 4, 8, 12, 16, 20, 24], 896),
-    ("llama-1b", [0, 3, 5, 8, 11, 13, 16], 2048),
-])
+@pytest.mark.parametrize(
+    "text_preset, kept_text_states, width",
+    [
+        ("qwen2-0.5b", [0, 4, 8, 12, 16, 20, 24], 896),
+        ("llama-1b", [0, 3, 5, 8, 11, 13, 16], 2048),
+    ],
+)
 def test_versa_llm_vit_base_exact_counts(text_preset, kept_text_states, width):
     # Built on the meta device: the architecture and its parameter shapes without allocating 0.5-1.2 B weights.
     with torch.device("meta"):
-        towers = {"text": build_tower("text", {"preset": text_preset, "weights": "random", "max_tokens": 30}),
-                  "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224})}
+        towers = {
+            "text": build_tower("text", {"preset": text_preset, "weights": "random", "max_tokens": 30}),
+            "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224}),
+        }
         method = get_method_class("iisan_versa")({})
         assert method.layer_plan(towers) == {"image": [0, 2, 4, 6, 8, 10, 12], "text": kept_text_states}
         trainable, _ = count_parameters(method.build_item_encoder(towers, 64))
-    expected = (7 * sanb(width) + 7) + (7 * sanb(768) + 7) + 7 * linear(width, 768) + (7 * sanb(768) + 7) \
-        + narrowing_head(width) + head(768) + head(768) + linear(192, 64)
+    expected = (
+        (7 * sanb(width) + 7)
+        + (7 * sanb(768) + 7)
+        + 7 * linear(width, 768)
+        + (7 * sanb(768) + 7)
+        + narrowing_head(width)
+        + head(768)
+        + head(768)
+        + linear(192, 64)
+    )
     assert trainable == expected
     # The reference head saves (w + 64) * w - 64 * 64 parameters over Linear(w, w) + Linear(w, 64): 4.2 M at 2048.
     assert head(width) - narrowing_head(width) == width * width + width - 64 * 64 - 64
@@ -161,12 +217,15 @@ def test_crossan_needs_two_towers():
         get_method_class("crossan")({}).build_item_encoder({"text": build_tower("text", MICRO_TOWERS["text"])}, 32)
 
 
-@pytest.mark.parametrize("name, modalities, options", [
-    ("iisan_versa", ("text", "image"), {"groups": 1, "deep_groups": 2}),
-    ("iisan_versa", ("text", "image"), {"fusion": "momef"}),
-    ("crossan", ("text", "image", "video", "audio"), {}),
-    ("crossan", ("text", "video"), {"fusion": "concat"}),
-])
+@pytest.mark.parametrize(
+    "name, modalities, options",
+    [
+        ("iisan_versa", ("text", "image"), {"groups": 1, "deep_groups": 2}),
+        ("iisan_versa", ("text", "image"), {"fusion": "momef"}),
+        ("crossan", ("text", "image", "video", "audio"), {}),
+        ("crossan", ("text", "video"), {"fusion": "concat"}),
+    ],
+)
 def test_cached_equals_uncached_and_towers_stay_out_of_autograd(name, modalities, options):
     raw, towers, tower_configs, features = micro_setup(modalities)
     uncached_method = get_method_class(name)(options)

@@ -15,8 +15,10 @@ def cache_root(create: bool = True) -> Path:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise MMBenchError(f"cache directory {root} cannot be created: {error.strerror or error} "
-                               "(set MMBENCH_CACHE to a writable directory)") from error
+            raise MMBenchError(
+                f"cache directory {root} cannot be created: {error.strerror or error} "
+                "(set MMBENCH_CACHE to a writable directory)"
+            ) from error
     return root
 
 
@@ -28,5 +30,7 @@ def staging_directory(parent: Path) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
     except OSError as error:
-        raise MMBenchError(f"cache directory {parent} is not writable: {error.strerror or error} "
-                           "(set MMBENCH_CACHE to a writable directory)") from error
+        raise MMBenchError(
+            f"cache directory {parent} is not writable: {error.strerror or error} "
+            "(set MMBENCH_CACHE to a writable directory)"
+        ) from error

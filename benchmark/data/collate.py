@@ -16,15 +16,23 @@ class TrainBatch:
     position_index: torch.Tensor  # [B, L+1] row in the encoding, -1 for padding
     features: dict[str, torch.Tensor]
 
-    def pin_memory(self) -> "TrainBatch":
+    def pin_memory(self) -> TrainBatch:
         """Called by the DataLoader (pin_memory=True) so the copy to the GPU can overlap compute."""
-        return TrainBatch(self.sequences.pin_memory(), self.encoded_ids.pin_memory(), self.position_index.pin_memory(),
-                          {name: tensor.pin_memory() for name, tensor in self.features.items()})
+        return TrainBatch(
+            self.sequences.pin_memory(),
+            self.encoded_ids.pin_memory(),
+            self.position_index.pin_memory(),
+            {name: tensor.pin_memory() for name, tensor in self.features.items()},
+        )
 
-    def to(self, device: torch.device) -> "TrainBatch":
+    def to(self, device: torch.device) -> TrainBatch:
         move = lambda tensor: tensor.to(device, non_blocking=True)  # noqa: E731
-        return TrainBatch(move(self.sequences), move(self.encoded_ids), move(self.position_index),
-                          {name: move(tensor) for name, tensor in self.features.items()})
+        return TrainBatch(
+            move(self.sequences),
+            move(self.encoded_ids),
+            move(self.position_index),
+            {name: move(tensor) for name, tensor in self.features.items()},
+        )
 
 
 def collate_train_batch(sequences: torch.Tensor, features: ItemFeatures, unique_items: bool) -> TrainBatch:

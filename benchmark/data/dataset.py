@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from benchmark.data.raw import RawDataset
-from benchmark.formats.registry import get_format
 from benchmark.errors import DatasetError
+from benchmark.formats.registry import get_format
 from benchmark.suite.config import DatasetConfig
 
 
 def load_raw_dataset(dataset_config: DatasetConfig | dict[str, Any]) -> RawDataset:
     """The dataset a suite entry names (a dict is taken as the entry's keys, for tests and tools)."""
     if isinstance(dataset_config, dict):
-        dataset_config = DatasetConfig(**{"name": Path(str(dataset_config.get("path") or "dataset")).name, **dataset_config})
+        dataset_config = DatasetConfig(
+            **{"name": Path(str(dataset_config.get("path") or "dataset")).name, **dataset_config}
+        )
     return get_format(dataset_config.format).load(dataset_config)
 
 
@@ -50,7 +53,7 @@ def split_leave_one_out(raw: RawDataset, max_seq_len: int) -> SplitDataset:
         train_part = items[:-2]
         np.add.at(counts, train_part, 1)
         if len(train_part) >= 2:
-            train.append(train_part[-(max_seq_len + 1):])
+            train.append(train_part[-(max_seq_len + 1) :])
         valid_history.append(train_part[-max_seq_len:])
         valid_target.append(items[-2])
         test_history.append(items[:-1][-max_seq_len:])
@@ -58,9 +61,15 @@ def split_leave_one_out(raw: RawDataset, max_seq_len: int) -> SplitDataset:
     if not train:
         raise DatasetError(f"{raw.source}: no user has the 4+ items needed for a training sequence")
     return SplitDataset(
-        n_items=raw.n_items, max_seq_len=max_seq_len, train_sequences=train,
-        valid_history=valid_history, valid_target=np.asarray(valid_target), test_history=test_history,
-        test_target=np.asarray(test_target), item_counts=counts, dropped_users=dropped,
+        n_items=raw.n_items,
+        max_seq_len=max_seq_len,
+        train_sequences=train,
+        valid_history=valid_history,
+        valid_target=np.asarray(valid_target),
+        test_history=test_history,
+        test_target=np.asarray(test_target),
+        item_counts=counts,
+        dropped_users=dropped,
     )
 
 
@@ -69,7 +78,7 @@ def left_pad(sequences: list[np.ndarray], length: int) -> torch.Tensor:
     for row, sequence in enumerate(sequences):
         sequence = sequence[-length:]
         if len(sequence):
-            batch[row, length - len(sequence):] = torch.from_numpy(np.ascontiguousarray(sequence))
+            batch[row, length - len(sequence) :] = torch.from_numpy(np.ascontiguousarray(sequence))
     return batch
 
 
@@ -78,7 +87,9 @@ def _require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
     missing = [raw.item_keys[i] for i, path in enumerate(paths) if path is None]
     if missing:
         listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise DatasetError(f"{raw.source}: {len(missing)} of {raw.n_items} items have no {modality} in {where} ({listed})")
+        raise DatasetError(
+            f"{raw.source}: {len(missing)} of {raw.n_items} items have no {modality} in {where} ({listed})"
+        )
     return paths  # type: ignore[return-value]
 
 
@@ -91,12 +102,17 @@ def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torc
         try:
             array = np.load(path)
         except (OSError, ValueError) as error:
-            raise DatasetError(f"{path}: unreadable {modality} for item '{raw.item_keys[index - 1]}': {error}") from error
+            raise DatasetError(
+                f"{path}: unreadable {modality} for item '{raw.item_keys[index - 1]}': {error}"
+            ) from error
         if first is None:
             first = array.shape
             stacked = torch.zeros((raw.n_items + 1, *first), dtype=dtype)
         if array.shape != first:
-            raise DatasetError(f"{path}: {modality} of item '{raw.item_keys[index - 1]}' has shape {array.shape}, the first item's {first}")
+            raise DatasetError(
+                f"{path}: {modality} of item '{raw.item_keys[index - 1]}' has shape {array.shape}, the first item's "
+                f"{first}"
+            )
         stacked[index] = torch.from_numpy(array).to(dtype)
     return stacked
 
@@ -125,7 +141,9 @@ def image_sources(raw: RawDataset) -> Iterator[tuple[str, Any]]:
     try:
         import lmdb
     except ImportError as error:
-        raise DatasetError(f"{raw.image_lmdb}: reading images from LMDB needs the lmdb package (pip install lmdb)") from error
+        raise DatasetError(
+            f"{raw.image_lmdb}: reading images from LMDB needs the lmdb package (pip install lmdb)"
+        ) from error
     environment = lmdb.open(str(raw.image_lmdb), readonly=True, lock=False, subdir=raw.image_lmdb.is_dir())
     try:
         with environment.begin() as transaction:
@@ -133,7 +151,9 @@ def image_sources(raw: RawDataset) -> Iterator[tuple[str, Any]]:
         missing = [key for key, value in zip(raw.item_keys, values) if value is None]
         if missing:
             listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise DatasetError(f"{raw.image_lmdb}: {len(missing)} of {raw.n_items} items have no image in the LMDB ({listed})")
+            raise DatasetError(
+                f"{raw.image_lmdb}: {len(missing)} of {raw.n_items} items have no image in the LMDB ({listed})"
+            )
         for key, value in zip(raw.item_keys, values):
             yield f"{raw.image_lmdb}[{key}]", io.BytesIO(value)
     finally:

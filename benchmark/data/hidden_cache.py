@@ -14,9 +14,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +40,15 @@ class CacheKey:
     pooling: str = "cls"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "tower": self.tower_identity, "dataset": self.dataset_fingerprint,
-                "layers": list(self.layer_indices), "input": self.input_shape, "precision": self.precision, "pooling": self.pooling}
+        return {
+            "format_version": FORMAT_VERSION,
+            "tower": self.tower_identity,
+            "dataset": self.dataset_fingerprint,
+            "layers": list(self.layer_indices),
+            "input": self.input_shape,
+            "precision": self.precision,
+            "pooling": self.pooling,
+        }
 
     @property
     def digest(self) -> str:
@@ -100,9 +108,15 @@ def _remove_stale_staging(parent: Path, max_age_s: float = 0.0) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
-                batches: Iterator[tuple[torch.Tensor, torch.Tensor]], progress: Callable[[int], None] | None = None,
-                built_on: dict[str, Any] | None = None) -> HiddenStateCache:
+def build_cache(
+    key: CacheKey,
+    n_items: int,
+    layers: int,
+    hidden: int,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    progress: Callable[[int], None] | None = None,
+    built_on: dict[str, Any] | None = None,
+) -> HiddenStateCache:
     """Write the cache from `batches` of (item ids, states [n, layers, hidden]); return it once complete.
 
     `batches` must cover item ids 1..n_items; row 0 (padding) stays zero. `built_on` names the hardware
@@ -114,7 +128,9 @@ def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
     _remove_stale_staging(parent, max_age_s=3600.0)
     started = time.perf_counter()
     try:
-        states = np.lib.format.open_memmap(staging / STATES_FILE, mode="w+", dtype=np.float16, shape=(n_items + 1, layers, hidden))
+        states = np.lib.format.open_memmap(
+            staging / STATES_FILE, mode="w+", dtype=np.float16, shape=(n_items + 1, layers, hidden)
+        )
         states[0] = 0
         written = np.zeros(n_items + 1, dtype=bool)
         written[0] = True
@@ -128,9 +144,16 @@ def build_cache(key: CacheKey, n_items: int, layers: int, hidden: int,
             raise RuntimeError(f"cache build covered {int(written.sum()) - 1} of {n_items} items")
         states.flush()
         del states
-        manifest = {"key": key.as_dict(), "n_items": n_items, "layers": layers, "hidden": hidden, "dtype": "float16",
-                    "build_seconds": time.perf_counter() - started, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "built_on": built_on}
+        manifest = {
+            "key": key.as_dict(),
+            "n_items": n_items,
+            "layers": layers,
+            "hidden": hidden,
+            "dtype": "float16",
+            "build_seconds": time.perf_counter() - started,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "built_on": built_on,
+        }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         honour_umask(staging)
         target = parent / key.digest
@@ -149,6 +172,13 @@ def list_caches() -> list[dict[str, Any]]:
     for manifest_path in sorted((cache_root(create=False) / "hidden-states").glob("*/" + MANIFEST_FILE)):
         manifest = json.loads(manifest_path.read_text())
         states = manifest_path.parent / STATES_FILE
-        entries.append({"digest": manifest_path.parent.name, **manifest["key"], "n_items": manifest["n_items"],
-                        "bytes": states.stat().st_size if states.exists() else None, "build_seconds": manifest["build_seconds"]})
+        entries.append(
+            {
+                "digest": manifest_path.parent.name,
+                **manifest["key"],
+                "n_items": manifest["n_items"],
+                "bytes": states.stat().st_size if states.exists() else None,
+                "build_seconds": manifest["build_seconds"],
+            }
+        )
     return entries

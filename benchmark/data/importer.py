@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.raw import RawDataset
+from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
-from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.permissions import honour_umask
 
 MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carry all of them
@@ -28,22 +28,40 @@ DROP_WARNING = 0.10  # warn when an import drops more than this share of the use
 
 
 def problem_kind(problem: str) -> str:
-    for kind in ("expected", "duplicate item id", "empty title", "unknown item id", "no image", "unreadable image",
-                 "fewer than the minimum", "not a number"):
+    for kind in (
+        "expected",
+        "duplicate item id",
+        "empty title",
+        "unknown item id",
+        "no image",
+        "unreadable image",
+        "fewer than the minimum",
+        "not a number",
+    ):
         if kind in problem:
             return {"expected": "wrong number of fields"}.get(kind, kind)
     return "other"
 
 
 def _summarise_problems(problems: list[str]) -> dict[str, Any]:
-    return {"count": len(problems), "by_kind": dict(Counter(problem_kind(p) for p in problems)), "first": problems[:MAX_LISTED],
-            "all": problems}
+    return {
+        "count": len(problems),
+        "by_kind": dict(Counter(problem_kind(p) for p in problems)),
+        "first": problems[:MAX_LISTED],
+        "all": problems,
+    }
 
 
 def _length_distribution(sequences: list[list[int]]) -> dict[str, float]:
     lengths = np.asarray([len(s) for s in sequences] or [0])
-    return {"min": int(lengths.min()), "p25": float(np.percentile(lengths, 25)), "median": float(np.median(lengths)),
-            "p75": float(np.percentile(lengths, 75)), "max": int(lengths.max()), "mean": float(lengths.mean())}
+    return {
+        "min": int(lengths.min()),
+        "p25": float(np.percentile(lengths, 25)),
+        "median": float(np.median(lengths)),
+        "p75": float(np.percentile(lengths, 75)),
+        "max": int(lengths.max()),
+        "mean": float(lengths.mean()),
+    }
 
 
 def check_images(raw: RawDataset, verify: bool) -> list[str]:
@@ -82,8 +100,11 @@ def inspect_dataset(path: Path, data_format: str, check_media: bool = True, enco
         problems += check_images(raw, verify=False)
     kinds = Counter(problem_kind(p) for p in problems)
     return {
-        "path": str(path), "format": data_format,
-        "users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences)),
+        "path": str(path),
+        "format": data_format,
+        "users": len(raw.sequences),
+        "items": raw.n_items,
+        "interactions": int(sum(len(s) for s in raw.sequences)),
         "sequence_length": _length_distribution(raw.sequences),
         "items_without_text": kinds.get("empty title", 0),
         "items_without_image": kinds.get("no image", 0) if has_images else raw.n_items,
@@ -108,7 +129,8 @@ def k_core(users: list[tuple[str, np.ndarray]], n_items: int, k: int) -> list[tu
 
 
 def check_output_location(source: Path, out: Path, force: bool) -> None:
-    """Refuse an output that would overwrite or live inside the source (or hold it), and never replace what is not an import."""
+    """Refuse an output that would overwrite or live inside the source (or hold it), and never replace what is not an
+    import."""
     source_real, out_real = source.resolve(), out.resolve()
     if out_real == source_real:
         raise DatasetError(f"--out {out} is the source directory itself; choose a new directory")
@@ -120,13 +142,25 @@ def check_output_location(source: Path, out: Path, force: bool) -> None:
         if not force:
             raise DatasetError(f"{out} already exists (use --force to replace an earlier import)")
         if not (out / IMPORT_MANIFEST).is_file():
-            raise DatasetError(f"{out} exists and is not an `mmbench data import` output (no {IMPORT_MANIFEST}): "
-                               "--force only replaces an earlier import, never other files")
+            raise DatasetError(
+                f"{out} exists and is not an `mmbench data import` output (no {IMPORT_MANIFEST}): "
+                "--force only replaces an earlier import, never other files"
+            )
 
 
-def import_dataset(source: Path, data_format: str, out: Path, k: int = 0, max_seq_len: int = 10, min_seq_len: int = 3,
-                   on_error: str = "fail", verify_images: bool = False, copy_media: bool = False, force: bool = False,
-                   encoding: str = "utf-8") -> dict[str, Any]:
+def import_dataset(
+    source: Path,
+    data_format: str,
+    out: Path,
+    k: int = 0,
+    max_seq_len: int = 10,
+    min_seq_len: int = 3,
+    on_error: str = "fail",
+    verify_images: bool = False,
+    copy_media: bool = False,
+    force: bool = False,
+    encoding: str = "utf-8",
+) -> dict[str, Any]:
     started = time.perf_counter()
     check_output_location(source, out, force)
     raw = read_dataset(data_format, source, on_error, encoding)
@@ -146,15 +180,24 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 0, max_se
     if problems and on_error == "fail":
         shown = "\n  ".join(problems[:MAX_LISTED])
         kinds = ", ".join(f"{kind}: {count}" for kind, count in Counter(problem_kind(p) for p in problems).items())
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more (--problems FILE writes them all)" if len(problems) > MAX_LISTED else ""
-        raise DatasetProblems(f"{len(problems)} problem(s) in {source} ({kinds}; nothing was written; --on-error skip drops the bad "
-                              f"rows):\n  {shown}{more}", problems)
-    users = [(user, np.asarray(s, dtype=np.int64)) for user, s in zip(raw.user_keys, raw.sequences) if len(s) >= min_seq_len]
+        more = (
+            f"\n  ... and {len(problems) - MAX_LISTED} more (--problems FILE writes them all)"
+            if len(problems) > MAX_LISTED
+            else ""
+        )
+        raise DatasetProblems(
+            f"{len(problems)} problem(s) in {source} ({kinds}; nothing was written; --on-error skip drops the bad "
+            f"rows):\n  {shown}{more}",
+            problems,
+        )
+    users = [
+        (user, np.asarray(s, dtype=np.int64)) for user, s in zip(raw.user_keys, raw.sequences) if len(s) >= min_seq_len
+    ]
     users = [(user, s[~bad[s]]) for user, s in users]
     # k-core is off by default: the layouts mmbench reads are published already filtered (IISAN's Amazon files are).
     users = k_core([(user, s) for user, s in users if len(s) >= min_seq_len], raw.n_items, k)
     # Keep what the leave-one-out split reads: the last max_seq_len + 1 training items, then valid and test.
-    users = [(user, s[-(max_seq_len + 3):]) for user, s in users if len(s) >= min_seq_len]
+    users = [(user, s[-(max_seq_len + 3) :]) for user, s in users if len(s) >= min_seq_len]
     sequences = [s for _, s in users]
     if not sequences:
         raise DatasetError(f"{source}: no user is left after filtering (k-core {k}, minimum length {min_seq_len})")
@@ -165,15 +208,31 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 0, max_se
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
     except OSError as error:
-        raise DatasetError(f"cannot write the import to {out}: {error.strerror or error} (nothing was written)") from error
+        raise DatasetError(
+            f"cannot write the import to {out}: {error.strerror or error} (nothing was written)"
+        ) from error
     try:
         _write_layout(staging, raw, kept_items, new_id, users, copy_media)
         summary = {
-            "source": str(source), "format": data_format, "out": str(out),
+            "source": str(source),
+            "format": data_format,
+            "out": str(out),
             "options": {"k_core": k, "max_seq_len": max_seq_len, "min_seq_len": min_seq_len, "on_error": on_error},
-            "read": {"users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences))},
-            "written": {"users": len(sequences), "items": int(len(kept_items)), "interactions": int(sum(len(s) for s in sequences)),
-                        "split": {"train_sequences": sum(1 for s in sequences if len(s) >= 4), "valid": len(sequences), "test": len(sequences)}},
+            "read": {
+                "users": len(raw.sequences),
+                "items": raw.n_items,
+                "interactions": int(sum(len(s) for s in raw.sequences)),
+            },
+            "written": {
+                "users": len(sequences),
+                "items": int(len(kept_items)),
+                "interactions": int(sum(len(s) for s in sequences)),
+                "split": {
+                    "train_sequences": sum(1 for s in sequences if len(s) >= 4),
+                    "valid": len(sequences),
+                    "test": len(sequences),
+                },
+            },
             "kept": {},
             "warnings": [],
             "skipped": _summarise_problems(problems),
@@ -183,8 +242,10 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 0, max_se
             summary["kept"][what] = summary["written"][what] / summary["read"][what] if summary["read"][what] else None
         if summary["kept"]["users"] is not None and summary["kept"]["users"] < 1.0 - DROP_WARNING:
             summary["warnings"].append(
-                f"dropped {1 - summary['kept']['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of {len(raw.sequences)}): "
-                f"check --k-core ({k}), --min-seq-len ({min_seq_len}) and the problems listed")
+                f"dropped {1 - summary['kept']['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of "
+                f"{len(raw.sequences)}): "
+                f"check --k-core ({k}), --min-seq-len ({min_seq_len}) and the problems listed"
+            )
         summary["seconds"] = time.perf_counter() - started
         (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
         honour_umask(staging)
@@ -192,16 +253,27 @@ def import_dataset(source: Path, data_format: str, out: Path, k: int = 0, max_se
             shutil.rmtree(out)  # an earlier import: check_output_location refused anything else
         os.replace(staging, out)
     except OSError as error:
-        raise DatasetError(f"cannot write the import to {out}: {error.strerror or error} (nothing was written)") from error
+        raise DatasetError(
+            f"cannot write the import to {out}: {error.strerror or error} (nothing was written)"
+        ) from error
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return summary
 
 
-def _write_layout(directory: Path, raw: RawDataset, kept_items: np.ndarray, new_id: np.ndarray,
-                  users: list[tuple[str, np.ndarray]], copy_media: bool) -> None:
-    with open(directory / "items.tsv", "w", encoding="utf-8") as items, open(directory / "item_map.tsv", "w", encoding="utf-8") as mapping:
+def _write_layout(
+    directory: Path,
+    raw: RawDataset,
+    kept_items: np.ndarray,
+    new_id: np.ndarray,
+    users: list[tuple[str, np.ndarray]],
+    copy_media: bool,
+) -> None:
+    with (
+        open(directory / "items.tsv", "w", encoding="utf-8") as items,
+        open(directory / "item_map.tsv", "w", encoding="utf-8") as mapping,
+    ):
         mapping.write("item_id\toriginal_item_id\n")
         for old in kept_items:
             items.write(f"{new_id[old]}\t{raw.titles[old - 1]}\n")
@@ -212,7 +284,9 @@ def _write_layout(directory: Path, raw: RawDataset, kept_items: np.ndarray, new_
     _write_media(directory, raw, kept_items, new_id, copy_media)
 
 
-def _write_media(directory: Path, raw: RawDataset, kept_items: np.ndarray, new_id: np.ndarray, copy_media: bool) -> None:
+def _write_media(
+    directory: Path, raw: RawDataset, kept_items: np.ndarray, new_id: np.ndarray, copy_media: bool
+) -> None:
     def place(source: Path, target: Path) -> None:
         if copy_media:
             shutil.copyfile(source, target)

@@ -1,6 +1,6 @@
 """Write a large amazon-iisan dataset quickly, to measure `mmbench data import` at scale.
 
-    python -m benchmark.data.large OUT [--users 100000] [--items 50000] [--per-user 10] [--no-images]
+python -m benchmark.data.large OUT [--users 100000] [--items 50000] [--per-user 10] [--no-images]
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def main() -> None:
     parser.add_argument("--per-user", type=int, default=10)
     parser.add_argument("--no-images", action="store_true")
     arguments = parser.parse_args()
-    count = write_large_amazon(arguments.out, arguments.users, arguments.items, arguments.per_user, not arguments.no_images)
+    count = write_large_amazon(
+        arguments.out, arguments.users, arguments.items, arguments.per_user, not arguments.no_images
+    )
     print(f"wrote {count} interactions to {arguments.out}")
 
 

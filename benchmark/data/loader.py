@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -33,7 +33,8 @@ class _TrainSequences(Dataset):
 
 
 class SeededBatchSampler(Sampler[list[int]]):
-    """Shuffled index batches, one fresh permutation per epoch from the cell's generator; the last batch may be smaller."""
+    """Shuffled index batches, one fresh permutation per epoch from the cell's generator; the last batch may be
+    smaller."""
 
     def __init__(self, count: int, batch_size: int, generator: np.random.Generator):
         self.count, self.batch_size, self.generator = count, batch_size, generator
@@ -41,7 +42,7 @@ class SeededBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         order = self.generator.permutation(self.count)
         for start in range(0, self.count, self.batch_size):
-            yield order[start:start + self.batch_size].tolist()
+            yield order[start : start + self.batch_size].tolist()
 
     def __len__(self) -> int:
         return -(-self.count // self.batch_size)
@@ -52,16 +53,30 @@ def _collate(sequences: list[np.ndarray], features: ItemFeatures, length: int, u
 
 
 def default_num_workers(device: torch.device) -> int:
-    """0 on a CPU, where workers would compete for the cores being timed; else up to 4, leaving a core to the trainer."""
+    """0 on a CPU, where workers would compete for the cores being timed; else up to 4, leaving a core to the
+    trainer."""
     if device.type == "cpu":
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(0, min(4, cores - 1))
 
 
-def train_loader(split: SplitDataset, features: ItemFeatures, batch_size: int, unique_items: bool,
-                 generator: np.random.Generator, num_workers: int, device: torch.device) -> DataLoader:
+def train_loader(
+    split: SplitDataset,
+    features: ItemFeatures,
+    batch_size: int,
+    unique_items: bool,
+    generator: np.random.Generator,
+    num_workers: int,
+    device: torch.device,
+) -> DataLoader:
     collate = functools.partial(_collate, features=features, length=split.max_seq_len + 1, unique_items=unique_items)
     workers = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if num_workers > 0 else {}
-    return DataLoader(_TrainSequences(split.train_sequences), batch_sampler=SeededBatchSampler(len(split.train_sequences), batch_size, generator),
-                      collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda", **workers)
+    return DataLoader(
+        _TrainSequences(split.train_sequences),
+        batch_sampler=SeededBatchSampler(len(split.train_sequences), batch_size, generator),
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        **workers,
+    )

@@ -4,9 +4,9 @@ TSV rows, an item table, sequences of item ids, media files."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from benchmark.errors import DatasetError
 
@@ -73,15 +73,18 @@ def text_lines(path: Path, problems: list[str], encoding: str = "utf-8") -> Iter
             try:
                 text: str | None = raw.decode(encoding).rstrip("\r\n")
             except UnicodeDecodeError as error:
-                problems.append(f"{path}:{line_number}: byte {offset + error.start}: not valid {encoding} ({error.reason}); "
-                                f"name the file's encoding with --encoding or the dataset's `encoding:` (e.g. latin-1)")
+                problems.append(
+                    f"{path}:{line_number}: byte {offset + error.start}: not valid {encoding} ({error.reason}); "
+                    f"name the file's encoding with --encoding or the dataset's `encoding:` (e.g. latin-1)"
+                )
                 text = None
             offset += len(raw)
             yield line_number, text
 
 
-def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str], skip_lines: int = 0,
-             encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
+def tsv_rows(
+    path: Path, columns: tuple[str, ...], problems: list[str], skip_lines: int = 0, encoding: str = "utf-8"
+) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank line with exactly len(columns) tab-separated fields;
     other lines (and lines that do not decode) become problems naming file and line."""
     for line_number, line in text_lines(path, problems, encoding):
@@ -89,7 +92,10 @@ def tsv_rows(path: Path, columns: tuple[str, ...], problems: list[str], skip_lin
             continue
         fields = line.split("\t")
         if len(fields) != len(columns):
-            problems.append(f"{path}:{line_number}: expected {len(columns)} tab-separated fields ({', '.join(columns)}), got {len(fields)}")
+            problems.append(
+                f"{path}:{line_number}: expected {len(columns)} tab-separated fields ({', '.join(columns)}), got "
+                f"{len(fields)}"
+            )
             continue
         yield line_number, fields
 
@@ -116,8 +122,9 @@ class ItemTable:
         self.titles.append(title)
 
 
-def read_sequences(rows: Iterator[tuple[int, str, str]], path: Path, item_index: dict[str, int], items_file: str,
-                   problems: list[str]) -> tuple[list[str], list[list[int]]]:
+def read_sequences(
+    rows: Iterator[tuple[int, str, str]], path: Path, item_index: dict[str, int], items_file: str, problems: list[str]
+) -> tuple[list[str], list[list[int]]]:
     """(user keys, sequences of internal ids) from (line number, user, space-separated item ids) rows."""
     user_keys: list[str] = []
     sequences: list[list[int]] = []

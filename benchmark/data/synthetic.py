@@ -67,12 +67,17 @@ def write_clip(path: Path, colour: np.ndarray, angle: float, options: dict[str, 
     np.save(path, clip)
 
 
-def write_spectrogram(path: Path, cluster: int, n_clusters: int, options: dict[str, Any], rng: np.random.Generator) -> None:
-    """float16 [frames, mel bins]: a band of energy whose pitch is the cluster's, over noise (standardised log-mel scale)."""
+def write_spectrogram(
+    path: Path, cluster: int, n_clusters: int, options: dict[str, Any], rng: np.random.Generator
+) -> None:
+    """float16 [frames, mel bins]: a band of energy whose pitch is the cluster's, over noise (standardised log-mel
+    scale)."""
     frames, mels = options["audio_frames"], options["audio_mels"]
     band = (cluster + 0.5) * mels / n_clusters
     bins = np.arange(mels)[None, :]
-    spectrogram = 2.0 * np.exp(-((bins - band) ** 2) / (2 * (mels / (4 * n_clusters)) ** 2)) + rng.normal(0, 0.3, size=(frames, mels))
+    spectrogram = 2.0 * np.exp(-((bins - band) ** 2) / (2 * (mels / (4 * n_clusters)) ** 2)) + rng.normal(
+        0, 0.3, size=(frames, mels)
+    )
     np.save(path, spectrogram.astype(np.float16))
 
 
@@ -99,7 +104,9 @@ def write_synthetic(directory: Path, options: dict[str, Any]) -> None:
             angle = np.pi * cluster / n_clusters
             stripes = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 12 * np.pi / size) > 0)[..., None]
             pixels = cluster_colour[cluster] * (0.6 + 0.4 * stripes) + rng.normal(0, 12, size=(size, size, 3))
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(directory / "images" / f"i{item}.jpg", quality=90)
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+                directory / "images" / f"i{item}.jpg", quality=90
+            )
             if options.get("video"):
                 write_clip(directory / "video" / f"i{item}.npy", cluster_colour[cluster], angle, options, rng)
             if options.get("audio"):

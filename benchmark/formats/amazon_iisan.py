@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.raw import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, read_sequences, tsv_rows
+from benchmark.data.raw import (
+    ItemTable,
+    RawDataset,
+    image_lmdb,
+    media_files,
+    raise_if_problems,
+    read_sequences,
+    tsv_rows,
+)
 from benchmark.errors import DatasetError
 from benchmark.formats.registry import DatasetFormat, register_format
 
@@ -14,23 +22,42 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "
     items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
     for required in (items_path, users_path):
         if not required.is_file():
-            raise DatasetError(f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)")
+            raise DatasetError(
+                f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)"
+            )
     problems: list[str] = []
     items = ItemTable()
     for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems, encoding=encoding):
         items.add(key, title, f"{items_path}:{line_number}", problems, on_error)
     raise_if_problems(problems, str(items_path), on_error)
-    rows = ((line_number, user, item_ids)
-            for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems, encoding=encoding))
+    rows = (
+        (line_number, user, item_ids)
+        for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems, encoding=encoding)
+    )
     user_keys, sequences = read_sequences(rows, users_path, items.index, "items.tsv", problems)
     raise_if_problems(problems, str(users_path), on_error)
-    return RawDataset(str(directory), items.keys, items.titles, media_files(image_dir, items.keys, ".jpg"), user_keys, sequences,
-                      {modality: media_files(directory / modality, items.keys, ".npy") for modality in ("video", "audio")
-                       if (directory / modality).is_dir()},
-                      image_lmdb=image_lmdb(directory, image_dir), problems=problems, image_dir=image_dir)
+    return RawDataset(
+        str(directory),
+        items.keys,
+        items.titles,
+        media_files(image_dir, items.keys, ".jpg"),
+        user_keys,
+        sequences,
+        {
+            modality: media_files(directory / modality, items.keys, ".npy")
+            for modality in ("video", "audio")
+            if (directory / modality).is_dir()
+        },
+        image_lmdb=image_lmdb(directory, image_dir),
+        problems=problems,
+        image_dir=image_dir,
+    )
 
 
-register_format(DatasetFormat(
-    "amazon-iisan", read=read_amazon_iisan,
-    description="items.tsv (item_id, title), users.tsv (user_id, item ids oldest first), images/<item_id>.jpg",
-))
+register_format(
+    DatasetFormat(
+        "amazon-iisan",
+        read=read_amazon_iisan,
+        description="items.tsv (item_id, title), users.tsv (user_id, item ids oldest first), images/<item_id>.jpg",
+    )
+)

@@ -24,7 +24,9 @@ from benchmark.formats.registry import DatasetFormat, register_format
 
 
 def _covers_folder(directory: Path) -> Path:
-    candidates = [p for p in sorted(directory.iterdir()) if p.is_dir() and (p.name.endswith("covers") or p.name == "images")]
+    candidates = [
+        p for p in sorted(directory.iterdir()) if p.is_dir() and (p.name.endswith("covers") or p.name == "images")
+    ]
     return candidates[0] if candidates else directory / "covers"
 
 
@@ -47,19 +49,33 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
             continue
         items.add(row[0], row[1], f"{titles_path}:{reader.line_num}", problems, on_error)
     raise_if_problems(problems, str(titles_path), on_error)
-    rows = ((line_number, user, item_ids)
-            for line_number, (user, item_ids) in tsv_rows(pairs_path, ("user", "item ids"), problems, encoding=encoding))
+    rows = (
+        (line_number, user, item_ids)
+        for line_number, (user, item_ids) in tsv_rows(pairs_path, ("user", "item ids"), problems, encoding=encoding)
+    )
     user_keys, sequences = read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
     raise_if_problems(problems, str(pairs_path), on_error)
     extra = {m: media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()}
     covers = _covers_folder(directory)
-    return RawDataset(str(directory), items.keys, items.titles, media_files(covers, items.keys, ".jpg"),
-                      user_keys, sequences, extra, image_lmdb=image_lmdb(directory, covers), problems=problems,
-                      image_dir=covers)
+    return RawDataset(
+        str(directory),
+        items.keys,
+        items.titles,
+        media_files(covers, items.keys, ".jpg"),
+        user_keys,
+        sequences,
+        extra,
+        image_lmdb=image_lmdb(directory, covers),
+        problems=problems,
+        image_dir=covers,
+    )
 
 
-register_format(DatasetFormat(
-    "microlens", read=read_microlens,
-    description="*_pairs.tsv (user, item ids oldest first), titles CSV (item_id,title), *covers/<item_id>.jpg, "
-                "optional video/ and audio/ <item_id>.npy",
-))
+register_format(
+    DatasetFormat(
+        "microlens",
+        read=read_microlens,
+        description="*_pairs.tsv (user, item ids oldest first), titles CSV (item_id,title), *covers/<item_id>.jpg, "
+        "optional video/ and audio/ <item_id>.npy",
+    )
+)

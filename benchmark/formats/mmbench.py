@@ -18,7 +18,10 @@ def read_imported(directory: Path, on_error: str = "fail", encoding: str = "utf-
     return read_amazon_iisan(directory, on_error, encoding)
 
 
-register_format(DatasetFormat(
-    "mmbench", read=read_imported,
-    description="the output of `mmbench data import`: filtered, truncated, remapped, ready to split",
-))
+register_format(
+    DatasetFormat(
+        "mmbench",
+        read=read_imported,
+        description="the output of `mmbench data import`: filtered, truncated, remapped, ready to split",
+    )
+)

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.raw import ItemTable, RawDataset, image_lmdb, media_files, raise_if_problems, single_file, text_lines, tsv_rows
+from benchmark.data.raw import (
+    ItemTable,
+    RawDataset,
+    image_lmdb,
+    media_files,
+    raise_if_problems,
+    single_file,
+    text_lines,
+    tsv_rows,
+)
 from benchmark.errors import DatasetError
 from benchmark.formats.registry import DatasetFormat, register_format
 
@@ -54,7 +63,9 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
         except ValueError:
             problems.append(f"{inter_path}:{line_number}: timestamp '{fields[time_column]}' is not a number")
             continue
-        per_user.setdefault(fields[user_column].strip(), []).append((timestamp, line_number, fields[item_column].strip()))
+        per_user.setdefault(fields[user_column].strip(), []).append(
+            (timestamp, line_number, fields[item_column].strip())
+        )
     # One sequence per user, oldest first; ties keep file order. Unknown items are reported at their own line.
     user_keys: list[str] = []
     sequences: list[list[int]] = []
@@ -69,13 +80,25 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
         user_keys.append(user)
         sequences.append(sequence)
     raise_if_problems(problems, str(inter_path), on_error)
-    return RawDataset(str(directory), items.keys, items.titles, media_files(directory / "images", items.keys, ".jpg"),
-                      user_keys, sequences, image_lmdb=image_lmdb(directory, directory / "images"), problems=problems,
-                      image_dir=directory / "images")
+    return RawDataset(
+        str(directory),
+        items.keys,
+        items.titles,
+        media_files(directory / "images", items.keys, ".jpg"),
+        user_keys,
+        sequences,
+        image_lmdb=image_lmdb(directory, directory / "images"),
+        problems=problems,
+        image_dir=directory / "images",
+    )
 
 
-register_format(DatasetFormat(
-    "recbole", read=read_recbole,
-    description="RecBole atomic files: <name>.inter (user_id, item_id, timestamp) and <name>.item (item_id, title), "
-                "optional images/<item_id>.jpg",
-))
+register_format(
+    DatasetFormat(
+        "recbole",
+        read=read_recbole,
+        description="RecBole atomic files: <name>.inter (user_id, item_id, timestamp) and "
+        "<name>.item (item_id, title), "
+        "optional images/<item_id>.jpg",
+    )
+)

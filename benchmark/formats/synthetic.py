@@ -27,8 +27,14 @@ SYNTHETIC_OPTIONS: dict[str, Any] = {
     "audio_mels": 32,
 }
 
-register_format(DatasetFormat(
-    "synthetic", read=read_amazon_iisan, needs_path=False, options=SYNTHETIC_OPTIONS, generate=ensure_synthetic,
-    importable=False,
-    description="deterministic users/items/titles/images with latent clusters, written in the amazon-iisan layout",
-))
+register_format(
+    DatasetFormat(
+        "synthetic",
+        read=read_amazon_iisan,
+        needs_path=False,
+        options=SYNTHETIC_OPTIONS,
+        generate=ensure_synthetic,
+        importable=False,
+        description="deterministic users/items/titles/images with latent clusters, written in the amazon-iisan layout",
+    )
+)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 from rich.console import Console
@@ -21,7 +20,9 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, An
 
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
         renderer = BarRenderer(progress, progress.add_task("caches", total=None))
 
         for cell in cells:
@@ -29,12 +30,22 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, An
             if not get_method_class(config.method.name).uses_cache:
                 continue
             # Cells differing only in training settings share caches: build once per distinct input.
-            identity = json.dumps(to_plain([config.dataset, config.towers, config.method.options, config.train.precision,
-                                            config.seed]), sort_keys=True)
+            identity = json.dumps(
+                to_plain([config.dataset, config.towers, config.method.options, config.train.precision, config.seed]),
+                sort_keys=True,
+            )
             if identity in seen:
                 continue
             seen.add(identity)
             for modality, (cache, built) in ensure_cell_caches(config, renderer.show).items():
-                entries.append({"cell_id": cell.cell_id, "modality": modality, "status": "built" if built else "found",
-                                "directory": str(cache.directory), "bytes": cache.size_bytes, "build_seconds": cache.build_seconds})
+                entries.append(
+                    {
+                        "cell_id": cell.cell_id,
+                        "modality": modality,
+                        "status": "built" if built else "found",
+                        "directory": str(cache.directory),
+                        "bytes": cache.size_bytes,
+                        "build_seconds": cache.build_seconds,
+                    }
+                )
     return entries

@@ -1,6 +1,7 @@
 """Entry point of the per-cell subprocess: run one cell, always write its row.
 
-Usage: python -m benchmark.launch.cell_main CELL_JSON ROW_PARQUET RUN_ID [--built DIGEST,...] [--device-lock held|disabled]
+Usage: python -m benchmark.launch.cell_main CELL_JSON ROW_PARQUET RUN_ID [--built DIGEST,...] [--device-lock
+held|disabled]
 Progress goes to stdout as JSON lines (the parent draws the bar); diagnostics go to stderr.
 `--built` names the hidden-state caches the launcher built for this cell just before it
 (their build time is this configuration's cost); `--device-lock` says whether the launcher
@@ -71,8 +72,12 @@ def _run(arguments: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     row = empty_row()
-    row.update(run_id=arguments.run_id, mmbench_version=__version__, device_lock=arguments.device_lock,
-               start_time=dt.datetime.now(dt.timezone.utc))
+    row.update(
+        run_id=arguments.run_id,
+        mmbench_version=__version__,
+        device_lock=arguments.device_lock,
+        start_time=dt.datetime.now(dt.timezone.utc),
+    )
     exit_code = 0
     try:
         from benchmark.profile.environment import capture_environment

@@ -22,7 +22,8 @@ EXIT_STOPPED = 143  # 128 + SIGTERM, what a shell reports for a terminated proce
 
 
 class CellStopped(BaseException):
-    """The parent died or asked the cell to stop: end now and write no row (a BaseException, so no handler swallows it)."""
+    """The parent died or asked the cell to stop: end now and write no row (a BaseException, so no handler swallows
+    it)."""
 
 
 def _raise_stopped(signum: int, frame: object) -> None:

@@ -36,13 +36,19 @@ def _bundle(results: Path, out: Path) -> None:
 
     files = sorted(p for p in results.rglob("*.parquet") if not p.name.startswith("."))
     if files:
-        pq.write_table(pa.concat_tables([pq.read_table(f) for f in files], promote_options="default"), out / "rows.parquet")
+        pq.write_table(
+            pa.concat_tables([pq.read_table(f) for f in files], promote_options="default"), out / "rows.parquet"
+        )
     with tarfile.open(out / "logs.tar.gz", "w:gz") as archive:
         for log in results.rglob("*.log"):
             archive.add(log, arcname=str(log.relative_to(results)))
     # The report needs polars; where it is missing the rows still come back for `report` elsewhere.
-    _mmbench("report", "--results", str(results), "--suite", "gpu-check", "--format", "md", stdout_path=out / "report.md")
-    _mmbench("report", "--results", str(results), "--suite", "gpu-check", "--format", "json", stdout_path=out / "report.json")
+    _mmbench(
+        "report", "--results", str(results), "--suite", "gpu-check", "--format", "md", stdout_path=out / "report.md"
+    )
+    _mmbench(
+        "report", "--results", str(results), "--suite", "gpu-check", "--format", "json", stdout_path=out / "report.json"
+    )
 
 
 def main() -> int:
@@ -50,9 +56,16 @@ def main() -> int:
 
     results = Path(os.environ.get("GPU_RESULTS", "results/gpu-check"))
     if not torch.cuda.is_available():
-        print("gpu-check: no CUDA GPU here; validating the GPU suite and running the CPU smoke suite instead.", file=sys.stderr)
+        print(
+            "gpu-check: no CUDA GPU here; validating the GPU suite and running the CPU smoke suite instead.",
+            file=sys.stderr,
+        )
         code = _mmbench("validate", str(GPU_SUITE)) or _mmbench("run", str(GPU_SUITE), "--dry-run")
-        return code or _mmbench("run", str(SMOKE_SUITE), "--results", str(results)) or _mmbench("report", "--results", str(results), "--suite", "smoke")
+        return (
+            code
+            or _mmbench("run", str(SMOKE_SUITE), "--results", str(results))
+            or _mmbench("report", "--results", str(results), "--suite", "smoke")
+        )
     _mmbench("env")
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
     run_code = 0
@@ -62,8 +75,21 @@ def main() -> int:
             _bundle(results, out)
     report_code = _mmbench("report", "--results", str(results), "--suite", "gpu-check")
     print("$ pytest -m gpu (the GPU-only tests)", file=sys.stderr, flush=True)
-    test_code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-                                 "tests/test_profile.py", "tests/test_precision.py", "tests/test_iisan.py"])
+    test_code = subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "gpu",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_profile.py",
+            "tests/test_precision.py",
+            "tests/test_iisan.py",
+        ]
+    )
     return run_code or report_code or test_code
 
 

@@ -23,13 +23,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark.launch.child import PARENT_PID_VARIABLE
+from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.launch.resume import launcher_hardware_columns
 from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import describe_cell
 from benchmark.results.schema import empty_row
 from benchmark.results.store import cell_file_name, write_row
-from benchmark.launch.child import PARENT_PID_VARIABLE
-from benchmark.launch.device_lock import device_key, device_lock
-from benchmark.launch.resume import launcher_hardware_columns
 from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
 
@@ -47,7 +47,7 @@ class CellOutcome:
     row_path: Path
 
 
-def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
+def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
     for line in stream:
         lines.put(line)
     lines.put(None)
@@ -61,12 +61,20 @@ def _log_tail(log_path: Path) -> str:
     return text[-LOG_TAIL_CHARS:].strip()
 
 
-def _fallback_row(cell: Cell, run_id: str, status: str, error: str, started: dt.datetime, device_lock: str) -> dict[str, Any]:
+def _fallback_row(
+    cell: Cell, run_id: str, status: str, error: str, started: dt.datetime, device_lock: str
+) -> dict[str, Any]:
     row = empty_row()
     describe_cell(cell.config, row)
     row.update(launcher_hardware_columns(cell.config))
-    row.update(run_id=run_id, status=status, error=error, device_lock=device_lock,
-               start_time=started, end_time=dt.datetime.now(dt.timezone.utc))
+    row.update(
+        run_id=run_id,
+        status=status,
+        error=error,
+        device_lock=device_lock,
+        start_time=started,
+        end_time=dt.datetime.now(dt.timezone.utc),
+    )
     return row
 
 
@@ -85,12 +93,16 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Progr
     # The child checks this PID so that it stops if this process died before it could arm its parent-death signal.
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_VARIABLE: str(os.getpid())}
     package_root = str(Path(__file__).resolve().parents[2])
-    environment["PYTHONPATH"] = package_root + (os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else "")
+    environment["PYTHONPATH"] = package_root + (
+        os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else ""
+    )
     final: ProgressEvent | None = None
     timed_out = False
     with open(log_path, "a") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True)
-        lines: "queue.Queue[str | None]" = queue.Queue()
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout_s
@@ -129,8 +141,9 @@ def _uses_cache(config: CellConfig) -> bool:
     return get_method_class(config.method.name).uses_cache
 
 
-def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progress | None = None,
-                        step_task: Any = None, lock: bool = True) -> CellOutcome:
+def run_cell_subprocess(
+    cell: Cell, run_dir: Path, run_id: str, progress: Progress | None = None, step_task: Any = None, lock: bool = True
+) -> CellOutcome:
     """Build the cell's caches in one process (if it has any), then run the cell in a fresh one; always leave a row.
 
     With `lock`, both hold the device's lock, so no other mmbench run times a cell on that device meanwhile.
@@ -166,14 +179,28 @@ def run_cell_subprocess(cell: Cell, run_dir: Path, run_id: str, progress: Progre
             if _uses_cache(cell.config):
                 build = _run_child([*CACHE_COMMAND, str(cell_path)], log_path, timeout_s, show)
                 if build.timed_out:
-                    return record("timeout", f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {log_path})")
+                    return record(
+                        "timeout",
+                        f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {log_path})",
+                    )
                 if build.final is None:
                     return record("crashed", _died(build.returncode, log_path, "cache build"))
                 if build.final.status != "ok":
-                    return record(build.final.status or "crashed", build.final.error or _died(build.returncode, log_path, "cache build"))
+                    return record(
+                        build.final.status or "crashed",
+                        build.final.error or _died(build.returncode, log_path, "cache build"),
+                    )
                 built = list(build.final.built)
-            command = [*CELL_COMMAND, str(cell_path), str(row_path), run_id, "--built", ",".join(built),
-                       "--device-lock", "held" if lock else "disabled"]
+            command = [
+                *CELL_COMMAND,
+                str(cell_path),
+                str(row_path),
+                run_id,
+                "--built",
+                ",".join(built),
+                "--device-lock",
+                "held" if lock else "disabled",
+            ]
             result = _run_child(command, log_path, timeout_s, show)
     except KeyboardInterrupt:
         record("crashed", "interrupted (Ctrl-C or SIGTERM) while running")
@@ -201,7 +228,9 @@ def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, l
             outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task, lock)
             outcomes.append(outcome)
             marker = "[green]ok[/]" if outcome.status == "ok" else f"[red]{outcome.status}[/]"
-            progress.console.print(f"{marker} {cell.cell_id}" + (f": {outcome.error.splitlines()[0]}" if outcome.error else ""))
+            progress.console.print(
+                f"{marker} {cell.cell_id}" + (f": {outcome.error.splitlines()[0]}" if outcome.error else "")
+            )
             progress.advance(suite_task)
         progress.update(step_task, visible=False)
     return outcomes

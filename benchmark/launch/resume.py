@@ -46,8 +46,14 @@ def launcher_hardware_columns(config: CellConfig) -> dict[str, Any]:
     import socket
 
     gpu = _gpu_name() if config.train.device != "cpu" else None
-    return {"gpu_name": gpu, "cpu": platform.processor() or platform.machine(), "host": socket.gethostname(),
-            "platform": platform.platform(), "python_version": platform.python_version(), "device": "cuda" if gpu else "cpu"}
+    return {
+        "gpu_name": gpu,
+        "cpu": platform.processor() or platform.machine(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "python_version": platform.python_version(),
+        "device": "cuda" if gpu else "cpu",
+    }
 
 
 def _gpu_name() -> str | None:
@@ -57,7 +63,11 @@ def _gpu_name() -> str | None:
 
         pynvml.nvmlInit()
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
-        handle = pynvml.nvmlDeviceGetHandleByIndex(int(visible)) if visible.isdigit() else pynvml.nvmlDeviceGetHandleByUUID(visible)
+        handle = (
+            pynvml.nvmlDeviceGetHandleByIndex(int(visible))
+            if visible.isdigit()
+            else pynvml.nvmlDeviceGetHandleByUUID(visible)
+        )
         name = pynvml.nvmlDeviceGetName(handle)
         return name.decode() if isinstance(name, bytes) else str(name)
     except Exception:  # noqa: BLE001 - no NVML, no GPU, or a device NVML cannot name: not a GPU we can tell

@@ -4,14 +4,16 @@ every layer, before the residual LayerNorm; zero-initialised up-projection, so i
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from benchmark.methods.blocks import Activation, Bottleneck
-from benchmark.suite.config import setting
 from benchmark.methods.end_to_end import EndToEndMethod, freeze
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_output_projections
+from benchmark.suite.config import setting
+
 
 @dataclass(frozen=True)
 class AdapterOptions:
@@ -43,5 +45,7 @@ class HoulsbyAdapter(EndToEndMethod):
             parent_name, _, child_name = name.rpartition(".")
             parent = tower.model.get_submodule(parent_name)
             projection = getattr(parent, child_name)
-            adapter = Bottleneck(projection.out_features, self.options.bottleneck, self.options.activation, zero_init_up=True)
+            adapter = Bottleneck(
+                projection.out_features, self.options.bottleneck, self.options.activation, zero_init_up=True
+            )
             setattr(parent, child_name, AdaptedLinear(projection, adapter))

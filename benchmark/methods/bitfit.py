@@ -9,8 +9,10 @@ from benchmark.models.towers import preset_has_bias
 
 
 def _no_bias_message(modality: str, preset_name: str) -> str:
-    return (f"BitFit cannot adapt the {modality} tower '{preset_name}': it has no bias parameters "
-            "(e.g. Llama's projections and RMSNorm), so BitFit would train nothing in it")
+    return (
+        f"BitFit cannot adapt the {modality} tower '{preset_name}': it has no bias parameters "
+        "(e.g. Llama's projections and RMSNorm), so BitFit would train nothing in it"
+    )
 
 
 @register_method

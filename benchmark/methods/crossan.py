@@ -26,6 +26,7 @@ from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
 from benchmark.methods.side_network import SANB, Fusion, build_fusion, group_indices
 from benchmark.suite.config import setting
 
+
 @dataclass(frozen=True)
 class CROSSANOptions:
     bottleneck: int = setting(64, minimum=1, help="side adapter width")
@@ -47,17 +48,34 @@ class CrossModalMixing(nn.Module):
 
 
 class CROSSANItemEncoder(SideItemEncoder):
-    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool, embed_dim: int,
-                 bottleneck: int, activation: str, fusion: str, expert_hidden: int):
+    def __init__(
+        self,
+        towers: dict[str, nn.Module],
+        layer_indices: dict[str, list[int]],
+        cached: bool,
+        embed_dim: int,
+        bottleneck: int,
+        activation: str,
+        fusion: str,
+        expert_hidden: int,
+    ):
         super().__init__(towers, layer_indices, cached)
         widths = {modality: tower.hidden_size for modality, tower in towers.items()}
         self.width = min(widths.values())
         self.blocks = len(next(iter(layer_indices.values())))
-        self.align = nn.ModuleDict({
-            m: nn.ModuleList(nn.Linear(widths[m], self.width) for _ in range(self.blocks))
-            for m in self.modalities if widths[m] != self.width})
-        self.side = nn.ModuleDict({m: nn.ModuleList(SANB(self.width, bottleneck, activation) for _ in range(self.blocks))
-                                   for m in self.modalities})
+        self.align = nn.ModuleDict(
+            {
+                m: nn.ModuleList(nn.Linear(widths[m], self.width) for _ in range(self.blocks))
+                for m in self.modalities
+                if widths[m] != self.width
+            }
+        )
+        self.side = nn.ModuleDict(
+            {
+                m: nn.ModuleList(SANB(self.width, bottleneck, activation) for _ in range(self.blocks))
+                for m in self.modalities
+            }
+        )
         self.mixing = CrossModalMixing(self.blocks, len(self.modalities))
         self.fusion = build_fusion(fusion, [self.width] * len(self.modalities), embed_dim, expert_hidden)
 
@@ -70,12 +88,17 @@ class CROSSANItemEncoder(SideItemEncoder):
             else:
                 aligned[m] = states[m]
         mixing = self.mixing()
-        previous = torch.zeros(len(self.modalities), *aligned[self.modalities[0]][:, 0].shape, device=mixing.device,
-                               dtype=aligned[self.modalities[0]].dtype)  # [M, n, width]
+        previous = torch.zeros(
+            len(self.modalities),
+            *aligned[self.modalities[0]][:, 0].shape,
+            device=mixing.device,
+            dtype=aligned[self.modalities[0]].dtype,
+        )  # [M, n, width]
         for block in range(self.blocks):
             mixed = torch.einsum("ms,snw->mnw", mixing[block].to(previous.dtype), previous)
-            previous = torch.stack([self.side[m][block](aligned[m][:, block] + mixed[index])
-                                    for index, m in enumerate(self.modalities)])
+            previous = torch.stack(
+                [self.side[m][block](aligned[m][:, block] + mixed[index]) for index, m in enumerate(self.modalities)]
+            )
         return list(previous.unbind(0))
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -95,14 +118,24 @@ class _CROSSAN(SideNetworkMethod):
         if len(towers) < 2:
             raise TowerError(f"CROSSAN needs at least two towers, got {sorted(towers)}")
         options = self.options
-        return CROSSANItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, options.bottleneck,
-                                  options.activation, options.fusion, options.expert_hidden)
+        return CROSSANItemEncoder(
+            towers,
+            self.layer_plan(towers),
+            self.uses_cache,
+            embed_dim,
+            options.bottleneck,
+            options.activation,
+            options.fusion,
+            options.expert_hidden,
+        )
 
 
 @register_method
 class CROSSAN(_CROSSAN):
     name = "crossan"
-    description = "CROSSAN (our reconstruction), uncached: cross-modal side adapters over M >= 2 frozen towers, MOMEF fusion"
+    description = (
+        "CROSSAN (our reconstruction), uncached: cross-modal side adapters over M >= 2 frozen towers, MOMEF fusion"
+    )
 
 
 @register_method

@@ -18,6 +18,7 @@ from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, c
 from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head
 from benchmark.suite.config import setting
 
+
 @dataclass(frozen=True)
 class IISANOptions:
     bottleneck: int = setting(64, minimum=1, help="side adapter width (768 -> 64 -> 768)")
@@ -27,8 +28,15 @@ class IISANOptions:
 
 
 class IISANItemEncoder(SideItemEncoder):
-    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool,
-                 embed_dim: int, bottleneck: int, activation: str):
+    def __init__(
+        self,
+        towers: dict[str, nn.Module],
+        layer_indices: dict[str, list[int]],
+        cached: bool,
+        embed_dim: int,
+        bottleneck: int,
+        activation: str,
+    ):
         super().__init__(towers, layer_indices, cached)
         width, blocks = towers["text"].hidden_size, len(layer_indices["text"])
         self.text_san = IntraModalSAN(blocks, width, bottleneck, activation)
@@ -41,8 +49,11 @@ class IISANItemEncoder(SideItemEncoder):
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
         text, image = states["text"], states["image"]
-        parts = [self.text_head(self.text_san(text)), self.image_head(self.image_san(image)),
-                 self.inter_head(self.inter_san(image, text))]
+        parts = [
+            self.text_head(self.text_san(text)),
+            self.image_head(self.image_san(image)),
+            self.inter_head(self.inter_san(image, text)),
+        ]
         return self.fusion(torch.cat(parts, dim=-1))
 
 
@@ -53,8 +64,12 @@ class _IISAN(SideNetworkMethod):
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
         explicit = self.options.layers
-        return {modality: check_indices(tower, list(explicit) if explicit else every_nth_layer(tower.num_layers, self.options.layer_stride))
-                for modality, tower in towers.items()}
+        return {
+            modality: check_indices(
+                tower, list(explicit) if explicit else every_nth_layer(tower.num_layers, self.options.layer_stride)
+            )
+            for modality, tower in towers.items()
+        }
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         indices = self.layer_plan(towers)
@@ -62,9 +77,13 @@ class _IISAN(SideNetworkMethod):
         if text.hidden_size != image.hidden_size or len(indices["text"]) != len(indices["image"]):
             raise TowerError(
                 f"IISAN needs symmetric towers: text '{text.preset_name}' keeps {len(indices['text'])} states of width "
-                f"{text.hidden_size}, image '{image.preset_name}' keeps {len(indices['image'])} of width {image.hidden_size}; "
-                "use iisan_versa for asymmetric towers")
-        return IISANItemEncoder(towers, indices, self.uses_cache, embed_dim, self.options.bottleneck, self.options.activation)
+                f"{text.hidden_size}, image '{image.preset_name}' keeps {len(indices['image'])} of width "
+                f"{image.hidden_size}; "
+                "use iisan_versa for asymmetric towers"
+            )
+        return IISANItemEncoder(
+            towers, indices, self.uses_cache, embed_dim, self.options.bottleneck, self.options.activation
+        )
 
 
 @register_method

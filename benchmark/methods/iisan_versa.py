@@ -35,6 +35,7 @@ from benchmark.methods.side_network import (
 )
 from benchmark.suite.config import setting
 
+
 @dataclass(frozen=True)
 class VersaOptions:
     bottleneck: int = setting(64, minimum=1, help="side adapter width")
@@ -50,8 +51,17 @@ def _label(tower: nn.Module) -> str:
 
 
 class VersaItemEncoder(SideItemEncoder):
-    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool, embed_dim: int,
-                 bottleneck: int, activation: str, fusion: str, expert_hidden: int):
+    def __init__(
+        self,
+        towers: dict[str, nn.Module],
+        layer_indices: dict[str, list[int]],
+        cached: bool,
+        embed_dim: int,
+        bottleneck: int,
+        activation: str,
+        fusion: str,
+        expert_hidden: int,
+    ):
         super().__init__(towers, layer_indices, cached)
         widths = {modality: tower.hidden_size for modality, tower in towers.items()}
         blocks = {modality: len(indices) for modality, indices in layer_indices.items()}
@@ -59,14 +69,26 @@ class VersaItemEncoder(SideItemEncoder):
         self.shared_blocks = min(blocks.values())
         # The deeper plan's first blocks have no partner in the other tower: intra-modal only.
         self.surplus = {modality: count - self.shared_blocks for modality, count in blocks.items()}
-        self.intra = nn.ModuleDict({m: IntraModalSAN(blocks[m], widths[m], bottleneck, activation) for m in ("text", "image")})
-        self.align = nn.ModuleDict({
-            m: nn.ModuleList(nn.Linear(widths[m], self.narrow_width) for _ in range(self.shared_blocks))
-            for m in ("text", "image") if widths[m] != self.narrow_width})
+        self.intra = nn.ModuleDict(
+            {m: IntraModalSAN(blocks[m], widths[m], bottleneck, activation) for m in ("text", "image")}
+        )
+        self.align = nn.ModuleDict(
+            {
+                m: nn.ModuleList(nn.Linear(widths[m], self.narrow_width) for _ in range(self.shared_blocks))
+                for m in ("text", "image")
+                if widths[m] != self.narrow_width
+            }
+        )
         self.inter_san = InterModalSAN(self.shared_blocks, self.narrow_width, bottleneck, activation)
         # A tower wider than its partner reduces to the embedding width first (the reference Versa head).
-        self.heads = nn.ModuleDict({m: projection_head(widths[m], embed_dim) if widths[m] == self.narrow_width
-                                    else narrowing_head(widths[m], embed_dim) for m in ("text", "image")})
+        self.heads = nn.ModuleDict(
+            {
+                m: projection_head(widths[m], embed_dim)
+                if widths[m] == self.narrow_width
+                else narrowing_head(widths[m], embed_dim)
+                for m in ("text", "image")
+            }
+        )
         self.inter_head = projection_head(self.narrow_width, embed_dim)
         self.fusion = build_fusion(fusion, [embed_dim] * 3, embed_dim, expert_hidden)
 
@@ -74,7 +96,7 @@ class VersaItemEncoder(SideItemEncoder):
         """The inter-modal SAN's inputs: the last `shared_blocks` states of each tower at the narrower width."""
         aligned = {}
         for modality in ("text", "image"):
-            shared = states[modality][:, self.surplus[modality]:]
+            shared = states[modality][:, self.surplus[modality] :]
             if modality in self.align:
                 shared = torch.stack([project(shared[:, i]) for i, project in enumerate(self.align[modality])], dim=1)
             aligned[modality] = shared
@@ -82,8 +104,11 @@ class VersaItemEncoder(SideItemEncoder):
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
         aligned = self.aligned_states(states)
-        parts = [self.heads["text"](self.intra["text"](states["text"])), self.heads["image"](self.intra["image"](states["image"])),
-                 self.inter_head(self.inter_san(aligned["image"], aligned["text"]))]
+        parts = [
+            self.heads["text"](self.intra["text"](states["text"])),
+            self.heads["image"](self.intra["image"](states["image"])),
+            self.inter_head(self.inter_san(aligned["image"], aligned["text"])),
+        ]
         return self.fusion(parts)
 
 
@@ -98,21 +123,36 @@ class _IISANVersa(SideNetworkMethod):
         groups = self.options.groups or max(shallow.num_layers // 2, 1)
         deep_groups = self.options.deep_groups or groups
         if deep_groups < groups:
-            raise TowerError(f"{_label(deep)}: deep_groups ({deep_groups}) must be at least groups ({groups}), "
-                             "the deeper tower keeps at least as many states as the shallower")
-        return {shallow.modality: group_indices(shallow.num_layers, groups, _label(shallow)),
-                deep.modality: group_indices(deep.num_layers, deep_groups, _label(deep))}
+            raise TowerError(
+                f"{_label(deep)}: deep_groups ({deep_groups}) must be at least groups ({groups}), "
+                "the deeper tower keeps at least as many states as the shallower"
+            )
+        return {
+            shallow.modality: group_indices(shallow.num_layers, groups, _label(shallow)),
+            deep.modality: group_indices(deep.num_layers, deep_groups, _label(deep)),
+        }
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         options = self.options
-        return VersaItemEncoder(towers, self.layer_plan(towers), self.uses_cache, embed_dim, options.bottleneck,
-                                options.activation, options.fusion, options.expert_hidden)
+        return VersaItemEncoder(
+            towers,
+            self.layer_plan(towers),
+            self.uses_cache,
+            embed_dim,
+            options.bottleneck,
+            options.activation,
+            options.fusion,
+            options.expert_hidden,
+        )
 
 
 @register_method
 class IISANVersa(_IISANVersa):
     name = "iisan_versa"
-    description = "IISAN-Versa, uncached: group layer dropping, intra-only surplus groups, dimension alignment (asymmetric towers)"
+    description = (
+        "IISAN-Versa, uncached: group layer dropping, intra-only surplus groups, "
+        "dimension alignment (asymmetric towers)"
+    )
 
 
 @register_method

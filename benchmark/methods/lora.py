@@ -29,8 +29,11 @@ class LoRA(EndToEndMethod):
     def adapt_tower(self, tower: nn.Module) -> None:
         targets = resolve_query_value(tower.model, f"{tower.modality} tower '{tower.preset_name}'")
         config = LoraConfig(
-            r=self.options.r, lora_alpha=self.options.alpha, lora_dropout=self.options.dropout,
-            target_modules=targets, bias="none",
+            r=self.options.r,
+            lora_alpha=self.options.alpha,
+            lora_dropout=self.options.dropout,
+            target_modules=targets,
+            bias="none",
         )
         # get_peft_model freezes the base weights and leaves them untouched: B = 0 at init.
         tower.model = get_peft_model(tower.model, config)

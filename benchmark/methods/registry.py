@@ -12,7 +12,7 @@ from torch import nn
 from benchmark.errors import UnknownNameError
 from benchmark.plugins import load_plugins
 
-_REGISTRY: dict[str, type["Method"]] = {}
+_REGISTRY: dict[str, type[Method]] = {}
 _DISCOVERED = False
 
 

@@ -25,8 +25,10 @@ class SideNetworkMethod(Method):
 def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
     bad = [index for index in indices if not 0 <= index <= tower.num_layers]
     if bad:
-        raise TowerError(f"{tower.modality} tower '{tower.preset_name}' has hidden states 0..{tower.num_layers}; "
-                         f"layer indices {bad} do not exist")
+        raise TowerError(
+            f"{tower.modality} tower '{tower.preset_name}' has hidden states 0..{tower.num_layers}; "
+            f"layer indices {bad} do not exist"
+        )
     return indices
 
 
@@ -46,7 +48,7 @@ class SideItemEncoder(nn.Module):
                     parameter.requires_grad_(False)
             self.towers = nn.ModuleDict(towers)
 
-    def train(self, mode: bool = True) -> "SideItemEncoder":
+    def train(self, mode: bool = True) -> SideItemEncoder:
         super().train(mode)
         if self.towers is not None:
             self.towers.eval()  # frozen feature extractors: no dropout, as when the cache is built

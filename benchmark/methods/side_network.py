@@ -29,7 +29,9 @@ def group_indices(num_layers: int, groups: int, tower_label: str) -> list[int]:
     12 layers in 6 groups keep 0, 2, ..., 12 (IISAN's choice); 16 layers in 6 groups keep 0, 3, 5, 8, 11, 13, 16.
     """
     if not 1 <= groups <= num_layers:
-        raise TowerError(f"{tower_label}: cannot split {num_layers} layers into {groups} groups (need 1 to {num_layers})")
+        raise TowerError(
+            f"{tower_label}: cannot split {num_layers} layers into {groups} groups (need 1 to {num_layers})"
+        )
     return [0] + [round(num_layers * group / groups) for group in range(1, groups + 1)]
 
 
@@ -87,7 +89,9 @@ class MOMEF(nn.Module):
     def __init__(self, widths: list[int], embed_dim: int, expert_hidden: int):
         super().__init__()
         self.experts = nn.ModuleList(
-            nn.Sequential(nn.Linear(width, expert_hidden), nn.GELU(), nn.Linear(expert_hidden, embed_dim)) for width in widths)
+            nn.Sequential(nn.Linear(width, expert_hidden), nn.GELU(), nn.Linear(expert_hidden, embed_dim))
+            for width in widths
+        )
         self.router = nn.Linear(sum(widths), len(widths))
 
     def route(self, parts: list[torch.Tensor]) -> torch.Tensor:
@@ -129,7 +133,8 @@ def projection_head(width: int, embed_dim: int) -> nn.Sequential:
 
 
 def narrowing_head(width: int, embed_dim: int) -> nn.Sequential:
-    """Linear(width, embed_dim) then Linear(embed_dim, embed_dim): IISAN-Versa's head for a tower wider than its partner.
+    """Linear(width, embed_dim) then Linear(embed_dim, embed_dim): IISAN-Versa's head for a tower wider than its
+    partner.
 
     Reducing first keeps the head small for wide LLM towers (Linear(w, w) would add w^2 parameters: 16.8 M at 4096).
     """
@@ -138,7 +143,8 @@ def narrowing_head(width: int, embed_dim: int) -> nn.Sequential:
 
 @torch.no_grad()
 def kept_states(tower: nn.Module, features: dict[str, torch.Tensor], layer_indices: list[int]) -> torch.Tensor:
-    """Pooled states (first token, or mean over valid tokens) of the kept hidden-state indices: [n, len(layer_indices), hidden].
+    """Pooled states (first token, or mean over valid tokens) of the kept hidden-state indices: [n, len(layer_indices),
+    hidden].
 
     Runs without an autograd graph: the towers are frozen and nothing is saved for backward.
     """

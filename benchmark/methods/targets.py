@@ -12,7 +12,12 @@ from benchmark.errors import TowerError
 QUERY_VALUE_NAMES = [("query", "value"), ("q_proj", "v_proj"), ("q", "v"), ("q_lin", "v_lin")]
 
 # Attention output projection and FFN output projection, as full-name patterns.
-ATTENTION_OUTPUT_PATTERNS = [r"attention\.output\.dense$", r"attention\.o_proj$", r"attention\.out_proj$", r"self_attn\.o_proj$"]
+ATTENTION_OUTPUT_PATTERNS = [
+    r"attention\.output\.dense$",
+    r"attention\.o_proj$",
+    r"attention\.out_proj$",
+    r"self_attn\.o_proj$",
+]
 FFN_OUTPUT_PATTERNS = [r"layer\.\d+\.output\.dense$", r"mlp\.fc2$", r"mlp\.down_proj$"]
 
 
@@ -25,7 +30,9 @@ def resolve_query_value(model: nn.Module, tower_label: str) -> list[str]:
     for query, value in QUERY_VALUE_NAMES:
         if query in leaves and value in leaves:
             return [query, value]
-    raise TowerError(f"{tower_label}: cannot find attention query/value projections for LoRA (linear layers: {sorted(leaves)})")
+    raise TowerError(
+        f"{tower_label}: cannot find attention query/value projections for LoRA (linear layers: {sorted(leaves)})"
+    )
 
 
 def resolve_output_projections(model: nn.Module, tower_label: str) -> list[str]:

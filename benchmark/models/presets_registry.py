@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ class TowerPreset:
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_presets() -> dict[str, TowerPreset]:
     presets = {}
     for path in sorted(PRESET_DIR.glob("*.json")):

@@ -20,7 +20,9 @@ from benchmark.suite.config import TowerConfig
 class Tower(nn.Module):
     """One modality's encoder. `model` is the transformers module that methods adapt in place."""
 
-    def __init__(self, modality: str, model: nn.Module, preset: TowerPreset, weights: str, identity: str, image_size: int | None):
+    def __init__(
+        self, modality: str, model: nn.Module, preset: TowerPreset, weights: str, identity: str, image_size: int | None
+    ):
         super().__init__()
         self.modality = modality
         self.model = model
@@ -48,7 +50,11 @@ class Tower(nn.Module):
             return {"pixel_values": self._clip(features["video"])}
         # Stored spectrograms are resampled to the tower's input shape on the device.
         spectrogram = features["audio"].float().unsqueeze(1)
-        return {"input_values": F.interpolate(spectrogram, size=self.spectrogram_shape, mode="bilinear", align_corners=False).squeeze(1)}
+        return {
+            "input_values": F.interpolate(
+                spectrogram, size=self.spectrogram_shape, mode="bilinear", align_corners=False
+            ).squeeze(1)
+        }
 
     def _clip(self, video: torch.Tensor) -> torch.Tensor:
         """uint8 [n, frames, 3, s, s] -> normalised [n, num_frames, 3, size, size], resampled on the device."""
@@ -136,7 +142,9 @@ def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None,
 MODALITY_SEED_OFFSET = {"text": 0, "image": 1, "video": 2, "audio": 3}
 
 
-def build_tower(modality: str, tower_config: TowerConfig | dict[str, Any], seed: int = 0, tower_label: str = "") -> Tower:
+def build_tower(
+    modality: str, tower_config: TowerConfig | dict[str, Any], seed: int = 0, tower_label: str = ""
+) -> Tower:
     """Build one tower from a suite's tower entry ({preset, weights, max_tokens, image_size}).
 
     Random weights depend only on (preset, modality, seed), not on what was built before, so a
@@ -164,7 +172,7 @@ def build_tower(modality: str, tower_config: TowerConfig | dict[str, Any], seed:
     return Tower(modality, model, preset, weights, identity, image_size if visual else None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def preset_has_bias(preset_name: str) -> bool:
     """Whether a preset's architecture has any bias parameter (built on the meta device: no memory, no weights)."""
     preset = get_preset(preset_name)

@@ -66,9 +66,19 @@ def judge(other_cores: float | None, load: float | None, other_gpu_pids: set[int
     """A GPU cell is contended by other processes on its GPU; a CPU cell by other work on the CPU cores."""
     reasons = []
     if other_gpu_pids:
-        reasons.append(f"{len(other_gpu_pids)} other process(es) on the GPU (pids {', '.join(map(str, sorted(other_gpu_pids)))})")
+        reasons.append(
+            f"{len(other_gpu_pids)} other process(es) on the GPU (pids {', '.join(map(str, sorted(other_gpu_pids)))})"
+        )
     if cpu_cell and other_cores is not None and other_cores > OTHER_BUSY_CORES_LIMIT:
-        reasons.append(f"other work kept {other_cores:.2f} CPU cores busy (load average {load:.2f})" if load is not None
-                       else f"other work kept {other_cores:.2f} CPU cores busy")
-    return Contention(other_cores, load, len(other_gpu_pids) if other_gpu_pids is not None else None, bool(reasons),
-                      "; ".join(reasons) or None)
+        reasons.append(
+            f"other work kept {other_cores:.2f} CPU cores busy (load average {load:.2f})"
+            if load is not None
+            else f"other work kept {other_cores:.2f} CPU cores busy"
+        )
+    return Contention(
+        other_cores,
+        load,
+        len(other_gpu_pids) if other_gpu_pids is not None else None,
+        bool(reasons),
+        "; ".join(reasons) or None,
+    )

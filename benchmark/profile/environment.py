@@ -35,15 +35,28 @@ def git_state() -> tuple[str | None, bool | None]:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return None, None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return sha.stdout.strip(), bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return None, None
 
 
 def gpu_state(device_index: int = 0) -> dict[str, Any]:
-    state: dict[str, Any] = {"gpu_name": None, "gpu_uuid": None, "gpu_memory_gib": None, "mig_mode": None,
-                             "driver_version": None, "nvml_available": False, "nvml_device_match": None}
+    state: dict[str, Any] = {
+        "gpu_name": None,
+        "gpu_uuid": None,
+        "gpu_memory_gib": None,
+        "mig_mode": None,
+        "driver_version": None,
+        "nvml_available": False,
+        "nvml_device_match": None,
+    }
     if not torch.cuda.is_available():
         return state
     properties = torch.cuda.get_device_properties(device_index)
@@ -95,8 +108,20 @@ def capture_environment(device: torch.device | None = None) -> dict[str, Any]:
         "package_versions": package_versions(),
     }
     on_cuda = device is not None and device.type == "cuda"
-    environment.update(gpu_state(device.index or 0) if on_cuda else gpu_state() if device is None else {
-        "gpu_name": None, "gpu_uuid": None, "gpu_memory_gib": None, "mig_mode": None, "driver_version": None, "nvml_available": False,
-        "nvml_device_match": None})
+    environment.update(
+        gpu_state(device.index or 0)
+        if on_cuda
+        else gpu_state()
+        if device is None
+        else {
+            "gpu_name": None,
+            "gpu_uuid": None,
+            "gpu_memory_gib": None,
+            "mig_mode": None,
+            "driver_version": None,
+            "nvml_available": False,
+            "nvml_device_match": None,
+        }
+    )
     environment["device"] = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return environment

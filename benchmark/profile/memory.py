@@ -11,7 +11,6 @@ from benchmark.profile.sampling import PeriodicSampler
 from benchmark.units import GIB
 
 
-
 class RssSampler(PeriodicSampler):
     """Peak resident set size of this process, sampled in a background thread."""
 
@@ -45,7 +44,9 @@ def torch_peaks_gib(device: torch.device) -> tuple[float | None, float | None]:
     return torch.cuda.max_memory_allocated(device) / GIB, torch.cuda.max_memory_reserved(device) / GIB
 
 
-def choose_peak_memory(nvml_process_gib: float | None, torch_reserved_gib: float | None, cpu_rss_gib: float | None) -> tuple[float | None, str]:
+def choose_peak_memory(
+    nvml_process_gib: float | None, torch_reserved_gib: float | None, cpu_rss_gib: float | None
+) -> tuple[float | None, str]:
     """The figure TPME uses, and where it came from (DESIGN.md: NVML process, else torch reserved, else CPU RSS)."""
     if nvml_process_gib is not None:
         return nvml_process_gib, "nvml_process"

@@ -18,7 +18,6 @@ from typing import Any
 from benchmark.profile.sampling import PeriodicSampler
 
 
-
 @dataclass(frozen=True)
 class NvmlDevice:
     """The NVML view of one torch device: `handle` is None when it could not be identified (`match` says why)."""
@@ -53,7 +52,7 @@ def _text(value: Any) -> str:
 def _bare(uuid: str) -> str:
     for prefix in ("GPU-", "MIG-"):
         if uuid.startswith(prefix):
-            return uuid[len(prefix):]
+            return uuid[len(prefix) :]
     return uuid
 
 

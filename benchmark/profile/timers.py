@@ -20,7 +20,7 @@ class StepClock:
         self.device = device
         self._start = 0.0
 
-    def __enter__(self) -> "StepClock":
+    def __enter__(self) -> StepClock:
         synchronize(self.device)
         self._start = time.perf_counter()
         return self
@@ -34,7 +34,11 @@ def summarize_ms(samples: list[float]) -> dict[str, float | None]:
     if not samples:
         return {"median": None, "p10": None, "p90": None}
     values = np.asarray(samples, dtype=np.float64)
-    return {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)), "p90": float(np.percentile(values, 90))}
+    return {
+        "median": float(np.median(values)),
+        "p10": float(np.percentile(values, 10)),
+        "p90": float(np.percentile(values, 90)),
+    }
 
 
 def single_epoch_without_warmup(epoch_s: float, warmup_ms: list[float], median_step_ms: float | None) -> float:

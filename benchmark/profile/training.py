@@ -12,10 +12,16 @@ from typing import Any
 import torch
 
 from benchmark.profile.contention import ContentionMonitor
-from benchmark.units import GIB
-from benchmark.profile.memory import RssSampler, choose_peak_memory, release_device_memory, reset_torch_peaks, torch_peaks_gib
+from benchmark.profile.memory import (
+    RssSampler,
+    choose_peak_memory,
+    release_device_memory,
+    reset_torch_peaks,
+    torch_peaks_gib,
+)
 from benchmark.profile.nvml import NvmlDevice, NvmlSampler, energy_millijoules
 from benchmark.profile.timers import synchronize
+from benchmark.units import GIB
 
 
 def _max(a: float | None, b: float | None) -> float | None:
@@ -48,7 +54,11 @@ class EvaluationMemory:
     def columns(self) -> dict[str, Any]:
         self.rss_sampler.stop()
         rss = self.rss_sampler.peak_bytes / GIB if self.rss_sampler.samples else None
-        return {"eval_peak_alloc_gib": self.alloc_gib, "eval_peak_reserved_gib": self.reserved_gib, "eval_peak_rss_gib": rss}
+        return {
+            "eval_peak_alloc_gib": self.alloc_gib,
+            "eval_peak_reserved_gib": self.reserved_gib,
+            "eval_peak_rss_gib": rss,
+        }
 
 
 class TrainingProfiler:
@@ -120,18 +130,27 @@ class TrainingProfiler:
         self.nvml_sampler.stop()
         self.rss_sampler.stop()
         nvml = self.nvml_sampler
-        contention = self.contention.stop(nvml.other_pids if nvml.available else None, cpu_cell=self.device.type == "cpu")
+        contention = self.contention.stop(
+            nvml.other_pids if nvml.available else None, cpu_cell=self.device.type == "cpu"
+        )
         columns = {
-            "torch_peak_alloc_gib": self.torch_alloc_gib, "torch_peak_reserved_gib": self.torch_reserved_gib,
+            "torch_peak_alloc_gib": self.torch_alloc_gib,
+            "torch_peak_reserved_gib": self.torch_reserved_gib,
             "cpu_peak_rss_gib": self.rss_sampler.peak_bytes / GIB,
             "nvml_peak_process_gib": nvml.process_peak_bytes / GIB if nvml.process_peak_bytes is not None else None,
             "nvml_peak_device_gib": nvml.device_peak_bytes / GIB if nvml.device_peak_bytes is not None else None,
-            "nvml_samples": nvml.samples if nvml.available else None, "nvml_hz": nvml.achieved_hz if nvml.available else None,
+            "nvml_samples": nvml.samples if nvml.available else None,
+            "nvml_hz": nvml.achieved_hz if nvml.available else None,
             "energy_j_measured": self.energy_mj / 1000.0 if self.energy_measuring else None,
-            "contended": contention.contended, "contention": contention.reason,
-            "other_gpu_processes": contention.other_gpu_processes, "other_busy_cores": contention.other_busy_cores,
+            "contended": contention.contended,
+            "contention": contention.reason,
+            "other_gpu_processes": contention.other_gpu_processes,
+            "other_busy_cores": contention.other_busy_cores,
             "load_avg_1m": contention.load_avg_1m,
         }
         columns["peak_mem_gib"], columns["peak_mem_source"] = choose_peak_memory(
-            columns["nvml_peak_process_gib"], self.torch_reserved_gib, columns["cpu_peak_rss_gib"] if self.device.type == "cpu" else None)
+            columns["nvml_peak_process_gib"],
+            self.torch_reserved_gib,
+            columns["cpu_peak_rss_gib"] if self.device.type == "cpu" else None,
+        )
         return columns

@@ -8,14 +8,58 @@ from typing import Any
 from benchmark.results.leaderboard import Leaderboard, group_label
 
 RAW_COLUMNS = [
-    "method_label", "method", "variant", "config_id", "towers", "dataset", "hardware", "precision", "batch_size", "max_seq_len",
-    "runs", "seeds", "repeats", "trainable_params", "trainable_pct",
-    "peak_mem_gib", "peak_mem_gib_lo", "peak_mem_gib_hi", "peak_mem_source", "eval_peak_reserved_gib",
-    "epoch_s", "epoch_s_lo", "epoch_s_hi", "epoch_kind",
-    "cache_build_s", "amortized_over_epochs", "epoch_amortized_s", "epoch_amortized_s_lo", "epoch_amortized_s_hi", "cache_origins",
-    "step_ms_median", "step_ms_median_lo", "step_ms_median_hi", "step_ms_p10", "step_ms_p90", "step_cv", "data_share",
-    "samples_per_s", "energy_j_per_epoch", "tpme", "tpme_amortized", "tpme_fft", "fft_anchor", "epoch_vs_fft", "mem_vs_fft",
-    "group_size", "caveats", "test_hr@10", "test_ndcg@10", "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10",
+    "method_label",
+    "method",
+    "variant",
+    "config_id",
+    "towers",
+    "dataset",
+    "hardware",
+    "precision",
+    "batch_size",
+    "max_seq_len",
+    "runs",
+    "seeds",
+    "repeats",
+    "trainable_params",
+    "trainable_pct",
+    "peak_mem_gib",
+    "peak_mem_gib_lo",
+    "peak_mem_gib_hi",
+    "peak_mem_source",
+    "eval_peak_reserved_gib",
+    "epoch_s",
+    "epoch_s_lo",
+    "epoch_s_hi",
+    "epoch_kind",
+    "cache_build_s",
+    "amortized_over_epochs",
+    "epoch_amortized_s",
+    "epoch_amortized_s_lo",
+    "epoch_amortized_s_hi",
+    "cache_origins",
+    "step_ms_median",
+    "step_ms_median_lo",
+    "step_ms_median_hi",
+    "step_ms_p10",
+    "step_ms_p90",
+    "step_cv",
+    "data_share",
+    "samples_per_s",
+    "energy_j_per_epoch",
+    "tpme",
+    "tpme_amortized",
+    "tpme_fft",
+    "fft_anchor",
+    "epoch_vs_fft",
+    "mem_vs_fft",
+    "group_size",
+    "caveats",
+    "test_hr@10",
+    "test_ndcg@10",
+    "pop_test_hr@10",
+    "pop_test_ndcg@10",
+    "random_test_hr@10",
     "random_test_ndcg@10",
 ]
 
@@ -63,25 +107,27 @@ def display_rows(board: Leaderboard) -> list[dict[str, str]]:
         entry = {"group": group_label(row, board.group_by), "method": row["method_label"]}
         if show_variant:
             entry["variant"] = row["variant"] or ""
-        entry.update({
-            "runs": f"{row['runs']} ({row['seeds']}x{row['repeats']})",
-            "trainable params": _params(row["trainable_params"], row["trainable_pct"]),
-            "peak mem GiB [95%]": memory,
-            "epoch s [95%]": epoch,
-            "cache build s": _number(row["cache_build_s"], ".2f"),
-            "amortised epoch s": _with_interval(row, "epoch_amortized_s", ".2f"),
-            "step ms [95%]": step,
-            "data %": _number(None if _missing(row["data_share"]) else 100 * row["data_share"], ".0f"),
-            "time/FFT": _versus_fft(row, "epoch_vs_fft"),
-            "mem/FFT": _versus_fft(row, "mem_vs_fft"),
-            "energy J/epoch": _number(row["energy_j_per_epoch"], ".0f"),
-            "TPME": _number(row["tpme"], ".3f"),
-            "TPME amort.": _number(row["tpme_amortized"], ".3f"),
-            "TPME-FFT": _versus_fft(row, "tpme_fft"),
-            "HR@10": _number(row["test_hr@10"], ".4f"),
-            "NDCG@10": _number(row["test_ndcg@10"], ".4f"),
-            "caveats": ", ".join(row["caveats"] or []) or "–",
-        })
+        entry.update(
+            {
+                "runs": f"{row['runs']} ({row['seeds']}x{row['repeats']})",
+                "trainable params": _params(row["trainable_params"], row["trainable_pct"]),
+                "peak mem GiB [95%]": memory,
+                "epoch s [95%]": epoch,
+                "cache build s": _number(row["cache_build_s"], ".2f"),
+                "amortised epoch s": _with_interval(row, "epoch_amortized_s", ".2f"),
+                "step ms [95%]": step,
+                "data %": _number(None if _missing(row["data_share"]) else 100 * row["data_share"], ".0f"),
+                "time/FFT": _versus_fft(row, "epoch_vs_fft"),
+                "mem/FFT": _versus_fft(row, "mem_vs_fft"),
+                "energy J/epoch": _number(row["energy_j_per_epoch"], ".0f"),
+                "TPME": _number(row["tpme"], ".3f"),
+                "TPME amort.": _number(row["tpme_amortized"], ".3f"),
+                "TPME-FFT": _versus_fft(row, "tpme_fft"),
+                "HR@10": _number(row["test_hr@10"], ".4f"),
+                "NDCG@10": _number(row["test_ndcg@10"], ".4f"),
+                "caveats": ", ".join(row["caveats"] or []) or "–",
+            }
+        )
         rows.append(entry)
     return _without_empty_columns(rows)
 
@@ -98,5 +144,8 @@ def _without_empty_columns(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def weights_line(board: Leaderboard) -> str:
     a1, a2, a3 = board.weights
-    return (f"TPME weights: time {a1:g}, params {a2:g}, memory {a3:g} (lower is better; TPME-FFT uses ratios to FFT in the group; "
-            f"TPME amort. uses the amortised epoch; sorted by {board.sort})")
+    return (
+        f"TPME weights: time {a1:g}, params {a2:g}, memory {a3:g} (lower is better; TPME-FFT uses ratios to FFT in "
+        "the group; "
+        f"TPME amort. uses the amortised epoch; sorted by {board.sort})"
+    )

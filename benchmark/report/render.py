@@ -14,15 +14,21 @@ from benchmark.results.leaderboard import Leaderboard, caveats_present, group_ba
 
 
 def _notes(board: Leaderboard) -> list[str]:
-    notes = [weights_line(board), f"[95%]: {board.interval}; a configuration with one run has no interval",
-             "runs: seeds x repeats; amortised epoch = epoch + cache build / epochs trained (at least one); "
-             "memory sources: nvml = NVML process peak, torch = torch reserved peak, rss = CPU peak RSS (README: What each memory column contains)"]
+    notes = [
+        weights_line(board),
+        f"[95%]: {board.interval}; a configuration with one run has no interval",
+        "runs: seeds x repeats; amortised epoch = epoch + cache build / epochs trained (at least one); "
+        "memory sources: nvml = NVML process peak, torch = torch reserved peak, rss = CPU peak RSS (README: What "
+        "each memory column contains)",
+    ]
     for code, text in caveats_present(board).items():
         notes.append(f"caveat {code}: {text}")
     for group, values in group_baselines(board).items():
-        notes.append(f"baselines on '{group}' (same evaluator): popularity HR@10 {values['pop_test_hr@10']:.4f} "
-                     f"NDCG@10 {values['pop_test_ndcg@10']:.4f}; random HR@10 {values['random_test_hr@10']:.4f} "
-                     f"NDCG@10 {values['random_test_ndcg@10']:.4f}")
+        notes.append(
+            f"baselines on '{group}' (same evaluator): popularity HR@10 {values['pop_test_hr@10']:.4f} "
+            f"NDCG@10 {values['pop_test_ndcg@10']:.4f}; random HR@10 {values['random_test_hr@10']:.4f} "
+            f"NDCG@10 {values['random_test_ndcg@10']:.4f}"
+        )
     for group in small_groups(board):
         notes.append(f"warning: fewer than 3 methods in group '{group}': TPME's min-max scaling says little there")
     for row in board.failures.iter_rows(named=True):
@@ -45,7 +51,9 @@ def render_table(board: Leaderboard, console: Console) -> None:
         for column in members[0]:
             if column != "group":
                 # Fold, never truncate: a cut-off interval would hide a number.
-                table.add_column(column, justify="left" if column in ("method", "variant", "caveats") else "right", overflow="fold")
+                table.add_column(
+                    column, justify="left" if column in ("method", "variant", "caveats") else "right", overflow="fold"
+                )
         for row in members:
             table.add_row(*[value for key, value in row.items() if key != "group"])
         console.print(table)
@@ -74,22 +82,33 @@ def _raw(board: Leaderboard) -> pl.DataFrame:
 def render_csv(board: Leaderboard) -> str:
     """Leaderboard rows (status ok), then one row per failed cell with its status and error."""
     buffer = io.StringIO()
-    flat = _raw(board).with_columns([pl.col(c).list.join(";") for c in ("caveats", "cache_origins") if c in board.table.columns])
-    flat = flat.with_columns(pl.lit("ok").alias("status"), pl.lit(None, pl.String).alias("error"), pl.lit(None, pl.String).alias("cell_id"))
+    flat = _raw(board).with_columns(
+        [pl.col(c).list.join(";") for c in ("caveats", "cache_origins") if c in board.table.columns]
+    )
+    flat = flat.with_columns(
+        pl.lit("ok").alias("status"), pl.lit(None, pl.String).alias("error"), pl.lit(None, pl.String).alias("cell_id")
+    )
     failed = board.failures.select([c for c in board.failures.columns if c in flat.columns])
     pl.concat([flat, failed], how="diagonal_relaxed").write_csv(buffer)
     return buffer.getvalue()
 
 
 def render_json(board: Leaderboard) -> str:
-    return json.dumps({
-        "weights": {"time": board.weights[0], "params": board.weights[1], "memory": board.weights[2]},
-        "group_by": board.group_by,
-        "sort": board.sort,
-        "interval": board.interval,
-        "caveats": caveats_present(board),
-        "rows": _raw(board).to_dicts(),
-        "small_groups": small_groups(board),
-        "baselines": group_baselines(board),
-        "failures": board.failures.to_dicts(),
-    }, indent=2, default=str) + "\n"
+    return (
+        json.dumps(
+            {
+                "weights": {"time": board.weights[0], "params": board.weights[1], "memory": board.weights[2]},
+                "group_by": board.group_by,
+                "sort": board.sort,
+                "interval": board.interval,
+                "caveats": caveats_present(board),
+                "rows": _raw(board).to_dicts(),
+                "small_groups": small_groups(board),
+                "baselines": group_baselines(board),
+                "failures": board.failures.to_dicts(),
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )

@@ -6,12 +6,15 @@ import numpy as np
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
-INTERVAL_DESCRIPTION = (f"{CONFIDENCE:.0%} percentile bootstrap interval of the median over the runs of a configuration "
-                        f"(seeds x repeats, {RESAMPLES} resamples, fixed seed)")
+INTERVAL_DESCRIPTION = (
+    f"{CONFIDENCE:.0%} percentile bootstrap interval of the median over the runs of a configuration "
+    f"(seeds x repeats, {RESAMPLES} resamples, fixed seed)"
+)
 
 
-def bootstrap_median_interval(values: list[float | None] | None, resamples: int = RESAMPLES,
-                              confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+def bootstrap_median_interval(
+    values: list[float | None] | None, resamples: int = RESAMPLES, confidence: float = CONFIDENCE
+) -> tuple[float | None, float | None]:
     """(low, high) of the median's percentile bootstrap interval; (None, None) with fewer than two runs.
 
     The generator is seeded so that the same rows always print the same interval.

@@ -24,15 +24,48 @@ FFT_METHOD = "fft"
 SORTS = ("tpme", "tpme_amortized")
 NOISY_STEP_CV = 0.05  # step-time coefficient of variation above which a row is flagged
 MEDIAN_COLUMNS = [
-    "trainable_params", "total_params", "trainable_pct", "peak_mem_gib", "epoch_s", "epoch_amortized_s", "step_ms_median",
-    "step_ms_p10", "step_ms_p90", "samples_per_s", "energy_j_per_epoch", "torch_peak_reserved_gib", "nvml_peak_process_gib",
-    "cpu_peak_rss_gib", "eval_peak_reserved_gib", "cache_build_s", "amortized_over_epochs", "data_share", "step_cv",
-    "valid_ndcg@10", "test_hr@10", "test_ndcg@10", "test_mrr", "final_loss",
-    "pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10",
+    "trainable_params",
+    "total_params",
+    "trainable_pct",
+    "peak_mem_gib",
+    "epoch_s",
+    "epoch_amortized_s",
+    "step_ms_median",
+    "step_ms_p10",
+    "step_ms_p90",
+    "samples_per_s",
+    "energy_j_per_epoch",
+    "torch_peak_reserved_gib",
+    "nvml_peak_process_gib",
+    "cpu_peak_rss_gib",
+    "eval_peak_reserved_gib",
+    "cache_build_s",
+    "amortized_over_epochs",
+    "data_share",
+    "step_cv",
+    "valid_ndcg@10",
+    "test_hr@10",
+    "test_ndcg@10",
+    "test_mrr",
+    "final_loss",
+    "pop_test_hr@10",
+    "pop_test_ndcg@10",
+    "random_test_hr@10",
+    "random_test_ndcg@10",
 ]
 # Figures shown with a 95% interval over the runs (seeds x repeats) of a configuration.
 INTERVAL_COLUMNS = ("epoch_s", "epoch_amortized_s", "step_ms_median", "peak_mem_gib")
-DESCRIPTIVE = ["config_id", "hardware", "dataset", "towers", "method", "method_label", "precision", "batch_size", "max_seq_len"]
+DESCRIPTIVE = [
+    "config_id",
+    "hardware",
+    "dataset",
+    "towers",
+    "method",
+    "method_label",
+    "precision",
+    "batch_size",
+    "max_seq_len",
+]
 # Config keys never shown as a variant: they name the method (its own column) or the run.
 _QUIET_KEYS = {"suite", "cell_id", "timeout_s", "method.name", "method.label", "method.towers", *RUN_KEYS}
 
@@ -67,8 +100,11 @@ class Leaderboard:
 
 def with_hardware(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(
-        pl.when(pl.col("gpu_name").is_not_null()).then(pl.col("gpu_name"))
-        .otherwise(pl.concat_str([pl.lit("CPU "), pl.col("cpu").fill_null("?")])).alias("hardware"))
+        pl.when(pl.col("gpu_name").is_not_null())
+        .then(pl.col("gpu_name"))
+        .otherwise(pl.concat_str([pl.lit("CPU "), pl.col("cpu").fill_null("?")]))
+        .alias("hardware")
+    )
 
 
 def with_config_id(rows: pl.DataFrame) -> pl.DataFrame:
@@ -78,20 +114,27 @@ def with_config_id(rows: pl.DataFrame) -> pl.DataFrame:
     missing = rows["config_id"].is_null() & rows["config_json"].is_not_null()
     if not missing.any():
         return rows
-    filled = [config_id(json.loads(text)) if absent else known
-              for known, text, absent in zip(rows["config_id"], rows["config_json"], missing)]
+    filled = [
+        config_id(json.loads(text)) if absent else known
+        for known, text, absent in zip(rows["config_id"], rows["config_json"], missing)
+    ]
     return rows.with_columns(pl.Series("config_id", filled, dtype=pl.String))
 
 
 def latest_per_cell(rows: pl.DataFrame) -> pl.DataFrame:
     """A re-run cell (same config hash, same hardware) replaces the older row in the leaderboard; files are all kept."""
-    return rows.sort("end_time", nulls_last=False).unique(subset=["config_hash", "hardware"], keep="last", maintain_order=True)
+    return rows.sort("end_time", nulls_last=False).unique(
+        subset=["config_hash", "hardware"], keep="last", maintain_order=True
+    )
 
 
 def _check_group_by(rows: pl.DataFrame, group_by: list[str]) -> None:
     unknown = [column for column in group_by if column not in rows.columns]
     if unknown:
-        raise GroupByError(f"cannot group by unknown column(s) {', '.join(unknown)}; for example: {', '.join(DEFAULT_GROUP_BY + ['method'])}")
+        raise GroupByError(
+            f"cannot group by unknown column(s) {', '.join(unknown)}; for example: "
+            f"{', '.join(DEFAULT_GROUP_BY + ['method'])}"
+        )
     nested = [column for column in group_by if isinstance(rows.schema[column], (pl.List, pl.Array, pl.Struct))]
     if nested:
         raise GroupByError(f"cannot group by {', '.join(nested)}: it holds a list of samples per row, not one value")
@@ -100,16 +143,27 @@ def _check_group_by(rows: pl.DataFrame, group_by: list[str]) -> None:
     checked = [c for c in group_by if c not in ("config_id", "hardware")]  # constant per row by construction
     if not checked:
         return
-    varying = (rows.group_by(["config_id", "hardware"]).agg([pl.col(c).n_unique() for c in checked])
-               .select([pl.col(c).max() for c in checked]).row(0, named=True))
+    varying = (
+        rows.group_by(["config_id", "hardware"])
+        .agg([pl.col(c).n_unique() for c in checked])
+        .select([pl.col(c).max() for c in checked])
+        .row(0, named=True)
+    )
     inside = [column for column, count in varying.items() if count and count > 1]
     if inside:
-        raise GroupByError(f"cannot group by {', '.join(inside)}: it varies between the runs of one configuration "
-                           f"(a leaderboard row aggregates seeds and repeats; use --all-runs with --format csv for single runs)")
+        raise GroupByError(
+            f"cannot group by {', '.join(inside)}: it varies between the runs of one configuration "
+            f"(a leaderboard row aggregates seeds and repeats; use --all-runs with --format csv for single runs)"
+        )
 
 
-def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None, weights: tuple[float, float, float] = PAPER_WEIGHTS,
-                      all_runs: bool = False, sort: str = "tpme") -> Leaderboard:
+def build_leaderboard(
+    rows: pl.DataFrame,
+    group_by: list[str] | None = None,
+    weights: tuple[float, float, float] = PAPER_WEIGHTS,
+    all_runs: bool = False,
+    sort: str = "tpme",
+) -> Leaderboard:
     if sort not in SORTS:
         raise GroupByError(f"--sort must be one of {', '.join(SORTS)}, got '{sort}'")
     group_by = list(dict.fromkeys(group_by or DEFAULT_GROUP_BY))
@@ -118,7 +172,9 @@ def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None, wei
         rows = latest_per_cell(rows)
     ok = rows.filter(pl.col("status") == "ok")
     _check_group_by(ok, group_by)
-    failure_columns = list(dict.fromkeys(["cell_id", "status", "error", "method", "method_label", "config_id"] + group_by))
+    failure_columns = list(
+        dict.fromkeys(["cell_id", "status", "error", "method", "method_label", "config_id"] + group_by)
+    )
     failures = rows.filter(pl.col("status") != "ok").select([c for c in failure_columns if c in rows.columns])
     table = _aggregate(ok, group_by)
     table = _rank(table, group_by, weights, failures)
@@ -129,33 +185,39 @@ def build_leaderboard(rows: pl.DataFrame, group_by: list[str] | None = None, wei
 def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
     ok = ok.with_columns(
         (pl.col("step_ms").list.std() / pl.col("step_ms").list.mean()).alias("step_cv"),
-        pl.col("warnings").list.len().fill_null(0).alias("warning_count"))
+        pl.col("warnings").list.len().fill_null(0).alias("warning_count"),
+    )
     keys = ["config_id", "hardware"]
     carried = [c for c in dict.fromkeys(DESCRIPTIVE + group_by + ["config_json"]) if c not in keys]
     table = ok.group_by(keys, maintain_order=True).agg(
         [pl.len().alias("runs"), pl.col("seed").n_unique().alias("seeds"), pl.col("repeat").n_unique().alias("repeats")]
         + [pl.first(c) for c in carried]
-        + [pl.col("peak_mem_source").unique().sort().alias("peak_mem_sources"),
-           pl.col("epoch_kind").drop_nulls().unique().sort().alias("epoch_kinds"),
-           pl.col("cache_origin").drop_nulls().unique().sort().alias("cache_origins"),
-           pl.col("contended").fill_null(False).any().alias("contended"),
-           (pl.col("device_lock") == "disabled").fill_null(False).any().alias("unlocked"),
-           pl.col("warning_count").sum().alias("warning_count")]
+        + [
+            pl.col("peak_mem_source").unique().sort().alias("peak_mem_sources"),
+            pl.col("epoch_kind").drop_nulls().unique().sort().alias("epoch_kinds"),
+            pl.col("cache_origin").drop_nulls().unique().sort().alias("cache_origins"),
+            pl.col("contended").fill_null(False).any().alias("contended"),
+            (pl.col("device_lock") == "disabled").fill_null(False).any().alias("unlocked"),
+            pl.col("warning_count").sum().alias("warning_count"),
+        ]
         + [pl.col(c).median() for c in MEDIAN_COLUMNS]
-        + [pl.col(c).alias(f"{c}_runs") for c in INTERVAL_COLUMNS])
+        + [pl.col(c).alias(f"{c}_runs") for c in INTERVAL_COLUMNS]
+    )
     if table.is_empty():
         return table
     table = table.with_columns(
         pl.col("trainable_params", "total_params").cast(pl.Float64).round().cast(pl.Int64),
         pl.col("peak_mem_sources").list.join("+").alias("peak_mem_source"),
-        pl.col("epoch_kinds").list.join("+").alias("epoch_kind"))
+        pl.col("epoch_kinds").list.join("+").alias("epoch_kind"),
+    )
     bounds: dict[str, list[float | None]] = {}
     for column in INTERVAL_COLUMNS:
         intervals = [bootstrap_median_interval(values) for values in table[f"{column}_runs"].to_list()]
         bounds[f"{column}_lo"] = [low for low, _ in intervals]
         bounds[f"{column}_hi"] = [high for _, high in intervals]
     return table.with_columns([pl.Series(name, values, dtype=pl.Float64) for name, values in bounds.items()]).drop(
-        [f"{c}_runs" for c in INTERVAL_COLUMNS])
+        [f"{c}_runs" for c in INTERVAL_COLUMNS]
+    )
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
@@ -189,7 +251,8 @@ def _variants(group: pl.DataFrame) -> list[str]:
         for named in ("dataset", "towers"):
             if f"{named}.name" in keys:  # a differing name stands for the rest of that entry
                 keys = {key for key in keys if not key.startswith(f"{named}.") or key == f"{named}.name"}
-        variants.append(", ".join(f"{key}={json.loads(config[key]) if key in config else '–'}" for key in sorted(keys)))
+        shown = [f"{key}={json.loads(config[key]) if key in config else '–'}" for key in sorted(keys)]
+        variants.append(", ".join(shown))
     return variants
 
 
@@ -202,12 +265,18 @@ def _costs(row: dict[str, Any], epoch_column: str) -> Costs | None:
     return Costs(*values) if None not in values else None
 
 
-def _rank(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float, float], failures: pl.DataFrame) -> pl.DataFrame:
+def _rank(
+    table: pl.DataFrame, group_by: list[str], weights: tuple[float, float, float], failures: pl.DataFrame
+) -> pl.DataFrame:
     scored_columns = ("tpme", "tpme_amortized", "tpme_fft", "epoch_vs_fft", "mem_vs_fft")
     if table.is_empty():
-        return table.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in scored_columns],
-                                  pl.lit(None, pl.Int64).alias("group_size"), pl.lit(None, pl.String).alias("variant"),
-                                  pl.lit(None, pl.String).alias("fft_anchor"), pl.lit(None, pl.List(pl.String)).alias("caveats"))
+        return table.with_columns(
+            *[pl.lit(None, pl.Float64).alias(c) for c in scored_columns],
+            pl.lit(None, pl.Int64).alias("group_size"),
+            pl.lit(None, pl.String).alias("variant"),
+            pl.lit(None, pl.String).alias("fft_anchor"),
+            pl.lit(None, pl.List(pl.String)).alias("caveats"),
+        )
     parts = []
     for key, group in table.group_by(group_by, maintain_order=True):
         members = group.to_dicts()
@@ -241,14 +310,19 @@ def _rank(table: pl.DataFrame, group_by: list[str], weights: tuple[float, float,
             memory_ratio.append(cost.peak_mem_gib / fft.peak_mem_gib if usable and fft.peak_mem_gib > 0 else None)
             caveats += _row_caveats(member)
             row_caveats.append(caveats)
-        parts.append(group.with_columns(
-            pl.Series("tpme", tpme_values, dtype=pl.Float64), pl.Series("tpme_amortized", tpme_amortized, dtype=pl.Float64),
-            pl.Series("tpme_fft", fft_values, dtype=pl.Float64), pl.Series("epoch_vs_fft", epoch_ratio, dtype=pl.Float64),
-            pl.Series("mem_vs_fft", memory_ratio, dtype=pl.Float64),
-            pl.lit(sum(c is not None for c in costs), pl.Int64).alias("group_size"),
-            pl.Series("variant", _variants(group), dtype=pl.String),
-            pl.Series("fft_anchor", anchors, dtype=pl.String),
-            pl.Series("caveats", row_caveats, dtype=pl.List(pl.String))))
+        parts.append(
+            group.with_columns(
+                pl.Series("tpme", tpme_values, dtype=pl.Float64),
+                pl.Series("tpme_amortized", tpme_amortized, dtype=pl.Float64),
+                pl.Series("tpme_fft", fft_values, dtype=pl.Float64),
+                pl.Series("epoch_vs_fft", epoch_ratio, dtype=pl.Float64),
+                pl.Series("mem_vs_fft", memory_ratio, dtype=pl.Float64),
+                pl.lit(sum(c is not None for c in costs), pl.Int64).alias("group_size"),
+                pl.Series("variant", _variants(group), dtype=pl.String),
+                pl.Series("fft_anchor", anchors, dtype=pl.String),
+                pl.Series("caveats", row_caveats, dtype=pl.List(pl.String)),
+            )
+        )
     return pl.concat(parts, how="vertical_relaxed")
 
 
@@ -297,9 +371,14 @@ def group_baselines(board: Leaderboard) -> dict[str, dict[str, float | None]]:
     if board.table.is_empty() or "pop_test_hr@10" not in board.table.columns:
         return {}
     columns = ["pop_test_hr@10", "pop_test_ndcg@10", "random_test_hr@10", "random_test_ndcg@10"]
-    found = board.table.group_by(board.group_by, maintain_order=True).agg([pl.col(c).drop_nulls().first() for c in columns])
-    return {group_label(row, board.group_by): {c: row[c] for c in columns}
-            for row in found.iter_rows(named=True) if row["pop_test_hr@10"] is not None}
+    found = board.table.group_by(board.group_by, maintain_order=True).agg(
+        [pl.col(c).drop_nulls().first() for c in columns]
+    )
+    return {
+        group_label(row, board.group_by): {c: row[c] for c in columns}
+        for row in found.iter_rows(named=True)
+        if row["pop_test_hr@10"] is not None
+    }
 
 
 def small_groups(board: Leaderboard) -> list[str]:
@@ -307,8 +386,11 @@ def small_groups(board: Leaderboard) -> list[str]:
     if board.table.is_empty():
         return []
     sizes = board.table.group_by(board.group_by, maintain_order=True).agg(pl.first("group_size"))
-    return [group_label(row, board.group_by) for row in sizes.iter_rows(named=True)
-            if row["group_size"] is not None and row["group_size"] < MIN_GROUP_SIZE]
+    return [
+        group_label(row, board.group_by)
+        for row in sizes.iter_rows(named=True)
+        if row["group_size"] is not None and row["group_size"] < MIN_GROUP_SIZE
+    ]
 
 
 def caveats_present(board: Leaderboard) -> dict[str, str]:

@@ -16,7 +16,9 @@ from benchmark.results.store import result_files
 def read_results(results_dir: Path) -> tuple[pl.DataFrame, list[str]]:
     """(rows, warnings). A file that is not a readable result row is reported in warnings, not fatal."""
     if not results_dir.exists():
-        raise ResultsError(f"results directory {results_dir} does not exist (run `mmbench run SUITE --results {results_dir}` first)")
+        raise ResultsError(
+            f"results directory {results_dir} does not exist (run `mmbench run SUITE --results {results_dir}` first)"
+        )
     frames, warnings = [], []
     for path in result_files(results_dir):
         try:

@@ -50,9 +50,15 @@ def tpme(costs: list[Costs], weights: tuple[float, float, float] = PAPER_WEIGHTS
     return [a1 * ti + a2 * pi + a3 * mi for ti, pi, mi in zip(t, p, m)]
 
 
-def tpme_fft(costs: list[Costs], fft: Costs | None, weights: tuple[float, float, float] = PAPER_WEIGHTS) -> list[float | None]:
+def tpme_fft(
+    costs: list[Costs], fft: Costs | None, weights: tuple[float, float, float] = PAPER_WEIGHTS
+) -> list[float | None]:
     if fft is None or min(fft.epoch_s, fft.trainable_params, fft.peak_mem_gib) <= 0:
         return [None for _ in costs]
     a1, a2, a3 = weights
-    return [a1 * c.epoch_s / fft.epoch_s + a2 * c.trainable_params / fft.trainable_params + a3 * c.peak_mem_gib / fft.peak_mem_gib
-            for c in costs]
+    return [
+        a1 * c.epoch_s / fft.epoch_s
+        + a2 * c.trainable_params / fft.trainable_params
+        + a3 * c.peak_mem_gib / fft.peak_mem_gib
+        for c in costs
+    ]

@@ -12,14 +12,20 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 MODALITIES = ("text", "image", "video", "audio")
 
 
-def setting(default: Any = dataclasses.MISSING, help: str = "", minimum: float | None = None,
-            choices: Callable[[], list[str]] | None = None, factory: Callable[[], Any] | None = None) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    minimum: float | None = None,
+    choices: Callable[[], list[str]] | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
     """A dataclass field with what validation needs to know: help text, minimum, dynamic choices."""
     metadata = {"help": help, "minimum": minimum, "choices": choices}
     if factory is not None:
@@ -52,9 +58,13 @@ Device = Literal["auto", "cpu", "cuda"]
 @dataclass(frozen=True)
 class TowerConfig:
     preset: str = setting(help="shipped architecture config", choices=_tower_presets)
-    weights: str = setting("random", help="'random' (architecture only, offline) or a local directory of a pretrained checkpoint")
+    weights: str = setting(
+        "random", help="'random' (architecture only, offline) or a local directory of a pretrained checkpoint"
+    )
     max_tokens: int = setting(30, minimum=2, help="text length in tokens (text towers)")
-    image_size: int | None = setting(None, minimum=8, help="image/frame side in pixels (image and video towers); default from the preset")
+    image_size: int | None = setting(
+        None, minimum=8, help="image/frame side in pixels (image and video towers); default from the preset"
+    )
 
 
 @dataclass(frozen=True)
@@ -74,8 +84,13 @@ class TowerSetConfig:
 class DatasetConfig:
     name: str = setting(help="label used in cell ids and reports")
     format: str = setting("synthetic", choices=_dataset_formats)
-    path: str | None = setting(None, help="dataset directory (real formats); synthetic data is generated under the cache")
-    encoding: str = setting("utf-8", help="text encoding of the dataset's files (e.g. latin-1); bad bytes are reported with file, line and offset")
+    path: str | None = setting(
+        None, help="dataset directory (real formats); synthetic data is generated under the cache"
+    )
+    encoding: str = setting(
+        "utf-8",
+        help="text encoding of the dataset's files (e.g. latin-1); bad bytes are reported with file, line and offset",
+    )
     options: dict[str, Any] = setting(help="format options, e.g. synthetic users/items/clusters", factory=dict)
 
 
@@ -99,22 +114,30 @@ class TrainConfig:
     weight_decay: float = setting(0.01, minimum=0)
     precision: Precision = setting("fp32")
     device: Device = setting("auto")
-    unique_items: bool = setting(False, help="encode each distinct item of a batch once (the IISAN paper encodes every position)")
+    unique_items: bool = setting(
+        False, help="encode each distinct item of a batch once (the IISAN paper encodes every position)"
+    )
     logq_correction: bool = setting(False, help="subtract log item popularity from in-batch logits")
     user_layers: int = setting(2, minimum=1)
     user_heads: int = setting(2, minimum=1)
     embed_dim: int = setting(64, minimum=1)
     dropout: float = setting(0.1, minimum=0)
     nvml_hz: float = setting(200.0, minimum=1, help="NVML sampling rate")
-    num_workers: int | None = setting(None, minimum=0, help="DataLoader worker processes preparing batches (default: 0 on a CPU, "
-                                                            "where workers would take the cores training times; min(4, cores - 1) on a GPU)")
+    num_workers: int | None = setting(
+        None,
+        minimum=0,
+        help="DataLoader worker processes preparing batches (default: 0 on a CPU, "
+        "where workers would take the cores training times; min(4, cores - 1) on a GPU)",
+    )
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     enabled: bool = setting(True)
     every: int = setting(1, minimum=1, help="validate every this many epochs (and after the last)")
-    patience: int = setting(0, minimum=0, help="stop after this many validations without a better NDCG@10 (0: never stop early)")
+    patience: int = setting(
+        0, minimum=0, help="stop after this many validations without a better NDCG@10 (0: never stop early)"
+    )
     baselines: bool = setting(True, help="also rank with popularity and random scores")
     ks: tuple[int, ...] = setting((5, 10, 20), minimum=1, help="cut-offs of HR@K and NDCG@K (stored: 5, 10, 20)")
     batch_size: int = setting(256, minimum=1, help="users scored at once")

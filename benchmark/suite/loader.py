@@ -1,4 +1,5 @@
-"""Read a suite file, validate it completely, and return its typed configuration. Every problem comes back with file:line."""
+"""Read a suite file, validate it completely, and return its typed configuration. Every problem comes back with
+file:line."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MATRIX_SECTIONS = {"train": TrainConfig, "eval": EvalConfig}
 
 
-def load_suite(path: str | Path, overrides: list[str] | None = None, repeats: int | None = None,
-               check_data: bool = True) -> SuiteConfig:
+def load_suite(
+    path: str | Path, overrides: list[str] | None = None, repeats: int | None = None, check_data: bool = True
+) -> SuiteConfig:
     """Return the validated, typed suite (defaults filled in); raise SuiteError listing every problem.
 
     `overrides` are `section.key=value` strings (from `mmbench run --set`), applied before validation;
@@ -61,8 +63,10 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict, so
             continue
         if f"{section}.{name}" in matrix:
             line = lines.get(("matrix", f"{section}.{name}"), 1)
-            problems.append(f"--set {override}: {source}:{line}: the suite's matrix also sets {section}.{name}, "
-                            "so --set would be ignored; change the matrix entry instead")
+            problems.append(
+                f"--set {override}: {source}:{line}: the suite's matrix also sets {section}.{name}, "
+                "so --set would be ignored; change the matrix entry instead"
+            )
             continue
         if not isinstance(data.get(section, {}), dict):
             problems.append(f"--set {override}: '{section}' in the suite is not a mapping")
@@ -77,27 +81,35 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict, so
 
 def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
     from benchmark.formats.registry import get_format
-    from benchmark.results.schema import EVAL_KS
     from benchmark.methods.registry import get_method_class
     from benchmark.models.presets_registry import get_preset
+    from benchmark.results.schema import EVAL_KS
 
     for key in ("datasets", "towers", "methods"):
         if not suite[key]:
             validator.problem((key,), "must list at least one entry")
     if not PLAIN_NAME.fullmatch(suite["name"]):
         # The name becomes a directory under --results: a path in it would write elsewhere.
-        validator.problem(("name",), f"'{suite['name']}' is not a plain name (letters, digits, '.', '_' and '-', "
-                                     "not starting with '.' or '-'): it names the run directory")
+        validator.problem(
+            ("name",),
+            f"'{suite['name']}' is not a plain name (letters, digits, '.', '_' and '-', "
+            "not starting with '.' or '-'): it names the run directory",
+        )
     for position, k in enumerate(suite["eval"]["ks"]):
         if k not in EVAL_KS:
-            validator.problem(("eval", "ks", position), f"@{k} is not a stored cut-off: rows have HR/NDCG columns for "
-                                                        f"{', '.join(map(str, EVAL_KS))}")
+            validator.problem(
+                ("eval", "ks", position),
+                f"@{k} is not a stored cut-off: rows have HR/NDCG columns for {', '.join(map(str, EVAL_KS))}",
+            )
 
     for index, dataset in enumerate(suite["datasets"]):
         try:
             codecs.lookup(dataset["encoding"])
         except LookupError:
-            validator.problem(("datasets", index, "encoding"), f"unknown text encoding '{dataset['encoding']}' (e.g. utf-8, latin-1, cp1252)")
+            validator.problem(
+                ("datasets", index, "encoding"),
+                f"unknown text encoding '{dataset['encoding']}' (e.g. utf-8, latin-1, cp1252)",
+            )
         data_format = get_format(dataset["format"])
         _check_options(dataset["options"], data_format.options, validator, ("datasets", index, "options"))
         if data_format.needs_path:
@@ -117,11 +129,18 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             tower = tower_set[modality]
             preset = get_preset(tower["preset"])
             if preset.modality != modality:
-                validator.problem(("towers", index, modality, "preset"), f"preset '{tower['preset']}' is a {preset.modality} tower, not {modality}")
+                validator.problem(
+                    ("towers", index, modality, "preset"),
+                    f"preset '{tower['preset']}' is a {preset.modality} tower, not {modality}",
+                )
             if tower["weights"] != "random":
                 weights_dir = resolve_weights(tower["weights"], suite_dir)
                 if not weights_dir.is_dir():
-                    validator.problem(("towers", index, modality, "weights"), f"local weights directory not found: {tower['weights']} (use 'random' for architecture-only towers)")
+                    validator.problem(
+                        ("towers", index, modality, "weights"),
+                        f"local weights directory not found: {tower['weights']} (use 'random' for architecture-only "
+                        "towers)",
+                    )
                 else:
                     tower["weights"] = str(weights_dir)
     _check_unique([t["name"] for t in suite["towers"]], "towers", validator)
@@ -135,20 +154,35 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
         for position, name in enumerate(method["towers"]):
             if name not in tower_names:
                 hint = difflib.get_close_matches(name, tower_names, n=1)
-                validator.problem(("methods", index, "towers", position), f"unknown tower set '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+                validator.problem(
+                    ("methods", index, "towers", position),
+                    f"unknown tower set '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                )
         for tower_index, tower_set in enumerate(suite["towers"]):
             if method["towers"] and tower_set["name"] not in method["towers"]:
                 continue
             problem = modality_problem(method_class, {m for m in MODALITIES if tower_set.get(m)})
             if problem:
-                validator.problem(("methods", index), f"method '{method['name']}' {problem} in tower set '{tower_set['name']}' "
-                                  f"(towers[{tower_index}]); restrict it with `towers: [...]`")
+                validator.problem(
+                    ("methods", index),
+                    f"method '{method['name']}' {problem} in tower set '{tower_set['name']}' "
+                    f"(towers[{tower_index}]); restrict it with `towers: [...]`",
+                )
             for modality in MODALITIES:
-                tower_problem = method_class.tower_problem(modality, tower_set[modality]["preset"]) if tower_set.get(modality) else None
+                tower_problem = (
+                    method_class.tower_problem(modality, tower_set[modality]["preset"])
+                    if tower_set.get(modality)
+                    else None
+                )
                 if tower_problem:
-                    validator.problem(("methods", index), f"{tower_problem} (tower set '{tower_set['name']}', towers[{tower_index}]); "
-                                      "restrict the method with `towers: [...]`")
-    _check_unique([m["label"] for m in suite["methods"]], "methods", validator, "label", " (set `label:` to tell them apart)")
+                    validator.problem(
+                        ("methods", index),
+                        f"{tower_problem} (tower set '{tower_set['name']}', towers[{tower_index}]); "
+                        "restrict the method with `towers: [...]`",
+                    )
+    _check_unique(
+        [m["label"] for m in suite["methods"]], "methods", validator, "label", " (set `label:` to tell them apart)"
+    )
 
     for key, values in suite["matrix"].items():
         _check_matrix_entry(str(key), values, validator)
@@ -174,8 +208,11 @@ def _check_precision_on_cpu(suite: dict[str, Any], validator: Validator) -> None
         return
     for value, path in _setting_values(suite, "train", "precision"):
         if value == "fp16":
-            validator.problem(path, "fp16 on device 'cpu' measures emulated half precision (many times slower than fp32); "
-                                    "use fp32 or bf16 on a CPU, fp16 on a GPU")
+            validator.problem(
+                path,
+                "fp16 on device 'cpu' measures emulated half precision (many times slower than fp32); "
+                "use fp32 or bf16 on a CPU, fp16 on a GPU",
+            )
 
 
 def _check_against_data(suite: dict[str, Any], validator: Validator) -> None:
@@ -198,12 +235,17 @@ def _check_against_data(suite: dict[str, Any], validator: Validator) -> None:
                 continue
         for position, k in enumerate(suite["eval"]["ks"]):
             if k >= items:
-                validator.problem(("eval", "ks", position), f"@{k} is not below the {items} items of dataset '{dataset['name']}': "
-                                                            "every target would be a hit")
+                validator.problem(
+                    ("eval", "ks", position),
+                    f"@{k} is not below the {items} items of dataset '{dataset['name']}': every target would be a hit",
+                )
         for value, path in _setting_values(suite, "train", "batch_size"):
             if value > sequences:
-                validator.problem(path, f"batch_size {value} is larger than the {sequences} training sequences of dataset "
-                                        f"'{dataset['name']}': every step would be warm-up, nothing measured")
+                validator.problem(
+                    path,
+                    f"batch_size {value} is larger than the {sequences} training sequences of dataset "
+                    f"'{dataset['name']}': every step would be warm-up, nothing measured",
+                )
 
 
 def modality_problem(method_class: Any, present: set[str]) -> str | None:
@@ -225,12 +267,16 @@ def _check_matrix_entry(key: str, values: Any, validator: Validator) -> None:
     path = ("matrix", key)
     section, _, name = key.partition(".")
     if section not in MATRIX_SECTIONS or not name:
-        validator.problem(path, f"matrix keys are dotted paths into {', '.join(MATRIX_SECTIONS)} (e.g. train.batch_size)")
+        validator.problem(
+            path, f"matrix keys are dotted paths into {', '.join(MATRIX_SECTIONS)} (e.g. train.batch_size)"
+        )
         return
     fields = {item.name: item for item in dataclasses.fields(MATRIX_SECTIONS[section])}
     if name not in fields:
         hint = difflib.get_close_matches(name, list(fields), n=1)
-        validator.problem(path, f"unknown key '{name}' in {section}" + (f" (did you mean '{section}.{hint[0]}'?)" if hint else ""))
+        validator.problem(
+            path, f"unknown key '{name}' in {section}" + (f" (did you mean '{section}.{hint[0]}'?)" if hint else "")
+        )
         return
     if not isinstance(values, list) or not values:
         validator.problem(path, "expected a non-empty list of values")
@@ -245,10 +291,17 @@ def _check_options(options: dict[str, Any], declared: dict[str, Any], validator:
         if key not in declared:
             hint = difflib.get_close_matches(str(key), list(declared), n=1)
             known = ", ".join(declared) or "none"
-            validator.problem(path + (key,), "unknown option" + (f" (did you mean '{hint[0]}'?)" if hint else f" (known options: {known})"))
+            validator.problem(
+                path + (key,),
+                "unknown option" + (f" (did you mean '{hint[0]}'?)" if hint else f" (known options: {known})"),
+            )
             continue
         default = declared[key]
-        if default is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
+        if (
+            default is not None
+            and not isinstance(value, type(default))
+            and not (isinstance(default, float) and isinstance(value, int))
+        ):
             validator.problem(path + (key,), f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
     for key, default in declared.items():
         options.setdefault(key, default)

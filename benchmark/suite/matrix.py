@@ -58,7 +58,9 @@ def _with_matrix_values(section: Any, values: dict[str, Any]) -> Any:
     if not values:
         return section
     field_hints = hints(type(section))
-    return dataclasses.replace(section, **{name: typed_value(field_hints[name], value) for name, value in values.items()})
+    return dataclasses.replace(
+        section, **{name: typed_value(field_hints[name], value) for name, value in values.items()}
+    )
 
 
 def expand_cells(suite: SuiteConfig) -> list[Cell]:
@@ -66,7 +68,12 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
     matrix_values = [suite.matrix[key] for key in matrix_keys]
     cells: list[Cell] = []
     for dataset, towers, method, combo, seed, repeat in itertools.product(
-        suite.datasets, suite.towers, suite.methods, itertools.product(*matrix_values), suite.seeds, range(suite.repeats)
+        suite.datasets,
+        suite.towers,
+        suite.methods,
+        itertools.product(*matrix_values),
+        suite.seeds,
+        range(suite.repeats),
     ):
         if method.towers and towers.name not in method.towers:
             continue
@@ -81,9 +88,17 @@ def expand_cells(suite: SuiteConfig) -> list[Cell]:
             parts.append(f"repeat={repeat}")
         cell_id = "/".join(_slug(part) for part in parts)
         config = CellConfig(
-            suite=suite.name, cell_id=cell_id, dataset=dataset, towers=towers, method=method,
-            train=_with_matrix_values(suite.train, changes["train"]), eval=_with_matrix_values(suite.eval, changes["eval"]),
-            seed=seed, repeat=repeat, timeout_s=suite.run.timeout_s, allow_download=suite.allow_download,
+            suite=suite.name,
+            cell_id=cell_id,
+            dataset=dataset,
+            towers=towers,
+            method=method,
+            train=_with_matrix_values(suite.train, changes["train"]),
+            eval=_with_matrix_values(suite.eval, changes["eval"]),
+            seed=seed,
+            repeat=repeat,
+            timeout_s=suite.run.timeout_s,
+            allow_download=suite.allow_download,
         )
         cells.append(Cell(cell_id=cell_id, config=config))
     return cells

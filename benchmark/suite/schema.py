@@ -133,7 +133,9 @@ class Validator:
                 value = float(value)
             except ValueError:
                 pass
-        if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint in (int, float) and isinstance(value, bool))):
+        if hint in (int, float, str, bool) and (
+            not isinstance(value, hint) or (hint in (int, float) and isinstance(value, bool))
+        ):
             self.problem(path, f"expected {hint.__name__}, got {type(value).__name__} {value!r}")
             return value
         if isinstance(value, float) and not math.isfinite(value):

@@ -19,7 +19,9 @@ def _construct(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], source
         for key_node, value_node in node.value:
             key = _scalar(key_node)
             if key in result:
-                raise SuiteError([f"{source}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key"])
+                raise SuiteError(
+                    [f"{source}:{key_node.start_mark.line + 1}: {format_path(path + (key,))}: duplicate key"]
+                )
             result[key] = _construct(value_node, path + (key,), lines, source)
             # A key's own line is more useful than its value's (a nested block starts on the next line).
             lines[path + (key,)] = key_node.start_mark.line + 1
@@ -54,7 +56,9 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
-        raise SuiteError([f"{source}:{line}: byte {error.start}: not valid UTF-8 ({error.reason}); save the suite as UTF-8"]) from error
+        raise SuiteError(
+            [f"{source}:{line}: byte {error.start}: not valid UTF-8 ({error.reason}); save the suite as UTF-8"]
+        ) from error
     lines: dict[KeyPath, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)

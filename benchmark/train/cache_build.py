@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
-from benchmark.data.raw import RawDataset
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
+from benchmark.data.raw import RawDataset
 from benchmark.errors import CacheMissingError
+from benchmark.methods.side_network import kept_states
 from benchmark.progress import ProgressSink, phase, step
 from benchmark.suite.config import CellConfig, TowerConfig
-from benchmark.methods.side_network import kept_states
 from benchmark.train.precision import autocast_factory
 
 TOWER_INPUTS = {"text": ("text_ids", "text_mask"), "image": ("pixels",), "video": ("video",), "audio": ("audio",)}
@@ -30,12 +31,22 @@ def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: Tow
     return CacheKey(tower.identity, raw.fingerprint(), tuple(indices), shape, precision, tower.pooling)
 
 
-def _kept_state_batches(tower: Any, features: ItemFeatures, indices: list[int], n_items: int, batch_size: int,
-                        autocast: Callable[[], Any], device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _kept_state_batches(
+    tower: Any,
+    features: ItemFeatures,
+    indices: list[int],
+    n_items: int,
+    batch_size: int,
+    autocast: Callable[[], Any],
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(item ids, kept states) for items 1..n_items, `batch_size` at a time."""
     for start in range(1, n_items + 1, batch_size):
         ids = torch.arange(start, min(start + batch_size, n_items + 1))
-        inputs = {name: t.to(device, non_blocking=True) for name, t in features.gather(ids, TOWER_INPUTS[tower.modality]).items()}
+        inputs = {
+            name: t.to(device, non_blocking=True)
+            for name, t in features.gather(ids, TOWER_INPUTS[tower.modality]).items()
+        }
         with autocast():
             yield ids, kept_states(tower, inputs, indices)
 
@@ -45,30 +56,46 @@ def _step_reporter(progress: ProgressSink, total: int) -> Callable[[int], None]:
     return lambda _count: progress(step(next(steps), total))
 
 
-def cache_keys(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig],
-               precision: str) -> dict[str, CacheKey]:
+def cache_keys(
+    method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig], precision: str
+) -> dict[str, CacheKey]:
     plan = method.layer_plan(towers)
-    return {modality: cache_key(plan[modality], tower, raw, tower_configs[modality], precision) for modality, tower in towers.items()}
+    return {
+        modality: cache_key(plan[modality], tower, raw, tower_configs[modality], precision)
+        for modality, tower in towers.items()
+    }
 
 
-def find_caches(method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig],
-                precision: str) -> dict[str, HiddenStateCache]:
+def find_caches(
+    method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig], precision: str
+) -> dict[str, HiddenStateCache]:
     """The caches a cached cell trains from; a missing one is an error (the launcher builds them before the cell)."""
     caches = {}
     for modality, key in cache_keys(method, towers, raw, tower_configs, precision).items():
         cache = find_cache(key)
         if cache is None:
-            raise CacheMissingError(f"no hidden-state cache for the {modality} tower '{towers[modality].preset_name}' "
-                                    f"(key {key.digest}): `mmbench run` builds it in its own process before the cell; "
-                                    f"outside a run, use `mmbench cache build SUITE`")
+            raise CacheMissingError(
+                f"no hidden-state cache for the {modality} tower '{towers[modality].preset_name}' "
+                f"(key {key.digest}): `mmbench run` builds it in its own process before the cell; "
+                f"outside a run, use `mmbench cache build SUITE`"
+            )
         caches[modality] = cache
     return caches
 
 
-def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features: ItemFeatures,
-                  tower_configs: dict[str, TowerConfig], precision: str, device: torch.device, batch_size: int,
-                  progress: ProgressSink) -> dict[str, tuple[HiddenStateCache, bool]]:
-    """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it afterwards."""
+def ensure_caches(
+    method: Any,
+    towers: dict[str, Any],
+    raw: RawDataset,
+    features: ItemFeatures,
+    tower_configs: dict[str, TowerConfig],
+    precision: str,
+    device: torch.device,
+    batch_size: int,
+    progress: ProgressSink,
+) -> dict[str, tuple[HiddenStateCache, bool]]:
+    """{modality: (cache, built_now)}. A missing cache is built with the tower on `device`, which leaves it
+    afterwards."""
     from benchmark.profile.environment import hardware_identity
 
     caches = {}
@@ -82,9 +109,18 @@ def ensure_caches(method: Any, towers: dict[str, Any], raw: RawDataset, features
         total = -(-raw.n_items // batch_size)
         progress(phase(f"cache {modality}", total))
         tower.to(device).eval()
-        batches = _kept_state_batches(tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device)
-        cache = build_cache(key, raw.n_items, len(indices), tower.hidden_size, batches, _step_reporter(progress, total),
-                            hardware_identity(device))
+        batches = _kept_state_batches(
+            tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device
+        )
+        cache = build_cache(
+            key,
+            raw.n_items,
+            len(indices),
+            tower.hidden_size,
+            batches,
+            _step_reporter(progress, total),
+            hardware_identity(device),
+        )
         tower.to("cpu")
         caches[modality] = (cache, True)
     if device.type == "cuda":
@@ -107,12 +143,22 @@ def ensure_cell_caches(config: CellConfig, progress: ProgressSink) -> dict[str, 
     raw = load_raw_dataset(config.dataset)
     towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
     device = resolve_device(config.train.device)
-    return ensure_caches(method, towers, raw, features, tower_configs, config.train.precision, device,
-                         config.eval.item_batch_size, progress)
+    return ensure_caches(
+        method,
+        towers,
+        raw,
+        features,
+        tower_configs,
+        config.train.precision,
+        device,
+        config.eval.item_batch_size,
+        progress,
+    )
 
 
 def cache_origin(cache: HiddenStateCache, built_now: set[str], device: torch.device) -> str:
-    """'built' (for this cell, by its launcher), 'reused' (built earlier on this hardware) or 'reused_other_hardware'."""
+    """'built' (for this cell, by its launcher), 'reused' (built earlier on this hardware) or
+    'reused_other_hardware'."""
     from benchmark.profile.environment import hardware_identity
 
     if cache.digest in built_now:

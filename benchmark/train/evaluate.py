@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -37,8 +38,12 @@ class Scorer(Protocol):
 class ModelScorer:
     """Dot product of the user encoder's state with the item table."""
 
-    def __init__(self, user_states: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], item_table: torch.Tensor,
-                 autocast: Callable[[], contextlib.AbstractContextManager]):
+    def __init__(
+        self,
+        user_states: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        item_table: torch.Tensor,
+        autocast: Callable[[], contextlib.AbstractContextManager],
+    ):
         self.user_states, self.item_table, self.autocast = user_states, item_table, autocast
 
     def prepare(self, history: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
@@ -91,13 +96,21 @@ class RandomScorer:
 
 
 @torch.no_grad()
-def rank_targets(scorer: Scorer, histories: list[np.ndarray], targets: np.ndarray, n_items: int, max_seq_len: int,
-                 device: torch.device, batch_size: int = 256, item_chunk: int = 16384) -> np.ndarray:
+def rank_targets(
+    scorer: Scorer,
+    histories: list[np.ndarray],
+    targets: np.ndarray,
+    n_items: int,
+    max_seq_len: int,
+    device: torch.device,
+    batch_size: int = 256,
+    item_chunk: int = 16384,
+) -> np.ndarray:
     """0-based rank of every user's target among all items 1..n_items, history masked (ties pessimistic)."""
     ranks = []
     for start in range(0, len(histories), batch_size):
-        history = left_pad(histories[start:start + batch_size], max_seq_len).to(device)
-        target = torch.as_tensor(targets[start:start + batch_size], device=device)
+        history = left_pad(histories[start : start + batch_size], max_seq_len).to(device)
+        target = torch.as_tensor(targets[start : start + batch_size], device=device)
         users = torch.arange(start, start + len(target), device=device)
         state = scorer.prepare(history, users)
         target_score = scorer.target_scores(state, target).unsqueeze(1)
@@ -112,8 +125,14 @@ def rank_targets(scorer: Scorer, histories: list[np.ndarray], targets: np.ndarra
 
 
 @torch.no_grad()
-def encode_all_items(item_encoder: torch.nn.Module, features: ItemFeatures, n_items: int, device: torch.device,
-                     batch_size: int, autocast: Callable[[], contextlib.AbstractContextManager]) -> torch.Tensor:
+def encode_all_items(
+    item_encoder: torch.nn.Module,
+    features: ItemFeatures,
+    n_items: int,
+    device: torch.device,
+    batch_size: int,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> torch.Tensor:
     """Item embeddings [n_items + 1, d]; row 0 (padding) is zero."""
     chunks = []
     for start in range(1, n_items + 1, batch_size):

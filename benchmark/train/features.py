@@ -7,16 +7,16 @@ from typing import Any
 
 import torch
 
-from benchmark.data.raw import RawDataset
 from benchmark.data.dataset import ItemFeatures, load_array_media, load_images
+from benchmark.data.raw import RawDataset
 from benchmark.models.tokenize import hash_tokenize, pretrained_tokenize
 from benchmark.models.towers import Tower, build_tower
 from benchmark.suite.config import TowerConfig, TowerSetConfig, build
 
 
-
-def build_towers_and_features(tower_set: TowerSetConfig | dict[str, Any], seed: int,
-                              raw: RawDataset) -> tuple[dict[str, Tower], dict[str, TowerConfig], ItemFeatures]:
+def build_towers_and_features(
+    tower_set: TowerSetConfig | dict[str, Any], seed: int, raw: RawDataset
+) -> tuple[dict[str, Tower], dict[str, TowerConfig], ItemFeatures]:
     """A tower set's towers (random weights seeded by `seed`), their suite entries, and the item features they read."""
     if isinstance(tower_set, dict):
         tower_set = build(TowerSetConfig, tower_set)
@@ -25,7 +25,9 @@ def build_towers_and_features(tower_set: TowerSetConfig | dict[str, Any], seed: 
     return towers, tower_configs, build_item_features(raw, towers, tower_configs)
 
 
-def build_item_features(raw: RawDataset, towers: dict[str, Tower], tower_configs: dict[str, TowerConfig]) -> ItemFeatures:
+def build_item_features(
+    raw: RawDataset, towers: dict[str, Tower], tower_configs: dict[str, TowerConfig]
+) -> ItemFeatures:
     tensors: dict[str, torch.Tensor] = {}
     if "text" in towers:
         titles = [""] + raw.titles  # row 0: padding item

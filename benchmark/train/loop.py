@@ -21,18 +21,25 @@ from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import count_parameters
-from benchmark.suite.config import CellConfig
-from benchmark.units import GIB
-from benchmark.progress import ProgressSink, phase, step
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
+from benchmark.progress import ProgressSink, phase, step
 from benchmark.results.schema import EVAL_KS
+from benchmark.suite.config import CellConfig
 from benchmark.train.cache_build import cache_origin, find_caches
-from benchmark.train.evaluate import ModelScorer, PopularityScorer, RandomScorer, encode_all_items, metrics_from_ranks, rank_targets
+from benchmark.train.evaluate import (
+    ModelScorer,
+    PopularityScorer,
+    RandomScorer,
+    encode_all_items,
+    metrics_from_ranks,
+    rank_targets,
+)
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
+from benchmark.units import GIB
 
 EARLY_STOPPING_METRIC = "ndcg@10"
 
@@ -43,7 +50,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, built_caches: set[str] | None = None) -> None:
+def run_cell(
+    config: CellConfig, row: dict[str, Any], progress: ProgressSink, built_caches: set[str] | None = None
+) -> None:
     """`built_caches`: digests of the caches the launcher built for this cell (their build is this cell's cost)."""
     train_config, eval_config = config.train, config.eval
     setup_started = time.perf_counter()
@@ -52,15 +61,24 @@ def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, bu
     warnings: list[str] = []
     row["warnings"] = warnings
     if device.type == "cpu" and train_config.precision == "fp16":
-        warnings.append("fp16 on a CPU runs emulated half precision, many times slower than fp32: these times measure the emulation")
+        warnings.append(
+            "fp16 on a CPU runs emulated half precision, many times slower than fp32: these times measure the emulation"
+        )
     nvml_device = nvml_device_for_torch(device.index or 0) if device.type == "cuda" else None
     if nvml_device is not None:
         row["nvml_device_match"] = nvml_device.match
         if not nvml_device.resolved:
-            warnings.append(f"NVML could not identify this GPU ({nvml_device.match}): no NVML memory, device memory or energy figures")
+            warnings.append(
+                f"NVML could not identify this GPU ({nvml_device.match}): no NVML memory, device memory or energy "
+                "figures"
+            )
         elif not nvml_device.energy_available:
             warnings.append("MIG slice: the energy counter covers the whole GPU, so no energy figure is recorded")
-    baseline = device_used_bytes(nvml_device.nvml, nvml_device.handle) if nvml_device is not None and nvml_device.resolved else None
+    baseline = (
+        device_used_bytes(nvml_device.nvml, nvml_device.handle)
+        if nvml_device is not None and nvml_device.resolved
+        else None
+    )
     row["nvml_baseline_gib"] = baseline / GIB if baseline is not None else None
 
     progress(phase("data"))
@@ -69,11 +87,16 @@ def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, bu
     row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
     row["dropped_sequences"] = split.dropped_users
     if split.dropped_users:
-        print(f"dataset '{config.dataset.name}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
-              "(leave-one-out needs a training, a validation and a test item)", file=sys.stderr)
+        print(
+            f"dataset '{config.dataset.name}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
+            "(leave-one-out needs a training, a validation and a test item)",
+            file=sys.stderr,
+        )
     if train_config.batch_size > len(split.train_sequences):
-        raise DatasetError(f"batch_size {train_config.batch_size} is larger than the {len(split.train_sequences)} training "
-                           f"sequences of '{config.dataset.name}': every step would be warm-up, nothing measured")
+        raise DatasetError(
+            f"batch_size {train_config.batch_size} is larger than the {len(split.train_sequences)} training "
+            f"sequences of '{config.dataset.name}': every step would be warm-up, nothing measured"
+        )
 
     progress(phase("towers"))
     towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
@@ -84,7 +107,13 @@ def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, bu
         caches = find_caches(method, towers, raw, tower_configs, train_config.precision)
         features = ItemFeatures({f"{modality}_states": cache.open_states() for modality, cache in caches.items()})
         origins = {cache_origin(cache, built_caches or set(), device) for cache in caches.values()}
-        row["cache_origin"] = "reused_other_hardware" if "reused_other_hardware" in origins else "built" if "built" in origins else "reused"
+        row["cache_origin"] = (
+            "reused_other_hardware"
+            if "reused_other_hardware" in origins
+            else "built"
+            if "built" in origins
+            else "reused"
+        )
         row["cache_built_on"] = json.dumps([cache.built_on for cache in caches.values()], sort_keys=True)
         row["cache_build_s"] = sum(cache.build_seconds for cache in caches.values())
         row["cache_bytes"] = sum(cache.size_bytes for cache in caches.values())
@@ -96,8 +125,15 @@ def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, bu
     if train_config.logq_correction:
         probability = (split.item_counts + 1) / (split.item_counts.sum() + len(split.item_counts))
         log_probability = torch.log(torch.as_tensor(probability, dtype=torch.float32))
-    model = Recommender(item_encoder, embed_dim, train_config.max_seq_len, train_config.user_layers,
-                        train_config.user_heads, train_config.dropout, log_probability).to(device)
+    model = Recommender(
+        item_encoder,
+        embed_dim,
+        train_config.max_seq_len,
+        train_config.user_layers,
+        train_config.user_heads,
+        train_config.dropout,
+        log_probability,
+    ).to(device)
     row["trainable_params"], row["total_params"] = count_parameters(model)
     row["total_params"] += off_device_params  # frozen towers count in the total even when only their cache is used
     row["trainable_pct"] = 100.0 * row["trainable_params"] / max(row["total_params"], 1)
@@ -115,14 +151,17 @@ def run_cell(config: CellConfig, row: dict[str, Any], progress: ProgressSink, bu
 
 
 def amortize(row: dict[str, Any]) -> None:
-    """Epoch time plus the cache build spread over the epochs trained (at least one: a cut run still paid a whole build).
+    """Epoch time plus the cache build spread over the epochs trained (at least one: a cut run still paid a whole
+    build).
 
     A cache built on other hardware did not cost its build time here, so no amortised figure is given.
     """
     if row["epoch_s"] is None:
         return
     if row["cache_origin"] == "reused_other_hardware":
-        row["warnings"].append("hidden-state cache built on other hardware: its build time is not amortised into this row")
+        row["warnings"].append(
+            "hidden-state cache built on other hardware: its build time is not amortised into this row"
+        )
         return
     epochs = max(row["epochs_trained"] or 0.0, 1.0)
     row["amortized_over_epochs"] = epochs
@@ -132,8 +171,15 @@ def amortize(row: dict[str, Any]) -> None:
 class Evaluator:
     """Validation during training (early stopping on NDCG@10), then valid and test at the best epoch."""
 
-    def __init__(self, model: Recommender, split: SplitDataset, features: ItemFeatures, config: CellConfig,
-                 device: torch.device, progress: ProgressSink):
+    def __init__(
+        self,
+        model: Recommender,
+        split: SplitDataset,
+        features: ItemFeatures,
+        config: CellConfig,
+        device: torch.device,
+        progress: ProgressSink,
+    ):
         self.model, self.split, self.features, self.device, self.progress = model, split, features, device, progress
         self.eval_config = config.eval
         self.seed = config.seed
@@ -146,14 +192,27 @@ class Evaluator:
         self.seconds = 0.0
 
     def _metrics(self, scorer: Any, histories: list[np.ndarray], targets: np.ndarray) -> dict[str, float]:
-        ranks = rank_targets(scorer, histories, targets, self.split.n_items, self.split.max_seq_len, self.device,
-                             self.eval_config.batch_size)
+        ranks = rank_targets(
+            scorer,
+            histories,
+            targets,
+            self.split.n_items,
+            self.split.max_seq_len,
+            self.device,
+            self.eval_config.batch_size,
+        )
         return metrics_from_ranks(ranks, self.ks)
 
     def _model_scorer(self) -> ModelScorer:
         self.model.eval()
-        table = encode_all_items(self.model.item_encoder, self.features, self.split.n_items, self.device,
-                                 self.eval_config.item_batch_size, self.autocast)
+        table = encode_all_items(
+            self.model.item_encoder,
+            self.features,
+            self.split.n_items,
+            self.device,
+            self.eval_config.item_batch_size,
+            self.autocast,
+        )
         return ModelScorer(self.model.user_states, table, self.autocast)
 
     @torch.no_grad()
@@ -161,12 +220,17 @@ class Evaluator:
         """Evaluate on validation after `epoch`; True when training should stop (patience exhausted)."""
         self.progress(phase(f"validate (epoch {epoch})"))
         started = time.perf_counter()
-        score = self._metrics(self._model_scorer(), self.split.valid_history, self.split.valid_target).get(EARLY_STOPPING_METRIC, 0.0)
+        score = self._metrics(self._model_scorer(), self.split.valid_history, self.split.valid_target).get(
+            EARLY_STOPPING_METRIC, 0.0
+        )
         if score > self.best_score:
             self.best_score, self.best_epoch, self.since_best = score, epoch, 0
             # Only trainable parameters change: a CPU copy of them is the best model (frozen towers stay shared).
-            self.best_state = {name: parameter.detach().to("cpu", copy=True)
-                               for name, parameter in self.model.named_parameters() if parameter.requires_grad}
+            self.best_state = {
+                name: parameter.detach().to("cpu", copy=True)
+                for name, parameter in self.model.named_parameters()
+                if parameter.requires_grad
+            }
         else:
             self.since_best += 1
         synchronize(self.device)
@@ -183,11 +247,17 @@ class Evaluator:
             self.model.load_state_dict(self.best_state, strict=False)
         scorer = self._model_scorer()
         split = self.split
-        for name, histories, targets in (("valid", split.valid_history, split.valid_target), ("test", split.test_history, split.test_target)):
+        for name, histories, targets in (
+            ("valid", split.valid_history, split.valid_target),
+            ("test", split.test_history, split.test_target),
+        ):
             for metric, value in self._metrics(scorer, histories, targets).items():
                 row[f"{name}_{metric}"] = value
             if self.eval_config.baselines and name == "test":
-                for baseline, baseline_scorer in (("pop", PopularityScorer(split.item_counts, self.device)), ("random", RandomScorer(self.seed))):
+                for baseline, baseline_scorer in (
+                    ("pop", PopularityScorer(split.item_counts, self.device)),
+                    ("random", RandomScorer(self.seed)),
+                ):
                     for metric, value in self._metrics(baseline_scorer, histories, targets).items():
                         column = f"{baseline}_test_{metric}"
                         if column in row:
@@ -204,8 +274,11 @@ class Trainer:
         self.train_config = config.train
         self.device, self.evaluator, self.row, self.progress = device, evaluator, row, progress
         self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
-        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=self.train_config.lr,
-                                           weight_decay=self.train_config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=self.train_config.lr,
+            weight_decay=self.train_config.weight_decay,
+        )
         self.autocast = autocast_factory(self.train_config.precision, device)
         self.scaler = grad_scaler(self.train_config.precision, device)
         workers = self.train_config.num_workers
@@ -230,7 +303,9 @@ class Trainer:
         with StepClock(self.device) as clock:
             batch = batch.to(self.device)
             with self.autocast():
-                loss = self.model.training_loss(batch.sequences, batch.features, batch.encoded_ids, batch.position_index)
+                loss = self.model.training_loss(
+                    batch.sequences, batch.features, batch.encoded_ids, batch.position_index
+                )
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -253,8 +328,15 @@ class Trainer:
         self.row["num_workers"] = self.num_workers
         planned = self.planned_steps()
         self.progress(phase("train", planned))
-        loader = train_loader(self.split, self.features, self.train_config.batch_size, self.train_config.unique_items,
-                              np.random.default_rng(self.config.seed), self.num_workers, self.device)
+        loader = train_loader(
+            self.split,
+            self.features,
+            self.train_config.batch_size,
+            self.train_config.unique_items,
+            np.random.default_rng(self.config.seed),
+            self.num_workers,
+            self.device,
+        )
         epochs, every = self.train_config.epochs, self.config.eval.every
         self.profiler.start()
         self.model.train()
@@ -297,31 +379,50 @@ class Trainer:
             self.record_timing()
         if not self.step_ms:
             raise NoMeasuredStepsError(
-                f"no measured steps: {self.step} step(s) ran and all were warm-up (warmup_steps={self.train_config.warmup_steps}, "
-                f"{self.row['steps_per_epoch']} step(s) per epoch x {epochs} epoch(s), max_steps={self.train_config.max_steps}); "
-                "lower warmup_steps or run more steps")
+                f"no measured steps: {self.step} step(s) ran and all were warm-up "
+                f"(warmup_steps={self.train_config.warmup_steps}, "
+                f"{self.row['steps_per_epoch']} step(s) per epoch x {epochs} epoch(s), "
+                f"max_steps={self.train_config.max_steps}); "
+                "lower warmup_steps or run more steps"
+            )
 
     def record_timing(self) -> None:
         row, per_epoch = self.row, self.row["steps_per_epoch"]
         summary = summarize_ms(self.step_ms)
         wait = summarize_ms(self.data_wait_ms)
-        row.update(step_ms=self.step_ms, warmup_ms=self.warmup_ms, measured_steps=len(self.step_ms),
-                   step_ms_median=summary["median"], step_ms_p10=summary["p10"], step_ms_p90=summary["p90"],
-                   epoch_s_samples=self.epoch_samples, epochs_run=len(self.epoch_samples), train_loss=self.losses,
-                   epochs_trained=self.step / per_epoch if per_epoch else None, data_wait_ms=self.data_wait_ms,
-                   final_loss=self.losses[-1] if self.losses else None, stopped_early=self.stopped_early)
+        row.update(
+            step_ms=self.step_ms,
+            warmup_ms=self.warmup_ms,
+            measured_steps=len(self.step_ms),
+            step_ms_median=summary["median"],
+            step_ms_p10=summary["p10"],
+            step_ms_p90=summary["p90"],
+            epoch_s_samples=self.epoch_samples,
+            epochs_run=len(self.epoch_samples),
+            train_loss=self.losses,
+            epochs_trained=self.step / per_epoch if per_epoch else None,
+            data_wait_ms=self.data_wait_ms,
+            final_loss=self.losses[-1] if self.losses else None,
+            stopped_early=self.stopped_early,
+        )
         row["samples_per_s"] = self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None
         if len(self.epoch_samples) > 1:
             # The first epoch carries the warm-up (allocator growth, kernel selection, worker start); later ones do not.
             row["epoch_s"], row["epoch_kind"] = float(np.median(self.epoch_samples[1:])), "measured"
             row["data_wait_s_per_epoch"] = float(np.median(self.epoch_wait_s[1:]))
         elif self.epoch_samples:
-            row["epoch_s"], row["epoch_kind"] = single_epoch_without_warmup(self.epoch_samples[0], self.warmup_ms, summary["median"]), "measured"
+            row["epoch_s"], row["epoch_kind"] = (
+                single_epoch_without_warmup(self.epoch_samples[0], self.warmup_ms, summary["median"]),
+                "measured",
+            )
             row["data_wait_s_per_epoch"] = self.epoch_wait_s[0]
         elif summary["median"] is not None:
             # Like a measured epoch, the estimate includes the wait for batches, not only the compute step.
             row["data_wait_s_per_epoch"] = wait["median"] * per_epoch / 1000.0
-            row["epoch_s"], row["epoch_kind"] = summary["median"] * per_epoch / 1000.0 + row["data_wait_s_per_epoch"], "estimated"
+            row["epoch_s"], row["epoch_kind"] = (
+                summary["median"] * per_epoch / 1000.0 + row["data_wait_s_per_epoch"],
+                "estimated",
+            )
         if row["epoch_s"] and row["data_wait_s_per_epoch"] is not None:
             row["data_share"] = min(row["data_wait_s_per_epoch"] / row["epoch_s"], 1.0)
         if row["energy_j_measured"] is not None and self.step_ms:

@@ -10,16 +10,29 @@ from benchmark.train.sasrec import SASRec
 
 
 class Recommender(nn.Module):
-    def __init__(self, item_encoder: nn.Module, embed_dim: int, max_seq_len: int, layers: int, heads: int, dropout: float,
-                 log_item_probability: torch.Tensor | None = None):
+    def __init__(
+        self,
+        item_encoder: nn.Module,
+        embed_dim: int,
+        max_seq_len: int,
+        layers: int,
+        heads: int,
+        dropout: float,
+        log_item_probability: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.item_encoder = item_encoder
         self.user_encoder = SASRec(embed_dim, layers, heads, max_seq_len, dropout)
         # log p(item) for logQ correction of in-batch negatives (None: no correction).
         self.register_buffer("log_item_probability", log_item_probability, persistent=False)
 
-    def training_loss(self, sequences: torch.Tensor, item_features: dict[str, torch.Tensor], encoded_ids: torch.Tensor,
-                      position_index: torch.Tensor) -> torch.Tensor:
+    def training_loss(
+        self,
+        sequences: torch.Tensor,
+        item_features: dict[str, torch.Tensor],
+        encoded_ids: torch.Tensor,
+        position_index: torch.Tensor,
+    ) -> torch.Tensor:
         """Next-item loss over a batch of left-padded sequences [B, L+1].
 
         `encoded_ids` [U] are the item ids whose features are in `item_features`; `position_index`

@@ -20,10 +20,15 @@ class SASRecBlock(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         batch, length, dim = hidden.shape
-        query, key, value = self.qkv(self.attention_norm(hidden)).view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
+        query, key, value = (
+            self.qkv(self.attention_norm(hidden)).view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
+        )
         attended = F.scaled_dot_product_attention(
-            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
-            attn_mask=attention_mask, dropout_p=self.dropout.p if self.training else 0.0,
+            query.transpose(1, 2),
+            key.transpose(1, 2),
+            value.transpose(1, 2),
+            attn_mask=attention_mask,
+            dropout_p=self.dropout.p if self.training else 0.0,
         )
         hidden = hidden + self.dropout(self.attention_out(attended.transpose(1, 2).reshape(batch, length, dim)))
         return hidden + self.dropout(self.ffn(self.ffn_norm(hidden)))
