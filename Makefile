@@ -51,8 +51,13 @@ bench-import: setup
 	$(PY) -m benchmark.data.large /tmp/mmbench-large
 	$(VENV)/bin/mmbench data import /tmp/mmbench-large --format amazon-iisan --out /tmp/mmbench-large-imported
 
+# Guard-rails, run by CI: lint (pyflakes, bugbear, import order, pyupgrade, 120 columns), format, and strict types
+# on the packages others rely on (results, suite, profile).
 lint: setup
-	$(PY) -m pip install -q ruff && $(VENV)/bin/ruff check benchmark tests
+	$(PY) -m pip install -q -e ".[dev]"
+	$(VENV)/bin/ruff check benchmark tests
+	$(VENV)/bin/ruff format --check benchmark tests
+	$(VENV)/bin/mypy benchmark/results benchmark/suite benchmark/profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache

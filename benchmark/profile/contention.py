@@ -19,17 +19,17 @@ OTHER_BUSY_CORES_LIMIT = 0.5
 
 def _machine_busy_seconds() -> float:
     times = psutil.cpu_times()
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return sum(times) - idle
+    idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
+    return float(sum(times)) - idle
 
 
 def _own_cpu_seconds() -> float:
     """CPU time of this process and its live children (the DataLoader workers)."""
     process = psutil.Process(os.getpid())
-    total = sum(process.cpu_times()[:2])
+    total = float(sum(process.cpu_times()[:2]))
     for child in process.children(recursive=True):
         try:
-            total += sum(child.cpu_times()[:2])
+            total += float(sum(child.cpu_times()[:2]))
         except psutil.Error:  # a worker that exited between listing and reading
             continue
     return total

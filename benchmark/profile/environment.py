@@ -109,7 +109,7 @@ def capture_environment(device: torch.device | None = None) -> dict[str, Any]:
     }
     on_cuda = device is not None and device.type == "cuda"
     environment.update(
-        gpu_state(device.index or 0)
+        gpu_state(device.index or 0 if device is not None else 0)
         if on_cuda
         else gpu_state()
         if device is None

@@ -35,7 +35,7 @@ class NvmlDevice:
         return self.resolved and self.match == "gpu"
 
 
-def _nvml():
+def _nvml() -> Any:
     try:
         import pynvml
 
@@ -101,28 +101,28 @@ def nvml_device_for_torch(device_index: int = 0) -> NvmlDevice:
     return resolve_nvml_device(nvml, uuid)
 
 
-def running_processes(nvml, handle) -> list[Any] | None:
+def running_processes(nvml: Any, handle: Any) -> list[Any] | None:
     try:
         return list(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
     except Exception:  # noqa: BLE001
         return None
 
 
-def process_used_bytes(nvml, handle, pid: int) -> int | None:
+def process_used_bytes(nvml: Any, handle: Any, pid: int) -> int | None:
     for process in running_processes(nvml, handle) or []:
         if process.pid == pid and process.usedGpuMemory is not None:
             return int(process.usedGpuMemory)
     return None
 
 
-def device_used_bytes(nvml, handle) -> int | None:
+def device_used_bytes(nvml: Any, handle: Any) -> int | None:
     try:
         return int(nvml.nvmlDeviceGetMemoryInfo(handle).used)
     except Exception:  # noqa: BLE001
         return None
 
 
-def energy_millijoules(nvml, handle) -> int | None:
+def energy_millijoules(nvml: Any, handle: Any) -> int | None:
     try:
         return int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
     except Exception:  # noqa: BLE001
@@ -132,7 +132,7 @@ def energy_millijoules(nvml, handle) -> int | None:
 class NvmlSampler(PeriodicSampler):
     """This process's and the whole device's used memory, and other processes on the device, sampled at `hz`."""
 
-    def __init__(self, nvml, handle, hz: float = 200.0, pid: int | None = None):
+    def __init__(self, nvml: Any, handle: Any, hz: float = 200.0, pid: int | None = None):
         super().__init__(hz)
         self.nvml, self.handle = nvml, handle
         self.pid = pid or os.getpid()

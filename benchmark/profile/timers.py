@@ -25,7 +25,7 @@ class StepClock:
         self._start = time.perf_counter()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         synchronize(self.device)
         self.elapsed_ms = (time.perf_counter() - self._start) * 1000.0
 

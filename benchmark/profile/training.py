@@ -148,9 +148,9 @@ class TrainingProfiler:
             "other_busy_cores": contention.other_busy_cores,
             "load_avg_1m": contention.load_avg_1m,
         }
+        nvml_process_gib = nvml.process_peak_bytes / GIB if nvml.process_peak_bytes is not None else None
+        cpu_rss_gib = self.rss_sampler.peak_bytes / GIB if self.device.type == "cpu" else None
         columns["peak_mem_gib"], columns["peak_mem_source"] = choose_peak_memory(
-            columns["nvml_peak_process_gib"],
-            self.torch_reserved_gib,
-            columns["cpu_peak_rss_gib"] if self.device.type == "cpu" else None,
+            nvml_process_gib, self.torch_reserved_gib, cpu_rss_gib
         )
         return columns

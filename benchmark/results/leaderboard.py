@@ -304,10 +304,14 @@ def _rank(
                 anchors.append(None)
                 if not fft_indices:
                     caveats.append("fft-oom" if anchor_state == "oom" else "no-fft")
-            usable = cost is not None and fft is not None
-            fft_values.append(tpme_fft([cost], fft, weights)[0] if usable else None)
-            epoch_ratio.append(cost.epoch_s / fft.epoch_s if usable and fft.epoch_s > 0 else None)
-            memory_ratio.append(cost.peak_mem_gib / fft.peak_mem_gib if usable and fft.peak_mem_gib > 0 else None)
+            if cost is not None and fft is not None:
+                fft_values.append(tpme_fft([cost], fft, weights)[0])
+                epoch_ratio.append(cost.epoch_s / fft.epoch_s if fft.epoch_s > 0 else None)
+                memory_ratio.append(cost.peak_mem_gib / fft.peak_mem_gib if fft.peak_mem_gib > 0 else None)
+            else:
+                fft_values.append(None)
+                epoch_ratio.append(None)
+                memory_ratio.append(None)
             caveats += _row_caveats(member)
             row_caveats.append(caveats)
         parts.append(
@@ -352,7 +356,7 @@ def _row_caveats(member: dict[str, Any]) -> list[str]:
     return caveats
 
 
-def _missing_fft_state(failures: pl.DataFrame, group_by: list[str], key: tuple) -> str:
+def _missing_fft_state(failures: pl.DataFrame, group_by: list[str], key: tuple[Any, ...]) -> str:
     """'oom' when the group's FFT cell ran out of memory, else 'missing'."""
     if failures.is_empty() or any(column not in failures.columns for column in group_by):
         return "missing"

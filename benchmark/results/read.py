@@ -35,8 +35,9 @@ def read_results(results_dir: Path) -> tuple[pl.DataFrame, list[str]]:
             if field.name not in table.column_names:
                 table = table.append_column(field.name, pa.nulls(table.num_rows, type=field.type))
         table = table.select(COLUMNS).cast(RESULT_SCHEMA)
-        frame = pl.from_arrow(table)
+        frame = pl.DataFrame(pl.from_arrow(table))
         frames.append(frame.with_columns(pl.lit(str(path)).alias("file")))
     if not frames:
-        return pl.DataFrame(schema={**pl.from_arrow(RESULT_SCHEMA.empty_table()).schema, "file": pl.String}), warnings
+        empty = pl.DataFrame(pl.from_arrow(RESULT_SCHEMA.empty_table()))
+        return pl.DataFrame(schema={**empty.schema, "file": pl.String}), warnings
     return pl.concat(frames, how="vertical_relaxed"), warnings

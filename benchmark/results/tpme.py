@@ -23,14 +23,14 @@ class Costs:
 
 def parse_weights(text: str) -> tuple[float, float, float]:
     try:
-        weights = tuple(float(part) for part in text.split(","))
+        parts = [float(part) for part in text.split(",")]
     except ValueError as error:
         raise ValueError(f"weights must be three numbers like 0.45,0.1,0.45, got '{text}'") from error
-    if len(weights) != 3 or any(w < 0 for w in weights):
+    if len(parts) != 3 or any(w < 0 for w in parts):
         raise ValueError(f"weights must be three non-negative numbers (time, params, memory), got '{text}'")
-    if abs(sum(weights) - 1.0) > 1e-6:
-        raise ValueError(f"weights must sum to 1 (a1 + a2 + a3 = 1), got {sum(weights):g} from '{text}'")
-    return weights  # type: ignore[return-value]
+    if abs(sum(parts) - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1 (a1 + a2 + a3 = 1), got {sum(parts):g} from '{text}'")
+    return parts[0], parts[1], parts[2]
 
 
 def _normalise(values: list[float]) -> list[float]:

@@ -183,11 +183,13 @@ class CellConfig:
     allow_download: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return to_plain(self)
+        plain: dict[str, Any] = to_plain(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CellConfig:
-        return build(cls, data)
+        config: CellConfig = build(cls, data)
+        return config
 
     def replace(self, **changes: Any) -> CellConfig:
         return dataclasses.replace(self, **changes)
@@ -240,7 +242,7 @@ def typed_value(hint: Any, value: Any) -> Any:
     inner, _ = unwrap_optional(hint)
     if value is None or dataclasses.is_dataclass(value):
         return value
-    if dataclasses.is_dataclass(inner):
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
         return build(inner, value)
     if typing.get_origin(inner) is tuple:
         item_hint = typing.get_args(inner)[0]

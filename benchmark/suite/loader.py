@@ -14,7 +14,7 @@ import yaml
 from benchmark.errors import SuiteError
 from benchmark.suite.config import MODALITIES, DatasetConfig, EvalConfig, SuiteConfig, TrainConfig, build, hints
 from benchmark.suite.schema import Validator
-from benchmark.suite.yaml_lines import load_yaml_with_lines
+from benchmark.suite.yaml_lines import KeyPath, load_yaml_with_lines
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Sections whose keys a `matrix:` entry may vary.
@@ -49,12 +49,13 @@ def load_suite(
     if validator.problems:
         raise SuiteError(validator.problems)
     suite["source"] = str(path)
-    return build(SuiteConfig, suite)
+    config: SuiteConfig = build(SuiteConfig, suite)
+    return config
 
 
-def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict, source: str) -> None:
+def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict[KeyPath, int], source: str) -> None:
     problems = []
-    matrix = data.get("matrix") if isinstance(data.get("matrix"), dict) else {}
+    matrix: dict[str, Any] = data["matrix"] if isinstance(data.get("matrix"), dict) else {}
     for override in overrides:
         key, separator, text = override.partition("=")
         section, _, name = key.strip().partition(".")
@@ -194,7 +195,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             validator.problem(("seeds", position), f"seed {seed} is listed twice (use `repeats:` to run a cell again)")
 
 
-def _setting_values(suite: dict[str, Any], section: str, key: str) -> list[tuple[Any, tuple]]:
+def _setting_values(suite: dict[str, Any], section: str, key: str) -> list[tuple[Any, KeyPath]]:
     """Every value a train/eval key takes across the matrix, with the key path that sets it."""
     matrix_key = f"{section}.{key}"
     if matrix_key in suite["matrix"]:
@@ -285,7 +286,7 @@ def _check_matrix_entry(key: str, values: Any, validator: Validator) -> None:
         validator.value(value, hints(MATRIX_SECTIONS[section])[name], fields[name], path + (index,))
 
 
-def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: tuple) -> None:
+def _check_options(options: dict[str, Any], declared: dict[str, Any], validator: Validator, path: KeyPath) -> None:
     """A dataset format's options, declared as name -> default."""
     for key, value in options.items():
         if key not in declared:

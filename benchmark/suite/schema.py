@@ -26,7 +26,7 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def _default(item: dataclasses.Field) -> Any:
+def _default(item: dataclasses.Field[Any]) -> Any:
     if item.default is not dataclasses.MISSING:
         return item.default
     if item.default_factory is not dataclasses.MISSING:
@@ -92,7 +92,7 @@ class Validator:
                 result[key] = default
         return result
 
-    def value(self, value: Any, hint: Any, item: dataclasses.Field | None, path: KeyPath) -> Any:
+    def value(self, value: Any, hint: Any, item: dataclasses.Field[Any] | None, path: KeyPath) -> Any:
         meta = dict(item.metadata) if item is not None and item.metadata else _NO_META
         inner, optional = unwrap_optional(hint)
         default = _default(item) if item is not None else dataclasses.MISSING
@@ -101,14 +101,14 @@ class Validator:
                 return None  # an optional key whose default is "unset" (max_steps, num_workers, ...)
             self.problem(path, f"expected {_type_name(inner)}, got null")
             return value
-        if dataclasses.is_dataclass(inner):
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
             return self.section(value, inner, path)
         if typing.get_origin(inner) is tuple:
             if not isinstance(value, list):
                 self.problem(path, f"expected a list, got {type(value).__name__}")
                 return []
             item_hint = typing.get_args(inner)[0]
-            if dataclasses.is_dataclass(item_hint):
+            if isinstance(item_hint, type) and dataclasses.is_dataclass(item_hint):
                 return [self.section(element, item_hint, path + (index,)) for index, element in enumerate(value)]
             return [self.scalar(element, item_hint, meta, path + (index,)) for index, element in enumerate(value)]
         if typing.get_origin(inner) is dict or inner is dict:
