@@ -419,7 +419,7 @@ def cache_build(
 
     Example: mmbench cache build suites/iisan-paper.yaml --only '*/iisan_cached/*'
     """
-    from benchmark.launch.caches import build_suite_caches
+    from benchmark.launch.cache_command import build_suite_caches
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
@@ -450,7 +450,7 @@ def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
 
     Example: mmbench cache list --json
     """
-    from benchmark.data.hidden_cache import list_caches
+    from benchmark.data.hidden_state_store import list_caches
 
     entries = list_caches()
     if as_json:

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.data.hidden_cache import HiddenStateCache
+from benchmark.data.hidden_state_store import HiddenStateCache
 from benchmark.errors import CacheMissingError, NoMeasuredStepsError, SuiteError
 from benchmark.profile.environment import hardware_identity
 from benchmark.results.schema import empty_row
 from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train import loop
-from benchmark.train.cache_build import cache_origin
+from benchmark.train.hidden_state_build import cache_origin
 from benchmark.train.loop import amortize, run_cell
 
 CPU = __import__("torch").device("cpu")

@@ -10,13 +10,13 @@ import torch
 
 from benchmark.data.collate import collate_train_batch
 from benchmark.data.dataset import ItemFeatures, load_raw_dataset
-from benchmark.data.hidden_cache import CacheKey, build_cache, caches_directory, find_cache
+from benchmark.data.hidden_state_store import CacheKey, build_cache, caches_directory, find_cache
 from benchmark.errors import TowerError
 from benchmark.methods.registry import get_method_class
 from benchmark.methods.side_network import every_nth_layer
 from benchmark.models.towers import build_tower, count_parameters
-from benchmark.train.cache_build import ensure_caches
 from benchmark.train.features import build_towers_and_features
+from benchmark.train.hidden_state_build import ensure_caches
 from benchmark.train.recommender import Recommender
 
 H = 768
@@ -244,7 +244,7 @@ def test_cached_training_keeps_the_towers_off_the_gpu(write_suite):
 
     methods = "[{name: iisan, options: {layer_stride: 1}}, {name: iisan_cached, options: {layer_stride: 1}}]"
     peaks = {}
-    from benchmark.train.cache_build import ensure_cell_caches
+    from benchmark.train.hidden_state_build import ensure_cell_caches
 
     for cell in expand_cells(load_suite(write_suite(methods=methods, max_steps=4), ["train.device=cuda"])):
         ensure_cell_caches(cell.config, lambda message: None)  # the launcher's job, in its own process in a run

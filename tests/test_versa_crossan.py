@@ -11,8 +11,8 @@ from benchmark.errors import TowerError
 from benchmark.methods.registry import get_method_class
 from benchmark.methods.side_network import group_indices
 from benchmark.models.towers import build_tower, count_parameters
-from benchmark.train.cache_build import ensure_caches
 from benchmark.train.features import build_towers_and_features
+from benchmark.train.hidden_state_build import ensure_caches
 from benchmark.train.recommender import Recommender
 
 CPU = torch.device("cpu")

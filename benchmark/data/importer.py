@@ -7,9 +7,7 @@ into place at the end: a failed or killed import never leaves a half-written dat
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.atomic import atomic_directory
 from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
-from benchmark.permissions import honour_umask
 
 MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carry all of them
 DROP_WARNING = 0.10  # warn when an import drops more than this share of the users
@@ -204,61 +202,49 @@ def import_dataset(
     kept_items = np.unique(np.concatenate(sequences))
     new_id = np.zeros(raw.n_items + 1, dtype=np.int64)
     new_id[kept_items] = np.arange(1, len(kept_items) + 1)
+    summary = {
+        "source": str(source),
+        "format": data_format,
+        "out": str(out),
+        "options": {"k_core": k, "max_seq_len": max_seq_len, "min_seq_len": min_seq_len, "on_error": on_error},
+        "read": {
+            "users": len(raw.sequences),
+            "items": raw.n_items,
+            "interactions": int(sum(len(s) for s in raw.sequences)),
+        },
+        "written": {
+            "users": len(sequences),
+            "items": int(len(kept_items)),
+            "interactions": int(sum(len(s) for s in sequences)),
+            "split": {
+                "train_sequences": sum(1 for s in sequences if len(s) >= 4),
+                "valid": len(sequences),
+                "test": len(sequences),
+            },
+        },
+        "kept": {},
+        "warnings": [],
+        "skipped": _summarise_problems(problems),
+        "seconds": None,
+    }
+    for what in ("users", "items", "interactions"):
+        summary["kept"][what] = summary["written"][what] / summary["read"][what] if summary["read"][what] else None
+    if summary["kept"]["users"] is not None and summary["kept"]["users"] < 1.0 - DROP_WARNING:
+        summary["warnings"].append(
+            f"dropped {1 - summary['kept']['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of "
+            f"{len(raw.sequences)}): "
+            f"check --k-core ({k}), --min-seq-len ({min_seq_len}) and the problems listed"
+        )
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+        # An earlier import at `out` is replaced (check_output_location refused anything else).
+        with atomic_directory(out, replace=True, prefix=f".{out.name}.importing-") as staging:
+            _write_layout(staging, raw, kept_items, new_id, users, copy_media)
+            summary["seconds"] = time.perf_counter() - started
+            (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
     except OSError as error:
         raise DatasetError(
             f"cannot write the import to {out}: {error.strerror or error} (nothing was written)"
         ) from error
-    try:
-        _write_layout(staging, raw, kept_items, new_id, users, copy_media)
-        summary = {
-            "source": str(source),
-            "format": data_format,
-            "out": str(out),
-            "options": {"k_core": k, "max_seq_len": max_seq_len, "min_seq_len": min_seq_len, "on_error": on_error},
-            "read": {
-                "users": len(raw.sequences),
-                "items": raw.n_items,
-                "interactions": int(sum(len(s) for s in raw.sequences)),
-            },
-            "written": {
-                "users": len(sequences),
-                "items": int(len(kept_items)),
-                "interactions": int(sum(len(s) for s in sequences)),
-                "split": {
-                    "train_sequences": sum(1 for s in sequences if len(s) >= 4),
-                    "valid": len(sequences),
-                    "test": len(sequences),
-                },
-            },
-            "kept": {},
-            "warnings": [],
-            "skipped": _summarise_problems(problems),
-            "seconds": None,
-        }
-        for what in ("users", "items", "interactions"):
-            summary["kept"][what] = summary["written"][what] / summary["read"][what] if summary["read"][what] else None
-        if summary["kept"]["users"] is not None and summary["kept"]["users"] < 1.0 - DROP_WARNING:
-            summary["warnings"].append(
-                f"dropped {1 - summary['kept']['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of "
-                f"{len(raw.sequences)}): "
-                f"check --k-core ({k}), --min-seq-len ({min_seq_len}) and the problems listed"
-            )
-        summary["seconds"] = time.perf_counter() - started
-        (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
-        honour_umask(staging)
-        if out.exists():
-            shutil.rmtree(out)  # an earlier import: check_output_location refused anything else
-        os.replace(staging, out)
-    except OSError as error:
-        raise DatasetError(
-            f"cannot write the import to {out}: {error.strerror or error} (nothing was written)"
-        ) from error
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return summary
 
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark.data.cache_dir import cache_root, staging_directory
-from benchmark.permissions import honour_umask
+from benchmark.atomic import atomic_directory
+from benchmark.data.cache_root import cache_root
+from benchmark.errors import MMBenchError
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qu", "da", "fe", "gi", "hu", "ja"]
 _GENERIC = ["classic", "new", "premium", "edition", "pack", "deluxe", "mini", "pro", "set", "original"]
@@ -37,20 +36,16 @@ def ensure_synthetic(options: dict[str, Any]) -> Path:
     target = synthetic_dir(options)
     if (target / "COMPLETE").exists():
         return target
-    staging = staging_directory(target.parent)
     try:
-        write_synthetic(staging, options)
-        (staging / "COMPLETE").write_text(json.dumps(options, sort_keys=True))
-        honour_umask(staging)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            # Another process finished first: its copy is identical (deterministic by seed).
-            if not (target / "COMPLETE").exists():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        # Another process may finish first: its copy is identical (deterministic by seed) and stays.
+        with atomic_directory(target) as staging:
+            write_synthetic(staging, options)
+            (staging / "COMPLETE").write_text(json.dumps(options, sort_keys=True))
+    except OSError as error:
+        raise MMBenchError(
+            f"cache directory {target.parent} is not writable: {error.strerror or error} "
+            "(set MMBENCH_CACHE to a writable directory)"
+        ) from error
     return target
 
 

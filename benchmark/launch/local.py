@@ -36,7 +36,7 @@ from benchmark.suite.matrix import Cell
 LOG_TAIL_CHARS = 1500
 # The per-cell program; tests swap it for one that crashes or hangs.
 CELL_COMMAND = [sys.executable, "-m", "benchmark.launch.cell_main"]
-CACHE_COMMAND = [sys.executable, "-m", "benchmark.launch.cache_main"]
+CACHE_COMMAND = [sys.executable, "-m", "benchmark.launch.cache_build_main"]
 
 
 @dataclass

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from benchmark.atomic import atomic_file
 from benchmark.errors import ResultsError
-from benchmark.permissions import honour_umask
 from benchmark.results.schema import row_to_table
 
 
@@ -31,16 +30,8 @@ def ensure_writable(results_dir: Path) -> None:
 def write_row(path: Path, row: dict[str, Any]) -> Path:
     """Atomically write one row: readers see either no file or the whole file."""
     table = row_to_table(row)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_file(path) as temporary:
         pq.write_table(table, temporary)
-        honour_umask(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 

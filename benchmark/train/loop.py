@@ -27,7 +27,6 @@ from benchmark.profile.training import TrainingProfiler
 from benchmark.progress import ProgressSink, phase, step
 from benchmark.results.schema import EVAL_KS
 from benchmark.suite.config import CellConfig
-from benchmark.train.cache_build import cache_origin, find_caches
 from benchmark.train.evaluate import (
     ModelScorer,
     PopularityScorer,
@@ -37,6 +36,7 @@ from benchmark.train.evaluate import (
     rank_targets,
 )
 from benchmark.train.features import build_towers_and_features
+from benchmark.train.hidden_state_build import cache_origin, find_caches
 from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
 from benchmark.units import GIB

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from benchmark.data.dataset import ItemFeatures
-from benchmark.data.hidden_cache import CacheKey, HiddenStateCache, build_cache, find_cache
+from benchmark.data.hidden_state_store import CacheKey, HiddenStateCache, build_cache, find_cache
 from benchmark.data.raw import RawDataset
 from benchmark.errors import CacheMissingError
 from benchmark.methods.side_network import kept_states

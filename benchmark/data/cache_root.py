@@ -20,17 +20,3 @@ def cache_root(create: bool = True) -> Path:
                 "(set MMBENCH_CACHE to a writable directory)"
             ) from error
     return root
-
-
-def staging_directory(parent: Path) -> Path:
-    """A fresh hidden staging directory under `parent` (made if missing); an unwritable cache is one clear error."""
-    import tempfile
-
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
-    except OSError as error:
-        raise MMBenchError(
-            f"cache directory {parent} is not writable: {error.strerror or error} "
-            "(set MMBENCH_CACHE to a writable directory)"
-        ) from error

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.cache_dir import cache_root, staging_directory
-from benchmark.permissions import honour_umask
+from benchmark.atomic import atomic_directory
+from benchmark.data.cache_root import cache_root
+from benchmark.errors import MMBenchError
 
 STATES_FILE = "states.npy"
 MANIFEST_FILE = "manifest.json"
@@ -123,11 +123,19 @@ def build_cache(
     that paid `build_seconds`, so a row elsewhere knows not to count that time as its own.
     """
     parent = caches_directory()
-    staging = staging_directory(parent)
+    target = parent / key.digest
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MMBenchError(
+            f"cache directory {parent} is not writable: {error.strerror or error} "
+            "(set MMBENCH_CACHE to a writable directory)"
+        ) from error
     # Staging left by a build that was killed an hour or more ago is garbage; a younger one may be live.
     _remove_stale_staging(parent, max_age_s=3600.0)
     started = time.perf_counter()
-    try:
+    # An incomplete or mismatched cache under this digest is replaced.
+    with atomic_directory(target, replace=True) as staging:
         states = np.lib.format.open_memmap(
             staging / STATES_FILE, mode="w+", dtype=np.float16, shape=(n_items + 1, layers, hidden)
         )
@@ -155,15 +163,7 @@ def build_cache(
             "built_on": built_on,
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        honour_umask(staging)
-        target = parent / key.digest
-        if target.exists():
-            shutil.rmtree(target)  # an incomplete or mismatched cache under this digest
-        os.replace(staging, target)
-        return HiddenStateCache(target, manifest)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    return HiddenStateCache(target, manifest)
 
 
 def list_caches() -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from benchmark.suite.matrix import Cell
 def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, Any]]:
     """One entry per cache: the cell it serves, 'built' or 'found', its directory, size and build time."""
     from benchmark.methods.registry import get_method_class
-    from benchmark.train.cache_build import ensure_cell_caches
+    from benchmark.train.hidden_state_build import ensure_cell_caches
 
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()

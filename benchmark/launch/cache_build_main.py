@@ -1,6 +1,6 @@
 """Entry point of the cache-build subprocess that runs before a cached cell.
 
-Usage: python -m benchmark.launch.cache_main CELL_JSON
+Usage: python -m benchmark.launch.cache_build_main CELL_JSON
 The build runs in its own process so that the training cell's CUDA context never holds the towers'
 kernels, weights or cuBLAS workspace: the cell's peak memory is training's alone. Progress goes to
 stdout as JSON lines; the last line says which caches were built now.
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     try:
         stop_with_parent()
         config = CellConfig.from_dict(json.loads(Path(argv[0]).read_text()))
-        from benchmark.train.cache_build import ensure_cell_caches
+        from benchmark.train.hidden_state_build import ensure_cell_caches
 
         caches = ensure_cell_caches(config, emit)
     except CellStopped as stopped:  # the build's staging directory was removed on the way out
