@@ -134,7 +134,7 @@ def test_import_fails_writing_nothing_or_skips_with_a_summary(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".imported*"))  # nothing half-written
     summary = import_dataset(directory, "amazon-iisan", out, k=0, on_error="skip")
     kinds = summary["skipped"]["by_kind"]
-    assert kinds == {"empty title": 1, "unknown item id": 1, "no image": 1, "fewer than the minimum": 1}
+    assert kinds == {"empty title": 1, "unknown item id": 1, "no image": 1, "too short": 1}
     # item d has no image: dropped everywhere; u3 is too short; u2 loses zz and d, then is too short.
     written = (out / "users.tsv").read_text().splitlines()
     mapping = dict(line.split("\t") for line in (out / "item_map.tsv").read_text().splitlines()[1:])
@@ -195,3 +195,13 @@ def test_import_command(tmp_path):
         app, ["data", "import", str(tmp_path / "missing"), "--format", "amazon-iisan", "--out", str(tmp_path / "x")]
     )
     assert bad.exit_code == 2 and "dataset directory not found" in bad.stderr
+
+
+def test_problems_are_structured_not_strings_to_parse(tmp_path):
+    directory = amazon(tmp_path / "a", "a\tAlpha\nb\t \nc\tGamma\n", "u1\ta zz c\n", images=("a",))
+    details = inspect_dataset(directory, "amazon-iisan")["problems"]["details"]
+    by_kind = {problem["kind"]: problem for problem in details}
+    assert by_kind["empty title"]["file"].endswith("items.tsv") and by_kind["empty title"]["line"] == 2
+    assert by_kind["empty title"]["item"] == "b"
+    assert by_kind["unknown item id"]["item"] == "zz" and by_kind["unknown item id"]["line"] == 1
+    assert by_kind["no image"]["item"] == "c" and by_kind["no image"]["text"].endswith("c.jpg")

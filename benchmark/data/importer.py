@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmark.atomic import atomic_directory
+from benchmark.data.problems import DatasetProblem, counts_by_kind, summarise
 from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.mmbench import IMPORT_MANIFEST
@@ -25,28 +25,14 @@ MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carr
 DROP_WARNING = 0.10  # warn when an import drops more than this share of the users
 
 
-def problem_kind(problem: str) -> str:
-    for kind in (
-        "expected",
-        "duplicate item id",
-        "empty title",
-        "unknown item id",
-        "no image",
-        "unreadable image",
-        "fewer than the minimum",
-        "not a number",
-    ):
-        if kind in problem:
-            return {"expected": "wrong number of fields"}.get(kind, kind)
-    return "other"
-
-
-def _summarise_problems(problems: list[str]) -> dict[str, Any]:
+def _summarise_problems(problems: list[DatasetProblem]) -> dict[str, Any]:
+    """For the CLI and --json: counts by kind, the first ones as text, every one as text and as fields."""
     return {
         "count": len(problems),
-        "by_kind": dict(Counter(problem_kind(p) for p in problems)),
-        "first": problems[:MAX_LISTED],
-        "all": problems,
+        "by_kind": counts_by_kind(problems),
+        "first": [str(p) for p in problems[:MAX_LISTED]],
+        "all": [str(p) for p in problems],
+        "details": [p.as_dict() for p in problems],
     }
 
 
@@ -62,7 +48,7 @@ def _length_distribution(sequences: list[list[int]]) -> dict[str, float]:
     }
 
 
-def check_images(raw: RawDataset, verify: bool) -> list[str]:
+def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
     """One problem per item whose image is missing or unreadable (header check; full decode with `verify`)."""
     from PIL import Image
 
@@ -72,21 +58,25 @@ def check_images(raw: RawDataset, verify: bool) -> list[str]:
         try:
             sources = list(image_sources(raw))
         except DatasetError as error:
-            return [str(error)]
+            return [DatasetProblem("other", str(error), str(raw.image_lmdb))]
     else:
         sources = [(str(path), path) if path is not None else (None, None) for path in raw.image_paths]
     problems = []
     for key, (where, source) in zip(raw.item_keys, sources):
         if source is None:
             where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
-            problems.append(f"item '{key}': no image{where_expected}")
+            problems.append(DatasetProblem("no image", f"item '{key}': no image{where_expected}", item=key))
             continue
         try:
             with Image.open(source) as image:
                 if verify:
                     image.verify()
         except Exception as error:  # noqa: BLE001 - PIL raises many types for a bad file; each is "unreadable"
-            problems.append(f"{where}: unreadable image for item '{key}' ({type(error).__name__})")
+            problems.append(
+                DatasetProblem(
+                    "unreadable image", f"unreadable image for item '{key}' ({type(error).__name__})", where, item=key
+                )
+            )
     return problems
 
 
@@ -96,7 +86,7 @@ def inspect_dataset(path: Path, data_format: str, check_media: bool = True, enco
     has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
     if check_media and has_images:
         problems += check_images(raw, verify=False)
-    kinds = Counter(problem_kind(p) for p in problems)
+    kinds = counts_by_kind(problems)
     return {
         "path": str(path),
         "format": data_format,
@@ -170,23 +160,21 @@ def import_dataset(
         problems += image_problems
         index = {key: position + 1 for position, key in enumerate(raw.item_keys)}
         for problem in image_problems:
-            if "item '" in problem:
-                bad[index[problem.split("item '", 1)[1].split("'", 1)[0]]] = True
+            if problem.item is not None:
+                bad[index[problem.item]] = True
     for user, sequence in zip(raw.user_keys, raw.sequences):
         if len(sequence) < min_seq_len:
-            problems.append(f"user '{user}': {len(sequence)} items, fewer than the minimum {min_seq_len}")
+            problems.append(
+                DatasetProblem(
+                    "too short", f"user '{user}': {len(sequence)} items, fewer than the minimum {min_seq_len}"
+                )
+            )
     if problems and on_error == "fail":
-        shown = "\n  ".join(problems[:MAX_LISTED])
-        kinds = ", ".join(f"{kind}: {count}" for kind, count in Counter(problem_kind(p) for p in problems).items())
-        more = (
-            f"\n  ... and {len(problems) - MAX_LISTED} more (--problems FILE writes them all)"
-            if len(problems) > MAX_LISTED
-            else ""
-        )
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in counts_by_kind(problems).items())
         raise DatasetProblems(
             f"{len(problems)} problem(s) in {source} ({kinds}; nothing was written; --on-error skip drops the bad "
-            f"rows):\n  {shown}{more}",
-            problems,
+            f"rows; --problems FILE writes them all):\n{summarise(problems, MAX_LISTED)}",
+            [str(p) for p in problems],
         )
     users = [
         (user, np.asarray(s, dtype=np.int64)) for user, s in zip(raw.user_keys, raw.sequences) if len(s) >= min_seq_len

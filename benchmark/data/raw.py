@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmark.data.problems import DatasetProblem, at, summarise
 from benchmark.errors import DatasetError
 
 MAX_LISTED_PROBLEMS = 10
@@ -27,7 +28,7 @@ class RawDataset:
     extra_paths: dict[str, list[Path | None]] = field(default_factory=dict)
     # Images in an LMDB (key: item id, value: encoded image bytes) instead of a folder.
     image_lmdb: Path | None = None
-    problems: list[str] = field(default_factory=list)  # rows skipped under on_error="skip"
+    problems: list[DatasetProblem] = field(default_factory=list)  # rows skipped under on_error="skip"
     image_dir: Path | None = None  # where `<item_id>.jpg` files are expected (named in "no image" problems)
 
     @property
@@ -53,15 +54,13 @@ class RawDataset:
         return self.image_paths if modality == "image" else self.extra_paths.get(modality, [None] * self.n_items)
 
 
-def raise_if_problems(problems: list[str], what: str, on_error: str = "fail") -> None:
+def raise_if_problems(problems: list[DatasetProblem], what: str, on_error: str = "fail") -> None:
     """Stop with every problem listed, unless the caller chose to skip bad rows (then they are kept for the summary)."""
     if problems and on_error == "fail":
-        shown = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
-        more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
-        raise DatasetError(f"{len(problems)} problem(s) in {what}:\n  {shown}{more}")
+        raise DatasetError(f"{len(problems)} problem(s) in {what}:\n{summarise(problems, MAX_LISTED_PROBLEMS)}")
 
 
-def text_lines(path: Path, problems: list[str], encoding: str = "utf-8") -> Iterator[tuple[int, str | None]]:
+def text_lines(path: Path, problems: list[DatasetProblem], encoding: str = "utf-8") -> Iterator[tuple[int, str | None]]:
     """(line number, text without its line end) of every line; a line that does not decode becomes a problem
     naming file, line and byte offset, and comes back as None so line numbers stay true.
 
@@ -74,8 +73,13 @@ def text_lines(path: Path, problems: list[str], encoding: str = "utf-8") -> Iter
                 text: str | None = raw.decode(encoding).rstrip("\r\n")
             except UnicodeDecodeError as error:
                 problems.append(
-                    f"{path}:{line_number}: byte {offset + error.start}: not valid {encoding} ({error.reason}); "
-                    f"name the file's encoding with --encoding or the dataset's `encoding:` (e.g. latin-1)"
+                    at(
+                        path,
+                        line_number,
+                        "undecodable text",
+                        f"byte {offset + error.start}: not valid {encoding} ({error.reason}); "
+                        "name the file's encoding with --encoding or the dataset's `encoding:` (e.g. latin-1)",
+                    )
                 )
                 text = None
             offset += len(raw)
@@ -83,7 +87,7 @@ def text_lines(path: Path, problems: list[str], encoding: str = "utf-8") -> Iter
 
 
 def tsv_rows(
-    path: Path, columns: tuple[str, ...], problems: list[str], skip_lines: int = 0, encoding: str = "utf-8"
+    path: Path, columns: tuple[str, ...], problems: list[DatasetProblem], skip_lines: int = 0, encoding: str = "utf-8"
 ) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank line with exactly len(columns) tab-separated fields;
     other lines (and lines that do not decode) become problems naming file and line."""
@@ -92,10 +96,8 @@ def tsv_rows(
             continue
         fields = line.split("\t")
         if len(fields) != len(columns):
-            problems.append(
-                f"{path}:{line_number}: expected {len(columns)} tab-separated fields ({', '.join(columns)}), got "
-                f"{len(fields)}"
-            )
+            expected = f"expected {len(columns)} tab-separated fields ({', '.join(columns)}), got {len(fields)}"
+            problems.append(at(path, line_number, "wrong number of fields", expected))
             continue
         yield line_number, fields
 
@@ -108,13 +110,13 @@ class ItemTable:
         self.keys: list[str] = []
         self.titles: list[str] = []
 
-    def add(self, key: str, title: str, where: str, problems: list[str], on_error: str) -> None:
+    def add(self, key: str, title: str, path: Path, line: int, problems: list[DatasetProblem], on_error: str) -> None:
         key, title = key.strip(), title.strip()
         if key in self.index:
-            problems.append(f"{where}: duplicate item id '{key}'")
+            problems.append(at(path, line, "duplicate item id", f"duplicate item id '{key}'", key))
             return
         if not title:
-            problems.append(f"{where}: empty title for item '{key}'")
+            problems.append(at(path, line, "empty title", f"empty title for item '{key}'", key))
             if on_error == "skip":
                 return  # the item goes; sequences that mention it count it as unknown
         self.index[key] = len(self.keys) + 1
@@ -123,7 +125,11 @@ class ItemTable:
 
 
 def read_sequences(
-    rows: Iterator[tuple[int, str, str]], path: Path, item_index: dict[str, int], items_file: str, problems: list[str]
+    rows: Iterator[tuple[int, str, str]],
+    path: Path,
+    item_index: dict[str, int],
+    items_file: str,
+    problems: list[DatasetProblem],
 ) -> tuple[list[str], list[list[int]]]:
     """(user keys, sequences of internal ids) from (line number, user, space-separated item ids) rows."""
     user_keys: list[str] = []
@@ -132,7 +138,9 @@ def read_sequences(
         sequence = []
         for key in item_ids.split():
             if key not in item_index:
-                problems.append(f"{path}:{line_number}: unknown item id '{key}' (not in {items_file})")
+                problems.append(
+                    at(path, line_number, "unknown item id", f"unknown item id '{key}' (not in {items_file})", key)
+                )
                 continue
             sequence.append(item_index[key])
         user_keys.append(user.strip())

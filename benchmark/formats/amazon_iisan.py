@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.data.problems import DatasetProblem
 from benchmark.data.raw import (
     ItemTable,
     RawDataset,
@@ -25,10 +26,10 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "
             raise DatasetError(
                 f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)"
             )
-    problems: list[str] = []
+    problems: list[DatasetProblem] = []
     items = ItemTable()
     for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems, encoding=encoding):
-        items.add(key, title, f"{items_path}:{line_number}", problems, on_error)
+        items.add(key, title, items_path, line_number, problems, on_error)
     raise_if_problems(problems, str(items_path), on_error)
     rows = (
         (line_number, user, item_ids)

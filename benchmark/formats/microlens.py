@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from benchmark.data.problems import DatasetProblem, at
 from benchmark.data.raw import (
     ItemTable,
     RawDataset,
@@ -33,7 +34,7 @@ def _covers_folder(directory: Path) -> Path:
 def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     pairs_path = single_file(directory, "*_pairs.tsv", "interaction file")
     titles_path = single_file(directory, "*.csv", "titles CSV")
-    problems: list[str] = []
+    problems: list[DatasetProblem] = []
     items = ItemTable()
     # Undecodable lines become problems and empty lines, so the CSV reader's line numbers stay true.
     lines = (text + "\n" if text is not None else "\n" for _, text in text_lines(titles_path, problems, encoding))
@@ -45,9 +46,16 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
         if not row:
             continue
         if len(row) != 2:
-            problems.append(f"{titles_path}:{reader.line_num}: expected 2 fields (item_id, title), got {len(row)}")
+            problems.append(
+                at(
+                    titles_path,
+                    reader.line_num,
+                    "wrong number of fields",
+                    f"expected 2 fields (item_id, title), got {len(row)}",
+                )
+            )
             continue
-        items.add(row[0], row[1], f"{titles_path}:{reader.line_num}", problems, on_error)
+        items.add(row[0], row[1], titles_path, reader.line_num, problems, on_error)
     raise_if_problems(problems, str(titles_path), on_error)
     rows = (
         (line_number, user, item_ids)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.data.problems import DatasetProblem, at
 from benchmark.data.raw import (
     ItemTable,
     RawDataset,
@@ -25,10 +26,10 @@ TITLE_COLUMNS = ("title", "item_title", "movie_title", "name")
 
 def _header(path: Path, encoding: str) -> list[str]:
     """Column names of an atomic file's typed header (`name:type` per column)."""
-    problems: list[str] = []
+    problems: list[DatasetProblem] = []
     first = next(text_lines(path, problems, encoding), (1, ""))[1]
     if first is None:
-        raise DatasetError(problems[0])
+        raise DatasetError(str(problems[0]))
     return [column.split(":", 1)[0].strip() for column in first.split("\t")]
 
 
@@ -44,13 +45,13 @@ def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: boo
 def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
     inter_path = single_file(directory, "*.inter", "interaction file")
     item_path = single_file(directory, "*.item", "item file")
-    problems: list[str] = []
+    problems: list[DatasetProblem] = []
     items = ItemTable()
     names = _header(item_path, encoding)
     id_column = _column(names, ("item_id",), item_path)
     title_column = _column(names, TITLE_COLUMNS, item_path)
     for line_number, fields in tsv_rows(item_path, tuple(names), problems, skip_lines=1, encoding=encoding):
-        items.add(fields[id_column], fields[title_column], f"{item_path}:{line_number}", problems, on_error)
+        items.add(fields[id_column], fields[title_column], item_path, line_number, problems, on_error)
     raise_if_problems(problems, str(item_path), on_error)
     names = _header(inter_path, encoding)
     per_user: dict[str, list[tuple[float, int, str]]] = {}
@@ -61,7 +62,9 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
         try:
             timestamp = float(fields[time_column]) if time_column is not None else 0.0
         except ValueError:
-            problems.append(f"{inter_path}:{line_number}: timestamp '{fields[time_column]}' is not a number")
+            problems.append(
+                at(inter_path, line_number, "not a number", f"timestamp '{fields[time_column]}' is not a number")
+            )
             continue
         per_user.setdefault(fields[user_column].strip(), []).append(
             (timestamp, line_number, fields[item_column].strip())
@@ -74,7 +77,15 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
         sequence = []
         for _, line_number, key in interactions:
             if key not in items.index:
-                problems.append(f"{inter_path}:{line_number}: unknown item id '{key}' (not in {item_path.name})")
+                problems.append(
+                    at(
+                        inter_path,
+                        line_number,
+                        "unknown item id",
+                        f"unknown item id '{key}' (not in {item_path.name})",
+                        key,
+                    )
+                )
                 continue
             sequence.append(items.index[key])
         user_keys.append(user)
