@@ -74,6 +74,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _say(text: str) -> None:
+    """Data for the user, on stdout, printed as is (no rich markup or highlighting)."""
+    stdout.print(text, markup=False, highlight=False)
+
+
+def _note(text: str) -> None:
+    """Progress and diagnostics, on stderr, printed as is."""
+    stderr.print(text, markup=False, highlight=False)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
 def _check_encoding(encoding: str) -> None:
     import codecs
 
@@ -103,9 +117,9 @@ def _more_problems(summary: dict, problems_file: Path | None) -> list[str]:
 def _fail(error: Exception, code: int = 2) -> None:
     if isinstance(error, SuiteError):
         for problem in error.problems:
-            stderr.print(f"error: {problem}", markup=False, highlight=False)
+            _note(f"error: {problem}")
     else:
-        stderr.print(f"error: {error}", markup=False, highlight=False)
+        _note(f"error: {error}")
     raise typer.Exit(code)
 
 
@@ -126,21 +140,16 @@ def validate(
         loaded = load_suite(suite)
     except SuiteError as error:
         if as_json:
-            sys.stdout.write(
-                json.dumps({"suite": str(suite), "ok": False, "cells": None, "problems": error.problems}, indent=2)
-                + "\n"
-            )
+            _print_json({"suite": str(suite), "ok": False, "cells": None, "problems": error.problems})
             raise typer.Exit(2) from None
         _fail(error)
     except MMBenchError as error:
         _fail(error)
     cells = expand_cells(loaded)
     if as_json:
-        sys.stdout.write(
-            json.dumps({"suite": str(suite), "ok": True, "cells": len(cells), "problems": []}, indent=2) + "\n"
-        )
+        _print_json({"suite": str(suite), "ok": True, "cells": len(cells), "problems": []})
         return
-    stdout.print(f"{suite}: ok ({len(cells)} cells)", markup=False, highlight=False)
+    _say(f"{suite}: ok ({len(cells)} cells)")
 
 
 @app.command()
@@ -186,12 +195,10 @@ def run(
             _fail(MMBenchError(f"--only '{only}' matches no cell of {suite} (see `mmbench run {suite} --dry-run`)"))
     if dry_run:
         if as_json:
-            sys.stdout.write(
-                json.dumps([{"cell_id": c.cell_id, "config_hash": c.config_hash} for c in cells], indent=2) + "\n"
-            )
+            _print_json([{"cell_id": c.cell_id, "config_hash": c.config_hash} for c in cells])
         else:
             for cell in cells:
-                stdout.print(f"{cell.config_hash}  {cell.cell_id}", markup=False, highlight=False)
+                _say(f"{cell.config_hash}  {cell.cell_id}")
         return
     try:
         ensure_writable(results)
@@ -199,60 +206,42 @@ def run(
         _fail(error)
     plan = plan_resume(cells, results, force, skip_failed)
     for problem in plan.unreadable:
-        stderr.print(f"warning: skipped unreadable result file {problem}", markup=False, highlight=False)
+        _note(f"warning: skipped unreadable result file {problem}")
     if plan.done:
-        stderr.print(
+        _note(
             f"resuming: {len(plan.done)} of {len(cells)} cell(s) already have an ok row in {results} "
-            "(--force re-runs them)",
-            markup=False,
-            highlight=False,
+            "(--force re-runs them)"
         )
     if plan.failed_kept:
-        stderr.print(
-            f"--skip-failed: {len(plan.failed_kept)} cell(s) whose last row failed are not re-run",
-            markup=False,
-            highlight=False,
-        )
+        _note(f"--skip-failed: {len(plan.failed_kept)} cell(s) whose last row failed are not re-run")
     run_id = f"{loaded.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     run_dir = results / run_id
     skipped = [{"cell_id": c.cell_id, "status": "skipped", "reason": "ok row exists"} for c in plan.done] + [
         {"cell_id": c.cell_id, "status": "skipped", "reason": "failed before (--skip-failed)"} for c in plan.failed_kept
     ]
     if not plan.to_run:
-        stderr.print(
-            f"nothing to run: every cell of suite '{loaded.name}' is done in {results}", markup=False, highlight=False
-        )
+        _note(f"nothing to run: every cell of suite '{loaded.name}' is done in {results}")
         if as_json:
-            sys.stdout.write(json.dumps({"run_dir": None, "cells": [], "skipped": skipped}, indent=2) + "\n")
+            _print_json({"run_dir": None, "cells": [], "skipped": skipped})
         return
     cells = plan.to_run
-    stderr.print(f"running {len(cells)} cell(s) of suite '{loaded.name}' -> {run_dir}")
+    _note(f"running {len(cells)} cell(s) of suite '{loaded.name}' -> {run_dir}")
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
     try:
         outcomes = run_cells(cells, run_dir, run_id, stderr, lock=not no_lock)
     except KeyboardInterrupt:
-        stderr.print(f"interrupted: rows written so far are in {run_dir}")
+        _note(f"interrupted: rows written so far are in {run_dir}")
         raise typer.Exit(130) from None
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    stderr.print(f"done: {summary}; rows in {run_dir}")
+    _note(f"done: {summary}; rows in {run_dir}")
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "run_dir": str(run_dir),
-                    "cells": [
-                        {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)}
-                        for o in outcomes
-                    ],
-                    "skipped": skipped,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        cells_run = [
+            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)} for o in outcomes
+        ]
+        _print_json({"run_dir": str(run_dir), "cells": cells_run, "skipped": skipped})
     # An OOM is a measurement (this method does not fit); errors, crashes and timeouts are failures.
     if any(o.status in ("error", "crashed", "timeout") for o in outcomes):
         raise typer.Exit(1)
@@ -291,7 +280,7 @@ def report(
     except (MMBenchError, ValueError) as error:
         _fail(error)
     for warning in warnings:
-        stderr.print(f"warning: {warning}", markup=False, highlight=False)
+        _note(f"warning: {warning}")
     if suite:
         rows = rows.filter(pl.col("suite") == suite)
     if rows.is_empty():
@@ -377,13 +366,13 @@ def list_things(
     except MMBenchError as error:
         _fail(error)
     if as_json:
-        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        _print_json(entries)
         return
     for entry in entries:
         details = "  ".join(
             f"{key}={value}" for key, value in entry.items() if key != "name" and value not in ({}, [], None)
         )
-        stdout.print(f"{entry['name']:<14} {details}", markup=False, highlight=False)
+        _say(f"{entry['name']:<14} {details}")
 
 
 @app.command()
@@ -396,12 +385,12 @@ def env(as_json: bool = typer.Option(False, "--json", help="machine-readable out
 
     environment = capture_environment()
     if as_json:
-        sys.stdout.write(json.dumps(environment, indent=2, default=str) + "\n")
+        _print_json(environment)
         return
     for key, value in environment.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
-        stdout.print(f"{key:<16} {value}", markup=False, highlight=False)
+        _say(f"{key:<16} {value}")
 
 
 cache_app = typer.Typer(no_args_is_help=True, help="Hidden-state caches of the cached methods.")
@@ -431,17 +420,15 @@ def cache_build(
     except MMBenchError as error:
         _fail(error)
     if as_json:
-        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        _print_json(entries)
         return
     for entry in entries:
-        stdout.print(
+        _say(
             f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
-            f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)",
-            markup=False,
-            highlight=False,
+            f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)"
         )
     if not entries:
-        stdout.print("no cell of this suite uses a cache", markup=False, highlight=False)
+        _say("no cell of this suite uses a cache")
 
 
 @cache_app.command("list")
@@ -454,14 +441,12 @@ def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
 
     entries = list_caches()
     if as_json:
-        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        _print_json(entries)
         return
     for entry in entries:
-        stdout.print(
+        _say(
             f"{entry['digest']}  {entry['tower']}  layers={entry['layers']}  {entry['input']}  {entry['precision']}  "
-            f"items={entry['n_items']}  {entry['bytes'] / 2**20:.1f} MiB  built in {entry['build_seconds']:.1f} s",
-            markup=False,
-            highlight=False,
+            f"items={entry['n_items']}  {entry['bytes'] / 2**20:.1f} MiB  built in {entry['build_seconds']:.1f} s"
         )
 
 
@@ -502,7 +487,7 @@ def data_inspect(
     except MMBenchError as error:
         _fail(error)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        _print_json(report)
         return
     lengths = report["sequence_length"]
     lines = [
@@ -520,7 +505,7 @@ def data_inspect(
         *_more_problems(report["problems"], problems_file),
     ]
     for line in lines:
-        stdout.print(line, markup=False, highlight=False)
+        _say(line)
 
 
 @data_app.command("import")
@@ -576,38 +561,20 @@ def data_import(
         try:
             _write_problems(problems_file, error.problems)
         except MMBenchError as write_error:
-            stderr.print(f"error: {write_error}", markup=False, highlight=False)
+            _note(f"error: {write_error}")
         _fail(error)
     except MMBenchError as error:
         _fail(error)
     for warning in summary["warnings"]:
-        stderr.print(f"warning: {warning}", markup=False, highlight=False)
+        _note(f"warning: {warning}")
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        _print_json(summary)
         return
     read, written, skipped, kept = summary["read"], summary["written"], summary["skipped"], summary["kept"]
-    stdout.print(
-        f"imported {path} -> {out} in {summary['seconds']:.1f} s (k-core {k_core})", markup=False, highlight=False
-    )
-    stdout.print(
-        f"read    users {read['users']}  items {read['items']}  interactions {read['interactions']}",
-        markup=False,
-        highlight=False,
-    )
-    stdout.print(
-        f"written users {written['users']}  items {written['items']}  interactions {written['interactions']}",
-        markup=False,
-        highlight=False,
-    )
-    stdout.print(
-        "kept    " + "  ".join(f"{what} {share:.1%}" for what, share in kept.items() if share is not None),
-        markup=False,
-        highlight=False,
-    )
-    stdout.print(
-        f"skipped {skipped['count']} problem(s)" + "".join(f"  {k}: {c}" for k, c in skipped["by_kind"].items()),
-        markup=False,
-        highlight=False,
-    )
+    _say(f"imported {path} -> {out} in {summary['seconds']:.1f} s (k-core {k_core})")
+    _say(f"read    users {read['users']}  items {read['items']}  interactions {read['interactions']}")
+    _say(f"written users {written['users']}  items {written['items']}  interactions {written['interactions']}")
+    _say("kept    " + "  ".join(f"{what} {share:.1%}" for what, share in kept.items() if share is not None))
+    _say(f"skipped {skipped['count']} problem(s)" + "".join(f"  {k}: {c}" for k, c in skipped["by_kind"].items()))
     for line in [f"  {problem}" for problem in skipped["first"]] + _more_problems(skipped, problems_file):
-        stdout.print(line, markup=False, highlight=False)
+        _say(line)

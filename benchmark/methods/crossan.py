@@ -22,7 +22,7 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
-from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
 from benchmark.methods.side_network import SANB, Fusion, build_fusion, group_indices
 from benchmark.suite.config import setting
 
@@ -48,19 +48,9 @@ class CrossModalMixing(nn.Module):
 
 
 class CROSSANItemEncoder(SideItemEncoder):
-    def __init__(
-        self,
-        towers: dict[str, nn.Module],
-        layer_indices: dict[str, list[int]],
-        cached: bool,
-        embed_dim: int,
-        bottleneck: int,
-        activation: str,
-        fusion: str,
-        expert_hidden: int,
-    ):
-        super().__init__(towers, layer_indices, cached)
-        widths = {modality: tower.hidden_size for modality, tower in towers.items()}
+    def __init__(self, plan: SidePlan, options: CROSSANOptions):
+        super().__init__(plan)
+        layer_indices, embed_dim, widths = plan.layer_indices, plan.embed_dim, plan.widths
         self.width = min(widths.values())
         self.blocks = len(next(iter(layer_indices.values())))
         self.align = nn.ModuleDict(
@@ -72,12 +62,14 @@ class CROSSANItemEncoder(SideItemEncoder):
         )
         self.side = nn.ModuleDict(
             {
-                m: nn.ModuleList(SANB(self.width, bottleneck, activation) for _ in range(self.blocks))
+                m: nn.ModuleList(SANB(self.width, options.bottleneck, options.activation) for _ in range(self.blocks))
                 for m in self.modalities
             }
         )
         self.mixing = CrossModalMixing(self.blocks, len(self.modalities))
-        self.fusion = build_fusion(fusion, [self.width] * len(self.modalities), embed_dim, expert_hidden)
+        self.fusion = build_fusion(
+            options.fusion, [self.width] * len(self.modalities), embed_dim, options.expert_hidden
+        )
 
     def side_outputs(self, states: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Each modality's last side state [n, width], in `self.modalities` order."""
@@ -117,17 +109,7 @@ class _CROSSAN(SideNetworkMethod):
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         if len(towers) < 2:
             raise TowerError(f"CROSSAN needs at least two towers, got {sorted(towers)}")
-        options = self.options
-        return CROSSANItemEncoder(
-            towers,
-            self.layer_plan(towers),
-            self.uses_cache,
-            embed_dim,
-            options.bottleneck,
-            options.activation,
-            options.fusion,
-            options.expert_hidden,
-        )
+        return CROSSANItemEncoder(SidePlan(towers, self.layer_plan(towers), self.uses_cache, embed_dim), self.options)
 
 
 @register_method

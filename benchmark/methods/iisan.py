@@ -14,7 +14,7 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
-from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, check_indices
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan, check_indices
 from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head
 from benchmark.suite.config import setting
 
@@ -28,16 +28,10 @@ class IISANOptions:
 
 
 class IISANItemEncoder(SideItemEncoder):
-    def __init__(
-        self,
-        towers: dict[str, nn.Module],
-        layer_indices: dict[str, list[int]],
-        cached: bool,
-        embed_dim: int,
-        bottleneck: int,
-        activation: str,
-    ):
-        super().__init__(towers, layer_indices, cached)
+    def __init__(self, plan: SidePlan, options: IISANOptions):
+        super().__init__(plan)
+        towers, layer_indices, embed_dim = plan.towers, plan.layer_indices, plan.embed_dim
+        bottleneck, activation = options.bottleneck, options.activation
         width, blocks = towers["text"].hidden_size, len(layer_indices["text"])
         self.text_san = IntraModalSAN(blocks, width, bottleneck, activation)
         self.image_san = IntraModalSAN(blocks, width, bottleneck, activation)
@@ -81,9 +75,7 @@ class _IISAN(SideNetworkMethod):
                 f"{image.hidden_size}; "
                 "use iisan_versa for asymmetric towers"
             )
-        return IISANItemEncoder(
-            towers, indices, self.uses_cache, embed_dim, self.options.bottleneck, self.options.activation
-        )
+        return IISANItemEncoder(SidePlan(towers, indices, self.uses_cache, embed_dim), self.options)
 
 
 @register_method

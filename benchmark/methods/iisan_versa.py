@@ -23,7 +23,7 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
-from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod
+from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
 from benchmark.methods.side_network import (
     Fusion,
     InterModalSAN,
@@ -51,26 +51,16 @@ def _label(tower: nn.Module) -> str:
 
 
 class VersaItemEncoder(SideItemEncoder):
-    def __init__(
-        self,
-        towers: dict[str, nn.Module],
-        layer_indices: dict[str, list[int]],
-        cached: bool,
-        embed_dim: int,
-        bottleneck: int,
-        activation: str,
-        fusion: str,
-        expert_hidden: int,
-    ):
-        super().__init__(towers, layer_indices, cached)
-        widths = {modality: tower.hidden_size for modality, tower in towers.items()}
+    def __init__(self, plan: SidePlan, options: VersaOptions):
+        super().__init__(plan)
+        layer_indices, embed_dim, widths = plan.layer_indices, plan.embed_dim, plan.widths
         blocks = {modality: len(indices) for modality, indices in layer_indices.items()}
         self.narrow_width = min(widths.values())
         self.shared_blocks = min(blocks.values())
         # The deeper plan's first blocks have no partner in the other tower: intra-modal only.
         self.surplus = {modality: count - self.shared_blocks for modality, count in blocks.items()}
         self.intra = nn.ModuleDict(
-            {m: IntraModalSAN(blocks[m], widths[m], bottleneck, activation) for m in ("text", "image")}
+            {m: IntraModalSAN(blocks[m], widths[m], options.bottleneck, options.activation) for m in ("text", "image")}
         )
         self.align = nn.ModuleDict(
             {
@@ -79,7 +69,7 @@ class VersaItemEncoder(SideItemEncoder):
                 if widths[m] != self.narrow_width
             }
         )
-        self.inter_san = InterModalSAN(self.shared_blocks, self.narrow_width, bottleneck, activation)
+        self.inter_san = InterModalSAN(self.shared_blocks, self.narrow_width, options.bottleneck, options.activation)
         # A tower wider than its partner reduces to the embedding width first (the reference Versa head).
         self.heads = nn.ModuleDict(
             {
@@ -90,7 +80,7 @@ class VersaItemEncoder(SideItemEncoder):
             }
         )
         self.inter_head = projection_head(self.narrow_width, embed_dim)
-        self.fusion = build_fusion(fusion, [embed_dim] * 3, embed_dim, expert_hidden)
+        self.fusion = build_fusion(options.fusion, [embed_dim] * 3, embed_dim, options.expert_hidden)
 
     def aligned_states(self, states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The inter-modal SAN's inputs: the last `shared_blocks` states of each tower at the narrower width."""
@@ -133,17 +123,7 @@ class _IISANVersa(SideNetworkMethod):
         }
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
-        options = self.options
-        return VersaItemEncoder(
-            towers,
-            self.layer_plan(towers),
-            self.uses_cache,
-            embed_dim,
-            options.bottleneck,
-            options.activation,
-            options.fusion,
-            options.expert_hidden,
-        )
+        return VersaItemEncoder(SidePlan(towers, self.layer_plan(towers), self.uses_cache, embed_dim), self.options)
 
 
 @register_method

@@ -6,6 +6,8 @@ the states come from the hidden-state cache and the towers are not part of the m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -32,11 +34,27 @@ def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
     return indices
 
 
+@dataclass(frozen=True)
+class SidePlan:
+    """What every side-network encoder is built from: the frozen towers, the hidden states kept from each,
+    whether they come from the cache, and the item embedding width."""
+
+    towers: dict[str, nn.Module]
+    layer_indices: dict[str, list[int]]
+    cached: bool
+    embed_dim: int
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return {modality: tower.hidden_size for modality, tower in self.towers.items()}
+
+
 class SideItemEncoder(nn.Module):
     """Supplies per-modality kept states [n, blocks, hidden] to a side network (`side_forward`)."""
 
-    def __init__(self, towers: dict[str, nn.Module], layer_indices: dict[str, list[int]], cached: bool):
+    def __init__(self, plan: SidePlan):
         super().__init__()
+        towers, layer_indices, cached = plan.towers, plan.layer_indices, plan.cached
         self.layer_indices = layer_indices
         self.modalities = list(towers)
         self.cached = cached
