@@ -88,6 +88,15 @@ def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _print_data(data: object, as_json: bool, lines: list[str]) -> None:
+    """`data` as JSON with --json, else the human-readable `lines`."""
+    if as_json:
+        _print_json(data)
+        return
+    for line in lines:
+        _say(line)
+
+
 def _check_encoding(encoding: str) -> None:
     import codecs
 
@@ -365,14 +374,11 @@ def list_things(
         entries = _list_entries(what)
     except MMBenchError as error:
         _fail(error)
-    if as_json:
-        _print_json(entries)
-        return
+    lines = []
     for entry in entries:
-        details = "  ".join(
-            f"{key}={value}" for key, value in entry.items() if key != "name" and value not in ({}, [], None)
-        )
-        _say(f"{entry['name']:<14} {details}")
+        details = "  ".join(f"{k}={v}" for k, v in entry.items() if k != "name" and v not in ({}, [], None))
+        lines.append(f"{entry['name']:<14} {details}")
+    _print_data(entries, as_json, lines)
 
 
 @app.command()
@@ -419,16 +425,12 @@ def cache_build(
         entries = build_suite_caches(cells, stderr)
     except MMBenchError as error:
         _fail(error)
-    if as_json:
-        _print_json(entries)
-        return
-    for entry in entries:
-        _say(
-            f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
-            f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)"
-        )
-    if not entries:
-        _say("no cell of this suite uses a cache")
+    lines = [
+        f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
+        f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)"
+        for entry in entries
+    ]
+    _print_data(entries, as_json, lines or ["no cell of this suite uses a cache"])
 
 
 @cache_app.command("list")
@@ -440,14 +442,12 @@ def cache_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
     from benchmark.data.hidden_state_store import list_caches
 
     entries = list_caches()
-    if as_json:
-        _print_json(entries)
-        return
-    for entry in entries:
-        _say(
-            f"{entry['digest']}  {entry['tower']}  layers={entry['layers']}  {entry['input']}  {entry['precision']}  "
-            f"items={entry['n_items']}  {entry['bytes'] / 2**20:.1f} MiB  built in {entry['build_seconds']:.1f} s"
-        )
+    lines = [
+        f"{entry['digest']}  {entry['tower']}  layers={entry['layers']}  {entry['input']}  {entry['precision']}  "
+        f"items={entry['n_items']}  {entry['bytes'] / MIB:.1f} MiB  built in {entry['build_seconds']:.1f} s"
+        for entry in entries
+    ]
+    _print_data(entries, as_json, lines)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets and import them into mmbench's layout.")

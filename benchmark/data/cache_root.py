@@ -15,8 +15,13 @@ def cache_root(create: bool = True) -> Path:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise MMBenchError(
-                f"cache directory {root} cannot be created: {error.strerror or error} "
-                "(set MMBENCH_CACHE to a writable directory)"
-            ) from error
+            raise unwritable_cache(root, error) from error
     return root
+
+
+def unwritable_cache(directory: Path, error: OSError) -> MMBenchError:
+    """The one-line error for a cache directory that cannot be made or written."""
+    return MMBenchError(
+        f"cache directory {directory} cannot be created or written: {error.strerror or error} "
+        "(set MMBENCH_CACHE to a writable directory)"
+    )

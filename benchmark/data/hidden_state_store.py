@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from benchmark.atomic import atomic_directory
-from benchmark.data.cache_root import cache_root
-from benchmark.errors import MMBenchError
+from benchmark.data.cache_root import cache_root, unwritable_cache
 
 STATES_FILE = "states.npy"
 MANIFEST_FILE = "manifest.json"
@@ -127,10 +126,7 @@ def build_cache(
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise MMBenchError(
-            f"cache directory {parent} is not writable: {error.strerror or error} "
-            "(set MMBENCH_CACHE to a writable directory)"
-        ) from error
+        raise unwritable_cache(parent, error) from error
     # Staging left by a build that was killed an hour or more ago is garbage; a younger one may be live.
     _remove_stale_staging(parent, max_age_s=3600.0)
     started = time.perf_counter()

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import atomic_directory
-from benchmark.data.cache_root import cache_root
-from benchmark.errors import MMBenchError
+from benchmark.data.cache_root import cache_root, unwritable_cache
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qu", "da", "fe", "gi", "hu", "ja"]
 _GENERIC = ["classic", "new", "premium", "edition", "pack", "deluxe", "mini", "pro", "set", "original"]
@@ -42,10 +41,7 @@ def ensure_synthetic(options: dict[str, Any]) -> Path:
             write_synthetic(staging, options)
             (staging / "COMPLETE").write_text(json.dumps(options, sort_keys=True))
     except OSError as error:
-        raise MMBenchError(
-            f"cache directory {target.parent} is not writable: {error.strerror or error} "
-            "(set MMBENCH_CACHE to a writable directory)"
-        ) from error
+        raise unwritable_cache(target.parent, error) from error
     return target
 
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.data import raw
 from benchmark.data.problems import DatasetProblem
-from benchmark.data.raw import (
-    ItemTable,
-    RawDataset,
-    image_lmdb,
-    media_files,
-    raise_if_problems,
-    read_sequences,
-    tsv_rows,
-)
+from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError
 from benchmark.formats.registry import DatasetFormat, register_format
 
@@ -27,29 +20,31 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "
                 f"{directory}: missing {required.name} (amazon-iisan layout: items.tsv, users.tsv, images/)"
             )
     problems: list[DatasetProblem] = []
-    items = ItemTable()
-    for line_number, (key, title) in tsv_rows(items_path, ("item_id", "title"), problems, encoding=encoding):
+    items = raw.ItemTable()
+    for line_number, (key, title) in raw.tsv_rows(items_path, ("item_id", "title"), problems, encoding=encoding):
         items.add(key, title, items_path, line_number, problems, on_error)
-    raise_if_problems(problems, str(items_path), on_error)
+    raw.raise_if_problems(problems, str(items_path), on_error)
     rows = (
         (line_number, user, item_ids)
-        for line_number, (user, item_ids) in tsv_rows(users_path, ("user_id", "item ids"), problems, encoding=encoding)
+        for line_number, (user, item_ids) in raw.tsv_rows(
+            users_path, ("user_id", "item ids"), problems, encoding=encoding
+        )
     )
-    user_keys, sequences = read_sequences(rows, users_path, items.index, "items.tsv", problems)
-    raise_if_problems(problems, str(users_path), on_error)
+    user_keys, sequences = raw.read_sequences(rows, users_path, items.index, "items.tsv", problems)
+    raw.raise_if_problems(problems, str(users_path), on_error)
     return RawDataset(
         str(directory),
         items.keys,
         items.titles,
-        media_files(image_dir, items.keys, ".jpg"),
+        raw.media_files(image_dir, items.keys, ".jpg"),
         user_keys,
         sequences,
         {
-            modality: media_files(directory / modality, items.keys, ".npy")
+            modality: raw.media_files(directory / modality, items.keys, ".npy")
             for modality in ("video", "audio")
             if (directory / modality).is_dir()
         },
-        image_lmdb=image_lmdb(directory, image_dir),
+        image_lmdb=raw.image_lmdb(directory, image_dir),
         problems=problems,
         image_dir=image_dir,
     )

@@ -8,18 +8,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from benchmark.data import raw
 from benchmark.data.problems import DatasetProblem, at
-from benchmark.data.raw import (
-    ItemTable,
-    RawDataset,
-    image_lmdb,
-    media_files,
-    raise_if_problems,
-    read_sequences,
-    single_file,
-    text_lines,
-    tsv_rows,
-)
+from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError
 from benchmark.formats.registry import DatasetFormat, register_format
 
@@ -32,12 +23,12 @@ def _covers_folder(directory: Path) -> Path:
 
 
 def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
-    pairs_path = single_file(directory, "*_pairs.tsv", "interaction file")
-    titles_path = single_file(directory, "*.csv", "titles CSV")
+    pairs_path = raw.single_file(directory, "*_pairs.tsv", "interaction file")
+    titles_path = raw.single_file(directory, "*.csv", "titles CSV")
     problems: list[DatasetProblem] = []
-    items = ItemTable()
+    items = raw.ItemTable()
     # Undecodable lines become problems and empty lines, so the CSV reader's line numbers stay true.
-    lines = (text + "\n" if text is not None else "\n" for _, text in text_lines(titles_path, problems, encoding))
+    lines = (text + "\n" if text is not None else "\n" for _, text in raw.text_lines(titles_path, problems, encoding))
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header[:2]] != ["item_id", "title"]:
@@ -56,24 +47,26 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
             )
             continue
         items.add(row[0], row[1], titles_path, reader.line_num, problems, on_error)
-    raise_if_problems(problems, str(titles_path), on_error)
+    raw.raise_if_problems(problems, str(titles_path), on_error)
     rows = (
         (line_number, user, item_ids)
-        for line_number, (user, item_ids) in tsv_rows(pairs_path, ("user", "item ids"), problems, encoding=encoding)
+        for line_number, (user, item_ids) in raw.tsv_rows(pairs_path, ("user", "item ids"), problems, encoding=encoding)
     )
-    user_keys, sequences = read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
-    raise_if_problems(problems, str(pairs_path), on_error)
-    extra = {m: media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()}
+    user_keys, sequences = raw.read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
+    raw.raise_if_problems(problems, str(pairs_path), on_error)
+    extra = {
+        m: raw.media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()
+    }
     covers = _covers_folder(directory)
     return RawDataset(
         str(directory),
         items.keys,
         items.titles,
-        media_files(covers, items.keys, ".jpg"),
+        raw.media_files(covers, items.keys, ".jpg"),
         user_keys,
         sequences,
         extra,
-        image_lmdb=image_lmdb(directory, covers),
+        image_lmdb=raw.image_lmdb(directory, covers),
         problems=problems,
         image_dir=covers,
     )

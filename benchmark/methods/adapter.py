@@ -41,7 +41,7 @@ class HoulsbyAdapter(EndToEndMethod):
 
     def adapt_tower(self, tower: nn.Module) -> None:
         freeze(tower)
-        for name in resolve_output_projections(tower.model, f"{tower.modality} tower '{tower.preset_name}'"):
+        for name in resolve_output_projections(tower.model, tower.label):
             parent_name, _, child_name = name.rpartition(".")
             parent = tower.model.get_submodule(parent_name)
             projection = getattr(parent, child_name)

@@ -104,7 +104,7 @@ class _CROSSAN(SideNetworkMethod):
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
         shallowest = min(tower.num_layers for tower in towers.values())
         blocks = self.options.blocks or max(shallowest // 2, 1)
-        return {m: group_indices(t.num_layers, blocks, f"{m} tower '{t.preset_name}'") for m, t in towers.items()}
+        return {m: group_indices(t.num_layers, blocks, t.label) for m, t in towers.items()}
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
         if len(towers) < 2:

@@ -46,10 +46,6 @@ class VersaOptions:
     expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
 
 
-def _label(tower: nn.Module) -> str:
-    return f"{tower.modality} tower '{tower.preset_name}'"
-
-
 class VersaItemEncoder(SideItemEncoder):
     def __init__(self, plan: SidePlan, options: VersaOptions):
         super().__init__(plan)
@@ -114,12 +110,12 @@ class _IISANVersa(SideNetworkMethod):
         deep_groups = self.options.deep_groups or groups
         if deep_groups < groups:
             raise TowerError(
-                f"{_label(deep)}: deep_groups ({deep_groups}) must be at least groups ({groups}), "
+                f"{deep.label}: deep_groups ({deep_groups}) must be at least groups ({groups}), "
                 "the deeper tower keeps at least as many states as the shallower"
             )
         return {
-            shallow.modality: group_indices(shallow.num_layers, groups, _label(shallow)),
-            deep.modality: group_indices(deep.num_layers, deep_groups, _label(deep)),
+            shallow.modality: group_indices(shallow.num_layers, groups, shallow.label),
+            deep.modality: group_indices(deep.num_layers, deep_groups, deep.label),
         }
 
     def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:

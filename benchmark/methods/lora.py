@@ -27,7 +27,7 @@ class LoRA(EndToEndMethod):
     Options = LoRAOptions
 
     def adapt_tower(self, tower: nn.Module) -> None:
-        targets = resolve_query_value(tower.model, f"{tower.modality} tower '{tower.preset_name}'")
+        targets = resolve_query_value(tower.model, tower.label)
         config = LoraConfig(
             r=self.options.r,
             lora_alpha=self.options.alpha,

@@ -27,10 +27,7 @@ class SideNetworkMethod(Method):
 def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
     bad = [index for index in indices if not 0 <= index <= tower.num_layers]
     if bad:
-        raise TowerError(
-            f"{tower.modality} tower '{tower.preset_name}' has hidden states 0..{tower.num_layers}; "
-            f"layer indices {bad} do not exist"
-        )
+        raise TowerError(f"{tower.label} has hidden states 0..{tower.num_layers}; layer indices {bad} do not exist")
     return indices
 
 

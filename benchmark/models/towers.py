@@ -79,6 +79,11 @@ class Tower(nn.Module):
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return hidden.mean(1)
 
+    @property
+    def label(self) -> str:
+        """How messages name this tower: "text tower 'bert-base'"."""
+        return f"{self.modality} tower '{self.preset_name}'"
+
     def summary(self) -> str:
         return f"{self.preset_name}({self.weights if self.weights == 'random' else Path(self.weights).name})"
 

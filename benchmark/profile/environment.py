@@ -47,16 +47,20 @@ def git_state() -> tuple[str | None, bool | None]:
         return None, None
 
 
+# What a cell on no GPU records about one.
+NO_GPU: dict[str, Any] = {
+    "gpu_name": None,
+    "gpu_uuid": None,
+    "gpu_memory_gib": None,
+    "mig_mode": None,
+    "driver_version": None,
+    "nvml_available": False,
+    "nvml_device_match": None,
+}
+
+
 def gpu_state(device_index: int = 0) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "gpu_name": None,
-        "gpu_uuid": None,
-        "gpu_memory_gib": None,
-        "mig_mode": None,
-        "driver_version": None,
-        "nvml_available": False,
-        "nvml_device_match": None,
-    }
+    state = dict(NO_GPU)
     if not torch.cuda.is_available():
         return state
     properties = torch.cuda.get_device_properties(device_index)
@@ -113,15 +117,7 @@ def capture_environment(device: torch.device | None = None) -> dict[str, Any]:
         if on_cuda
         else gpu_state()
         if device is None
-        else {
-            "gpu_name": None,
-            "gpu_uuid": None,
-            "gpu_memory_gib": None,
-            "mig_mode": None,
-            "driver_version": None,
-            "nvml_available": False,
-            "nvml_device_match": None,
-        }
+        else dict(NO_GPU)
     )
     environment["device"] = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return environment
