@@ -163,3 +163,14 @@ def test_no_lock_is_written_on_the_row_and_marked(write_suite, tmp_path, monkeyp
     frame, _ = read_results(tmp_path / "run")
     assert frame["device_lock"].to_list() == ["disabled"]
     assert "unlocked" in build_leaderboard(frame).table.filter(pl.col("method") == "bitfit")["caveats"][0].to_list()
+
+
+def test_the_default_lock_directory_is_shared_by_every_user(tmp_path, monkeypatch):
+    import stat as stat_module
+
+    from benchmark.launch.device_lock import lock_directory
+
+    monkeypatch.delenv("MMBENCH_LOCK_DIR", raising=False)
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    directory = lock_directory()
+    assert directory == tmp_path / "mmbench-locks" and stat_module.S_IMODE(directory.stat().st_mode) == 0o1777

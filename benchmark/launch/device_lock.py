@@ -19,8 +19,16 @@ from benchmark.suite.config import CellConfig
 
 
 def lock_directory() -> Path:
-    directory = Path(os.environ.get("MMBENCH_LOCK_DIR", Path(tempfile.gettempdir()) / "mmbench-locks"))
-    directory.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("MMBENCH_LOCK_DIR"):
+        directory = Path(os.environ["MMBENCH_LOCK_DIR"])
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+    directory = Path(tempfile.gettempdir()) / "mmbench-locks"
+    if not directory.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        # Shared by every user's runs on the machine, like /tmp itself: world-writable with the sticky bit.
+        if hasattr(os, "getuid") and directory.stat().st_uid == os.getuid():
+            os.chmod(directory, 0o1777)
     return directory
 
 
