@@ -15,7 +15,7 @@ from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train import loop
 from benchmark.train.hidden_state_build import cache_origin
-from benchmark.train.loop import amortize, run_cell
+from benchmark.train.loop import run_cell
 
 CPU = __import__("torch").device("cpu")
 
@@ -25,23 +25,30 @@ def cell_config(write_suite, methods="[lora]", overrides=(), **suite):
 
 
 def test_amortisation_uses_the_epochs_actually_trained():
+    import dataclasses
+
+    from benchmark.results.pieces import CacheFacts, CellRecord, Energy, Timing
+
+    timing = Timing(
+        steps_per_epoch=10, num_workers=0, step_ms=[5.0] * 20, warmup_ms=[], measured_steps=20, step_ms_median=5.0,
+        step_ms_p10=5.0, step_ms_p90=5.0, epoch_s_samples=[0.1, 0.1], epochs_run=2, epochs_trained=2.0,
+        data_wait_ms=[], train_loss=[], final_loss=None, stopped_early=True, samples_per_s=None, epoch_s=0.1,
+        epoch_kind="measured", data_wait_s_per_epoch=None, data_share=None,
+    )  # fmt: skip
+    cache = CacheFacts("built", "[]", 0.468, 1)
     # Early stopping after 2 of 40 epochs: the build is spread over 2 epochs, not the 40 configured (0.106 s before).
-    row = {
-        **empty_row(),
-        "epoch_s": 0.1,
-        "cache_build_s": 0.468,
-        "epochs_trained": 2.0,
-        "cache_origin": "built",
-        "warnings": [],
-    }
-    amortize(row)
+    record = CellRecord()
+    record.add(timing, cache, Energy(40.0))
+    row = record.to_row()
     assert row["epoch_amortized_s"] == pytest.approx(0.334) and row["amortized_over_epochs"] == 2.0
-    cut = {**row, "epochs_trained": 0.25, "epoch_amortized_s": None}
-    amortize(cut)  # a run cut inside its first epoch still paid one whole build
-    assert cut["epoch_amortized_s"] == pytest.approx(0.568) and cut["amortized_over_epochs"] == 1.0
-    foreign = {**row, "cache_origin": "reused_other_hardware", "epoch_amortized_s": None, "warnings": []}
-    amortize(foreign)
-    assert foreign["epoch_amortized_s"] is None and "other hardware" in foreign["warnings"][0]
+    assert row["energy_j_per_epoch"] == pytest.approx(40.0 / 20 * 10)  # derived at assembly from two pieces
+    cut = CellRecord()
+    cut.add(dataclasses.replace(timing, epochs_trained=0.25), cache)  # cut inside its first epoch: one whole build
+    assert cut.to_row()["epoch_amortized_s"] == pytest.approx(0.568) and cut.to_row()["amortized_over_epochs"] == 1.0
+    foreign = CellRecord()
+    foreign.add(timing, dataclasses.replace(cache, cache_origin="reused_other_hardware"))
+    row = foreign.to_row()
+    assert "epoch_amortized_s" not in row and "other hardware" in row["warnings"][0]
 
 
 def test_cache_origin_says_who_paid_the_build(tmp_path):

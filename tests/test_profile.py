@@ -85,7 +85,8 @@ def test_training_profiler_excludes_evaluation_energy():
     profiler.begin_energy()
     profiler.pause()
     profiler.resume()
-    columns = profiler.stop()
+    memory, energy, _ = profiler.stop()
+    columns = {**memory.columns(), **energy.columns()}
     assert columns["energy_j_measured"] == pytest.approx((5000 - 1000 + 10000 - 9000) / 1000)
     assert columns["nvml_peak_process_gib"] is not None and columns["peak_mem_source"] == "nvml_process"
 
@@ -94,7 +95,8 @@ def test_training_profiler_on_cpu_has_no_energy():
     profiler = TrainingProfiler(torch.device("cpu"), None, nvml_hz=200)
     profiler.start()
     profiler.begin_energy()
-    columns = profiler.stop()
+    memory, energy, _ = profiler.stop()
+    columns = {**memory.columns(), **energy.columns()}
     assert columns["energy_j_measured"] is None and columns["nvml_samples"] is None
     assert columns["peak_mem_source"] == "cpu_rss" and columns["torch_peak_reserved_gib"] is None
 

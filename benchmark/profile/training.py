@@ -7,8 +7,6 @@ never land in the next epoch's training peak.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from benchmark.profile.contention import ContentionMonitor
@@ -21,6 +19,7 @@ from benchmark.profile.memory import (
 )
 from benchmark.profile.nvml import NvmlDevice, NvmlSampler, energy_millijoules
 from benchmark.profile.timers import synchronize
+from benchmark.results.pieces import ContentionFigures, Energy, EvaluationMemory, TrainingMemory
 from benchmark.units import GIB
 
 
@@ -28,7 +27,7 @@ def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-class EvaluationMemory:
+class EvaluationPeaks:
     """The peak memory of evaluation phases, kept apart from training's."""
 
     def __init__(self, device: torch.device):
@@ -51,14 +50,10 @@ class EvaluationMemory:
         release_device_memory(self.device)
         reset_torch_peaks(self.device)
 
-    def columns(self) -> dict[str, Any]:
+    def figures(self) -> EvaluationMemory:
         self.rss_sampler.stop()
         rss = self.rss_sampler.peak_bytes / GIB if self.rss_sampler.samples else None
-        return {
-            "eval_peak_alloc_gib": self.alloc_gib,
-            "eval_peak_reserved_gib": self.reserved_gib,
-            "eval_peak_rss_gib": rss,
-        }
+        return EvaluationMemory(self.alloc_gib, self.reserved_gib, rss)
 
 
 class TrainingProfiler:
@@ -70,7 +65,7 @@ class TrainingProfiler:
         self.nvml_sampler = NvmlSampler(nvml, handle, hz=nvml_hz)
         self.rss_sampler = RssSampler()
         self.contention = ContentionMonitor()
-        self.evaluation = EvaluationMemory(device)
+        self.evaluation = EvaluationPeaks(device)
         self.torch_alloc_gib: float | None = None
         self.torch_reserved_gib: float | None = None
         self.energy_mj = 0
@@ -123,8 +118,8 @@ class TrainingProfiler:
         if self.energy_measuring:
             self._energy_since = self._read_energy()
 
-    def stop(self) -> dict[str, Any]:
-        """The memory, energy and contention columns of the row."""
+    def stop(self) -> tuple[TrainingMemory, Energy, ContentionFigures]:
+        """The training phase's memory, energy and contention."""
         self._close_energy_segment()
         self._fold_torch_peaks()
         self.nvml_sampler.stop()
@@ -133,24 +128,28 @@ class TrainingProfiler:
         contention = self.contention.stop(
             nvml.other_pids if nvml.available else None, cpu_cell=self.device.type == "cpu"
         )
-        columns = {
-            "torch_peak_alloc_gib": self.torch_alloc_gib,
-            "torch_peak_reserved_gib": self.torch_reserved_gib,
-            "cpu_peak_rss_gib": self.rss_sampler.peak_bytes / GIB,
-            "nvml_peak_process_gib": nvml.process_peak_bytes / GIB if nvml.process_peak_bytes is not None else None,
-            "nvml_peak_device_gib": nvml.device_peak_bytes / GIB if nvml.device_peak_bytes is not None else None,
-            "nvml_samples": nvml.samples if nvml.available else None,
-            "nvml_hz": nvml.achieved_hz if nvml.available else None,
-            "energy_j_measured": self.energy_mj / 1000.0 if self.energy_measuring else None,
-            "contended": contention.contended,
-            "contention": contention.reason,
-            "other_gpu_processes": contention.other_gpu_processes,
-            "other_busy_cores": contention.other_busy_cores,
-            "load_avg_1m": contention.load_avg_1m,
-        }
-        nvml_process_gib = nvml.process_peak_bytes / GIB if nvml.process_peak_bytes is not None else None
-        cpu_rss_gib = self.rss_sampler.peak_bytes / GIB if self.device.type == "cpu" else None
-        columns["peak_mem_gib"], columns["peak_mem_source"] = choose_peak_memory(
-            nvml_process_gib, self.torch_reserved_gib, cpu_rss_gib
+        process_gib = nvml.process_peak_bytes / GIB if nvml.process_peak_bytes is not None else None
+        rss_gib = self.rss_sampler.peak_bytes / GIB
+        peak, source = choose_peak_memory(
+            process_gib, self.torch_reserved_gib, rss_gib if self.device.type == "cpu" else None
         )
-        return columns
+        memory = TrainingMemory(
+            torch_peak_alloc_gib=self.torch_alloc_gib,
+            torch_peak_reserved_gib=self.torch_reserved_gib,
+            cpu_peak_rss_gib=rss_gib,
+            nvml_peak_process_gib=process_gib,
+            nvml_peak_device_gib=nvml.device_peak_bytes / GIB if nvml.device_peak_bytes is not None else None,
+            nvml_samples=nvml.samples if nvml.available else None,
+            nvml_hz=nvml.achieved_hz if nvml.available else None,
+            peak_mem_gib=peak,
+            peak_mem_source=source,
+        )
+        energy = Energy(self.energy_mj / 1000.0 if self.energy_measuring else None)
+        figures = ContentionFigures(
+            contention.contended,
+            contention.reason,
+            contention.other_gpu_processes,
+            contention.other_busy_cores,
+            contention.load_avg_1m,
+        )
+        return memory, energy, figures

@@ -25,6 +25,18 @@ from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
 from benchmark.progress import ProgressSink, phase, step
+from benchmark.results.pieces import (
+    Accuracy,
+    CacheFacts,
+    CellRecord,
+    ContentionFigures,
+    DataFacts,
+    DeviceFacts,
+    Energy,
+    ModelFacts,
+    Timing,
+    TrainingMemory,
+)
 from benchmark.results.schema import EVAL_KS
 from benchmark.suite.config import CellConfig
 from benchmark.train.evaluate import (
@@ -53,20 +65,30 @@ def seed_everything(seed: int) -> None:
 def run_cell(
     config: CellConfig, row: dict[str, Any], progress: ProgressSink, built_caches: set[str] | None = None
 ) -> None:
-    """`built_caches`: digests of the caches the launcher built for this cell (their build is this cell's cost)."""
+    """Run one cell and put what it measured into `row`, assembled from the measuring components' pieces.
+
+    The row is assembled even when the cell fails, from the pieces measured until then. `built_caches`: digests of
+    the caches the launcher built for this cell (their build is this cell's cost).
+    """
+    record = CellRecord()
+    try:
+        _run_cell(config, record, progress, built_caches or set())
+    finally:
+        row.update(record.to_row())
+
+
+def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, built_caches: set[str]) -> None:
     train_config, eval_config = config.train, config.eval
     setup_started = time.perf_counter()
     seed_everything(config.seed)
     device = resolve_device(train_config.device)
-    warnings: list[str] = []
-    row["warnings"] = warnings
+    warnings = record.warnings
     if device.type == "cpu" and train_config.precision == "fp16":
         warnings.append(
             "fp16 on a CPU runs emulated half precision, many times slower than fp32: these times measure the emulation"
         )
     nvml_device = nvml_device_for_torch(device.index or 0) if device.type == "cuda" else None
     if nvml_device is not None:
-        row["nvml_device_match"] = nvml_device.match
         if not nvml_device.resolved:
             warnings.append(
                 f"NVML could not identify this GPU ({nvml_device.match}): no NVML memory, device memory or energy "
@@ -74,18 +96,16 @@ def run_cell(
             )
         elif not nvml_device.energy_available:
             warnings.append("MIG slice: the energy counter covers the whole GPU, so no energy figure is recorded")
-    baseline = (
-        device_used_bytes(nvml_device.nvml, nvml_device.handle)
-        if nvml_device is not None and nvml_device.resolved
-        else None
+    resolved = nvml_device is not None and nvml_device.resolved
+    baseline = device_used_bytes(nvml_device.nvml, nvml_device.handle) if nvml_device is not None and resolved else None
+    record.add(
+        DeviceFacts(nvml_device.match if nvml_device else None, baseline / GIB if baseline is not None else None)
     )
-    row["nvml_baseline_gib"] = baseline / GIB if baseline is not None else None
 
     progress(phase("data"))
     raw = load_raw_dataset(config.dataset)
     split = split_leave_one_out(raw, train_config.max_seq_len)
-    row["n_items"], row["n_train_sequences"] = split.n_items, len(split.train_sequences)
-    row["dropped_sequences"] = split.dropped_users
+    record.add(DataFacts(split.n_items, len(split.train_sequences), split.dropped_users))
     if split.dropped_users:
         print(
             f"dataset '{config.dataset.name}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
@@ -106,17 +126,16 @@ def run_cell(
         # The launcher built the caches in their own process: this one's CUDA context never sees the towers.
         caches = find_caches(method, towers, raw, tower_configs, train_config.precision)
         features = ItemFeatures({f"{modality}_states": cache.open_states() for modality, cache in caches.items()})
-        origins = {cache_origin(cache, built_caches or set(), device) for cache in caches.values()}
-        row["cache_origin"] = (
-            "reused_other_hardware"
-            if "reused_other_hardware" in origins
-            else "built"
-            if "built" in origins
-            else "reused"
+        origins = {cache_origin(cache, built_caches, device) for cache in caches.values()}
+        origin = next(o for o in ("reused_other_hardware", "built", "reused") if o in origins)
+        record.add(
+            CacheFacts(
+                origin,
+                json.dumps([cache.built_on for cache in caches.values()], sort_keys=True),
+                sum(cache.build_seconds for cache in caches.values()),
+                sum(cache.size_bytes for cache in caches.values()),
+            )
         )
-        row["cache_built_on"] = json.dumps([cache.built_on for cache in caches.values()], sort_keys=True)
-        row["cache_build_s"] = sum(cache.build_seconds for cache in caches.values())
-        row["cache_bytes"] = sum(cache.size_bytes for cache in caches.values())
         off_device_params = sum(count_parameters(tower)[1] for tower in towers.values())
     embed_dim = train_config.embed_dim
     item_encoder = method.build_item_encoder(towers, embed_dim)
@@ -134,38 +153,21 @@ def run_cell(
         train_config.dropout,
         log_probability,
     ).to(device)
-    row["trainable_params"], row["total_params"] = count_parameters(model)
-    row["total_params"] += off_device_params  # frozen towers count in the total even when only their cache is used
-    row["trainable_pct"] = 100.0 * row["trainable_params"] / max(row["total_params"], 1)
-    row["setup_s"] = time.perf_counter() - setup_started
+    trainable, total = count_parameters(model)
+    total += off_device_params  # frozen towers count in the total even when only their cache is used
+    record.add(ModelFacts(trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started))
 
     evaluator = Evaluator(model, split, features, config, device, progress) if eval_config.enabled else None
-    trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, row, progress)
-    trainer.run()
-    amortize(row)
+    trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, progress)
+    try:
+        trainer.run()
+    finally:
+        record.add(trainer.timing, *(trainer.measurement or ()))
     if evaluator is not None:
         trainer.profiler.evaluation.start()
-        evaluator.final(row)
+        record.add(evaluator.final())
         trainer.profiler.evaluation.stop()
-    row.update(trainer.profiler.evaluation.columns())
-
-
-def amortize(row: dict[str, Any]) -> None:
-    """Epoch time plus the cache build spread over the epochs trained (at least one: a cut run still paid a whole
-    build).
-
-    A cache built on other hardware did not cost its build time here, so no amortised figure is given.
-    """
-    if row["epoch_s"] is None:
-        return
-    if row["cache_origin"] == "reused_other_hardware":
-        row["warnings"].append(
-            "hidden-state cache built on other hardware: its build time is not amortised into this row"
-        )
-        return
-    epochs = max(row["epochs_trained"] or 0.0, 1.0)
-    row["amortized_over_epochs"] = epochs
-    row["epoch_amortized_s"] = row["epoch_s"] + (row["cache_build_s"] or 0.0) / epochs
+    record.add(trainer.profiler.evaluation.figures())
 
 
 class Evaluator:
@@ -240,8 +242,10 @@ class Evaluator:
         return patience > 0 and self.since_best >= patience
 
     @torch.no_grad()
-    def final(self, row: dict[str, Any]) -> None:
+    def final(self) -> Accuracy:
+        """Valid and test metrics at the best epoch (and the baselines on test)."""
         self.progress(phase("test"))
+        metrics: dict[str, float] = {}
         started = time.perf_counter()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state, strict=False)
@@ -252,27 +256,27 @@ class Evaluator:
             ("test", split.test_history, split.test_target),
         ):
             for metric, value in self._metrics(scorer, histories, targets).items():
-                row[f"{name}_{metric}"] = value
+                metrics[f"{name}_{metric}"] = value
             if self.eval_config.baselines and name == "test":
                 for baseline, baseline_scorer in (
                     ("pop", PopularityScorer(split.item_counts, self.device)),
                     ("random", RandomScorer(self.seed)),
                 ):
                     for metric, value in self._metrics(baseline_scorer, histories, targets).items():
-                        column = f"{baseline}_test_{metric}"
-                        if column in row:
-                            row[column] = value
+                        metrics[f"{baseline}_test_{metric}"] = value
         synchronize(self.device)
         self.seconds += time.perf_counter() - started
-        row["eval_s"] = self.seconds
-        row["best_epoch"] = self.best_epoch
+        return Accuracy(metrics, self.seconds, self.best_epoch)
 
 
 class Trainer:
-    def __init__(self, model, split, features, config, device, nvml_device, evaluator, row, progress):
+    def __init__(self, model, split, features, config, device, nvml_device, evaluator, progress):
         self.model, self.split, self.features, self.config = model, split, features, config
         self.train_config = config.train
-        self.device, self.evaluator, self.row, self.progress = device, evaluator, row, progress
+        self.device, self.evaluator, self.progress = device, evaluator, progress
+        self.steps_per_epoch = steps_per_epoch(split, config.train.batch_size)
+        self.timing: Timing | None = None  # set when training ends, however it ends
+        self.measurement: tuple[TrainingMemory, Energy, ContentionFigures] | None = None
         self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
@@ -294,7 +298,7 @@ class Trainer:
         self.stopped_early = False
 
     def planned_steps(self) -> int:
-        planned = self.row["steps_per_epoch"] * self.train_config.epochs
+        planned = self.steps_per_epoch * self.train_config.epochs
         return min(planned, self.train_config.max_steps) if self.train_config.max_steps else planned
 
     def train_step(self, batch: TrainBatch, wait_ms: float) -> None:
@@ -324,8 +328,6 @@ class Trainer:
             self.measured_sequences += batch.sequences.shape[0]
 
     def run(self) -> None:
-        self.row["steps_per_epoch"] = steps_per_epoch(self.split, self.train_config.batch_size)
-        self.row["num_workers"] = self.num_workers
         planned = self.planned_steps()
         self.progress(phase("train", planned))
         loader = train_loader(
@@ -374,23 +376,40 @@ class Trainer:
                 if last:
                     break
         finally:
-            self.row.update(self.profiler.stop())
+            self.measurement = self.profiler.stop()
             del loader  # persistent workers end here, after the contention reading counted them as ours
-            self.record_timing()
+            self.timing = self.measured_timing()
         if not self.step_ms:
             raise NoMeasuredStepsError(
                 f"no measured steps: {self.step} step(s) ran and all were warm-up "
                 f"(warmup_steps={self.train_config.warmup_steps}, "
-                f"{self.row['steps_per_epoch']} step(s) per epoch x {epochs} epoch(s), "
+                f"{self.steps_per_epoch} step(s) per epoch x {epochs} epoch(s), "
                 f"max_steps={self.train_config.max_steps}); "
                 "lower warmup_steps or run more steps"
             )
 
-    def record_timing(self) -> None:
-        row, per_epoch = self.row, self.row["steps_per_epoch"]
+    def measured_timing(self) -> Timing:
+        per_epoch = self.steps_per_epoch
         summary = summarize_ms(self.step_ms)
         wait = summarize_ms(self.data_wait_ms)
-        row.update(
+        epoch_s: float | None = None
+        epoch_kind: str | None = None
+        wait_per_epoch: float | None = None
+        if len(self.epoch_samples) > 1:
+            # The first epoch carries the warm-up (allocator growth, kernel selection, worker start); later ones do not.
+            epoch_s, epoch_kind = float(np.median(self.epoch_samples[1:])), "measured"
+            wait_per_epoch = float(np.median(self.epoch_wait_s[1:]))
+        elif self.epoch_samples:
+            epoch_kind = "measured"
+            epoch_s = single_epoch_without_warmup(self.epoch_samples[0], self.warmup_ms, summary["median"])
+            wait_per_epoch = self.epoch_wait_s[0]
+        elif summary["median"] is not None and wait["median"] is not None:
+            # Like a measured epoch, the estimate includes the wait for batches, not only the compute step.
+            wait_per_epoch = wait["median"] * per_epoch / 1000.0
+            epoch_s, epoch_kind = summary["median"] * per_epoch / 1000.0 + wait_per_epoch, "estimated"
+        return Timing(
+            steps_per_epoch=per_epoch,
+            num_workers=self.num_workers,
             step_ms=self.step_ms,
             warmup_ms=self.warmup_ms,
             measured_steps=len(self.step_ms),
@@ -399,31 +418,14 @@ class Trainer:
             step_ms_p90=summary["p90"],
             epoch_s_samples=self.epoch_samples,
             epochs_run=len(self.epoch_samples),
-            train_loss=self.losses,
             epochs_trained=self.step / per_epoch if per_epoch else None,
             data_wait_ms=self.data_wait_ms,
+            train_loss=self.losses,
             final_loss=self.losses[-1] if self.losses else None,
             stopped_early=self.stopped_early,
+            samples_per_s=self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None,
+            epoch_s=epoch_s,
+            epoch_kind=epoch_kind,
+            data_wait_s_per_epoch=wait_per_epoch,
+            data_share=min(wait_per_epoch / epoch_s, 1.0) if epoch_s and wait_per_epoch is not None else None,
         )
-        row["samples_per_s"] = self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None
-        if len(self.epoch_samples) > 1:
-            # The first epoch carries the warm-up (allocator growth, kernel selection, worker start); later ones do not.
-            row["epoch_s"], row["epoch_kind"] = float(np.median(self.epoch_samples[1:])), "measured"
-            row["data_wait_s_per_epoch"] = float(np.median(self.epoch_wait_s[1:]))
-        elif self.epoch_samples:
-            row["epoch_s"], row["epoch_kind"] = (
-                single_epoch_without_warmup(self.epoch_samples[0], self.warmup_ms, summary["median"]),
-                "measured",
-            )
-            row["data_wait_s_per_epoch"] = self.epoch_wait_s[0]
-        elif summary["median"] is not None:
-            # Like a measured epoch, the estimate includes the wait for batches, not only the compute step.
-            row["data_wait_s_per_epoch"] = wait["median"] * per_epoch / 1000.0
-            row["epoch_s"], row["epoch_kind"] = (
-                summary["median"] * per_epoch / 1000.0 + row["data_wait_s_per_epoch"],
-                "estimated",
-            )
-        if row["epoch_s"] and row["data_wait_s_per_epoch"] is not None:
-            row["data_share"] = min(row["data_wait_s_per_epoch"] / row["epoch_s"], 1.0)
-        if row["energy_j_measured"] is not None and self.step_ms:
-            row["energy_j_per_epoch"] = row["energy_j_measured"] / len(self.step_ms) * per_epoch

@@ -1,0 +1,161 @@
+"""The pieces of a result row. Each measuring component returns one small frozen piece; the row is assembled
+once, at the end of the cell, from the pieces it has (a failed cell assembles what it measured before failing).
+Field names are column names; figures that combine two pieces (energy per epoch, amortised epoch) are derived
+only at assembly, so no component reads another's output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Piece:
+    def columns(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeviceFacts(Piece):
+    nvml_device_match: str | None
+    nvml_baseline_gib: float | None
+
+
+@dataclass(frozen=True)
+class DataFacts(Piece):
+    n_items: int
+    n_train_sequences: int
+    dropped_sequences: int
+
+
+@dataclass(frozen=True)
+class CacheFacts(Piece):
+    cache_origin: str  # built | reused | reused_other_hardware
+    cache_built_on: str
+    cache_build_s: float
+    cache_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelFacts(Piece):
+    trainable_params: int
+    total_params: int
+    trainable_pct: float
+    setup_s: float
+
+
+@dataclass(frozen=True)
+class Timing(Piece):
+    steps_per_epoch: int
+    num_workers: int
+    step_ms: list[float]
+    warmup_ms: list[float]
+    measured_steps: int
+    step_ms_median: float | None
+    step_ms_p10: float | None
+    step_ms_p90: float | None
+    epoch_s_samples: list[float]
+    epochs_run: int
+    epochs_trained: float | None
+    data_wait_ms: list[float]
+    train_loss: list[float]
+    final_loss: float | None
+    stopped_early: bool
+    samples_per_s: float | None
+    epoch_s: float | None
+    epoch_kind: str | None
+    data_wait_s_per_epoch: float | None
+    data_share: float | None
+
+
+@dataclass(frozen=True)
+class TrainingMemory(Piece):
+    torch_peak_alloc_gib: float | None
+    torch_peak_reserved_gib: float | None
+    cpu_peak_rss_gib: float | None
+    nvml_peak_process_gib: float | None
+    nvml_peak_device_gib: float | None
+    nvml_samples: int | None
+    nvml_hz: float | None
+    peak_mem_gib: float | None
+    peak_mem_source: str
+
+
+@dataclass(frozen=True)
+class Energy(Piece):
+    energy_j_measured: float | None  # over the measured steps; per epoch is derived with the timing
+
+
+@dataclass(frozen=True)
+class ContentionFigures(Piece):
+    contended: bool
+    contention: str | None
+    other_gpu_processes: int | None
+    other_busy_cores: float | None
+    load_avg_1m: float | None
+
+
+@dataclass(frozen=True)
+class EvaluationMemory(Piece):
+    eval_peak_alloc_gib: float | None
+    eval_peak_reserved_gib: float | None
+    eval_peak_rss_gib: float | None
+
+
+@dataclass(frozen=True)
+class Accuracy(Piece):
+    metrics: dict[str, float]  # valid_/test_/pop_test_/random_test_ hr@K, ndcg@K, mrr
+    eval_s: float
+    best_epoch: int | None
+
+    def columns(self) -> dict[str, Any]:
+        return {**self.metrics, "eval_s": self.eval_s, "best_epoch": self.best_epoch}
+
+
+@dataclass(frozen=True)
+class Amortization(Piece):
+    amortized_over_epochs: float
+    epoch_amortized_s: float
+
+
+FOREIGN_CACHE_WARNING = "hidden-state cache built on other hardware: its build time is not amortised into this row"
+
+
+def amortize(timing: Timing, cache: CacheFacts | None) -> Amortization | None:
+    """Epoch time plus the cache build spread over the epochs trained (at least one: a cut run still paid a whole
+    build). A cache built on other hardware did not cost its build time here: no amortised figure."""
+    if timing.epoch_s is None or (cache is not None and cache.cache_origin == "reused_other_hardware"):
+        return None
+    epochs = max(timing.epochs_trained or 0.0, 1.0)
+    return Amortization(epochs, timing.epoch_s + (cache.cache_build_s if cache else 0.0) / epochs)
+
+
+@dataclass
+class CellRecord:
+    """What a cell has measured so far; `to_row()` assembles the row's measured columns."""
+
+    warnings: list[str] = field(default_factory=list)
+    pieces: dict[type, Piece] = field(default_factory=dict)
+
+    def add(self, *pieces: Piece | None) -> None:
+        for piece in pieces:
+            if piece is not None:
+                self.pieces[type(piece)] = piece
+
+    def get(self, kind: type[Any]) -> Any:
+        return self.pieces.get(kind)
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"warnings": list(self.warnings)}
+        for piece in self.pieces.values():
+            row.update(piece.columns())
+        timing, energy, cache = self.get(Timing), self.get(Energy), self.get(CacheFacts)
+        if timing is not None:
+            amortization = amortize(timing, cache)
+            if amortization is not None:
+                row.update(amortization.columns())
+            elif cache is not None and cache.cache_origin == "reused_other_hardware":
+                row["warnings"].append(FOREIGN_CACHE_WARNING)
+            if energy is not None and energy.energy_j_measured is not None and timing.step_ms:
+                row["energy_j_per_epoch"] = energy.energy_j_measured / len(timing.step_ms) * timing.steps_per_epoch
+        return row
