@@ -32,22 +32,7 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "
     )
     user_keys, sequences = raw.read_sequences(rows, users_path, items.index, "items.tsv", problems)
     raw.raise_if_problems(problems, str(users_path), on_error)
-    return RawDataset(
-        str(directory),
-        items.keys,
-        items.titles,
-        raw.media_files(image_dir, items.keys, ".jpg"),
-        user_keys,
-        sequences,
-        {
-            modality: raw.media_files(directory / modality, items.keys, ".npy")
-            for modality in ("video", "audio")
-            if (directory / modality).is_dir()
-        },
-        image_lmdb=raw.image_lmdb(directory, image_dir),
-        problems=problems,
-        image_dir=image_dir,
-    )
+    return raw.assemble(directory, items, user_keys, sequences, image_dir, problems)
 
 
 register_format(

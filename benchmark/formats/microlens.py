@@ -54,22 +54,8 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
     )
     user_keys, sequences = raw.read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
     raw.raise_if_problems(problems, str(pairs_path), on_error)
-    extra = {
-        m: raw.media_files(directory / m, items.keys, ".npy") for m in ("video", "audio") if (directory / m).is_dir()
-    }
     covers = _covers_folder(directory)
-    return RawDataset(
-        str(directory),
-        items.keys,
-        items.titles,
-        raw.media_files(covers, items.keys, ".jpg"),
-        user_keys,
-        sequences,
-        extra,
-        image_lmdb=raw.image_lmdb(directory, covers),
-        problems=problems,
-        image_dir=covers,
-    )
+    return raw.assemble(directory, items, user_keys, sequences, covers, problems)
 
 
 register_format(

@@ -11,8 +11,7 @@ from benchmark.data.problems import DatasetProblem, at
 from benchmark.data.raw import (
     ItemTable,
     RawDataset,
-    image_lmdb,
-    media_files,
+    assemble,
     raise_if_problems,
     single_file,
     text_lines,
@@ -91,17 +90,7 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
         user_keys.append(user)
         sequences.append(sequence)
     raise_if_problems(problems, str(inter_path), on_error)
-    return RawDataset(
-        str(directory),
-        items.keys,
-        items.titles,
-        media_files(directory / "images", items.keys, ".jpg"),
-        user_keys,
-        sequences,
-        image_lmdb=image_lmdb(directory, directory / "images"),
-        problems=problems,
-        image_dir=directory / "images",
-    )
+    return assemble(directory, items, user_keys, sequences, directory / "images", problems)
 
 
 register_format(

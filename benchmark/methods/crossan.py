@@ -99,6 +99,7 @@ class CROSSANItemEncoder(SideItemEncoder):
 
 class _CROSSAN(SideNetworkMethod):
     Options = CROSSANOptions
+    Encoder = CROSSANItemEncoder
     min_modalities = 2
 
     def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
@@ -106,10 +107,9 @@ class _CROSSAN(SideNetworkMethod):
         blocks = self.options.blocks or max(shallowest // 2, 1)
         return {m: group_indices(t.num_layers, blocks, t.label) for m, t in towers.items()}
 
-    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
-        if len(towers) < 2:
-            raise TowerError(f"CROSSAN needs at least two towers, got {sorted(towers)}")
-        return CROSSANItemEncoder(SidePlan(towers, self.layer_plan(towers), self.uses_cache, embed_dim), self.options)
+    def check_plan(self, plan: SidePlan) -> None:
+        if len(plan.towers) < 2:
+            raise TowerError(f"CROSSAN needs at least two towers, got {sorted(plan.towers)}")
 
 
 @register_method

@@ -53,6 +53,7 @@ class IISANItemEncoder(SideItemEncoder):
 
 class _IISAN(SideNetworkMethod):
     Options = IISANOptions
+    Encoder = IISANItemEncoder
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 
@@ -65,9 +66,9 @@ class _IISAN(SideNetworkMethod):
             for modality, tower in towers.items()
         }
 
-    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
-        indices = self.layer_plan(towers)
-        text, image = towers["text"], towers["image"]
+    def check_plan(self, plan: SidePlan) -> None:
+        indices = plan.layer_indices
+        text, image = plan.towers["text"], plan.towers["image"]
         if text.hidden_size != image.hidden_size or len(indices["text"]) != len(indices["image"]):
             raise TowerError(
                 f"IISAN needs symmetric towers: text '{text.preset_name}' keeps {len(indices['text'])} states of width "
@@ -75,7 +76,6 @@ class _IISAN(SideNetworkMethod):
                 f"{image.hidden_size}; "
                 "use iisan_versa for asymmetric towers"
             )
-        return IISANItemEncoder(SidePlan(towers, indices, self.uses_cache, embed_dim), self.options)
 
 
 @register_method

@@ -100,6 +100,7 @@ class VersaItemEncoder(SideItemEncoder):
 
 class _IISANVersa(SideNetworkMethod):
     Options = VersaOptions
+    Encoder = VersaItemEncoder
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 
@@ -117,9 +118,6 @@ class _IISANVersa(SideNetworkMethod):
             shallow.modality: group_indices(shallow.num_layers, groups, shallow.label),
             deep.modality: group_indices(deep.num_layers, deep_groups, deep.label),
         }
-
-    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
-        return VersaItemEncoder(SidePlan(towers, self.layer_plan(towers), self.uses_cache, embed_dim), self.options)
 
 
 @register_method

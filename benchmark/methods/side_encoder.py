@@ -7,6 +7,7 @@ the states come from the hidden-state cache and the towers are not part of the m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -14,14 +15,6 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.registry import Method
 from benchmark.methods.side_network import kept_states
-
-
-class SideNetworkMethod(Method):
-    """Base of the decoupled methods: `layer_plan` says which hidden states each tower supplies
-    (and so what the cache holds); `uses_cache` selects the cached variant."""
-
-    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
-        raise NotImplementedError
 
 
 def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
@@ -79,3 +72,21 @@ class SideItemEncoder(nn.Module):
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+
+class SideNetworkMethod(Method):
+    """Base of the decoupled methods: `layer_plan` says which hidden states each tower supplies (and so what the
+    cache holds), `Encoder` is the side network built from them; `uses_cache` selects the cached variant."""
+
+    Encoder: ClassVar[type[SideItemEncoder]]
+
+    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+        raise NotImplementedError
+
+    def check_plan(self, plan: SidePlan) -> None:
+        """Refuse towers the side network cannot serve (a TowerError naming them); the default accepts any."""
+
+    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+        plan = SidePlan(towers, self.layer_plan(towers), self.uses_cache, embed_dim)
+        self.check_plan(plan)
+        return self.Encoder(plan, self.options)
