@@ -140,9 +140,11 @@ def test_single_epoch_excludes_warmup():
 def test_nvml_sees_this_process_on_gpu():
     import os
 
-    from benchmark.profile.nvml import nvml_handle_for_torch_device, process_used_bytes
+    from benchmark.profile.nvml import nvml_device_for_torch, process_used_bytes
 
-    nvml, handle = nvml_handle_for_torch_device(0)
+    device = nvml_device_for_torch(0)
+    assert device.resolved and device.match in ("gpu", "mig")  # matched by UUID, never a fallback
+    nvml, handle = device.nvml, device.handle
     buffer = torch.empty(256 * 1024**2, dtype=torch.uint8, device="cuda")
     used = process_used_bytes(nvml, handle, os.getpid())
     assert used is not None and used >= 256 * 1024**2
