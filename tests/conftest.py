@@ -56,3 +56,9 @@ def write_suite(tmp_path):
         return path
 
     return write
+
+
+def tiny_synthetic_dataset(seed: int, **extra: object) -> dict:
+    """A suite dataset entry for a small synthetic dataset (24 users, 30 items), as the method tests use."""
+    options = {"users": 24, "items": 30, "clusters": 3, "min_len": 5, "max_len": 8, "image_size": 16, "stay_prob": 0.85}
+    return {"name": "s", "format": "synthetic", "path": None, "options": {**options, "seed": seed, **extra}}

@@ -18,6 +18,7 @@ from benchmark.models.towers import build_tower, count_parameters
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import ensure_caches
 from benchmark.train.recommender import Recommender
+from tests.conftest import tiny_synthetic_dataset
 
 H = 768
 
@@ -56,21 +57,7 @@ def test_trainable_parameters_bert_base_vit_base(name):
 def tiny_config(seed: int = 0, layers: list[int] | None = None) -> dict:
     return {
         "seed": seed,
-        "dataset": {
-            "name": "s",
-            "format": "synthetic",
-            "path": None,
-            "options": {
-                "users": 24,
-                "items": 30,
-                "clusters": 3,
-                "min_len": 5,
-                "max_len": 8,
-                "image_size": 16,
-                "stay_prob": 0.85,
-                "seed": 5,
-            },
-        },
+        "dataset": tiny_synthetic_dataset(5),
         "towers": {
             "name": "t",
             "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},

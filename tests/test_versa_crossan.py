@@ -14,6 +14,7 @@ from benchmark.models.towers import build_tower, count_parameters
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import ensure_caches
 from benchmark.train.recommender import Recommender
+from tests.conftest import tiny_synthetic_dataset
 
 CPU = torch.device("cpu")
 
@@ -46,27 +47,9 @@ MICRO_TOWERS = {
 def micro_setup(modalities: tuple[str, ...], seed: int = 0):
     config = {
         "seed": seed,
-        "dataset": {
-            "name": "s",
-            "format": "synthetic",
-            "path": None,
-            "options": {
-                "users": 24,
-                "items": 30,
-                "clusters": 3,
-                "min_len": 5,
-                "max_len": 8,
-                "image_size": 16,
-                "stay_prob": 0.85,
-                "seed": 9,
-                "video": True,
-                "video_frames": 2,
-                "video_size": 16,
-                "audio": True,
-                "audio_frames": 32,
-                "audio_mels": 16,
-            },
-        },
+        "dataset": tiny_synthetic_dataset(
+            9, video=True, video_frames=2, video_size=16, audio=True, audio_frames=32, audio_mels=16
+        ),
         "towers": {"name": "t", **{m: MICRO_TOWERS[m] for m in modalities}},
     }
     raw = load_raw_dataset(config["dataset"])
