@@ -160,3 +160,47 @@ def test_bitfit_on_a_bias_free_tower_is_an_error_naming_it(write_suite):
     with pytest.raises(SuiteError, match="BitFit cannot adapt the text tower 'llama-micro'.*tower set 'micro'"):
         load_suite(path)
     assert get_method_class("bitfit").tower_problem("text", "qwen2-0.5b") is None  # qwen2 has q/k/v biases
+
+
+def test_bitfit_layer_norms_compute_the_same_values_and_bias_gradients_as_the_fused_kernel():
+    # BitFit's LayerNorms keep the scale frozen and the shift training, the case CUDA's fused backward
+    # got wrong (see BiasOnlyLayerNorm); the split form must be the same function with the same gradients.
+    from benchmark.methods.bitfit import BiasOnlyLayerNorm
+
+    towers = tiny_towers()
+    reference = copy.deepcopy(towers)
+    get_method_class("bitfit")({}).build_item_encoder(towers, 16)
+    for modality, tower in towers.items():
+        norms = [m for m in tower.model.modules() if isinstance(m, torch.nn.LayerNorm)]
+        assert norms and all(type(m) is BiasOnlyLayerNorm for m in norms), modality
+        fused = [m for m in reference[modality].model.modules() if isinstance(m, torch.nn.LayerNorm)]
+        for split_norm, fused_norm in zip(norms, fused, strict=True):
+            torch.nn.init.normal_(fused_norm.weight)
+            torch.nn.init.normal_(fused_norm.bias)
+            split_norm.load_state_dict(fused_norm.state_dict())
+            fused_norm.weight.requires_grad_(False)
+            inputs = torch.randn(5, 7, split_norm.normalized_shape[0])
+            expected = fused_norm(inputs)
+            got = split_norm(inputs)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+            expected.square().sum().backward()
+            got.square().sum().backward()
+            torch.testing.assert_close(split_norm.bias.grad, fused_norm.bias.grad, atol=1e-4, rtol=1e-4)
+            assert split_norm.weight.grad is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bitfit_layer_norm_backward_over_65536_rows_on_cuda():
+    # The H200 symptom: "NativeLayerNormBackward0 returned an invalid gradient at index 2 - got [0] but
+    # expected shape compatible with [768]" once a batch passes 65,536 rows (352 images x 197 patches).
+    from benchmark.methods.bitfit import BiasOnlyLayerNorm
+
+    norm = BiasOnlyLayerNorm(768).cuda()
+    norm.weight.requires_grad_(False)
+    inputs = torch.randn(70_000, 768, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        output = norm(inputs)
+    output.float().sum().backward()
+    assert norm.bias.grad is not None and norm.bias.grad.shape == (768,)
+    torch.testing.assert_close(norm.bias.grad, torch.full((768,), 70_000.0, device="cuda"))
