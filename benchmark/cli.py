@@ -59,6 +59,7 @@ class ListWhat(str, Enum):
     methods = "methods"
     towers = "towers"
     datasets = "datasets"
+    modalities = "modalities"
 
 
 def _importable_formats() -> list[str]:
@@ -346,6 +347,10 @@ def _list_entries(what: ListWhat) -> list[dict]:
                     "hidden": config["hidden_size"],
                 }
             )
+    elif what == ListWhat.modalities:
+        from benchmark.modalities.registry import describe, get_modality, modality_names
+
+        entries.extend(describe(get_modality(name)) for name in modality_names())
     else:
         from benchmark.formats.registry import format_names, get_format
 
@@ -363,10 +368,10 @@ def _list_entries(what: ListWhat) -> list[dict]:
 
 @app.command("list")
 def list_things(
-    what: ListWhat = typer.Argument(..., help="methods, towers or datasets"),
+    what: ListWhat = typer.Argument(..., help="methods, towers, datasets or modalities"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """List the methods, tower presets or dataset formats this install offers.
+    """List the methods, tower presets, dataset formats or modalities this install offers.
 
     Example: mmbench list methods --json
     """

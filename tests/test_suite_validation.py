@@ -143,3 +143,20 @@ def test_readme_suite_example_is_valid(tmp_path):
     path.write_text(example)
     cells = expand_cells(load_suite(path))
     assert len(cells) == 6 * 2 * 3 and {c.config.train.batch_size for c in cells} == {16, 32}
+
+
+def test_a_tower_set_holds_only_its_towers_and_a_null_modality_is_absent(write_suite):
+    # A tower set's towers are one entry per registered modality, written flat in the YAML; an absent
+    # (or null) modality is not in the cell's JSON, so registering a new modality changes no config hash.
+    plain = write_suite().read_text()
+    with_null = write_suite(text=plain.replace("    image: {preset", "    video: null\n    image: {preset"))
+    cells, cells_with_null = (expand_cells(load_suite(path)) for path in (write_suite(), with_null))
+    towers = cells[0].config.to_dict()["towers"]
+    assert towers == {
+        "name": "micro",
+        "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8, "image_size": None},
+        "image": {"preset": "vit-micro", "weights": "random", "max_tokens": 30, "image_size": 16},
+    }
+    assert [c.config_hash for c in cells] == [c.config_hash for c in cells_with_null]
+    assert list(cells[0].config.towers.present()) == ["text", "image"]
+    assert type(cells[0].config).from_dict(cells[0].config.to_dict()) == cells[0].config

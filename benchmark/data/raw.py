@@ -178,12 +178,11 @@ def assemble(
     problems: list[DatasetProblem],
 ) -> RawDataset:
     """The dataset a reader found: images as `image_dir/<item_id>.jpg` (or `images.lmdb` beside them), optional
-    `video/` and `audio/` `<item_id>.npy` folders in `directory`."""
-    extra = {
-        modality: media_files(directory / modality, items.keys, ".npy")
-        for modality in ("video", "audio")
-        if (directory / modality).is_dir()
-    }
+    `<item_id>.npy` folders in `directory` for the modalities stored as arrays (video/, audio/, ...)."""
+    from benchmark.modalities.registry import array_modalities
+
+    folders = {modality.name: directory / str(modality.array_folder) for modality in array_modalities()}
+    extra = {name: media_files(folder, items.keys, ".npy") for name, folder in folders.items() if folder.is_dir()}
     images = media_files(image_dir, items.keys, ".jpg")
     lmdb = image_lmdb(directory, image_dir)
     return RawDataset(

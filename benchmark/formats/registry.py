@@ -7,15 +7,13 @@ outside the package register the same way from a module named in MMBENCH_PLUGINS
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import DatasetError, UnknownNameError
-from benchmark.plugins import load_plugins
+from benchmark.plugins import discover
 
 if TYPE_CHECKING:
     from benchmark.data.raw import RawDataset
@@ -45,7 +43,6 @@ class DatasetFormat:
 
 
 _REGISTRY: dict[str, DatasetFormat] = {}
-_DISCOVERED = False
 
 
 def register_format(data_format: DatasetFormat) -> DatasetFormat:
@@ -56,17 +53,7 @@ def register_format(data_format: DatasetFormat) -> DatasetFormat:
 
 
 def _discover(plugins: bool = True) -> None:
-    global _DISCOVERED
-    if plugins:
-        load_plugins()  # idempotent, and cheap: a plugin named after the first look-up still registers
-    if _DISCOVERED:
-        return
-    import benchmark.formats as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "registry":
-            importlib.import_module(f"benchmark.formats.{module.name}")
-    _DISCOVERED = True
+    discover("benchmark.formats", plugins)
 
 
 def format_names(importable_only: bool = False, plugins: bool = True) -> list[str]:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
 
 from benchmark.errors import UnknownNameError
-from benchmark.plugins import load_plugins
+from benchmark.plugins import discover
 
 _REGISTRY: dict[str, type[Method]] = {}
-_DISCOVERED = False
 
 
 @dataclass(frozen=True)
@@ -63,16 +60,7 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 
 def _discover() -> None:
-    global _DISCOVERED
-    load_plugins()  # idempotent, and cheap: a plugin named after the first look-up still registers
-    if _DISCOVERED:
-        return
-    import benchmark.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in ("registry",):
-            importlib.import_module(f"benchmark.methods.{module.name}")
-    _DISCOVERED = True
+    discover("benchmark.methods")
 
 
 def method_names() -> list[str]:

@@ -15,6 +15,7 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.registry import Method
 from benchmark.methods.side_network import kept_states
+from benchmark.modalities.registry import states_key
 
 
 def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
@@ -64,7 +65,7 @@ class SideItemEncoder(nn.Module):
 
     def modality_states(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.cached:
-            return {m: features[f"{m}_states"].float() for m in self.modalities}
+            return {m: features[states_key(m)].float() for m in self.modalities}
         return {m: kept_states(self.towers[m], features, self.layer_indices[m]) for m in self.modalities}
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Tower presets: architecture configs shipped as JSON, so towers build offline."""
+"""Tower presets: architecture configs shipped as JSON, so towers build offline; plug-in modules add their own
+with `register_preset` (a tower for a plug-in modality needs one)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UnknownNameError
+from benchmark.plugins import load_plugins
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -25,22 +27,43 @@ class TowerPreset:
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
 
+_REGISTERED: dict[str, TowerPreset] = {}
+
+
+def preset_from_json(data: dict[str, Any]) -> TowerPreset:
+    return TowerPreset(
+        name=data["name"],
+        modality=data["modality"],
+        model_type=data["model_type"],
+        shape_of=data.get("shape_of", ""),
+        config=data["config"],
+        pooling=data.get("pooling", "cls"),
+        image_mean=tuple(data.get("image_mean", (0.5, 0.5, 0.5))),
+        image_std=tuple(data.get("image_std", (0.5, 0.5, 0.5))),
+    )
+
+
 @cache
+def _shipped_presets() -> dict[str, TowerPreset]:
+    return {preset.name: preset for preset in map(preset_from_json, map(_read_json, sorted(PRESET_DIR.glob("*.json"))))}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def register_preset(preset: TowerPreset) -> TowerPreset:
+    """A preset from outside the package (a module named in MMBENCH_PLUGINS)."""
+    if preset.name in _shipped_presets() or _REGISTERED.get(preset.name, preset) != preset:
+        raise ValueError(f"tower preset '{preset.name}' registered twice")
+    _REGISTERED[preset.name] = preset
+    return preset
+
+
 def _load_presets() -> dict[str, TowerPreset]:
-    presets = {}
-    for path in sorted(PRESET_DIR.glob("*.json")):
-        data = json.loads(path.read_text())
-        presets[data["name"]] = TowerPreset(
-            name=data["name"],
-            modality=data["modality"],
-            model_type=data["model_type"],
-            shape_of=data.get("shape_of", ""),
-            config=data["config"],
-            pooling=data.get("pooling", "cls"),
-            image_mean=tuple(data.get("image_mean", (0.5, 0.5, 0.5))),
-            image_std=tuple(data.get("image_std", (0.5, 0.5, 0.5))),
-        )
-    return presets
+    load_plugins()
+    return {**_shipped_presets(), **_REGISTERED}
 
 
 def preset_names() -> list[str]:

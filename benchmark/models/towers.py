@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.modalities.registry import get_modality
 from benchmark.models.presets_registry import TowerPreset, get_preset
 from benchmark.suite.config import TowerConfig
 
 
 class Tower(nn.Module):
-    """One modality's encoder. `model` is the transformers module that methods adapt in place."""
+    """One modality's encoder. `model` is the transformers module that methods adapt in place; what the model
+    reads, and how its input is prepared, is the modality's (benchmark/modalities)."""
 
     def __init__(
         self, modality: str, model: nn.Module, preset: TowerPreset, weights: str, identity: str, image_size: int | None
@@ -30,40 +31,19 @@ class Tower(nn.Module):
         self.weights = weights
         self.identity = identity  # what a hidden-state cache keys on
         self.pooling = preset.pooling
-        config = _base_config(model)
-        self.hidden_size: int = config.hidden_size
-        self.num_layers: int = config.num_hidden_layers
+        self.hidden_size: int = self.model_config.hidden_size
+        self.num_layers: int = self.model_config.num_hidden_layers
         self.image_size = image_size
-        # Video towers take clips of this many frames; audio towers spectrograms of this shape.
-        self.num_frames: int | None = getattr(config, "num_frames", None) if modality == "video" else None
-        self.spectrogram_shape = (config.max_length, config.num_mel_bins) if modality == "audio" else None
         self.register_buffer("image_mean", torch.tensor(preset.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(preset.image_std).view(1, 3, 1, 1), persistent=False)
 
-    def model_inputs(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if self.modality == "text":
-            return {"input_ids": features["text_ids"], "attention_mask": features["text_mask"]}
-        if self.modality == "image":
-            pixels = features["pixels"].float().div_(255.0)
-            return {"pixel_values": (pixels - self.image_mean) / self.image_std}
-        if self.modality == "video":
-            return {"pixel_values": self._clip(features["video"])}
-        # Stored spectrograms are resampled to the tower's input shape on the device.
-        spectrogram = features["audio"].float().unsqueeze(1)
-        return {
-            "input_values": F.interpolate(
-                spectrogram, size=self.spectrogram_shape, mode="bilinear", align_corners=False
-            ).squeeze(1)
-        }
+    @property
+    def model_config(self) -> Any:
+        """The transformers config of the model (of the base model under a peft wrapper)."""
+        return _base_config(self.model)
 
-    def _clip(self, video: torch.Tensor) -> torch.Tensor:
-        """uint8 [n, frames, 3, s, s] -> normalised [n, num_frames, 3, size, size], resampled on the device."""
-        clip = video.float().div_(255.0).permute(0, 2, 1, 3, 4)  # [n, 3, T, s, s]
-        target = (self.num_frames, self.image_size, self.image_size)
-        if tuple(clip.shape[2:]) != target:
-            clip = F.interpolate(clip, size=target, mode="trilinear", align_corners=False)
-        clip = clip.permute(0, 2, 1, 3, 4)
-        return (clip - self.image_mean.unsqueeze(1)) / self.image_std.unsqueeze(1)
+    def model_inputs(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return get_modality(self.modality).model_inputs(self, features)
 
     def forward(self, features: dict[str, torch.Tensor], all_layers: bool = False) -> Any:
         """Last hidden state [n, tokens, hidden]; with all_layers, the tuple of every layer's states."""
@@ -74,10 +54,11 @@ class Tower(nn.Module):
         """[n, tokens, hidden] -> [n, hidden]: the first token's state, or the mean over valid tokens."""
         if self.pooling == "cls":
             return hidden[:, 0]
-        if self.modality == "text":
-            mask = features["text_mask"].to(hidden.dtype).unsqueeze(-1)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return hidden.mean(1)
+        mask = get_modality(self.modality).pooling_mask(features)
+        if mask is None:
+            return hidden.mean(1)
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     @property
     def label(self) -> str:
@@ -111,7 +92,7 @@ def _build_random(preset: TowerPreset, image_size: int | None) -> nn.Module:
     if preset.model_type not in MODEL_CLASSES:
         raise TowerError(f"tower preset '{preset.name}': no builder for model_type '{preset.model_type}'")
     config_values = dict(preset.config)
-    if preset.modality in ("image", "video") and image_size is not None:
+    if get_modality(preset.modality).takes_image_size and image_size is not None:
         config_values["image_size"] = image_size
     config = transformers.AutoConfig.for_model(preset.model_type, **config_values)
     config._attn_implementation = "sdpa"
@@ -144,9 +125,6 @@ def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None,
     return f"local:{directory.name}:{digest.hexdigest()[:12]}"
 
 
-MODALITY_SEED_OFFSET = {"text": 0, "image": 1, "video": 2, "audio": 3}
-
-
 def build_tower(
     modality: str, tower_config: TowerConfig | dict[str, Any], seed: int = 0, tower_label: str = ""
 ) -> Tower:
@@ -161,10 +139,10 @@ def build_tower(
     weights = tower_config.weights
     label = tower_label or f"{modality} tower '{preset.name}'"
     image_size = tower_config.image_size or preset.config.get("image_size")
-    visual = modality in ("image", "video")
+    visual = get_modality(modality).takes_image_size
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed * 16 + MODALITY_SEED_OFFSET.get(modality, 15))
+            torch.manual_seed(seed * 16 + get_modality(modality).seed_offset)
             model = _build_random(preset, image_size if visual else None)
     else:
         directory = Path(weights)

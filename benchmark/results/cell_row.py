@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchmark.suite.config import CellConfig
+from benchmark.suite.config import CellConfig, TowerConfig
 from benchmark.suite.matrix import config_hash, config_id
+
+
+def _preset(tower: TowerConfig | None) -> str | None:
+    return tower.preset if tower is not None else None
 
 
 def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
@@ -20,10 +24,8 @@ def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
         repeat=config.repeat,
         dataset=config.dataset.name,
         towers=towers.name,
-        text_tower=towers.text.preset if towers.text else None,
-        image_tower=towers.image.preset if towers.image else None,
-        video_tower=towers.video.preset if towers.video else None,
-        audio_tower=towers.audio.preset if towers.audio else None,
+        # Columns for the built-in modalities; a plug-in modality's tower is in config_json (and `towers`).
+        **{f"{modality}_tower": _preset(towers.get(modality)) for modality in ("text", "image", "video", "audio")},
         method=config.method.name,
         method_label=config.method.label,
         precision=config.train.precision,

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-MODALITIES = ("text", "image", "video", "audio")
-
 
 def setting(
     default: Any = dataclasses.MISSING,
@@ -25,9 +23,15 @@ def setting(
     minimum: float | None = None,
     choices: Callable[[], list[str]] | None = None,
     factory: Callable[[], Any] | None = None,
+    flattened: bool = False,
 ) -> Any:
-    """A dataclass field with what validation needs to know: help text, minimum, dynamic choices."""
-    metadata = {"help": help, "minimum": minimum, "choices": choices}
+    """A dataclass field with what validation needs to know: help text, minimum, dynamic choices.
+
+    A `flattened` field is a `dict[str, X]` whose entries are written at the level of the mapping itself,
+    one per name in `choices` (a tower set's `text:`, `image:`, ... are its `by_modality` entries), so
+    that a new choice (a registered modality) needs no new field.
+    """
+    metadata = {"help": help, "minimum": minimum, "choices": choices, "flattened": flattened}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -43,6 +47,12 @@ def _tower_presets() -> list[str]:
     from benchmark.models.presets_registry import preset_names
 
     return preset_names()
+
+
+def _modality_names() -> list[str]:
+    from benchmark.modalities.registry import modality_names
+
+    return modality_names()
 
 
 def _dataset_formats() -> list[str]:
@@ -70,14 +80,17 @@ class TowerConfig:
 @dataclass(frozen=True)
 class TowerSetConfig:
     name: str = setting(help="label used in cell ids and reports")
-    text: TowerConfig | None = setting(None)
-    image: TowerConfig | None = setting(None)
-    video: TowerConfig | None = setting(None)
-    audio: TowerConfig | None = setting(None)
+    # Written at the top level of the set (`{name: pair, text: {...}, image: {...}}`): one tower per modality.
+    by_modality: dict[str, TowerConfig] = setting(
+        help="one tower per registered modality", choices=_modality_names, factory=dict, flattened=True
+    )
 
     def present(self) -> dict[str, TowerConfig]:
-        """The towers this set has, by modality."""
-        return {modality: tower for modality in MODALITIES if (tower := getattr(self, modality)) is not None}
+        """The towers this set has, by modality, in the registry's order."""
+        return {modality: self.by_modality[modality] for modality in _modality_names() if modality in self.by_modality}
+
+    def get(self, modality: str) -> TowerConfig | None:
+        return self.by_modality.get(modality)
 
 
 @dataclass(frozen=True)
@@ -195,10 +208,21 @@ class CellConfig:
         return dataclasses.replace(self, **changes)
 
 
+def flattened_field(cls: type) -> dataclasses.Field[Any] | None:
+    """The field whose entries a mapping of `cls` holds at its own level (see `setting(flattened=True)`)."""
+    return next((item for item in dataclasses.fields(cls) if item.metadata.get("flattened")), None)
+
+
 def to_plain(value: Any) -> Any:
-    """Dataclasses to dicts, tuples to lists: the JSON shape."""
+    """Dataclasses to dicts (a flattened field's entries at the dataclass's level), tuples to lists: the JSON shape."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {item.name: to_plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
+        plain = {}
+        for item in dataclasses.fields(value):
+            if item.metadata.get("flattened"):
+                plain.update({key: to_plain(entry) for key, entry in getattr(value, item.name).items()})
+            else:
+                plain[item.name] = to_plain(getattr(value, item.name))
+        return plain
     if isinstance(value, (list, tuple)):
         return [to_plain(item) for item in value]
     if isinstance(value, dict):
@@ -231,9 +255,13 @@ def build(cls: type, data: dict[str, Any]) -> Any:
     values = {}
     field_hints = hints(cls)
     for item in dataclasses.fields(cls):
-        if item.name not in data:
-            continue
-        values[item.name] = typed_value(field_hints[item.name], data[item.name])
+        if item.metadata.get("flattened"):
+            entry_hint = typing.get_args(field_hints[item.name])[1]
+            names = {other.name for other in dataclasses.fields(cls)}
+            entries = {key: entry for key, entry in data.items() if key not in names and entry is not None}
+            values[item.name] = {key: typed_value(entry_hint, entry) for key, entry in entries.items()}
+        elif item.name in data:
+            values[item.name] = typed_value(field_hints[item.name], data[item.name])
     return cls(**values)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from benchmark.errors import SuiteError
-from benchmark.suite.config import MODALITIES, DatasetConfig, EvalConfig, SuiteConfig, TrainConfig, build, hints
+from benchmark.suite.config import DatasetConfig, EvalConfig, SuiteConfig, TrainConfig, build, hints
 from benchmark.suite.schema import Validator
 from benchmark.suite.yaml_lines import KeyPath, load_yaml_with_lines
 
@@ -83,6 +83,7 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict[Key
 def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
     from benchmark.formats.registry import get_format
     from benchmark.methods.registry import get_method_class
+    from benchmark.modalities.registry import modality_names
     from benchmark.models.presets_registry import get_preset
     from benchmark.results.schema import EVAL_KS
 
@@ -122,10 +123,11 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
                 dataset["path"] = str(_resolve(dataset["path"], suite_dir))
     _check_unique([d["name"] for d in suite["datasets"]], "datasets", validator)
 
+    modalities = modality_names()
     for index, tower_set in enumerate(suite["towers"]):
-        present = [m for m in MODALITIES if tower_set.get(m)]
+        present = [m for m in modalities if tower_set.get(m)]
         if not present:
-            validator.problem(("towers", index), f"a tower set needs at least one of {', '.join(MODALITIES)}")
+            validator.problem(("towers", index), f"a tower set needs at least one of {', '.join(modalities)}")
         for modality in present:
             tower = tower_set[modality]
             preset = get_preset(tower["preset"])
@@ -162,14 +164,14 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
         for tower_index, tower_set in enumerate(suite["towers"]):
             if method["towers"] and tower_set["name"] not in method["towers"]:
                 continue
-            problem = modality_problem(method_class, {m for m in MODALITIES if tower_set.get(m)})
+            problem = modality_problem(method_class, {m for m in modalities if tower_set.get(m)})
             if problem:
                 validator.problem(
                     ("methods", index),
                     f"method '{method['name']}' {problem} in tower set '{tower_set['name']}' "
                     f"(towers[{tower_index}]); restrict it with `towers: [...]`",
                 )
-            for modality in MODALITIES:
+            for modality in modalities:
                 tower_problem = (
                     method_class.tower_problem(modality, tower_set[modality]["preset"])
                     if tower_set.get(modality)

@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from benchmark.suite.config import hints, unwrap_optional
+from benchmark.suite.config import flattened_field, hints, unwrap_optional
 from benchmark.suite.yaml_lines import KeyPath, format_path
 
 _NO_META: dict[str, Any] = {"help": "", "minimum": None, "choices": None}
@@ -71,12 +71,20 @@ class Validator:
             self.problem(path, f"expected a mapping, got {type(value).__name__}")
             return {}
         field_hints = hints(cls)
-        known = {item.name: item for item in dataclasses.fields(cls) if item.name != "source"}
+        flattened = flattened_field(cls)
+        known = {item.name: item for item in dataclasses.fields(cls) if item.name != "source" and item is not flattened}
+        entry_names: list[str] = list(flattened.metadata["choices"]()) if flattened is not None else []
         result: dict[str, Any] = {}
         for key, item in value.items():
+            if key in entry_names and flattened is not None:
+                if item is not None:  # `video: null` is a set without that entry
+                    entry_hint = typing.get_args(field_hints[flattened.name])[1]
+                    result[key] = self.value(item, entry_hint, None, path + (key,))
+                continue
             if key not in known:
-                hint = difflib.get_close_matches(str(key), list(known), n=1)
-                suggestion = f" (did you mean '{hint[0]}'?)" if hint else f" (known keys: {', '.join(known)})"
+                names = list(known) + entry_names
+                hint = difflib.get_close_matches(str(key), names, n=1)
+                suggestion = f" (did you mean '{hint[0]}'?)" if hint else f" (known keys: {', '.join(names)})"
                 self.problem(path + (key,), f"unknown key{suggestion}")
                 continue
             result[key] = self.value(item, field_hints[key], known[key], path + (key,))

@@ -12,22 +12,14 @@ from benchmark.data.hidden_state_store import CacheKey, HiddenStateCache, build_
 from benchmark.data.raw import RawDataset
 from benchmark.errors import CacheMissingError
 from benchmark.methods.side_network import kept_states
+from benchmark.modalities.registry import get_modality
 from benchmark.progress import ProgressSink, phase, step
 from benchmark.suite.config import CellConfig, TowerConfig
 from benchmark.train.precision import autocast_factory
 
-TOWER_INPUTS = {"text": ("text_ids", "text_mask"), "image": ("pixels",), "video": ("video",), "audio": ("audio",)}
-
 
 def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: TowerConfig, precision: str) -> CacheKey:
-    if tower.modality == "text":
-        shape = f"tokens={tower_config.max_tokens}"
-    elif tower.modality == "image":
-        shape = f"pixels={tower.image_size}"
-    elif tower.modality == "video":
-        shape = f"frames={tower.num_frames},pixels={tower.image_size}"
-    else:
-        shape = f"spectrogram={tower.spectrogram_shape}"
+    shape = get_modality(tower.modality).input_shape(tower, tower_config)
     return CacheKey(tower.identity, raw.fingerprint(), tuple(indices), shape, precision, tower.pooling)
 
 
@@ -45,7 +37,7 @@ def _kept_state_batches(
         ids = torch.arange(start, min(start + batch_size, n_items + 1))
         inputs = {
             name: t.to(device, non_blocking=True)
-            for name, t in features.gather(ids, TOWER_INPUTS[tower.modality]).items()
+            for name, t in features.gather(ids, get_modality(tower.modality).feature_keys).items()
         }
         with autocast():
             yield ids, kept_states(tower, inputs, indices)

@@ -20,6 +20,7 @@ from benchmark.data.dataset import ItemFeatures, SplitDataset, load_raw_dataset,
 from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
+from benchmark.modalities.registry import states_key
 from benchmark.models.towers import count_parameters
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
@@ -125,7 +126,7 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     if method.uses_cache:
         # The launcher built the caches in their own process: this one's CUDA context never sees the towers.
         caches = find_caches(method, towers, raw, tower_configs, train_config.precision)
-        features = ItemFeatures({f"{modality}_states": cache.open_states() for modality, cache in caches.items()})
+        features = ItemFeatures({states_key(modality): cache.open_states() for modality, cache in caches.items()})
         origins = {cache_origin(cache, built_caches, device) for cache in caches.values()}
         origin = next(o for o in ("reused_other_hardware", "built", "reused") if o in origins)
         record.add(

@@ -1,0 +1,37 @@
+"""Image: one picture per item (a folder of <item_id>.jpg or an LMDB), resized to the tower's image size."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from benchmark.modalities.registry import Modality, register_modality
+
+if TYPE_CHECKING:
+    from benchmark.data.raw import RawDataset
+    from benchmark.models.towers import Tower
+    from benchmark.suite.config import TowerConfig
+
+
+@register_modality
+class Image(Modality):
+    name = "image"
+    description = "one picture per item, uint8 pixels at the tower's image_size"
+    feature_keys = ("pixels",)
+    seed_offset = 1
+    takes_image_size = True
+
+    def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
+        from benchmark.data.dataset import load_images
+
+        assert tower.image_size is not None  # set for every tower that takes an image size
+        return {"pixels": load_images(raw, tower.image_size)}
+
+    def model_inputs(self, tower: Tower, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # uint8 travels to the device (4x less than float); normalising happens there.
+        pixels = features["pixels"].float().div_(255.0)
+        return {"pixel_values": (pixels - tower.image_mean) / tower.image_std}
+
+    def input_shape(self, tower: Tower, tower_config: TowerConfig) -> str:
+        return f"pixels={tower.image_size}"

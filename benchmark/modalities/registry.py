@@ -1,0 +1,102 @@
+"""The modality registry: a modality is one module in benchmark/modalities that registers itself.
+
+A modality says which item features its towers read (and how to load them from a dataset), how
+those features become the transformers model's inputs, what input shape a hidden-state cache of
+its towers keys on, and how random tower weights are seeded. Suites name towers by modality
+(`towers: [{name, text: ..., image: ...}]`), and every other place (feature building, caches,
+validation, the side networks' cached states) asks this registry. Modalities from outside the
+package register the same way from a module named in MMBENCH_PLUGINS.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from benchmark.errors import UnknownNameError
+from benchmark.plugins import discover
+
+if TYPE_CHECKING:
+    import torch
+
+    from benchmark.data.raw import RawDataset
+    from benchmark.models.towers import Tower
+    from benchmark.suite.config import TowerConfig
+
+
+class Modality:
+    """Base of every modality; subclasses set the class attributes and implement the three methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    # The ItemFeatures tensors this modality's towers read (each [n_items + 1, ...], row 0 padding).
+    feature_keys: ClassVar[tuple[str, ...]]
+    # Random tower weights are seeded with seed * 16 + offset: towers of different modalities differ,
+    # and a tower's weights do not depend on which other towers a cell builds. Unique per modality.
+    seed_offset: ClassVar[int]
+    # Towers that take `image_size` (pixels or frames): the suite's image_size reaches their config.
+    takes_image_size: ClassVar[bool] = False
+    # Datasets may hold this modality as one `<folder>/<item_id>.npy` array per item (None: not an array folder).
+    array_folder: ClassVar[str | None] = None
+
+    def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
+        """The feature tensors of every item (row 0: padding), keyed by `feature_keys`."""
+        raise NotImplementedError
+
+    def model_inputs(self, tower: Tower, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A batch's features as keyword arguments of the tower's transformers model, on the features' device."""
+        raise NotImplementedError
+
+    def input_shape(self, tower: Tower, tower_config: TowerConfig) -> str:
+        """What the tower's input looks like, for a hidden-state cache key (a different shape is a different cache)."""
+        raise NotImplementedError
+
+    def pooling_mask(self, features: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Which tokens mean pooling averages over ([n, tokens] of 0/1); None: all of them."""
+        return None
+
+
+def states_key(modality: str) -> str:
+    """The ItemFeatures key of a cached tower's kept hidden states (what cached side networks train from)."""
+    return f"{modality}_states"
+
+
+_REGISTRY: dict[str, Modality] = {}
+
+
+def register_modality(cls: type[Modality]) -> type[Modality]:
+    """Class decorator: register one instance of the modality under `cls.name`."""
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+        raise ValueError(f"modality '{cls.name}' registered twice")
+    clash = [m.name for m in _REGISTRY.values() if m.seed_offset == cls.seed_offset and m.name != cls.name]
+    if clash:
+        raise ValueError(f"modality '{cls.name}': seed_offset {cls.seed_offset} is already '{clash[0]}''s")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _discover() -> None:
+    discover("benchmark.modalities")
+
+
+def modality_names() -> list[str]:
+    """Every modality, by seed offset: the order of towers in a cell (and of their fused embedding),
+    the same whichever module registered first."""
+    _discover()
+    return [modality.name for modality in sorted(_REGISTRY.values(), key=lambda m: m.seed_offset)]
+
+
+def get_modality(name: str) -> Modality:
+    _discover()
+    if name not in _REGISTRY:
+        raise UnknownNameError(f"unknown modality '{name}' (known: {', '.join(_REGISTRY)})")
+    return _REGISTRY[name]
+
+
+def array_modalities() -> list[Modality]:
+    """Modalities a dataset stores as one .npy array per item in a folder of their own."""
+    return [modality for modality in map(get_modality, modality_names()) if modality.array_folder is not None]
+
+
+def describe(modality: Modality) -> dict[str, Any]:
+    return {"name": modality.name, "features": list(modality.feature_keys), "description": modality.description}
