@@ -314,6 +314,68 @@ def report(
         sys.stdout.write(renderer(board))
 
 
+def _percent(value: float, option: str) -> float:
+    if not 0 <= value < 100:
+        raise MMBenchError(f"{option}: a percentage from 0 to 100, got {value}")
+    return value / 100.0
+
+
+@app.command()
+def compare(
+    baseline: Path = typer.Argument(..., help="baseline results: a results directory, a run directory or a .parquet"),
+    current: Path = typer.Argument(..., help="current results, the same kinds"),
+    time_threshold: float = typer.Option(5.0, "--time-threshold", help="percent slowdown of the median step time"),
+    memory_threshold: float = typer.Option(2.0, "--memory-threshold", help="percent growth of the peak memory"),
+    alpha: float = typer.Option(0.05, "--alpha", help="significance level of the one-sided time test"),
+    min_samples: int = typer.Option(5, "--min-samples", help="step samples a side needs before time can be judged"),
+    allow_param_change: bool = typer.Option(False, "--allow-param-change", help="parameter counts may change"),
+    allow_hardware_mismatch: bool = typer.Option(
+        False, "--allow-hardware-mismatch", help="compare across GPU, driver major, CUDA or torch (said in the output)"
+    ),
+    fail_on_inconclusive: bool = typer.Option(
+        False, "--fail-on-inconclusive", help="exit 1 also when a figure is inconclusive"
+    ),
+    suite: str | None = typer.Option(None, "--suite", help="only rows of this suite, on both sides"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Compare two result sets for a CI gate: a Markdown table (cell, figure, baseline, current, change, verdict).
+
+    Configurations are matched by config id (the work without seed and repeat; all their runs pooled).
+    Parameter counts must not change; peak memory may not grow beyond --memory-threshold; step time
+    regresses only when the median is more than --time-threshold slower AND the slowdown is significant:
+    a hierarchical bootstrap of the ratio of medians (runs resampled, then steps within each run),
+    one-sided at --alpha. Too few samples, or a change beyond the threshold that is not significant, is
+    `inconclusive`. Improvements are listed too. Exit 0: nothing regressed; 1: a regression; 2: unusable input
+    (missing or empty results, different hardware, nothing in common).
+
+    Example: mmbench compare baseline/ results/regression-cpu-20261130T120000Z --memory-threshold 5
+    """
+    from benchmark.compare.render import render_json, render_markdown, summary_line
+    from benchmark.compare.run import compare_results
+    from benchmark.compare.verdicts import Thresholds
+
+    try:
+        if not 0 < alpha < 0.5:
+            raise MMBenchError(f"--alpha: a significance level between 0 and 0.5, got {alpha}")
+        thresholds = Thresholds(
+            time=_percent(time_threshold, "--time-threshold"),
+            memory=_percent(memory_threshold, "--memory-threshold"),
+            alpha=alpha,
+            min_samples=max(1, min_samples),
+            allow_param_change=allow_param_change,
+        )
+        comparison = compare_results(
+            baseline, current, thresholds, allow_hardware_mismatch, suite, fail_on_inconclusive
+        )
+    except MMBenchError as error:
+        _fail(error)
+    for warning in comparison.baseline.warnings + comparison.current.warnings:
+        _note(f"warning: {warning}")
+    sys.stdout.write(render_json(comparison) if as_json else render_markdown(comparison))
+    _note(summary_line(comparison))
+    raise typer.Exit(comparison.exit_code)
+
+
 def _list_entries(what: ListWhat) -> list[dict]:
     entries: list[dict] = []
     if what == ListWhat.methods:

@@ -14,13 +14,15 @@ from benchmark.results.store import result_files
 
 
 def read_results(results_dir: Path) -> tuple[pl.DataFrame, list[str]]:
-    """(rows, warnings). A file that is not a readable result row is reported in warnings, not fatal."""
+    """(rows, warnings) of a results directory, a run directory or one Parquet file. A file that is not a
+    readable result row is reported in warnings, not fatal."""
     if not results_dir.exists():
         raise ResultsError(
             f"results directory {results_dir} does not exist (run `mmbench run SUITE --results {results_dir}` first)"
         )
+    files = [results_dir] if results_dir.is_file() else result_files(results_dir)
     frames, warnings = [], []
-    for path in result_files(results_dir):
+    for path in files:
         try:
             table = pq.read_table(path)
         except Exception as error:  # noqa: BLE001 - pyarrow raises several types for corrupt files

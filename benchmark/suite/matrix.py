@@ -64,16 +64,23 @@ def _with_matrix_values(section: Any, values: dict[str, Any]) -> Any:
 
 
 def expand_cells(suite: SuiteConfig) -> list[Cell]:
+    """The suite's cells, repeat by repeat: every cell's first run, then every cell's second run, and so on.
+
+    Why interleaved: a machine drifts (clocks, neighbours, heat) over minutes. Back-to-back repeats of
+    one configuration would all share one stretch of that drift, and look consistent while being off;
+    spread over the whole run, the drift shows as the spread between repeats, which is what intervals
+    and `mmbench compare`'s time test read.
+    """
     matrix_keys = list(suite.matrix)
     matrix_values = [suite.matrix[key] for key in matrix_keys]
     cells: list[Cell] = []
-    for dataset, towers, method, combo, seed, repeat in itertools.product(
+    for repeat, dataset, towers, method, combo, seed in itertools.product(
+        range(suite.repeats),
         suite.datasets,
         suite.towers,
         suite.methods,
         itertools.product(*matrix_values),
         suite.seeds,
-        range(suite.repeats),
     ):
         if method.towers and towers.name not in method.towers:
             continue

@@ -1,0 +1,1 @@
+"""`mmbench compare`: two result sets, matched by configuration, judged figure by figure for a CI gate."""

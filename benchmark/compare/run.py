@@ -1,0 +1,80 @@
+"""Compare two result sets: match configurations, refuse other hardware, judge every shared figure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.compare.sides import CompareInputError, Side, hardware_mismatch, load_side
+from benchmark.compare.verdicts import FigureComparison, Thresholds, Verdict, compare_configuration
+
+# Exit codes: the CI gate's contract.
+EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline: Side
+    current: Side
+    thresholds: Thresholds
+    figures: list[FigureComparison]
+    only_in_baseline: list[str]  # configurations the current side did not run (not compared)
+    only_in_current: list[str]  # new configurations (nothing to compare against)
+    hardware_mismatch: str | None  # set when the sides differ and the mismatch was allowed
+    fail_on_inconclusive: bool = False
+
+    def counts(self) -> Counter[Verdict]:
+        return Counter(figure.verdict for figure in self.figures)
+
+    @property
+    def exit_code(self) -> int:
+        counts = self.counts()
+        if counts["regression"] or (self.fail_on_inconclusive and counts["inconclusive"]):
+            return EXIT_REGRESSION
+        return EXIT_OK
+
+
+def _labels(side: Side, config_ids: list[str]) -> list[str]:
+    labels = dict(zip(side.rows["config_id"], side.rows["config_label"]))
+    return sorted(f"{labels[config_id]} ({config_id[:8]})" for config_id in config_ids)
+
+
+def compare_results(
+    baseline_path: Path,
+    current_path: Path,
+    thresholds: Thresholds,
+    allow_hardware_mismatch: bool = False,
+    suite: str | None = None,
+    fail_on_inconclusive: bool = False,
+) -> Comparison:
+    baseline = load_side(baseline_path, "baseline", suite)
+    current = load_side(current_path, "current", suite)
+    mismatch = hardware_mismatch(baseline, current)
+    if mismatch is not None and not allow_hardware_mismatch:
+        raise CompareInputError(
+            f"refusing to compare timings across hardware: {mismatch} (--allow-hardware-mismatch to compare anyway)"
+        )
+    base_configs, current_configs = baseline.configurations(), current.configurations()
+    shared = [config_id for config_id in base_configs if config_id in current_configs]
+    if not shared:
+        raise CompareInputError(
+            f"no configuration of the baseline ({len(base_configs)}) was run in the current side "
+            f"({len(current_configs)}): nothing to compare (same suite? same settings?)"
+        )
+    figures = []
+    for config_id in shared:
+        label = str(current_configs[config_id]["config_label"][0])
+        figures.extend(
+            compare_configuration(label, config_id, base_configs[config_id], current_configs[config_id], thresholds)
+        )
+    return Comparison(
+        baseline,
+        current,
+        thresholds,
+        figures,
+        _labels(baseline, [c for c in base_configs if c not in current_configs]),
+        _labels(current, [c for c in current_configs if c not in base_configs]),
+        mismatch,
+        fail_on_inconclusive,
+    )
