@@ -181,14 +181,32 @@ def run(
     skip_failed: bool = typer.Option(
         False, "--skip-failed", help="also skip cells whose last row failed (oom, error, crashed, timeout)"
     ),
+    launcher: str | None = typer.Option(
+        None, "--launcher", help="local (one cell at a time), pool (one cell per GPU) or slurm (default: the suite's)"
+    ),
+    gpus: str | None = typer.Option(None, "--gpus", help="pool: all, NVML indices like 0,1,3, or fake:N"),
+    slurm_partition: str | None = typer.Option(None, "--slurm-partition", help="slurm: partition"),
+    slurm_time: int | None = typer.Option(None, "--slurm-time", min=1, help="slurm: time limit per task, minutes"),
+    slurm_gpus: int | None = typer.Option(None, "--slurm-gpus-per-task", min=0, help="slurm: GPUs per task"),
+    slurm_cpus: int | None = typer.Option(None, "--slurm-cpus-per-task", min=1, help="slurm: CPU cores per task"),
+    slurm_mem: float | None = typer.Option(None, "--slurm-mem-gb", min=1, help="slurm: memory per task, GB"),
+    slurm_account: str | None = typer.Option(None, "--slurm-account", help="slurm: account"),
+    slurm_qos: str | None = typer.Option(None, "--slurm-qos", help="slurm: quality of service"),
+    slurm_parallelism: int | None = typer.Option(
+        None, "--slurm-array-parallelism", min=1, help="slurm: tasks of the array running at once"
+    ),
+    slurm_cluster: str | None = typer.Option(
+        None, "--slurm-cluster", help="slurm (default) or local: submitit's local executor, no SLURM needed"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Run every cell of a suite, each in its own subprocess; one Parquet row per cell. Cells with an ok row are
     skipped.
 
-    Example: mmbench run suites/smoke.yaml --results results --repeats 3
+    Example: mmbench run suites/smoke.yaml --results results --repeats 3 --launcher pool --gpus all
     """
-    from benchmark.launch.local import run_cells
+    from benchmark.launch.launchers import make_launcher
+    from benchmark.launch.manifest import new_manifest
     from benchmark.launch.resume import plan_resume
     from benchmark.results.store import ensure_writable
     from benchmark.suite.loader import load_suite
@@ -210,7 +228,23 @@ def run(
             for cell in cells:
                 _say(f"{cell.config_hash}  {cell.cell_id}")
         return
+    slurm_overrides = {
+        "partition": slurm_partition,
+        "time_min": slurm_time,
+        "gpus_per_task": slurm_gpus,
+        "cpus_per_task": slurm_cpus,
+        "mem_gb": slurm_mem,
+        "account": slurm_account,
+        "qos": slurm_qos,
+        "array_parallelism": slurm_parallelism,
+        "cluster": slurm_cluster,
+    }
     try:
+        if launcher not in (None, "local", "pool", "slurm"):
+            raise MMBenchError(f"--launcher: unknown launcher '{launcher}' (local, pool or slurm)")
+        if slurm_cluster not in (None, "slurm", "local"):
+            raise MMBenchError(f"--slurm-cluster: '{slurm_cluster}' is not slurm or local")
+        chosen = make_launcher(loaded.run, launcher, gpus, slurm_overrides, not no_lock)
         ensure_writable(results)
     except MMBenchError as error:
         _fail(error)
@@ -235,10 +269,13 @@ def run(
             _print_json({"run_dir": None, "cells": [], "skipped": skipped})
         return
     cells = plan.to_run
-    _note(f"running {len(cells)} cell(s) of suite '{loaded.name}' -> {run_dir}")
+    _note(f"running {len(cells)} cell(s) of suite '{loaded.name}' with the {chosen.name} launcher -> {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = new_manifest(cells, run_id, loaded.name, chosen.name)
+    manifest.write(run_dir)
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
     try:
-        outcomes = run_cells(cells, run_dir, run_id, stderr, lock=not no_lock)
+        outcomes = chosen.run(cells, run_dir, run_id, stderr, manifest)
     except KeyboardInterrupt:
         _note(f"interrupted: rows written so far are in {run_dir}")
         raise typer.Exit(130) from None
@@ -255,6 +292,39 @@ def run(
     # An OOM is a measurement (this method does not fit); errors, crashes and timeouts are failures.
     if any(o.status in ("error", "crashed", "timeout") for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    run_dir: Path = typer.Argument(..., help="a run directory (results/<suite>-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Show each cell of a run as pending, running, done, failed or stopped (from its rows, its logs and, for the
+    slurm launcher, the state of each cell's job). Stopped cells have no row: `mmbench run` on the suite runs them.
+
+    Example: mmbench status results/smoke-20261130T120000000000Z --json
+    """
+    from benchmark.launch.run_status import cell_states
+
+    try:
+        manifest, states = cell_states(run_dir)
+    except MMBenchError as error:
+        _fail(error)
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.state] = counts.get(state.state, 0) + 1
+    summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+    data = {
+        "run_id": manifest.run_id,
+        "suite": manifest.suite,
+        "launcher": manifest.launcher,
+        "counts": counts,
+        "cells": [vars(state) for state in states],
+    }
+    lines = [f"{manifest.run_id} ({manifest.launcher} launcher): {summary}"] + [
+        f"{state.state:<8} {state.cell_id}" + (f"  {state.detail}" if state.detail else "") for state in states
+    ]
+    _print_data(data, as_json, lines)
 
 
 @app.command()

@@ -9,6 +9,7 @@ next build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -105,6 +106,21 @@ def _remove_stale_staging(parent: Path, max_age_s: float = 0.0) -> None:
     for staging in parent.glob(".staging-*"):
         if now - staging.stat().st_mtime >= max_age_s:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building(key: CacheKey) -> Iterator[None]:
+    """Hold the build lock of one cache: concurrent builders of the same cache (pool workers, array tasks,
+    two runs) wait for the first, then find its cache instead of building it again."""
+    from filelock import FileLock
+
+    parent = caches_directory()
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable_cache(parent, error) from error
+    with FileLock(str(parent / f".{key.digest}.lock")):
+        yield
 
 
 def build_cache(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmark import __version__
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
+from benchmark.launch.placement import placement_columns
 from benchmark.progress import ProgressEvent, done
 from benchmark.results.schema import empty_row
 from benchmark.results.store import write_row
@@ -77,6 +78,7 @@ def _run(arguments: argparse.Namespace) -> int:
         mmbench_version=__version__,
         device_lock=arguments.device_lock,
         start_time=dt.datetime.now(dt.timezone.utc),
+        **placement_columns(os.environ),
     )
     exit_code = 0
     try:

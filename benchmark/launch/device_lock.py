@@ -42,8 +42,9 @@ def device_key(config: CellConfig) -> str:
 
         if not torch.cuda.is_available():
             return "cpu"
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
-    return "cuda-" + "".join(character if character.isalnum() or character in "-_" else "_" for character in visible)
+    from benchmark.launch.devices import lock_name
+
+    return lock_name(os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0")
 
 
 @contextlib.contextmanager

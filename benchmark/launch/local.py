@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from benchmark.launch.child import PARENT_PID_VARIABLE
 from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.launch.devices import PoolDevice
+from benchmark.launch.placement import LAUNCHER, placement_columns
 from benchmark.launch.resume import launcher_hardware_columns
 from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import describe_cell
@@ -62,11 +65,18 @@ def _log_tail(log_path: Path) -> str:
 
 
 def _fallback_row(
-    cell: Cell, run_id: str, status: str, error: str, started: dt.datetime, device_lock: str
+    cell: Cell,
+    run_id: str,
+    status: str,
+    error: str,
+    started: dt.datetime,
+    device_lock: str,
+    environment: dict[str, str],
 ) -> dict[str, Any]:
     row = empty_row()
     describe_cell(cell.config, row)
     row.update(launcher_hardware_columns(cell.config))
+    row.update(placement_columns({**os.environ, **environment}))
     row.update(
         run_id=run_id,
         status=status,
@@ -78,6 +88,19 @@ def _fallback_row(
     return row
 
 
+# Cell processes running now (a pool runs several): Ctrl-C in the launcher must stop them all.
+_running: set[subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
+
+
+def kill_running_children() -> None:
+    """Kill every cell process (and its session) this launcher started and that still runs."""
+    with _running_lock:
+        for process in list(_running):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
 @dataclass
 class ChildResult:
     final: ProgressEvent | None  # the child's "done" event (None if it died first)
@@ -85,13 +108,20 @@ class ChildResult:
     timed_out: bool
 
 
-def _run_child(command: list[str], log_path: Path, timeout_s: float, show: ProgressSink) -> ChildResult:
+def _run_child(
+    command: list[str], log_path: Path, timeout_s: float, show: ProgressSink, extra_environment: dict[str, str]
+) -> ChildResult:
     """Run one child in its own session, relay its progress events to `show`, kill it at the deadline.
 
     Ctrl-C or SIGTERM in the parent kills the child's whole session and re-raises.
     """
     # The child checks this PID so that it stops if this process died before it could arm its parent-death signal.
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_VARIABLE: str(os.getpid())}
+    environment = {
+        **os.environ,
+        **extra_environment,
+        "PYTHONUNBUFFERED": "1",
+        PARENT_PID_VARIABLE: str(os.getpid()),
+    }
     package_root = str(Path(__file__).resolve().parents[2])
     environment["PYTHONPATH"] = package_root + (
         os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else ""
@@ -102,6 +132,8 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Progr
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, start_new_session=True
         )
+        with _running_lock:
+            _running.add(process)
         lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
         reader.start()
@@ -129,87 +161,174 @@ def _run_child(command: list[str], log_path: Path, timeout_s: float, show: Progr
             # The child runs in its own session, so the terminal's Ctrl-C does not reach it: stop it here.
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            with _running_lock:
+                _running.discard(process)
             raise
         process.wait()
         reader.join(timeout=5)
+        with _running_lock:
+            _running.discard(process)
     return ChildResult(final, process.returncode, timed_out)
 
 
-def _uses_cache(config: CellConfig) -> bool:
+def uses_cache(config: CellConfig) -> bool:
     from benchmark.methods.registry import get_method_class
 
     return get_method_class(config.method.name).uses_cache
 
 
+@dataclass(frozen=True)
+class CellFiles:
+    """Where one cell's JSON, log and row go in its run directory."""
+
+    cell_json: Path
+    log: Path
+    row: Path
+
+    @classmethod
+    def prepare(cls, cell: Cell, run_dir: Path) -> CellFiles:
+        stem = cell_file_name(cell.cell_id).removesuffix(".parquet")
+        files = cls(run_dir / "cells" / f"{stem}.json", run_dir / "logs" / f"{stem}.log", run_dir / f"{stem}.parquet")
+        files.cell_json.parent.mkdir(parents=True, exist_ok=True)
+        files.log.parent.mkdir(parents=True, exist_ok=True)
+        files.cell_json.write_text(json.dumps(cell.config.to_dict(), indent=2, sort_keys=True))
+        return files
+
+
+def _environment(device: PoolDevice | None, launcher: str) -> dict[str, str]:
+    return {LAUNCHER: launcher, **(device.environment if device is not None else {})}
+
+
+def _lock(cell: Cell, lock: bool, device: PoolDevice | None, say: Callable[[str], None]) -> Any:
+    if not lock:
+        return contextlib.nullcontext()
+    return device_lock(device.lock_key if device is not None else device_key(cell.config), say)
+
+
+def _say(progress: Progress | None) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        (progress.console if progress is not None else Console(stderr=True)).print(text, markup=False, highlight=False)
+
+    return say
+
+
+def record_crash(
+    cell: Cell,
+    run_dir: Path,
+    run_id: str,
+    error: str,
+    lock: bool = True,
+    device: PoolDevice | None = None,
+    launcher: str = "local",
+    status: str = "crashed",
+    started: dt.datetime | None = None,
+) -> CellOutcome:
+    """The row a launcher writes for a cell that could not write its own."""
+    row_path = run_dir / cell_file_name(cell.cell_id)
+    row_path.parent.mkdir(parents=True, exist_ok=True)
+    started = started or dt.datetime.now(dt.timezone.utc)
+    device_lock_state = "held" if lock else "disabled"
+    row = _fallback_row(cell, run_id, status, error, started, device_lock_state, _environment(device, launcher))
+    write_row(row_path, row)
+    return CellOutcome(cell.cell_id, status, error, row_path)
+
+
+def _build_caches(
+    files: CellFiles, timeout_s: float, show: ProgressSink, environment: dict[str, str]
+) -> tuple[list[str], tuple[str, str] | None]:
+    """Run the cache-build process: (digests it built, None) or ([], (status, error)) when it failed."""
+    build = _run_child([*CACHE_COMMAND, str(files.cell_json)], files.log, timeout_s, show, environment)
+    if build.timed_out:
+        reason = f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {files.log})"
+        return [], ("timeout", reason)
+    if build.final is None:
+        return [], ("crashed", _died(build.returncode, files.log, "cache build"))
+    if build.final.status != "ok":
+        failure = build.final.error or _died(build.returncode, files.log, "cache build")
+        return [], (build.final.status or "crashed", failure)
+    return list(build.final.built), None
+
+
+def prebuild_cell_caches(
+    cell: Cell,
+    run_dir: Path,
+    progress: Progress | None = None,
+    line: Any = None,
+    lock: bool = True,
+    device: PoolDevice | None = None,
+) -> None:
+    """Build a cached cell's hidden-state caches ahead of its run (a pool does this before the fan-out).
+
+    A failure here is not the cell's row: the cell meets it again in its own run and records it there.
+    """
+    files = CellFiles.prepare(cell, run_dir)
+    renderer = BarRenderer(progress, line) if progress is not None and line is not None else None
+    label = f"{device.label}: caches of {cell.cell_id}" if device is not None else f"caches of {cell.cell_id}"
+
+    def show(event: ProgressEvent) -> None:
+        if renderer is not None:
+            renderer.show(event, label)
+
+    with _lock(cell, lock, device, _say(progress)):
+        _build_caches(files, float(cell.config.timeout_s), show, _environment(device, "pool"))
+
+
 def run_cell_subprocess(
-    cell: Cell, run_dir: Path, run_id: str, progress: Progress | None = None, step_task: Any = None, lock: bool = True
+    cell: Cell,
+    run_dir: Path,
+    run_id: str,
+    progress: Progress | None = None,
+    step_task: Any = None,
+    lock: bool = True,
+    device: PoolDevice | None = None,
+    launcher: str = "local",
+    label: str | None = None,
 ) -> CellOutcome:
     """Build the cell's caches in one process (if it has any), then run the cell in a fresh one; always leave a row.
 
     With `lock`, both hold the device's lock, so no other mmbench run times a cell on that device meanwhile.
+    A pooled `device` pins both processes to it (CUDA_VISIBLE_DEVICES) and names it on the row.
     """
-    file_stem = cell_file_name(cell.cell_id).removesuffix(".parquet")
-    cell_path = run_dir / "cells" / f"{file_stem}.json"
-    log_path = run_dir / "logs" / f"{file_stem}.log"
-    row_path = run_dir / cell_file_name(cell.cell_id)
-    cell_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
-    cell_path.write_text(json.dumps(cell.config.to_dict(), indent=2, sort_keys=True))
+    files = CellFiles.prepare(cell, run_dir)
+    files.log.write_text("")
     started = dt.datetime.now(dt.timezone.utc)
     timeout_s = float(cell.config.timeout_s)
-
+    environment = _environment(device, launcher)
     renderer = BarRenderer(progress, step_task) if progress is not None and step_task is not None else None
 
     def show(event: ProgressEvent) -> None:
         if renderer is not None:
-            renderer.show(event, cell.cell_id)
-
-    def say(text: str) -> None:
-        (progress.console if progress is not None else Console(stderr=True)).print(text, markup=False, highlight=False)
+            renderer.show(event, label or cell.cell_id)
 
     def record(status: str, error: str) -> CellOutcome:
-        write_row(row_path, _fallback_row(cell, run_id, status, error, started, "held" if lock else "disabled"))
-        return CellOutcome(cell.cell_id, status, error, row_path)
+        return record_crash(cell, run_dir, run_id, error, lock, device, launcher, status, started)
 
-    guard = device_lock(device_key(cell.config), say) if lock else contextlib.nullcontext()
     try:
-        with guard:
+        with _lock(cell, lock, device, _say(progress)):
             built: list[str] = []
-            if _uses_cache(cell.config):
-                build = _run_child([*CACHE_COMMAND, str(cell_path)], log_path, timeout_s, show)
-                if build.timed_out:
-                    return record(
-                        "timeout",
-                        f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {log_path})",
-                    )
-                if build.final is None:
-                    return record("crashed", _died(build.returncode, log_path, "cache build"))
-                if build.final.status != "ok":
-                    return record(
-                        build.final.status or "crashed",
-                        build.final.error or _died(build.returncode, log_path, "cache build"),
-                    )
-                built = list(build.final.built)
+            if uses_cache(cell.config):
+                built, failure = _build_caches(files, timeout_s, show, environment)
+                if failure is not None:
+                    return record(*failure)
             command = [
                 *CELL_COMMAND,
-                str(cell_path),
-                str(row_path),
+                str(files.cell_json),
+                str(files.row),
                 run_id,
                 "--built",
                 ",".join(built),
                 "--device-lock",
                 "held" if lock else "disabled",
             ]
-            result = _run_child(command, log_path, timeout_s, show)
+            result = _run_child(command, files.log, timeout_s, show, environment)
     except KeyboardInterrupt:
         record("crashed", "interrupted (Ctrl-C or SIGTERM) while running")
         raise
     if result.timed_out:
-        return record("timeout", f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {log_path})")
-    if result.final is None or not row_path.exists():
-        return record("crashed", _died(result.returncode, log_path, "cell"))
-    return CellOutcome(cell.cell_id, result.final.status or "crashed", result.final.error, row_path)
+        return record("timeout", f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {files.log})")
+    if result.final is None or not files.row.exists():
+        return record("crashed", _died(result.returncode, files.log, "cell"))
+    return CellOutcome(cell.cell_id, result.final.status or "crashed", result.final.error, files.row)
 
 
 def _died(returncode: int, log_path: Path, what: str) -> str:

@@ -135,6 +135,11 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("other_gpu_processes", _I),
     ("other_busy_cores", _F),
     ("load_avg_1m", _F),
+    # placement: which launcher ran the cell, on which pooled device, in which SLURM job, on which node
+    ("launcher", _S),
+    ("assigned_device", _S),
+    ("slurm_job_id", _S),
+    ("node", _S),
     ("host", _S),
     ("platform", _S),
     ("cpu", _S),

@@ -157,9 +157,31 @@ class EvalConfig:
     item_batch_size: int = setting(256, minimum=1, help="items encoded at once")
 
 
+LauncherName = Literal["local", "pool", "slurm"]
+SlurmCluster = Literal["slurm", "local"]
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """`run.slurm:`: the job array `--launcher slurm` submits (each CLI `--slurm-*` option overrides one key)."""
+
+    partition: str | None = setting(None, help="SLURM partition")
+    time_min: int | None = setting(None, minimum=1, help="time limit per task in minutes (default: cell timeout + 20%)")
+    gpus_per_task: int = setting(1, minimum=0, help="GPUs per array task (one cell per task)")
+    cpus_per_task: int = setting(8, minimum=1, help="CPU cores per task (DataLoader workers, the cell's process)")
+    mem_gb: float | None = setting(None, minimum=1, help="memory per task in GB (default: the partition's)")
+    account: str | None = setting(None, help="SLURM account to charge")
+    qos: str | None = setting(None, help="SLURM quality of service")
+    array_parallelism: int = setting(64, minimum=1, help="tasks of the array that may run at once")
+    cluster: SlurmCluster = setting("slurm", help="slurm, or local: submitit's local executor (no SLURM; tests)")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     timeout_s: float = setting(3600.0, minimum=1, help="a cell running longer is killed and recorded as timeout")
+    launcher: LauncherName = setting("local", help="local (one cell at a time), pool (one per GPU) or slurm")
+    gpus: str | None = setting(None, help="pool launcher: all, NVML indices like 0,1,3, or fake:N")
+    slurm: SlurmConfig = setting(factory=SlurmConfig)
 
 
 @dataclass(frozen=True)

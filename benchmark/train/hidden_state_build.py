@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from benchmark.data.dataset import ItemFeatures
-from benchmark.data.hidden_state_store import CacheKey, HiddenStateCache, build_cache, find_cache
+from benchmark.data.hidden_state_store import CacheKey, HiddenStateCache, build_cache, building, find_cache
 from benchmark.data.raw import RawDataset
 from benchmark.errors import CacheMissingError
 from benchmark.methods.side_network import kept_states
@@ -94,27 +94,28 @@ def ensure_caches(
     plan = method.layer_plan(towers)
     for modality, key in cache_keys(method, towers, raw, tower_configs, precision).items():
         tower, indices = towers[modality], plan[modality]
-        cache = find_cache(key)
-        if cache is not None:
-            caches[modality] = (cache, False)
-            continue
-        total = -(-raw.n_items // batch_size)
-        progress(phase(f"cache {modality}", total))
-        tower.to(device).eval()
-        batches = _kept_state_batches(
-            tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device
-        )
-        cache = build_cache(
-            key,
-            raw.n_items,
-            len(indices),
-            tower.hidden_size,
-            batches,
-            _step_reporter(progress, total),
-            hardware_identity(device),
-        )
-        tower.to("cpu")
-        caches[modality] = (cache, True)
+        with building(key):
+            cache = find_cache(key)
+            if cache is not None:
+                caches[modality] = (cache, False)
+                continue
+            total = -(-raw.n_items // batch_size)
+            progress(phase(f"cache {modality}", total))
+            tower.to(device).eval()
+            batches = _kept_state_batches(
+                tower, features, indices, raw.n_items, batch_size, autocast_factory(precision, device), device
+            )
+            cache = build_cache(
+                key,
+                raw.n_items,
+                len(indices),
+                tower.hidden_size,
+                batches,
+                _step_reporter(progress, total),
+                hardware_identity(device),
+            )
+            tower.to("cpu")
+            caches[modality] = (cache, True)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return caches

@@ -1,0 +1,95 @@
+"""The GPUs a pool launcher fills: `--gpus all`, `--gpus 0,2` (NVML indices: PCI bus order, as nvidia-smi
+numbers them) or `--gpus fake:3` (three stand-in devices for trying the pool without GPUs).
+
+A cell is pinned to its device by `CUDA_VISIBLE_DEVICES=<GPU UUID>`: a UUID names the same GPU
+whatever CUDA's own device order is, and the cell's NVML sampler resolves the device by that UUID,
+so its memory and energy figures are that device's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.errors import MMBenchError
+from benchmark.launch.placement import ASSIGNED_DEVICE
+
+
+class DeviceSelectionError(MMBenchError):
+    """`--gpus` names devices this machine does not have."""
+
+
+@dataclass(frozen=True)
+class PoolDevice:
+    label: str  # what progress lines and rows say: "gpu1 (NVIDIA H100 80GB HBM3)", "fake1"
+    visible: str | None  # CUDA_VISIBLE_DEVICES of the cells it runs; None: the environment's (fake devices)
+    lock_key: str  # the device-lock name: one timed cell per device across every mmbench run
+
+    @property
+    def environment(self) -> dict[str, str]:
+        extra = {ASSIGNED_DEVICE: self.label}
+        if self.visible is not None:
+            extra["CUDA_VISIBLE_DEVICES"] = self.visible
+        return extra
+
+
+def lock_name(visible: str) -> str:
+    """A device-lock name for a visible-device string (an index or a GPU/MIG UUID)."""
+    return "cuda-" + "".join(character if character.isalnum() or character in "-_" else "_" for character in visible)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def open_nvml() -> Any:
+    """pynvml, initialised; None without a driver or the library (then there are no GPUs to pool)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # noqa: BLE001 - no driver, no library: no GPUs to pool
+        return None
+
+
+def nvml_gpus(nvml: Any = None) -> list[tuple[int, str, str]]:
+    """(NVML index, UUID, name) of every GPU, in NVML's (PCI bus) order; [] without NVML."""
+    nvml = nvml if nvml is not None else open_nvml()
+    if nvml is None:
+        return []
+    gpus = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        gpus.append((index, _text(nvml.nvmlDeviceGetUUID(handle)), _text(nvml.nvmlDeviceGetName(handle))))
+    return gpus
+
+
+def pool_devices(spec: str, nvml: Any = None) -> list[PoolDevice]:
+    spec = spec.strip()
+    if spec.startswith("fake:"):
+        count = spec.removeprefix("fake:")
+        if not count.isdigit() or int(count) < 1:
+            raise DeviceSelectionError(f"--gpus {spec}: fake:N takes a positive number of stand-in devices")
+        return [PoolDevice(f"fake{index}", None, f"fake-{index}") for index in range(int(count))]
+    gpus = nvml_gpus(nvml)
+    if not gpus:
+        raise DeviceSelectionError(
+            f"--gpus {spec}: NVML sees no GPU here (no NVIDIA driver?); `--gpus fake:N` tries the pool without GPUs"
+        )
+    if spec == "all":
+        chosen = gpus
+    else:
+        by_index = {index: gpu for gpu in gpus for index in [gpu[0]]}
+        try:
+            indices = [int(part) for part in spec.split(",") if part.strip()]
+        except ValueError:
+            raise DeviceSelectionError(f"--gpus {spec}: expected 'all', 'fake:N' or NVML indices like 0,1,3") from None
+        unknown = [index for index in indices if index not in by_index]
+        if unknown or not indices or len(set(indices)) != len(indices):
+            raise DeviceSelectionError(
+                f"--gpus {spec}: this machine has GPUs {', '.join(str(g[0]) for g in gpus)} (NVML order); "
+                "name each once"
+            )
+        chosen = [by_index[index] for index in indices]
+    return [PoolDevice(f"gpu{index} ({name})", uuid, lock_name(uuid)) for index, uuid, name in chosen]

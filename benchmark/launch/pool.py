@@ -1,0 +1,103 @@
+"""Fill every GPU of a box: one cell per device at a time, each cell still in its own processes.
+
+Workers, one per device, take the next cell from a shared queue, so a device whose cell ended in
+OOM or a crash simply takes the next one. The hidden-state caches that cached cells need are built
+first, once per distinct cache, before the fan-out (a lock in the cache store keeps builders that
+still meet from colliding). The progress display has one line per device.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmark.launch.devices import PoolDevice
+from benchmark.launch.local import (
+    CellOutcome,
+    kill_running_children,
+    prebuild_cell_caches,
+    record_crash,
+    run_cell_subprocess,
+    uses_cache,
+)
+from benchmark.suite.matrix import Cell
+
+
+def cache_group(cell: Cell) -> str:
+    """What a cell's hidden-state caches depend on: cells alike in it share their caches (repeats, batch sizes)."""
+    config = cell.config.to_dict()
+    return json.dumps(
+        [config["dataset"], config["towers"], config["method"], config["train"]["precision"], config["seed"]],
+        sort_keys=True,
+    )
+
+
+def caches_to_prebuild(cells: list[Cell]) -> list[Cell]:
+    """One cached cell per distinct cache group, in suite order."""
+    seen: set[str] = set()
+    chosen = []
+    for cell in cells:
+        if not uses_cache(cell.config):
+            continue
+        group = cache_group(cell)
+        if group not in seen:
+            seen.add(group)
+            chosen.append(cell)
+    return chosen
+
+
+def run_pool(
+    cells: list[Cell], run_dir: Path, run_id: str, console: Console, devices: list[PoolDevice], lock: bool = True
+) -> list[CellOutcome]:
+    outcomes: dict[str, CellOutcome] = {}
+    pending: queue.Queue[Cell] = queue.Queue()
+    for cell in cells:
+        pending.put(cell)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        suite_task = progress.add_task("cells", total=len(cells))
+        lines = {device.label: progress.add_task(f"{device.label}: idle", total=None) for device in devices}
+        first = devices[0]
+        for cell in caches_to_prebuild(cells):
+            prebuild_cell_caches(cell, run_dir, progress, lines[first.label], lock, first)
+
+        def work(device: PoolDevice) -> None:
+            line = lines[device.label]
+            while True:
+                try:
+                    cell = pending.get_nowait()
+                except queue.Empty:
+                    break
+                label = f"{device.label}: {cell.cell_id}"
+                progress.update(line, description=f"{label} [starting]", completed=0, total=None)
+                try:
+                    outcome = run_cell_subprocess(cell, run_dir, run_id, progress, line, lock, device, "pool", label)
+                except Exception as error:  # noqa: BLE001 - a launcher bug must still leave this cell a row
+                    outcome = record_crash(cell, run_dir, run_id, f"launcher error: {error!r}", lock, device, "pool")
+                outcomes[cell.cell_id] = outcome
+                marker = "[green]ok[/]" if outcome.status == "ok" else f"[red]{outcome.status}[/]"
+                first_line = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
+                progress.console.print(f"{marker} {cell.cell_id} on {device.label}{first_line}")
+                progress.advance(suite_task)
+            progress.update(line, description=f"{device.label}: idle", completed=0, total=None)
+
+        workers = [threading.Thread(target=work, args=(device,), daemon=True) for device in devices]
+        for worker in workers:
+            worker.start()
+        try:
+            while any(worker.is_alive() for worker in workers):
+                for worker in workers:
+                    worker.join(timeout=0.2)
+        except KeyboardInterrupt:
+            kill_running_children()  # each cell runs in its own session: Ctrl-C does not reach it
+            for worker in workers:
+                worker.join(timeout=10)
+            raise
+        for line in lines.values():
+            progress.update(line, visible=False)
+    return [outcomes[cell.cell_id] for cell in cells if cell.cell_id in outcomes]
