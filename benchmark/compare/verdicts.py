@@ -138,31 +138,15 @@ def _step_time(
     counts = (
         f"{interval.baseline_samples} vs {interval.current_samples} steps, {len(base_runs)} vs {len(current_runs)} runs"
     )
-    bounds = (interval.low - 1.0, interval.high - 1.0)
     if min(interval.baseline_samples, interval.current_samples) < thresholds.min_samples:
-        return FigureComparison(
-            cell,
-            config_id,
-            "step_ms",
-            base_median,
-            current_median,
-            interval.ratio - 1.0,
-            "inconclusive",
-            f"too few samples to decide ({counts}; need {thresholds.min_samples})",
-            bounds,
-        )
-    verdict, why = time_verdict(interval, thresholds)
-    return FigureComparison(
-        cell,
-        config_id,
-        "step_ms",
-        base_median,
-        current_median,
-        interval.ratio - 1.0,
-        verdict,
-        f"{why}; {counts}" if why else counts,
-        bounds,
-    )
+        verdict: Verdict = "inconclusive"
+        detail = f"too few samples to decide ({counts}; need {thresholds.min_samples})"
+    else:
+        verdict, why = time_verdict(interval, thresholds)
+        detail = f"{why}; {counts}" if why else counts
+    bounds = (interval.low - 1.0, interval.high - 1.0)
+    change = interval.ratio - 1.0
+    return FigureComparison(cell, config_id, "step_ms", base_median, current_median, change, verdict, detail, bounds)
 
 
 def compare_configuration(

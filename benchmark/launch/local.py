@@ -205,6 +205,17 @@ def _lock(cell: Cell, lock: bool, device: PoolDevice | None, say: Callable[[str]
     return device_lock(device.lock_key if device is not None else device_key(cell.config), say)
 
 
+def _bar(progress: Progress | None, line: Any, label: str) -> ProgressSink:
+    """Where a child's progress events go: one line of the progress display, labelled, or nowhere."""
+    renderer = BarRenderer(progress, line) if progress is not None and line is not None else None
+
+    def show(event: ProgressEvent) -> None:
+        if renderer is not None:
+            renderer.show(event, label)
+
+    return show
+
+
 def _say(progress: Progress | None) -> Callable[[str], None]:
     def say(text: str) -> None:
         (progress.console if progress is not None else Console(stderr=True)).print(text, markup=False, highlight=False)
@@ -262,13 +273,8 @@ def prebuild_cell_caches(
     A failure here is not the cell's row: the cell meets it again in its own run and records it there.
     """
     files = CellFiles.prepare(cell, run_dir)
-    renderer = BarRenderer(progress, line) if progress is not None and line is not None else None
     label = f"{device.label}: caches of {cell.cell_id}" if device is not None else f"caches of {cell.cell_id}"
-
-    def show(event: ProgressEvent) -> None:
-        if renderer is not None:
-            renderer.show(event, label)
-
+    show = _bar(progress, line, label)
     with _lock(cell, lock, device, _say(progress)):
         _build_caches(files, float(cell.config.timeout_s), show, _environment(device, "pool"))
 
@@ -294,11 +300,7 @@ def run_cell_subprocess(
     started = dt.datetime.now(dt.timezone.utc)
     timeout_s = float(cell.config.timeout_s)
     environment = _environment(device, launcher)
-    renderer = BarRenderer(progress, step_task) if progress is not None and step_task is not None else None
-
-    def show(event: ProgressEvent) -> None:
-        if renderer is not None:
-            renderer.show(event, label or cell.cell_id)
+    show = _bar(progress, step_task, label or cell.cell_id)
 
     def record(status: str, error: str) -> CellOutcome:
         return record_crash(cell, run_dir, run_id, error, lock, device, launcher, status, started)
