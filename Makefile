@@ -9,7 +9,7 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow gpu-check gpu-wheels bench-import lint clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -25,9 +25,22 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/mmbench run suites/smoke.yaml --results $(RESULTS)
 	$(VENV)/bin/mmbench report --results $(RESULTS) --suite smoke
+	@$(VENV)/bin/mmbench report --results $(RESULTS) --suite smoke --format html -o $(RESULTS)/report.html >/dev/null
+	@echo "HTML report (opens offline): $(abspath $(RESULTS)/report.html)"
 
-test: setup
-	$(PY) -m pytest -q
+# Chromium for the browser tests of the HTML report: Debian's package, installed where we may (root + apt);
+# elsewhere the browser tests say why they are skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing chromium (apt-get) for the HTML report's browser tests"; \
+	      apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+	      echo "note: could not install chromium: the browser tests will be skipped"; \
+	    else echo "note: no chromium and no root apt-get: the browser tests will be skipped"; fi; }
+
+test: setup browser
+	$(PY) -m pytest -q -rs
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # exit 5: no slow test collected

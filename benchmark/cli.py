@@ -9,6 +9,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -49,6 +50,9 @@ def main_options(
 
 
 class ReportFormat(str, Enum):
+    html = "html"
+    png = "png"
+    svg = "svg"
     table = "table"
     md = "md"
     csv = "csv"
@@ -330,7 +334,13 @@ def status(
 @app.command()
 def report(
     results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
-    output_format: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, md, csv or json"),
+    output_format: ReportFormat = typer.Option(
+        ReportFormat.table, "--format", help="table, md, csv, json, html (needs -o) or png/svg (needs --plot and -o)"
+    ),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write the report (html, png, svg) to this file"),
+    plot: str | None = typer.Option(
+        None, "--plot", help="png/svg: tradeoff, pareto-memory, pareto-time, tpme or scaling"
+    ),
     group_by: str | None = typer.Option(None, "--group-by", help="comma-separated columns that define comparable work"),
     weights: str = typer.Option("0.45,0.1,0.45", "--weights", help="TPME weights a1,a2,a3 (time, params, memory)"),
     suite: str | None = typer.Option(None, "--suite", help="only rows of this suite"),
@@ -375,13 +385,40 @@ def report(
         )
     except ValueError as error:
         _fail(error)
-    if output_format == ReportFormat.table:
+    if output_format in (ReportFormat.html, ReportFormat.png, ReportFormat.svg):
+        _write_visual_report(board, rows, output_format, output, plot)
+    elif output_format == ReportFormat.table:
         render_table(board, stdout)
     else:
         renderer = {ReportFormat.md: render_markdown, ReportFormat.csv: render_csv, ReportFormat.json: render_json}[
             output_format
         ]
         sys.stdout.write(renderer(board))
+
+
+def _write_visual_report(
+    board: Any, rows: Any, output_format: ReportFormat, output: Path | None, plot: str | None
+) -> None:
+    """The HTML report or one figure, to a file; its path on stdout."""
+    if output is None:
+        _fail(MMBenchError(f"--format {output_format.value} writes a file: add -o FILE"))
+    try:
+        if output_format == ReportFormat.html:
+            from benchmark.report.html import render_html
+
+            text = render_html(board, rows)
+            output.write_text(text, encoding="utf-8")
+        else:
+            from benchmark.report.static import write_figure
+
+            if plot is None:
+                _fail(MMBenchError(f"--format {output_format.value} draws one figure: add --plot NAME"))
+            write_figure(board, plot, output, output_format.value)
+    except OSError as error:
+        _fail(MMBenchError(f"{output}: cannot write: {error.strerror or error}"))
+    except MMBenchError as error:
+        _fail(error)
+    _say(str(output))
 
 
 def _percent(value: float, option: str) -> float:

@@ -40,14 +40,21 @@ def _normalise(values: list[float]) -> list[float]:
     return [(value - low) / (high - low) for value in values]
 
 
-def tpme(costs: list[Costs], weights: tuple[float, float, float] = PAPER_WEIGHTS) -> list[float]:
+def tpme_terms(
+    costs: list[Costs], weights: tuple[float, float, float] = PAPER_WEIGHTS
+) -> list[tuple[float, float, float]]:
+    """Each method's three weighted terms (time, parameters, memory); TPME is their sum."""
     if not costs:
         return []
     a1, a2, a3 = weights
     t = _normalise([c.epoch_s for c in costs])
     p = _normalise([c.trainable_params for c in costs])
     m = _normalise([c.peak_mem_gib for c in costs])
-    return [a1 * ti + a2 * pi + a3 * mi for ti, pi, mi in zip(t, p, m)]
+    return [(a1 * ti, a2 * pi, a3 * mi) for ti, pi, mi in zip(t, p, m)]
+
+
+def tpme(costs: list[Costs], weights: tuple[float, float, float] = PAPER_WEIGHTS) -> list[float]:
+    return [sum(terms) for terms in tpme_terms(costs, weights)]
 
 
 def tpme_fft(

@@ -1,0 +1,121 @@
+"""What the report's plots show, independent of the plotting library: per group of comparable work, the
+trade-off points, the Pareto fronts, TPME's three terms; across groups, scaling series."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.results.leaderboard import Leaderboard, group_baselines, group_label
+from benchmark.results.tpme import Costs, tpme_terms
+
+# The figures `--plot` can export, and what each shows.
+PLOTS = {
+    "tradeoff": "peak memory vs epoch time per method (marker size: trainable parameters)",
+    "pareto-memory": "NDCG@10 vs peak memory, with the Pareto front and the popularity/random baselines",
+    "pareto-time": "NDCG@10 vs epoch time, with the Pareto front and the popularity/random baselines",
+    "tpme": "TPME per method, its three weighted terms stacked",
+    "scaling": "epoch time, memory and NDCG@10 against tower size or number of modalities",
+}
+
+
+@dataclass(frozen=True)
+class Group:
+    label: str
+    caption: str  # what the plots of this group compare: hardware, precision, batch size, suites
+    members: list[dict[str, Any]]  # leaderboard rows, one per configuration
+    baselines: dict[str, float | None]
+
+
+def _suites(members: list[dict[str, Any]]) -> str:
+    names = sorted({json.loads(m["config_json"]).get("suite", "?") for m in members})
+    return ", ".join(names)
+
+
+def caption(members: list[dict[str, Any]]) -> str:
+    first = members[0]
+    return (
+        f"{first['hardware']} · {first['precision']} · batch {first['batch_size']} · "
+        f"{first['max_seq_len']} items · suite {_suites(members)}"
+    )
+
+
+def groups(board: Leaderboard) -> list[Group]:
+    baselines = group_baselines(board)
+    found = []
+    for _, group in board.table.group_by(board.group_by, maintain_order=True):
+        members = group.to_dicts()
+        label = group_label(members[0], board.group_by)
+        found.append(Group(label, caption(members), members, baselines.get(label, {})))
+    return found
+
+
+def method_name(member: dict[str, Any]) -> str:
+    return str(member["method_label"]) + (f" [{member['variant']}]" if member.get("variant") else "")
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[str]:
+    """Labels of the points no other point beats on both axes (lower x, higher y), in x order."""
+    front, best_y = [], float("-inf")
+    for _, y, label in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best_y:
+            front.append(label)
+            best_y = y
+    return front
+
+
+def accuracy_points(group: Group, cost: str) -> list[tuple[float, float, str]]:
+    return [
+        (float(m[cost]), float(m["test_ndcg@10"]), method_name(m))
+        for m in group.members
+        if m.get(cost) is not None and m.get("test_ndcg@10") is not None
+    ]
+
+
+def tpme_bars(group: Group, weights: tuple[float, float, float]) -> list[tuple[str, float, float, float]]:
+    """(method, time term, parameter term, memory term) for the members TPME scores (same memory source)."""
+    scored = [m for m in group.members if m.get("tpme") is not None]
+    costs = [Costs(m["epoch_s"], m["trainable_params"], m["peak_mem_gib"]) for m in scored]
+    return [(method_name(m), *terms) for m, terms in zip(scored, tpme_terms(costs, weights))]
+
+
+@dataclass(frozen=True)
+class ScalingSeries:
+    method: str
+    context: str  # hardware · precision · batch
+    axis: str  # what x is
+    points: list[dict[str, Any]]  # x, towers, epoch_s, peak_mem_gib, test_ndcg@10
+
+
+def _modalities(member: dict[str, Any]) -> int:
+    towers = json.loads(member["config_json"])["towers"]
+    return sum(1 for key, value in towers.items() if key != "name" and value)
+
+
+def scaling_series(board: Leaderboard) -> list[ScalingSeries]:
+    """Per method and setting, its rows over several tower sets: against the number of modalities when that
+    varies, else against the towers' total parameters."""
+    by_method: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for member in board.table.to_dicts():
+        key = (member["method_label"], member["hardware"], member["precision"], member["batch_size"])
+        by_method.setdefault(key, []).append(member)
+    series = []
+    for (method, hardware, precision, batch), members in by_method.items():
+        if len({m["towers"] for m in members}) < 2:
+            continue
+        by_modalities = len({_modalities(m) for m in members}) > 1
+        axis = "modalities" if by_modalities else "total parameters (M)"
+        points = [
+            {
+                "x": _modalities(m) if by_modalities else m["total_params"] / 1e6,
+                "towers": m["towers"],
+                "epoch_s": m["epoch_s"],
+                "peak_mem_gib": m["peak_mem_gib"],
+                "test_ndcg@10": m.get("test_ndcg@10"),
+            }
+            for m in members
+        ]
+        points.sort(key=lambda p: p["x"])
+        series.append(ScalingSeries(str(method), f"{hardware} · {precision} · batch {batch}", axis, points))
+    return series

@@ -1,0 +1,338 @@
+"""`mmbench report --format html`: one self-contained file (plotly.js, styles and scripts inlined; it opens
+with no network) with the leaderboard per group (sortable, caveats marked), the trade-off plots, the
+failures and the provenance of every row.
+
+plotly is the `report` extra; it is imported only here, with a clear message when missing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import polars as pl
+
+from benchmark.errors import MMBenchError
+from benchmark.report.columns import display_rows, weights_line
+from benchmark.report.figures import PLOTS, Group, accuracy_points, groups, method_name, pareto_front, scaling_series
+from benchmark.report.figures import tpme_bars as tpme_terms_of
+from benchmark.results.leaderboard import CAVEATS, Leaderboard
+
+PLOT_HEIGHT = 420
+
+
+def import_plotly() -> Any:
+    try:
+        import plotly.graph_objects as go
+    except ImportError as error:
+        raise MMBenchError(
+            "--format html needs plotly: pip install 'mmbench[report]' (or pip install plotly)"
+        ) from error
+    return go
+
+
+def _log_axis(values: list[float]) -> str:
+    """A log axis where the values span more than a factor of 20 (memory from 0.9 to 34 GiB, say)."""
+    positive = [v for v in values if v and v > 0]
+    return "log" if positive and max(positive) / min(positive) > 20 else "linear"
+
+
+def _error(member: dict[str, Any], column: str) -> tuple[float, float] | None:
+    low, high = member.get(f"{column}_lo"), member.get(f"{column}_hi")
+    if low is None or high is None:
+        return None
+    return (member[column] - low, high - member[column])
+
+
+def tradeoff_figure(go: Any, group: Group) -> Any:
+    figure = go.Figure()
+    members = [m for m in group.members if m.get("epoch_s") is not None and m.get("peak_mem_gib") is not None]
+    largest = max((m["trainable_params"] or 1 for m in members), default=1)
+    for member in members:
+        x_error, y_error = _error(member, "epoch_s"), _error(member, "peak_mem_gib")
+        size = 12 + 38 * ((member["trainable_params"] or 0) / largest) ** 0.5
+        figure.add_trace(
+            go.Scatter(
+                x=[member["epoch_s"]],
+                y=[member["peak_mem_gib"]],
+                mode="markers+text",
+                text=[method_name(member)],
+                textposition="top center",
+                name=method_name(member),
+                marker={"size": size, "opacity": 0.75},
+                error_x={"type": "data", "symmetric": False, "array": [x_error[1]], "arrayminus": [x_error[0]]}
+                if x_error
+                else None,
+                error_y={"type": "data", "symmetric": False, "array": [y_error[1]], "arrayminus": [y_error[0]]}
+                if y_error
+                else None,
+                hovertemplate=f"{method_name(member)}<br>epoch %{{x:.3g}} s<br>peak %{{y:.3g}} GiB<br>"
+                f"trainable {member['trainable_params']:,}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        title="Peak memory vs epoch time (marker size: trainable parameters; bars: 95% interval over runs)",
+        xaxis={"title": "epoch time (s)", "type": _log_axis([m["epoch_s"] for m in members])},
+        yaxis={"title": "peak memory (GiB)", "type": _log_axis([m["peak_mem_gib"] for m in members])},
+    )
+    return figure
+
+
+def pareto_figure(go: Any, group: Group, cost: str, axis_title: str) -> Any:
+    points = accuracy_points(group, cost)
+    front = pareto_front(points)
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=[p[0] for p in points],
+            y=[p[1] for p in points],
+            mode="markers+text",
+            text=[p[2] for p in points],
+            textposition="top center",
+            name="methods",
+            marker={"size": 12},
+        )
+    )
+    on_front = [p for p in sorted(points) if p[2] in front]
+    figure.add_trace(
+        go.Scatter(
+            x=[p[0] for p in on_front],
+            y=[p[1] for p in on_front],
+            mode="lines",
+            name="Pareto front",
+            line={"dash": "dot"},
+        )
+    )
+    for key, name in (("pop_test_ndcg@10", "popularity"), ("random_test_ndcg@10", "random")):
+        value = group.baselines.get(key)
+        if value is not None:
+            figure.add_hline(y=value, line_dash="dash", annotation_text=f"{name} {value:.3f}")
+    figure.update_layout(
+        title=f"NDCG@10 vs {axis_title} (front: no method is cheaper and more accurate)",
+        xaxis={"title": axis_title, "type": _log_axis([p[0] for p in points])},
+        yaxis={"title": "test NDCG@10"},
+    )
+    return figure
+
+
+def tpme_figure(go: Any, group: Group, weights: tuple[float, float, float]) -> Any:
+    bars = tpme_terms_of(group, weights)
+    figure = go.Figure()
+    for index, (name, weight) in enumerate(zip(("time", "parameters", "memory"), weights)):
+        figure.add_trace(go.Bar(x=[b[0] for b in bars], y=[b[index + 1] for b in bars], name=f"{name} (a={weight:g})"))
+    figure.update_layout(
+        barmode="stack", title="TPME per method (lower is better), its weighted terms stacked", yaxis={"title": "TPME"}
+    )
+    return figure
+
+
+def scaling_figures(go: Any, board: Leaderboard) -> list[tuple[str, Any]]:
+    from plotly.subplots import make_subplots
+
+    found = []
+    for series in scaling_series(board):
+        figure = make_subplots(rows=1, cols=3, subplot_titles=("epoch time (s)", "peak memory (GiB)", "test NDCG@10"))
+        x = [p["x"] for p in series.points]
+        for column, key in enumerate(("epoch_s", "peak_mem_gib", "test_ndcg@10"), start=1):
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[p[key] for p in series.points],
+                    mode="lines+markers",
+                    name=key,
+                    text=[p["towers"] for p in series.points],
+                    showlegend=False,
+                ),
+                row=1,
+                col=column,
+            )
+            figure.update_xaxes(title_text=series.axis, row=1, col=column)
+        figure.update_layout(title=f"{series.method}: scaling against {series.axis}")
+        found.append((f"{series.method} · {series.context}", figure))
+    return found
+
+
+def _figure_html(figure: Any, plot_id: str) -> str:
+    figure.update_layout(height=PLOT_HEIGHT, margin={"t": 60, "b": 50, "l": 60, "r": 20}, template="plotly_white")
+    body = figure.to_html(full_html=False, include_plotlyjs=False, div_id=plot_id, config={"displaylogo": False})
+    return f'<div class="plot" data-plot="{plot_id}">{body}</div>'
+
+
+def _table_html(board: Leaderboard, group: Group, index: int) -> str:
+    rows = [row for row in display_rows(board) if row["group"] == group.label]
+    if not rows:
+        return ""
+    columns = [c for c in rows[0] if c != "group"]
+    head = "".join(f'<th data-column="{index_}">{html.escape(c)}</th>' for index_, c in enumerate(columns))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows)
+    return f'<table class="board" id="board-{index}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _failures_html(board: Leaderboard) -> str:
+    if board.failures.is_empty():
+        return "<p>No cell failed.</p>"
+    items = "".join(
+        f"<li><b>{html.escape(str(r['status']))}</b> {html.escape(str(r['cell_id']))}: "
+        f"{html.escape(((r['error'] or '').splitlines() or [''])[0])}</li>"
+        for r in board.failures.iter_rows(named=True)
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _distinct(rows: pl.DataFrame, column: str) -> str:
+    if column not in rows.columns:
+        return "—"
+    values = sorted({str(v) for v in rows[column].to_list() if v is not None})
+    return html.escape(", ".join(values) or "—")
+
+
+def _provenance_html(board: Leaderboard, rows: pl.DataFrame) -> str:
+    packages: dict[str, set[str]] = {}
+    for text in rows["package_versions"].drop_nulls().to_list():
+        for name, version in json.loads(text).items():
+            packages.setdefault(name, set()).add(str(version))
+    package_text = "; ".join(f"{name} {'/'.join(sorted(v))}" for name, v in sorted(packages.items()))
+    used = set(board.table["config_id"].to_list()) if not board.table.is_empty() else set()
+    superseded = rows.filter(pl.col("status") == "ok").height - board.table["runs"].sum() if used else 0
+    items = [
+        ("suites", _distinct(rows, "suite")),
+        ("runs", _distinct(rows, "run_id")),
+        (
+            "git",
+            _distinct(
+                rows.with_columns(
+                    pl.concat_str(
+                        [pl.col("git_sha"), pl.when(pl.col("git_dirty")).then(pl.lit(" (dirty)")).otherwise(pl.lit(""))]
+                    ).alias("git")
+                ),
+                "git",
+            ),
+        ),
+        ("mmbench", _distinct(rows, "mmbench_version")),
+        ("hardware", _distinct(rows, "hardware")),
+        ("driver", _distinct(rows, "driver_version")),
+        ("CUDA", _distinct(rows, "cuda_version")),
+        ("torch", _distinct(rows, "torch_version")),
+        ("packages", html.escape(package_text or "—")),
+        (
+            "rows",
+            f"{rows.height} read; {int(board.table['runs'].sum()) if used else 0} on the leaderboard; "
+            f"{board.failures.height} failed (listed above); {max(int(superseded), 0)} superseded by a later "
+            "run of the same cell (--all-runs keeps them)",
+        ),
+    ]
+    return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1500px}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin-top:1.2em}
+.caption{color:#555;font-size:.9em;margin:.2em 0 .6em}
+table.board{border-collapse:collapse;font-size:.82em;margin:.5em 0}
+table.board th,table.board td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
+table.board th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
+table.board th.sorted-asc::after{content:" ▲"}table.board th.sorted-desc::after{content:" ▼"}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
+.plot{border:1px solid #eee;min-height:420px}
+dl{display:grid;grid-template-columns:10em 1fr;gap:4px 12px;font-size:.9em}dt{font-weight:600}
+.notes li{font-size:.9em}
+"""
+
+# Sorting: click a header (again to reverse); numbers sort as numbers, the rest as text.
+# `#selftest` (used by the browser test) reports each plot's rendered box and a sort's effect in #selftest.
+SCRIPT = """
+function cellValue(row, index){
+  const text = row.children[index].textContent.trim();
+  const number = parseFloat(text.replace(/[,%x]/g, '').replace(/\\[.*$/, ''));
+  return isNaN(number) ? text : number;
+}
+function sortTable(table, index){
+  const header = table.tHead.rows[0].children[index];
+  const ascending = !header.classList.contains('sorted-asc');
+  for (const th of table.tHead.rows[0].children) th.classList.remove('sorted-asc', 'sorted-desc');
+  header.classList.add(ascending ? 'sorted-asc' : 'sorted-desc');
+  const rows = Array.from(table.tBodies[0].rows);
+  rows.sort((a, b) => {
+    const x = cellValue(a, index), y = cellValue(b, index);
+    const order = (typeof x === 'number' && typeof y === 'number') ? x - y : String(x).localeCompare(String(y));
+    return ascending ? order : -order;
+  });
+  for (const row of rows) table.tBodies[0].appendChild(row);
+}
+document.querySelectorAll('table.board').forEach(table => {
+  Array.from(table.tHead.rows[0].children).forEach(
+    (th, index) => th.addEventListener('click', () => sortTable(table, index)));
+});
+if (location.hash === '#selftest') {
+  window.addEventListener('load', () => setTimeout(() => {
+    const plots = Array.from(document.querySelectorAll('.plot')).map(plot => {
+      const box = plot.getBoundingClientRect();
+      return {id: plot.dataset.plot, x: box.left + scrollX, y: box.top + scrollY, width: box.width, height: box.height,
+              svg: plot.querySelectorAll('svg.main-svg').length, traces: plot.querySelectorAll('.trace').length};
+    });
+    const table = document.querySelector('table.board');
+    let sort = null;
+    if (table) {
+      const index = Math.max(1, Array.from(table.tHead.rows[0].children).findIndex(
+        th => th.textContent.startsWith('peak mem')));
+      const values = () => Array.from(table.tBodies[0].rows).map(r => cellValue(r, index));
+      const before = values();
+      table.tHead.rows[0].children[index].click();
+      const ascending = values();
+      table.tHead.rows[0].children[index].click();
+      sort = {column: index, before: before, ascending: ascending, descending: values()};
+    }
+    const out = document.createElement('pre');
+    out.id = 'selftest';
+    out.textContent = JSON.stringify({plots: plots, sort: sort, height: document.body.scrollHeight});
+    document.body.appendChild(out);
+  }, 500));
+}
+"""
+
+
+def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
+    go = import_plotly()
+    from plotly.offline import get_plotlyjs
+
+    sections = []
+    for index, group in enumerate(groups(board)):
+        plots = [
+            _figure_html(tradeoff_figure(go, group), f"tradeoff-{index}"),
+            _figure_html(pareto_figure(go, group, "peak_mem_gib", "peak memory (GiB)"), f"pareto-memory-{index}"),
+            _figure_html(pareto_figure(go, group, "epoch_s", "epoch time (s)"), f"pareto-time-{index}"),
+        ]
+        if tpme_terms_of(group, board.weights):
+            plots.append(_figure_html(tpme_figure(go, group, board.weights), f"tpme-{index}"))
+        sections.append(
+            f"<h2>{html.escape(group.label)}</h2><p class='caption'>{html.escape(group.caption)}</p>"
+            f"{_table_html(board, group, index)}<div class='plots'>{''.join(plots)}</div>"
+        )
+    scaling = scaling_figures(go, board)
+    if scaling:
+        sections.append("<h2>Scaling</h2>")
+        sections.append(
+            "<div class='plots'>"
+            + "".join(
+                f"<div><p class='caption'>{html.escape(context)}</p>{_figure_html(figure, f'scaling-{i}')}</div>"
+                for i, (context, figure) in enumerate(scaling)
+            )
+            + "</div>"
+        )
+    caveats = "".join(f"<li><b>{html.escape(code)}</b>: {html.escape(text)}</li>" for code, text in CAVEATS.items())
+    notes = f"<ul class='notes'><li>{html.escape(weights_line(board))}</li><li>{html.escape(board.interval)}</li></ul>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>mmbench report</title>
+<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>
+<body><h1>mmbench report</h1>
+<p class="caption">Grouped by {html.escape(" / ".join(board.group_by))}: rows are only compared inside a group.
+Plots: {html.escape("; ".join(f"{k}: {v}" for k, v in PLOTS.items()))}.</p>
+{notes}
+{"".join(sections) or "<p>No successful cell to show.</p>"}
+<h2>Caveat marks</h2><ul class='notes'>{caveats}</ul>
+<h2>Failures</h2>{_failures_html(board)}
+<h2>Provenance</h2>{_provenance_html(board, rows)}
+<script>{SCRIPT}</script>
+</body></html>
+"""

@@ -1,0 +1,138 @@
+"""The HTML report in a real browser (headless Chromium, network off), and the PNG/SVG figures."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+
+WINDOW = (1400, 900)
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return str(shutil.which(name))
+    pytest.skip(
+        "no Chromium: `make test` installs Debian's chromium with apt-get where it runs as root; "
+        "elsewhere install it (apt-get install chromium) to run the browser tests"
+    )
+
+
+def browse(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        chromium(),
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-logging=stderr",
+        "--v=0",
+        # No network: every host resolves to nothing and every proxied request goes nowhere.
+        "--proxy-server=http://127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--force-device-scale-factor=1",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        "--virtual-time-budget=10000",
+        *arguments,
+        url,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory) -> Path:
+    from tests.conftest import TINY_SUITE
+
+    directory = tmp_path_factory.mktemp("report")
+    suite = directory / "suite.yaml"
+    suite.write_text(TINY_SUITE.format(methods="[fft, lora, iisan, iisan_cached]", max_steps=3, eval="true"))
+    outcome = CliRunner().invoke(app, ["run", str(suite), "--results", str(directory / "results")])
+    assert outcome.exit_code == 0, outcome.output
+    return directory / "results"
+
+
+@pytest.fixture(scope="module")
+def report(smoke_results, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("html") / "report.html"
+    outcome = CliRunner().invoke(app, ["report", "--results", str(smoke_results), "--format", "html", "-o", str(path)])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.stdout.strip() == str(path)
+    return path
+
+
+def test_the_report_is_one_self_contained_file(report):
+    text = report.read_text()
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", text)
+    assert "<script src" not in text and "<link" not in text
+    for section in ("Peak memory vs epoch time", "Caveat marks", "Failures", "Provenance", "suite tiny"):
+        assert section in text
+
+
+def test_the_report_renders_offline_in_a_browser_and_sorts(report):
+    page = browse(report.as_uri() + "#selftest", "--dump-dom")
+    assert page.returncode == 0, page.stderr[-2000:]
+    console = [line for line in page.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    found = re.search(r'<pre id="selftest">(.*?)</pre>', page.stdout, re.S)
+    assert found, "the page's self-test did not run (scripts blocked or failing)"
+    selftest = json.loads(found.group(1).replace("&quot;", '"'))
+    plots = {plot["id"]: plot for plot in selftest["plots"]}
+    assert set(plots) == {"tradeoff-0", "pareto-memory-0", "pareto-time-0", "tpme-0"}
+    for plot in plots.values():
+        assert plot["svg"] >= 1 and plot["traces"] >= 1 and plot["width"] > 300 and plot["height"] > 300, plot
+    sort = selftest["sort"]  # a click on "peak mem" sorts by it, a second click reverses
+    assert sorted(sort["before"]) == sort["ascending"] and len(set(sort["ascending"])) > 1
+    assert sort["descending"] == sorted(sort["before"], reverse=True)
+
+    screenshot = report.parent / "page.png"
+    shot = browse(report.as_uri(), f"--screenshot={screenshot}", f"--window-size={WINDOW[0]},{selftest['height']}")
+    assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
+    pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=np.float32)
+    for plot in plots.values():
+        top, left = int(plot["y"]), int(plot["x"])
+        region = pixels[top : top + int(plot["height"]), left : left + int(plot["width"])]
+        assert region.size and region.std() > 5 and (region < 200).mean() > 0.005, f"{plot['id']} looks blank"
+
+
+@pytest.mark.parametrize("image_format", ["png", "svg"])
+def test_one_figure_for_a_paper(smoke_results, tmp_path, image_format):
+    for plot in ("tradeoff", "pareto-memory", "pareto-time", "tpme"):
+        path = tmp_path / f"{plot}.{image_format}"
+        outcome = CliRunner().invoke(
+            app,
+            ["report", "--results", str(smoke_results), "--format", image_format, "--plot", plot, "-o", str(path)],
+        )
+        assert outcome.exit_code == 0, outcome.output
+        data = path.read_bytes()
+        if image_format == "png":
+            image = Image.open(io.BytesIO(data)).convert("L")
+            assert image.size[0] >= 1000  # 3.5 in at 300 dpi
+            assert np.asarray(image, dtype=np.float32).std() > 10
+        else:
+            assert b"<svg" in data and len(data) > 5000
+    refused = CliRunner().invoke(app, ["report", "--results", str(smoke_results), "--format", "png", "-o", "x.png"])
+    assert refused.exit_code == 2 and "--plot" in refused.stderr
+    unknown = CliRunner().invoke(
+        app, ["report", "--results", str(smoke_results), "--format", "svg", "--plot", "pie", "-o", str(tmp_path / "p")]
+    )
+    assert unknown.exit_code == 2 and "unknown plot 'pie'" in unknown.stderr
+
+
+def test_html_without_plotly_is_one_clear_error(smoke_results, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    outcome = CliRunner().invoke(
+        app, ["report", "--results", str(smoke_results), "--format", "html", "-o", str(tmp_path / "r.html")]
+    )
+    assert outcome.exit_code == 2 and "pip install 'mmbench[report]'" in outcome.stderr
