@@ -72,7 +72,8 @@ def tradeoff_figure(go: Any, group: Group) -> Any:
             )
         )
     figure.update_layout(
-        title="Peak memory vs epoch time (marker size: trainable parameters; bars: 95% interval over runs)",
+        title="Memory vs time (size: trainable params; bars: 95% over runs)",
+        showlegend=False,
         xaxis={"title": "epoch time (s)", "type": _log_axis([m["epoch_s"] for m in members])},
         yaxis={"title": "peak memory (GiB)", "type": _log_axis([m["peak_mem_gib"] for m in members])},
     )
@@ -109,7 +110,7 @@ def pareto_figure(go: Any, group: Group, cost: str, axis_title: str) -> Any:
         if value is not None:
             figure.add_hline(y=value, line_dash="dash", annotation_text=f"{name} {value:.3f}")
     figure.update_layout(
-        title=f"NDCG@10 vs {axis_title} (front: no method is cheaper and more accurate)",
+        title=f"NDCG@10 vs {axis_title.split(' (')[0]} (dotted: Pareto front)",
         xaxis={"title": axis_title, "type": _log_axis([p[0] for p in points])},
         yaxis={"title": "test NDCG@10"},
     )
@@ -122,7 +123,7 @@ def tpme_figure(go: Any, group: Group, weights: tuple[float, float, float]) -> A
     for index, (name, weight) in enumerate(zip(("time", "parameters", "memory"), weights)):
         figure.add_trace(go.Bar(x=[b[0] for b in bars], y=[b[index + 1] for b in bars], name=f"{name} (a={weight:g})"))
     figure.update_layout(
-        barmode="stack", title="TPME per method (lower is better), its weighted terms stacked", yaxis={"title": "TPME"}
+        barmode="stack", title="TPME per method (lower is better), terms stacked", yaxis={"title": "TPME"}
     )
     return figure
 
@@ -155,7 +156,14 @@ def scaling_figures(go: Any, board: Leaderboard) -> list[tuple[str, Any]]:
 
 def _figure_html(figure: Any, plot_id: str) -> str:
     figure.update_layout(height=PLOT_HEIGHT, margin={"t": 60, "b": 50, "l": 60, "r": 20}, template="plotly_white")
-    body = figure.to_html(full_html=False, include_plotlyjs=False, div_id=plot_id, config={"displaylogo": False})
+    figure.update_layout(autosize=True)
+    body = figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=plot_id,
+        default_width="100%",
+        config={"displaylogo": False, "responsive": True},
+    )
     return f'<div class="plot" data-plot="{plot_id}">{body}</div>'
 
 
@@ -166,7 +174,8 @@ def _table_html(board: Leaderboard, group: Group, index: int) -> str:
     columns = [c for c in rows[0] if c != "group"]
     head = "".join(f'<th data-column="{index_}">{html.escape(c)}</th>' for index_, c in enumerate(columns))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows)
-    return f'<table class="board" id="board-{index}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table class="board" id="board-{index}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="board-wrap">{table}</div>'
 
 
 def _failures_html(board: Leaderboard) -> str:
@@ -233,8 +242,9 @@ table.board{border-collapse:collapse;font-size:.82em;margin:.5em 0}
 table.board th,table.board td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
 table.board th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
 table.board th.sorted-asc::after{content:" ▲"}table.board th.sorted-desc::after{content:" ▼"}
-.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
-.plot{border:1px solid #eee;min-height:420px}
+.board-wrap{overflow-x:auto;max-width:100%}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
+.plot{border:1px solid #eee;min-height:420px;min-width:0;overflow:hidden}
 dl{display:grid;grid-template-columns:10em 1fr;gap:4px 12px;font-size:.9em}dt{font-weight:600}
 .notes li{font-size:.9em}
 """
@@ -260,6 +270,9 @@ function sortTable(table, index){
   });
   for (const row of rows) table.tBodies[0].appendChild(row);
 }
+// A plot drawn while the page was still loading took the width its cell had then: fit every plot to its cell.
+window.addEventListener('load', () => document.querySelectorAll('.plot .plotly-graph-div').forEach(
+  div => Plotly.Plots.resize(div)));
 document.querySelectorAll('table.board').forEach(table => {
   Array.from(table.tHead.rows[0].children).forEach(
     (th, index) => th.addEventListener('click', () => sortTable(table, index)));
@@ -269,7 +282,9 @@ if (location.hash === '#selftest') {
     const plots = Array.from(document.querySelectorAll('.plot')).map(plot => {
       const box = plot.getBoundingClientRect();
       return {id: plot.dataset.plot, x: box.left + scrollX, y: box.top + scrollY, width: box.width, height: box.height,
-              svg: plot.querySelectorAll('svg.main-svg').length, traces: plot.querySelectorAll('.trace').length};
+              svg: plot.querySelectorAll('svg.main-svg').length, traces: plot.querySelectorAll('.trace').length,
+              drawn_width: plot.querySelector('svg.main-svg') ?
+                plot.querySelector('svg.main-svg').getBoundingClientRect().width : 0};
     });
     const table = document.querySelector('table.board');
     let sort = null;
