@@ -138,3 +138,36 @@ def test_html_without_plotly_is_one_clear_error(smoke_results, tmp_path, monkeyp
         app, ["report", "--results", str(smoke_results), "--format", "html", "-o", str(tmp_path / "r.html")]
     )
     assert outcome.exit_code == 2 and "pip install 'mmbench[report]'" in outcome.stderr
+
+
+def test_scaling_series_follow_the_number_of_modalities_or_the_tower_size():
+    import polars as pl
+
+    from benchmark.report.figures import scaling_series
+    from benchmark.results.leaderboard import Leaderboard
+
+    def member(method: str, towers: dict, total: int, epoch: float) -> dict:
+        return {
+            "method_label": method, "hardware": "NVIDIA H200", "precision": "bf16", "batch_size": 32,
+            "towers": towers["name"], "config_json": json.dumps({"towers": towers}), "total_params": total,
+            "epoch_s": epoch, "peak_mem_gib": epoch / 2, "test_ndcg@10": 0.1,
+        }  # fmt: skip
+
+    two = {"name": "t+i", "text": {"preset": "bert-base"}, "image": {"preset": "vit-base"}}
+    four = {**two, "name": "t+i+v+a", "video": {"preset": "videomae-base"}, "audio": {"preset": "ast-base"}}
+    small, large = {**two, "name": "qwen-0.5b"}, {**two, "name": "qwen-1.5b"}
+    table = pl.DataFrame(
+        [
+            member("crossan", four, 400_000_000, 50.0),
+            member("crossan", two, 200_000_000, 5.0),
+            member("versa", large, 1_700_000_000, 9.0),
+            member("versa", small, 600_000_000, 7.0),
+            member("lora", two, 200_000_000, 9.0),  # one tower set: no series
+        ]
+    )
+    board = Leaderboard(table, pl.DataFrame(), ["towers"], (0.45, 0.1, 0.45))
+    series = {s.method: s for s in scaling_series(board)}
+    assert set(series) == {"crossan", "versa"}
+    assert series["crossan"].axis == "modalities" and [p["x"] for p in series["crossan"].points] == [2, 4]
+    assert series["versa"].axis == "total parameters (M)"
+    assert [p["towers"] for p in series["versa"].points] == ["qwen-0.5b", "qwen-1.5b"]
