@@ -23,10 +23,7 @@ def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         if shutil.which(name):
             return str(shutil.which(name))
-    pytest.skip(
-        "no Chromium: `make test` installs Debian's chromium with apt-get where it runs as root; "
-        "elsewhere install it (apt-get install chromium) to run the browser tests"
-    )
+    pytest.skip(reason="Chromium not installed (`make test` installs it with apt-get only when run as root)")
 
 
 def browse(url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
