@@ -58,6 +58,10 @@ def test_run_writes_one_complete_row_per_cell(finished_run):
     assert row["git_sha"] is None or len(row["git_sha"]) == 40
     assert json.loads(row["config_json"])["method"]["name"] == "lora"
     assert row["trainable_params"] < row["total_params"]
+    # fp32: 4 bytes a parameter; AdamW keeps two moments per trainable parameter (plus a scalar step each).
+    assert row["weights_trainable_bytes"] == row["gradient_bytes"] == 4 * row["trainable_params"]
+    assert row["weights_frozen_bytes"] == 4 * (row["total_params"] - row["trainable_params"])
+    assert 8 * row["trainable_params"] < row["optimizer_state_bytes"] < 8 * row["trainable_params"] + 4 * 1000
 
 
 def test_cached_row_records_the_cache_and_counts_the_towers(finished_run):

@@ -39,6 +39,10 @@ MEDIAN_COLUMNS = [
     "nvml_peak_process_gib",
     "cpu_peak_rss_gib",
     "eval_peak_reserved_gib",
+    "weights_trainable_bytes",
+    "weights_frozen_bytes",
+    "gradient_bytes",
+    "optimizer_state_bytes",
     "cache_build_s",
     "amortized_over_epochs",
     "data_share",
@@ -206,7 +210,17 @@ def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
     if table.is_empty():
         return table
     table = table.with_columns(
-        pl.col("trainable_params", "total_params").cast(pl.Float64).round().cast(pl.Int64),
+        pl.col(
+            "trainable_params",
+            "total_params",
+            "weights_trainable_bytes",
+            "weights_frozen_bytes",
+            "gradient_bytes",
+            "optimizer_state_bytes",
+        )
+        .cast(pl.Float64)
+        .round()
+        .cast(pl.Int64),
         pl.col("peak_mem_sources").list.join("+").alias("peak_mem_source"),
         pl.col("epoch_kinds").list.join("+").alias("epoch_kind"),
     )

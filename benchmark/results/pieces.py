@@ -82,6 +82,16 @@ class TrainingMemory(Piece):
 
 
 @dataclass(frozen=True)
+class StaticMemory(Piece):
+    """Bytes held for the whole of training, counted from the tensors themselves after the first step."""
+
+    weights_trainable_bytes: int
+    weights_frozen_bytes: int
+    gradient_bytes: int  # the .grad tensors the backward pass left
+    optimizer_state_bytes: int  # every tensor in the optimizer's state (AdamW: exp_avg, exp_avg_sq, step)
+
+
+@dataclass(frozen=True)
 class Energy(Piece):
     energy_j_measured: float | None  # over the measured steps; per epoch is derived with the timing
 

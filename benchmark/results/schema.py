@@ -107,6 +107,11 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("eval_peak_alloc_gib", _F),
     ("eval_peak_reserved_gib", _F),
     ("eval_peak_rss_gib", _F),
+    # where the static memory goes (bytes, counted from the tensors after the first step)
+    ("weights_trainable_bytes", _I),
+    ("weights_frozen_bytes", _I),
+    ("gradient_bytes", _I),
+    ("optimizer_state_bytes", _I),
     # energy
     ("energy_j_per_epoch", _F),
     ("energy_j_measured", _F),

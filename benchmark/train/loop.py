@@ -23,6 +23,7 @@ from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import states_key
 from benchmark.models.towers import count_parameters
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
+from benchmark.profile.static_memory import static_memory
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
 from benchmark.progress import ProgressSink, phase, step
@@ -35,6 +36,7 @@ from benchmark.results.pieces import (
     DeviceFacts,
     Energy,
     ModelFacts,
+    StaticMemory,
     Timing,
     TrainingMemory,
 )
@@ -163,7 +165,7 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     try:
         trainer.run()
     finally:
-        record.add(trainer.timing, *(trainer.measurement or ()))
+        record.add(trainer.timing, trainer.static_memory, *(trainer.measurement or ()))
     if evaluator is not None:
         trainer.profiler.evaluation.start()
         record.add(evaluator.final())
@@ -278,6 +280,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(split, config.train.batch_size)
         self.timing: Timing | None = None  # set when training ends, however it ends
         self.measurement: tuple[TrainingMemory, Energy, ContentionFigures] | None = None
+        self.static_memory: StaticMemory | None = None
         self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
@@ -320,6 +323,8 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
         self.step += 1
+        if self.step == 1:  # outside the clock: gradients and optimizer state exist from here on
+            self.static_memory = static_memory(self.model, self.optimizer)
         self.losses.append(float(loss.detach()))
         if self.step <= self.train_config.warmup_steps:
             self.warmup_ms.append(clock.elapsed_ms)
