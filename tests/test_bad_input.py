@@ -18,6 +18,13 @@ from benchmark.suite.loader import load_suite
 from tests.test_import import amazon
 
 runner = CliRunner()
+
+
+def import_amazon(source, out, *options: str):
+    """`mmbench data import SOURCE --format amazon-iisan --out OUT OPTIONS...`."""
+    return runner.invoke(app, ["data", "import", str(source), "--format", "amazon-iisan", "--out", str(out), *options])
+
+
 LATIN1_TITLE = "caf\u00e9 au lait".encode("latin-1")  # b"caf\xe9 ...": not UTF-8
 
 
@@ -70,45 +77,12 @@ def test_import_keeps_everything_by_default_and_warns_about_big_drops(tmp_path):
     summary = import_dataset(source, "amazon-iisan", tmp_path / "out")
     assert summary["options"]["k_core"] == 0 and summary["kept"] == {"users": 1.0, "items": 1.0, "interactions": 1.0}
     assert summary["warnings"] == []
-    outcome = runner.invoke(
-        app,
-        [
-            "data",
-            "import",
-            str(source),
-            "--format",
-            "amazon-iisan",
-            "--out",
-            str(tmp_path / "k3"),
-            "--k-core",
-            "4",
-            "--on-error",
-            "skip",
-        ],
-    )
+    outcome = import_amazon(source, tmp_path / "k3", "--k-core", "4", "--on-error", "skip")
     assert outcome.exit_code == 2 and "no user is left after filtering (k-core 4" in outcome.stderr
-    dropping = runner.invoke(
-        app,
-        [
-            "data",
-            "import",
-            str(source),
-            "--format",
-            "amazon-iisan",
-            "--out",
-            str(tmp_path / "short"),
-            "--min-seq-len",
-            "3",
-            "--on-error",
-            "skip",
-        ],
-    )
+    dropping = import_amazon(source, tmp_path / "short", "--min-seq-len", "3", "--on-error", "skip")
     assert dropping.exit_code == 0 and "kept    users 100.0%" in dropping.stdout
     shrunk = amazon(tmp_path / "shrunk", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c\nu2\tc b\nu3\tb a c\n")
-    warned = runner.invoke(
-        app,
-        ["data", "import", str(shrunk), "--format", "amazon-iisan", "--out", str(tmp_path / "w"), "--on-error", "skip"],
-    )
+    warned = import_amazon(shrunk, tmp_path / "w", "--on-error", "skip")
     assert warned.exit_code == 0 and "warning: dropped 33.3% of the users" in warned.stderr
 
 
@@ -245,20 +219,7 @@ def test_every_problem_in_json_and_in_a_file(tmp_path):
     shown = runner.invoke(app, ["data", "inspect", str(source), "--format", "amazon-iisan", "--problems", str(listing)])
     assert shown.exit_code == 0 and "... and 9 more (all in" in shown.stdout and "no image: 29" in shown.stdout
     assert len(listing.read_text().splitlines()) == 29
-    refused = runner.invoke(
-        app,
-        [
-            "data",
-            "import",
-            str(source),
-            "--format",
-            "amazon-iisan",
-            "--out",
-            str(tmp_path / "o"),
-            "--problems",
-            str(tmp_path / "import-problems.txt"),
-        ],
-    )
+    refused = import_amazon(source, tmp_path / "o", "--problems", str(tmp_path / "import-problems.txt"))
     assert refused.exit_code == 2 and len((tmp_path / "import-problems.txt").read_text().splitlines()) == 29
 
 

@@ -28,17 +28,19 @@ class CellState:
     job_id: str | None = None
 
 
-def _process_alive(manifest: Manifest) -> bool | None:
-    """Whether the launching process still runs (None: it ran on another host, so this one cannot tell)."""
-    if manifest.host != socket.gethostname():
-        return None
+def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(manifest.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # alive, another user's
         return True
     return True
+
+
+def _process_alive(manifest: Manifest) -> bool | None:
+    """Whether the launching process still runs (None: it ran on another host, so this one cannot tell)."""
+    return _pid_alive(manifest.pid) if manifest.host == socket.gethostname() else None
 
 
 def _job_states(manifest: Manifest) -> dict[str, str]:
@@ -63,13 +65,9 @@ def _job_states(manifest: Manifest) -> dict[str, str]:
 def _local_job_state(manifest: Manifest, job_id: str) -> str:
     if manifest.host != socket.gethostname():
         return "UNKNOWN"
-    try:
-        os.kill(int(job_id), 0)
-    except (ProcessLookupError, ValueError):
-        return "FINISHED" if any(Path(str(manifest.job_folder)).glob(f"{job_id}_*result.pkl")) else "ENDED"
-    except PermissionError:
-        pass
-    return "RUNNING"
+    if job_id.isdigit() and _pid_alive(int(job_id)):
+        return "RUNNING"
+    return "FINISHED" if any(Path(str(manifest.job_folder)).glob(f"{job_id}_*result.pkl")) else "ENDED"
 
 
 def cell_states(run_dir: Path) -> tuple[Manifest, list[CellState]]:

@@ -20,6 +20,18 @@ PLOTS = {
 }
 
 
+def needs_log_axis(values: list[float]) -> bool:
+    """A log axis where the positive values span more than a factor of 20 (memory from 0.9 to 34 GiB, say)."""
+    positive = [v for v in values if v and v > 0]
+    return bool(positive) and max(positive) / min(positive) > 20
+
+
+def marker_scale(member: dict[str, Any], members: list[dict[str, Any]]) -> float:
+    """0..1: a trade-off marker's size, by the square root of its trainable parameters (area ~ parameters)."""
+    largest = max((m["trainable_params"] or 1 for m in members), default=1)
+    return float(((member["trainable_params"] or 0) / largest) ** 0.5)
+
+
 @dataclass(frozen=True)
 class Group:
     label: str

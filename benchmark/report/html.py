@@ -15,7 +15,17 @@ import polars as pl
 
 from benchmark.errors import MMBenchError
 from benchmark.report.columns import display_rows, weights_line
-from benchmark.report.figures import PLOTS, Group, accuracy_points, groups, method_name, pareto_front, scaling_series
+from benchmark.report.figures import (
+    PLOTS,
+    Group,
+    accuracy_points,
+    groups,
+    marker_scale,
+    method_name,
+    needs_log_axis,
+    pareto_front,
+    scaling_series,
+)
 from benchmark.report.figures import tpme_bars as tpme_terms_of
 from benchmark.results.leaderboard import CAVEATS, Leaderboard
 
@@ -33,9 +43,7 @@ def import_plotly() -> Any:
 
 
 def _log_axis(values: list[float]) -> str:
-    """A log axis where the values span more than a factor of 20 (memory from 0.9 to 34 GiB, say)."""
-    positive = [v for v in values if v and v > 0]
-    return "log" if positive and max(positive) / min(positive) > 20 else "linear"
+    return "log" if needs_log_axis(values) else "linear"
 
 
 def _error(member: dict[str, Any], column: str) -> tuple[float, float] | None:
@@ -48,10 +56,9 @@ def _error(member: dict[str, Any], column: str) -> tuple[float, float] | None:
 def tradeoff_figure(go: Any, group: Group) -> Any:
     figure = go.Figure()
     members = [m for m in group.members if m.get("epoch_s") is not None and m.get("peak_mem_gib") is not None]
-    largest = max((m["trainable_params"] or 1 for m in members), default=1)
     for member in members:
         x_error, y_error = _error(member, "epoch_s"), _error(member, "peak_mem_gib")
-        size = 12 + 38 * ((member["trainable_params"] or 0) / largest) ** 0.5
+        size = 12 + 38 * marker_scale(member, members)
         figure.add_trace(
             go.Scatter(
                 x=[member["epoch_s"]],

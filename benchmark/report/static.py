@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import MMBenchError
-from benchmark.report.figures import PLOTS, Group, accuracy_points, groups, method_name, pareto_front, scaling_series
-from benchmark.report.figures import tpme_bars as tpme_terms_of
+from benchmark.report import figures
 from benchmark.results.leaderboard import Leaderboard
 
 WIDTH_IN, PANEL_HEIGHT_IN, DPI = 3.5, 2.6, 300
@@ -27,27 +26,25 @@ def _pyplot() -> Any:
 
 
 def _scale(axis: Any, values: list[float], which: str) -> None:
-    positive = [v for v in values if v and v > 0]
-    if positive and max(positive) / min(positive) > 20:
+    if figures.needs_log_axis(values):
         getattr(axis, f"set_{which}scale")("log")
 
 
-def _tradeoff(axis: Any, group: Group) -> None:
+def _tradeoff(axis: Any, group: figures.Group) -> None:
     members = [m for m in group.members if m.get("epoch_s") is not None and m.get("peak_mem_gib") is not None]
-    largest = max((m["trainable_params"] or 1 for m in members), default=1)
     for member in members:
-        size = 20 + 180 * ((member["trainable_params"] or 0) / largest) ** 0.5
+        size = 20 + 180 * figures.marker_scale(member, members)
         axis.scatter(member["epoch_s"], member["peak_mem_gib"], s=size, alpha=0.7)
-        axis.annotate(method_name(member), (member["epoch_s"], member["peak_mem_gib"]), fontsize=6)
+        axis.annotate(figures.method_name(member), (member["epoch_s"], member["peak_mem_gib"]), fontsize=6)
     axis.set_xlabel("epoch time (s)")
     axis.set_ylabel("peak memory (GiB)")
     _scale(axis, [m["epoch_s"] for m in members], "x")
     _scale(axis, [m["peak_mem_gib"] for m in members], "y")
 
 
-def _pareto(axis: Any, group: Group, cost: str, label: str) -> None:
-    points = accuracy_points(group, cost)
-    front = pareto_front(points)
+def _pareto(axis: Any, group: figures.Group, cost: str, label: str) -> None:
+    points = figures.accuracy_points(group, cost)
+    front = figures.pareto_front(points)
     axis.scatter([p[0] for p in points], [p[1] for p in points], s=18)
     for x, y, name in points:
         axis.annotate(name, (x, y), fontsize=6)
@@ -62,8 +59,8 @@ def _pareto(axis: Any, group: Group, cost: str, label: str) -> None:
     _scale(axis, [p[0] for p in points], "x")
 
 
-def _tpme(axis: Any, group: Group, weights: tuple[float, float, float]) -> None:
-    bars = tpme_terms_of(group, weights)
+def _tpme(axis: Any, group: figures.Group, weights: tuple[float, float, float]) -> None:
+    bars = figures.tpme_bars(group, weights)
     bottom = [0.0] * len(bars)
     for index, name in enumerate(("time", "parameters", "memory")):
         heights = [b[index + 1] for b in bars]
@@ -75,11 +72,11 @@ def _tpme(axis: Any, group: Group, weights: tuple[float, float, float]) -> None:
 
 
 def write_figure(board: Leaderboard, plot: str, output: Path, image_format: str) -> Path:
-    if plot not in PLOTS:
-        raise MMBenchError(f"--plot: unknown plot '{plot}' (one of {', '.join(PLOTS)})")
+    if plot not in figures.PLOTS:
+        raise MMBenchError(f"--plot: unknown plot '{plot}' (one of {', '.join(figures.PLOTS)})")
     plt = _pyplot()
     if plot == "scaling":
-        series = scaling_series(board)
+        series = figures.scaling_series(board)
         if not series:
             raise MMBenchError("--plot scaling: no method ran on several tower sets in these rows")
         figure, axes = plt.subplots(
@@ -91,7 +88,7 @@ def write_figure(board: Leaderboard, plot: str, output: Path, image_format: str)
                 axes[row][column].set_xlabel(one.axis)
                 axes[row][column].set_title(f"{one.method}: {key}")
     else:
-        found = [g for g in groups(board) if plot != "tpme" or tpme_terms_of(g, board.weights)]
+        found = [g for g in figures.groups(board) if plot != "tpme" or figures.tpme_bars(g, board.weights)]
         if not found:
             raise MMBenchError(f"--plot {plot}: no group of these rows has what this plot shows")
         figure, axes = plt.subplots(len(found), 1, figsize=(WIDTH_IN, PANEL_HEIGHT_IN * len(found)), squeeze=False)
