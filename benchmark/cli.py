@@ -339,7 +339,7 @@ def report(
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="write the report (html, png, svg) to this file"),
     plot: str | None = typer.Option(
-        None, "--plot", help="png/svg: tradeoff, pareto-memory, pareto-time, tpme or scaling"
+        None, "--plot", help="png/svg: tradeoff, pareto-memory, pareto-time, tpme, scaling, memory or tta"
     ),
     group_by: str | None = typer.Option(None, "--group-by", help="comma-separated columns that define comparable work"),
     weights: str = typer.Option("0.45,0.1,0.45", "--weights", help="TPME weights a1,a2,a3 (time, params, memory)"),

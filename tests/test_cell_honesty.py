@@ -33,7 +33,8 @@ def test_amortisation_uses_the_epochs_actually_trained():
         steps_per_epoch=10, num_workers=0, step_ms=[5.0] * 20, warmup_ms=[], measured_steps=20, step_ms_median=5.0,
         step_ms_p10=5.0, step_ms_p90=5.0, epoch_s_samples=[0.1, 0.1], epochs_run=2, epochs_trained=2.0,
         data_wait_ms=[], train_loss=[], final_loss=None, stopped_early=True, samples_per_s=None, epoch_s=0.1,
-        epoch_kind="measured", data_wait_s_per_epoch=None, data_share=None,
+        epoch_kind="measured", data_wait_s_per_epoch=None, data_share=None, items_per_s=None, tokens_per_s=None,
+        step_items_median=None,
     )  # fmt: skip
     cache = CacheFacts("built", "[]", 0.468, 1)
     # Early stopping after 2 of 40 epochs: the build is spread over 2 epochs, not the 40 configured (0.106 s before).
@@ -79,9 +80,9 @@ def test_evaluation_memory_is_released_before_the_next_training_step(write_suite
     monkeypatch.setattr("benchmark.profile.training.release_device_memory", lambda device: events.append("release"))
     validate, train_step = loop.Evaluator.validate, loop.Trainer.train_step
 
-    def recording_validate(self, epoch):
+    def recording_validate(self, epoch, train_s):
         events.append("validate")
-        return validate(self, epoch)
+        return validate(self, epoch, train_s)
 
     def recording_step(self, batch, wait_ms):
         events.append("step")
@@ -98,6 +99,11 @@ def test_evaluation_memory_is_released_before_the_next_training_step(write_suite
         later = events[index + 1 :]
         steps = [i for i, event in enumerate(later) if event == "step"]
         assert "release" in later[: steps[0]] if steps else "release" in later  # freed before training resumes
+    # One point of the learning curve per validation, at the training time so far (evaluation excluded).
+    times, scores = row["valid_train_s_curve"], row["valid_ndcg10_curve"]
+    assert len(times) == len(scores) == 3 and 0 < times[0] < times[1] < times[2]
+    assert row["tta_s"] in times and scores[times.index(row["tta_s"])] >= 0.95 * max(scores)
+    assert sum(row["epoch_s_samples"]) == pytest.approx(times[-1])  # the same clock as the epochs
     assert row["eval_peak_rss_gib"] is not None and row["eval_peak_rss_gib"] > 0
 
 

@@ -120,6 +120,25 @@ def test_report_formats(finished_run):
         app, ["report", "--results", str(results), "--format", "md", "--weights", "0.5,0.0,0.5"]
     ).stdout
     assert "| method |" in markdown and "time 0.5, params 0, memory 0.5" in markdown
+    # Where the cost goes, for every method: memory breakdown, FLOPs per step, TFLOP/s, throughput, time to accuracy.
+    for row in data["rows"]:
+        for column in ("weights_trainable_bytes", "gradient_bytes", "optimizer_state_bytes", "activation_saved_bytes"):
+            assert row[column] > 0, (row["method"], column)
+        assert row["flops_per_step"] == sum(row[f"flops_{part}"] for part in ("tower", "side", "user", "other")) > 0
+        assert row["tflops_per_s"] > 0 and row["items_per_s"] > 0 and row["tokens_per_s"] > 0 and row["tta_s"] > 0
+    assert methods["iisan_cached"]["flops_tower"] == 0 < methods["iisan"]["flops_tower"] < methods["fft"]["flops_tower"]
+    assert methods["iisan_cached"]["tta_incl_cache_s"] > methods["iisan_cached"]["tta_s"]
+    cost_table = markdown.split(": where the cost goes")[1].split("\n- ")[0]
+    header = [cell.strip() for cell in cost_table.splitlines()[2].strip("|").split("|")]
+    assert {"GFLOP/step [tower/side/user/other]", "TFLOP/s", "saved activations MiB", "TTA s"} <= set(header)
+    cost_rows = [line for line in cost_table.splitlines()[4:] if line.startswith("|")]
+    assert len(cost_rows) == 6
+    for line in cost_rows:
+        cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+        for column in ("grads MiB", "optimizer MiB", "saved activations MiB", "GFLOP/step [tower/side/user/other]"):
+            assert cells[column] != "–", (cells["method"], column)
+        assert float(cells["TFLOP/s"]) > 0 and float(cells["TTA s"]) > 0
+    assert "where the cost goes" in table.stdout
     bad = runner.invoke(app, ["report", "--results", str(results), "--weights", "1,1,1"])
     assert bad.exit_code == 2 and "sum to 1" in bad.stderr
 

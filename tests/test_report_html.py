@@ -71,7 +71,17 @@ def test_the_report_is_one_self_contained_file(report):
     text = report.read_text()
     assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", text)
     assert "<script src" not in text and "<link" not in text
-    for section in ("Memory vs time", "Caveat marks", "Failures", "Provenance", "suite tiny"):
+    for section in (
+        "Memory vs time",
+        "Where the cost goes",
+        "Where memory goes",
+        "Validation NDCG@10 vs training time",
+        "GFLOP/step",
+        "Caveat marks",
+        "Failures",
+        "Provenance",
+        "suite tiny",
+    ):
         assert section in text
 
 
@@ -84,7 +94,10 @@ def test_the_report_renders_offline_in_a_browser_and_sorts(report):
     assert found, "the page's self-test did not run (scripts blocked or failing)"
     selftest = json.loads(found.group(1).replace("&quot;", '"'))
     plots = {plot["id"]: plot for plot in selftest["plots"]}
-    assert set(plots) == {"tradeoff-0", "pareto-memory-0", "pareto-time-0", "tpme-0"}
+    assert set(plots) == {"tradeoff-0", "pareto-memory-0", "pareto-time-0", "tpme-0", "memory-0", "tta-0"}
+    # Memory: trainable and frozen weights, gradients, optimizer state, activations stacked (no CUDA parts on a CPU);
+    # time to accuracy: one line per run of each of the four methods.
+    assert plots["memory-0"]["traces"] >= 5 and plots["tta-0"]["traces"] >= 4
     for plot in plots.values():
         assert plot["svg"] >= 1 and plot["traces"] >= 1 and plot["width"] > 300 and plot["height"] > 300, plot
         # Drawn inside its cell: a plot drawn while the page loaded once overflowed it, cut off on the right.
@@ -105,7 +118,7 @@ def test_the_report_renders_offline_in_a_browser_and_sorts(report):
 
 @pytest.mark.parametrize("image_format", ["png", "svg"])
 def test_one_figure_for_a_paper(smoke_results, tmp_path, image_format):
-    for plot in ("tradeoff", "pareto-memory", "pareto-time", "tpme"):
+    for plot in ("tradeoff", "pareto-memory", "pareto-time", "tpme", "memory", "tta"):
         path = tmp_path / f"{plot}.{image_format}"
         outcome = CliRunner().invoke(
             app,

@@ -88,6 +88,8 @@ def main() -> int:
             "tests/test_profile.py",
             "tests/test_precision.py",
             "tests/test_iisan.py",
+            "tests/test_methods.py",
+            "tests/test_cost_explained.py",
         ]
     )
     return run_code or report_code or test_code

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from benchmark.results.leaderboard import Leaderboard, group_label
+from benchmark.units import MIB
 
 RAW_COLUMNS = [
     "method_label",
@@ -32,6 +33,11 @@ RAW_COLUMNS = [
     "weights_frozen_bytes",
     "gradient_bytes",
     "optimizer_state_bytes",
+    "activation_saved_bytes",
+    "activation_peak_bytes",
+    "allocator_slack_bytes",
+    "cuda_context_bytes",
+    "torch_peak_alloc_gib",
     "epoch_s",
     "epoch_s_lo",
     "epoch_s_hi",
@@ -50,6 +56,19 @@ RAW_COLUMNS = [
     "step_cv",
     "data_share",
     "samples_per_s",
+    "items_per_s",
+    "tokens_per_s",
+    "flops_per_step",
+    "flops_tower",
+    "flops_side",
+    "flops_user",
+    "flops_other",
+    "tflops_per_s",
+    "peak_tflops",
+    "mfu",
+    "compile_s",
+    "tta_s",
+    "tta_incl_cache_s",
     "energy_j_per_epoch",
     "tpme",
     "tpme_amortized",
@@ -133,16 +152,69 @@ def display_rows(board: Leaderboard) -> list[dict[str, str]]:
             }
         )
         rows.append(entry)
-    return _without_empty_columns(rows)
+    return _without_empty_columns(rows, OPTIONAL_COLUMNS)
+
+
+def _mib(value: Any) -> str:
+    return "–" if _missing(value) else f"{value / MIB:.1f}"
+
+
+def _flops(row: dict[str, Any]) -> str:
+    total = row["flops_per_step"]
+    if _missing(total):
+        return "–"
+    parts = [row[f"flops_{part}"] for part in ("tower", "side", "user", "other")]
+    return f"{total / 1e9:.2f} [" + "/".join(_number(None if _missing(p) else p / 1e9, ".2f") for p in parts) + "]"
+
+
+def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
+    """Where each configuration's cost goes: memory by kind, work per step, how fast it ran, time to accuracy."""
+    rows = []
+    for row in board.table.iter_rows(named=True):
+        mfu = row["mfu"]
+        rows.append(
+            {
+                "group": group_label(row, board.group_by),
+                "method": row["method_label"],
+                "weights MiB trainable/frozen": f"{_mib(row['weights_trainable_bytes'])}/"
+                f"{_mib(row['weights_frozen_bytes'])}",
+                "grads MiB": _mib(row["gradient_bytes"]),
+                "optimizer MiB": _mib(row["optimizer_state_bytes"]),
+                "saved activations MiB": _mib(row["activation_saved_bytes"]),
+                "activations at peak MiB": _mib(row["activation_peak_bytes"]),
+                "allocator slack MiB": _mib(row["allocator_slack_bytes"]),
+                "CUDA context MiB": _mib(row["cuda_context_bytes"]),
+                "GFLOP/step [tower/side/user/other]": _flops(row),
+                "TFLOP/s": _number(row["tflops_per_s"], ".3f"),
+                "MFU %": _number(None if _missing(mfu) else 100 * mfu, ".1f"),
+                "samples/s": _number(row["samples_per_s"], ".1f"),
+                "items/s": _number(row["items_per_s"], ".0f"),
+                "tokens/s": _number(row["tokens_per_s"], ".0f"),
+                "compile s": _number(row["compile_s"], ".1f"),
+                "TTA s": _number(row["tta_s"], ".2f"),
+                "TTA incl. cache s": _number(row["tta_incl_cache_s"], ".2f"),
+            }
+        )
+    return _without_empty_columns(rows, COST_OPTIONAL_COLUMNS)
 
 
 # Columns left out of a human-readable table when no row has a value (the CSV and JSON keep every column).
 OPTIONAL_COLUMNS = ("cache build s", "data %", "energy J/epoch", "HR@10", "NDCG@10")
+COST_OPTIONAL_COLUMNS = (
+    "activations at peak MiB",
+    "allocator slack MiB",
+    "CUDA context MiB",
+    "MFU %",
+    "tokens/s",
+    "compile s",
+    "TTA s",
+    "TTA incl. cache s",
+)
 SHORT_SOURCES = {"nvml_process": "nvml", "torch_reserved": "torch", "cpu_rss": "rss"}
 
 
-def _without_empty_columns(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    empty = [column for column in OPTIONAL_COLUMNS if rows and all(row[column] == "–" for row in rows)]
+def _without_empty_columns(rows: list[dict[str, str]], optional: tuple[str, ...]) -> list[dict[str, str]]:
+    empty = [column for column in optional if rows and all(row[column] == "–" for row in rows)]
     return [{key: value for key, value in row.items() if key not in empty} for row in rows]
 
 

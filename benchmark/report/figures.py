@@ -17,7 +17,21 @@ PLOTS = {
     "pareto-time": "NDCG@10 vs epoch time, with the Pareto front and the popularity/random baselines",
     "tpme": "TPME per method, its three weighted terms stacked",
     "scaling": "epoch time, memory and NDCG@10 against tower size or number of modalities",
+    "memory": "where memory goes per method: weights, gradients, optimizer state, activations, allocator slack, "
+    "CUDA context (stacked)",
+    "tta": "validation NDCG@10 against cumulative training time per method (time to accuracy)",
 }
+# The stacked parts of the memory plot, bottom to top. Activations: at the CUDA peak when measured there, else
+# what autograd saved for backward in one step (a CPU has no allocator peak to take the static parts from).
+MEMORY_PARTS = (
+    ("weights_trainable_bytes", "trainable weights"),
+    ("weights_frozen_bytes", "frozen weights"),
+    ("gradient_bytes", "gradients"),
+    ("optimizer_state_bytes", "optimizer state"),
+    ("activations", "activations"),
+    ("allocator_slack_bytes", "allocator slack"),
+    ("cuda_context_bytes", "CUDA context"),
+)
 
 
 def needs_log_axis(values: list[float]) -> bool:
@@ -90,6 +104,37 @@ def tpme_bars(group: Group, weights: tuple[float, float, float]) -> list[tuple[s
     scored = [m for m in group.members if m.get("tpme") is not None]
     costs = [Costs(m["epoch_s"], m["trainable_params"], m["peak_mem_gib"]) for m in scored]
     return [(method_name(m), *terms) for m, terms in zip(scored, tpme_terms(costs, weights))]
+
+
+def _activations(member: dict[str, Any]) -> tuple[float | None, str]:
+    if member.get("activation_peak_bytes") is not None:
+        return member["activation_peak_bytes"], "at peak"
+    return member.get("activation_saved_bytes"), "saved for backward"
+
+
+def memory_stack(group: Group) -> tuple[list[tuple[str, dict[str, float]]], str]:
+    """(method, MiB per memory part) for the members with a breakdown, and what 'activations' means here."""
+    stacks, kinds = [], set()
+    for member in group.members:
+        if member.get("weights_trainable_bytes") is None:
+            continue
+        activations, kind = _activations(member)
+        kinds.add(kind)
+        parts = {key: (activations if key == "activations" else member.get(key)) for key, _ in MEMORY_PARTS}
+        stacks.append((method_name(member), {key: (value or 0) / 2**20 for key, value in parts.items()}))
+    return stacks, " and ".join(sorted(kinds))
+
+
+def learning_curves(group: Group) -> list[tuple[str, list[float], list[float]]]:
+    """(method, training seconds, validation NDCG@10) for every run with a validation curve."""
+    curves = []
+    for member in group.members:
+        for times, scores in zip(
+            member.get("valid_train_s_curves") or [], member.get("valid_ndcg10_curves") or [], strict=True
+        ):
+            if times:
+                curves.append((method_name(member), list(times), list(scores)))
+    return curves
 
 
 @dataclass(frozen=True)

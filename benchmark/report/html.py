@@ -14,19 +14,23 @@ from typing import Any
 import polars as pl
 
 from benchmark.errors import MMBenchError
-from benchmark.report.columns import display_rows, weights_line
+from benchmark.report.columns import cost_rows, display_rows, weights_line
 from benchmark.report.figures import (
+    MEMORY_PARTS,
     PLOTS,
     Group,
     accuracy_points,
     groups,
+    learning_curves,
     marker_scale,
+    memory_stack,
     method_name,
     needs_log_axis,
     pareto_front,
     scaling_series,
 )
 from benchmark.report.figures import tpme_bars as tpme_terms_of
+from benchmark.report.render import COST_NOTE
 from benchmark.results.leaderboard import CAVEATS, Leaderboard
 
 PLOT_HEIGHT = 420
@@ -135,6 +139,41 @@ def tpme_figure(go: Any, group: Group, weights: tuple[float, float, float]) -> A
     return figure
 
 
+def memory_figure(go: Any, group: Group) -> Any:
+    stacks, activations = memory_stack(group)
+    figure = go.Figure()
+    for key, label in MEMORY_PARTS:
+        values = [parts[key] for _, parts in stacks]
+        if any(values):
+            name = f"activations ({activations})" if key == "activations" else label
+            figure.add_trace(go.Bar(x=[method for method, _ in stacks], y=values, name=name))
+    figure.update_layout(barmode="stack", title="Where memory goes (MiB)", yaxis={"title": "MiB"})
+    return figure
+
+
+def tta_figure(go: Any, group: Group) -> Any:
+    figure = go.Figure()
+    shown: set[str] = set()
+    for method, times, scores in learning_curves(group):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=scores,
+                mode="lines+markers",
+                name=method,
+                legendgroup=method,
+                showlegend=method not in shown,
+            )
+        )
+        shown.add(method)
+    figure.update_layout(
+        title="Validation NDCG@10 vs training time",
+        xaxis={"title": "training time, evaluation excluded (s)"},
+        yaxis={"title": "validation NDCG@10"},
+    )
+    return figure
+
+
 def scaling_figures(go: Any, board: Leaderboard) -> list[tuple[str, Any]]:
     from plotly.subplots import make_subplots
 
@@ -174,14 +213,14 @@ def _figure_html(figure: Any, plot_id: str) -> str:
     return f'<div class="plot" data-plot="{plot_id}">{body}</div>'
 
 
-def _table_html(board: Leaderboard, group: Group, index: int) -> str:
-    rows = [row for row in display_rows(board) if row["group"] == group.label]
+def _table_html(all_rows: list[dict[str, str]], group: Group, table_id: str) -> str:
+    rows = [row for row in all_rows if row["group"] == group.label]
     if not rows:
         return ""
     columns = [c for c in rows[0] if c != "group"]
     head = "".join(f'<th data-column="{index_}">{html.escape(c)}</th>' for index_, c in enumerate(columns))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows)
-    table = f'<table class="board" id="board-{index}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table class="board" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     return f'<div class="board-wrap">{table}</div>'
 
 
@@ -319,6 +358,7 @@ def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
     from plotly.offline import get_plotlyjs
 
     sections = []
+    board_rows, costs = display_rows(board), cost_rows(board)
     for index, group in enumerate(groups(board)):
         plots = [
             _figure_html(tradeoff_figure(go, group), f"tradeoff-{index}"),
@@ -327,9 +367,14 @@ def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
         ]
         if tpme_terms_of(group, board.weights):
             plots.append(_figure_html(tpme_figure(go, group, board.weights), f"tpme-{index}"))
+        if memory_stack(group)[0]:
+            plots.append(_figure_html(memory_figure(go, group), f"memory-{index}"))
+        if learning_curves(group):
+            plots.append(_figure_html(tta_figure(go, group), f"tta-{index}"))
         sections.append(
             f"<h2>{html.escape(group.label)}</h2><p class='caption'>{html.escape(group.caption)}</p>"
-            f"{_table_html(board, group, index)}<div class='plots'>{''.join(plots)}</div>"
+            f"{_table_html(board_rows, group, f'board-{index}')}<h3>Where the cost goes</h3>"
+            f"{_table_html(costs, group, f'cost-{index}')}<div class='plots'>{''.join(plots)}</div>"
         )
     scaling = scaling_figures(go, board)
     if scaling:
@@ -343,7 +388,8 @@ def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
             + "</div>"
         )
     caveats = "".join(f"<li><b>{html.escape(code)}</b>: {html.escape(text)}</li>" for code, text in CAVEATS.items())
-    notes = f"<ul class='notes'><li>{html.escape(weights_line(board))}</li><li>{html.escape(board.interval)}</li></ul>"
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in (weights_line(board), board.interval, COST_NOTE))
+    notes = f"<ul class='notes'>{notes}</ul>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mmbench report</title>
 <style>{STYLE}</style><script>{get_plotlyjs()}</script></head>

@@ -9,7 +9,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from benchmark.report.columns import RAW_COLUMNS, display_rows, weights_line
+from benchmark.report.columns import RAW_COLUMNS, cost_rows, display_rows, weights_line
 from benchmark.results.leaderboard import Leaderboard, caveats_present, group_baselines, small_groups
 
 
@@ -20,6 +20,7 @@ def _notes(board: Leaderboard) -> list[str]:
         "runs: seeds x repeats; amortised epoch = epoch + cache build / epochs trained (at least one); "
         "memory sources: nvml = NVML process peak, torch = torch reserved peak, rss = CPU peak RSS (README: What "
         "each memory column contains)",
+        COST_NOTE,
     ]
     for code, text in caveats_present(board).items():
         notes.append(f"caveat {code}: {text}")
@@ -37,39 +38,61 @@ def _notes(board: Leaderboard) -> list[str]:
     return notes
 
 
-def _grouped(board: Leaderboard) -> dict[str, list[dict[str, str]]]:
+COST_TITLE = "where the cost goes"
+COST_NOTE = (
+    "where the cost goes: weights, gradients and optimizer state counted from the tensors after the first step; "
+    "saved activations: what autograd kept for backward in one step (parameters excluded); at peak (CUDA): peak "
+    "allocated minus weights, gradients and optimizer state; slack: reserved minus allocated; CUDA context: NVML "
+    "process minus reserved. GFLOP/step counted on one forward + backward of the first batch; TFLOP/s = FLOPs of "
+    "the median step / its time; MFU against the GPU's dense peak for the precision (README: Where the cost goes); "
+    "TTA: training time (evaluation excluded) until validation NDCG@10 first reached the row's fraction of its best"
+)
+
+
+def _grouped(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     groups: dict[str, list[dict[str, str]]] = {}
-    for row in display_rows(board):
+    for row in rows:
         groups.setdefault(row["group"], []).append(row)
     return groups
 
 
+def _rich_table(title: str, members: list[dict[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in members[0]:
+        if column != "group":
+            # Fold, never truncate: a cut-off interval would hide a number.
+            table.add_column(
+                column, justify="left" if column in ("method", "variant", "caveats") else "right", overflow="fold"
+            )
+    for row in members:
+        table.add_row(*[value for key, value in row.items() if key != "group"])
+    return table
+
+
 def render_table(board: Leaderboard, console: Console) -> None:
-    groups = _grouped(board)
+    groups = _grouped(display_rows(board))
+    costs = _grouped(cost_rows(board))
     for group, members in groups.items():
-        table = Table(title=f"{group}  ({' / '.join(board.group_by)})", title_justify="left")
-        for column in members[0]:
-            if column != "group":
-                # Fold, never truncate: a cut-off interval would hide a number.
-                table.add_column(
-                    column, justify="left" if column in ("method", "variant", "caveats") else "right", overflow="fold"
-                )
-        for row in members:
-            table.add_row(*[value for key, value in row.items() if key != "group"])
-        console.print(table)
+        console.print(_rich_table(f"{group}  ({' / '.join(board.group_by)})", members))
+        console.print(_rich_table(f"{group}: {COST_TITLE}", costs[group]))
     if not groups:
         console.print("no successful cells to rank")
     for note in _notes(board):
         console.print(note, markup=False, highlight=False)
 
 
+def _markdown_table(members: list[dict[str, str]]) -> list[str]:
+    headers = [key for key in members[0] if key != "group"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(row[h] for h in headers) + " |" for row in members] + [""]
+
+
 def render_markdown(board: Leaderboard) -> str:
     lines = []
-    for group, members in _grouped(board).items():
-        headers = [key for key in members[0] if key != "group"]
-        lines += [f"### {group}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(row[h] for h in headers) + " |" for row in members]
-        lines.append("")
+    costs = _grouped(cost_rows(board))
+    for group, members in _grouped(display_rows(board)).items():
+        lines += [f"### {group}", "", *_markdown_table(members)]
+        lines += [f"#### {group}: {COST_TITLE}", "", *_markdown_table(costs[group])]
     lines += [f"- {note}" for note in _notes(board)]
     return "\n".join(lines) + "\n"
 

@@ -71,6 +71,40 @@ def _tpme(axis: Any, group: figures.Group, weights: tuple[float, float, float]) 
     axis.legend()
 
 
+def _memory(axis: Any, group: figures.Group) -> None:
+    stacks, activations = figures.memory_stack(group)
+    bottom = [0.0] * len(stacks)
+    for key, label in figures.MEMORY_PARTS:
+        heights = [parts[key] for _, parts in stacks]
+        if any(heights):
+            name = f"activations ({activations})" if key == "activations" else label
+            axis.bar([method for method, _ in stacks], heights, bottom=bottom, label=name)
+            bottom = [low + height for low, height in zip(bottom, heights)]
+    axis.set_ylabel("MiB")
+    axis.tick_params(axis="x", rotation=45)
+    axis.legend()
+
+
+def _tta(axis: Any, group: figures.Group) -> None:
+    colours: dict[str, Any] = {}
+    for method, times, scores in figures.learning_curves(group):
+        line = axis.plot(times, scores, marker="o", markersize=2, color=colours.get(method))[0]
+        if method not in colours:
+            colours[method] = line.get_color()
+            line.set_label(method)
+    axis.set_xlabel("training time, evaluation excluded (s)")
+    axis.set_ylabel("validation NDCG@10")
+    axis.legend()
+
+
+# What a group needs to have for each per-group plot (a group without it is left out of the figure).
+_HAS = {
+    "tpme": lambda group, board: bool(figures.tpme_bars(group, board.weights)),
+    "memory": lambda group, board: bool(figures.memory_stack(group)[0]),
+    "tta": lambda group, board: bool(figures.learning_curves(group)),
+}
+
+
 def write_figure(board: Leaderboard, plot: str, output: Path, image_format: str) -> Path:
     if plot not in figures.PLOTS:
         raise MMBenchError(f"--plot: unknown plot '{plot}' (one of {', '.join(figures.PLOTS)})")
@@ -88,7 +122,7 @@ def write_figure(board: Leaderboard, plot: str, output: Path, image_format: str)
                 axes[row][column].set_xlabel(one.axis)
                 axes[row][column].set_title(f"{one.method}: {key}")
     else:
-        found = [g for g in figures.groups(board) if plot != "tpme" or figures.tpme_bars(g, board.weights)]
+        found = [g for g in figures.groups(board) if _HAS.get(plot, lambda group, board: True)(g, board)]
         if not found:
             raise MMBenchError(f"--plot {plot}: no group of these rows has what this plot shows")
         figure, axes = plt.subplots(len(found), 1, figsize=(WIDTH_IN, PANEL_HEIGHT_IN * len(found)), squeeze=False)
@@ -99,6 +133,10 @@ def write_figure(board: Leaderboard, plot: str, output: Path, image_format: str)
                 _pareto(axis, group, "peak_mem_gib", "peak memory (GiB)")
             elif plot == "pareto-time":
                 _pareto(axis, group, "epoch_s", "epoch time (s)")
+            elif plot == "memory":
+                _memory(axis, group)
+            elif plot == "tta":
+                _tta(axis, group)
             else:
                 _tpme(axis, group, board.weights)
             axis.set_title(group.caption, fontsize=6)

@@ -23,9 +23,26 @@ DEFAULT_GROUP_BY = ["dataset", "towers", "precision", "batch_size", "max_seq_len
 FFT_METHOD = "fft"
 SORTS = ("tpme", "tpme_amortized")
 NOISY_STEP_CV = 0.05  # step-time coefficient of variation above which a row is flagged
-MEDIAN_COLUMNS = [
+# Counts (parameters, bytes, FLOPs): their median stays a whole number.
+COUNT_COLUMNS = [
     "trainable_params",
     "total_params",
+    "weights_trainable_bytes",
+    "weights_frozen_bytes",
+    "gradient_bytes",
+    "optimizer_state_bytes",
+    "activation_saved_bytes",
+    "activation_peak_bytes",
+    "allocator_slack_bytes",
+    "cuda_context_bytes",
+    "flops_per_step",
+    "flops_tower",
+    "flops_side",
+    "flops_user",
+    "flops_other",
+]
+MEDIAN_COLUMNS = [
+    *COUNT_COLUMNS,
     "trainable_pct",
     "peak_mem_gib",
     "epoch_s",
@@ -34,15 +51,20 @@ MEDIAN_COLUMNS = [
     "step_ms_p10",
     "step_ms_p90",
     "samples_per_s",
+    "items_per_s",
+    "tokens_per_s",
+    "tflops_per_s",
+    "mfu",
+    "peak_tflops",
+    "compile_s",
+    "tta_s",
+    "tta_incl_cache_s",
     "energy_j_per_epoch",
+    "torch_peak_alloc_gib",
     "torch_peak_reserved_gib",
     "nvml_peak_process_gib",
     "cpu_peak_rss_gib",
     "eval_peak_reserved_gib",
-    "weights_trainable_bytes",
-    "weights_frozen_bytes",
-    "gradient_bytes",
-    "optimizer_state_bytes",
     "cache_build_s",
     "amortized_over_epochs",
     "data_share",
@@ -71,7 +93,16 @@ DESCRIPTIVE = [
     "max_seq_len",
 ]
 # Config keys never shown as a variant: they name the method (its own column) or the run.
-_QUIET_KEYS = {"suite", "cell_id", "timeout_s", "method.name", "method.label", "method.towers", *RUN_KEYS}
+_QUIET_KEYS = {
+    "suite",
+    "cell_id",
+    "timeout_s",
+    "method.name",
+    "method.label",
+    "method.towers",
+    "eval.tta_fraction",
+    *RUN_KEYS,
+}
 
 CAVEATS = {
     "estimated": "epoch time estimated from the median step (max_steps cut the epoch)",
@@ -205,22 +236,14 @@ def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
             pl.col("warning_count").sum().alias("warning_count"),
         ]
         + [pl.col(c).median() for c in MEDIAN_COLUMNS]
+        # every run's learning curve, for the time-to-accuracy plot
+        + [pl.col(c).alias(f"{c}s") for c in ("valid_ndcg10_curve", "valid_train_s_curve")]
         + [pl.col(c).alias(f"{c}_runs") for c in INTERVAL_COLUMNS]
     )
     if table.is_empty():
         return table
     table = table.with_columns(
-        pl.col(
-            "trainable_params",
-            "total_params",
-            "weights_trainable_bytes",
-            "weights_frozen_bytes",
-            "gradient_bytes",
-            "optimizer_state_bytes",
-        )
-        .cast(pl.Float64)
-        .round()
-        .cast(pl.Int64),
+        pl.col(COUNT_COLUMNS).cast(pl.Float64).round().cast(pl.Int64),
         pl.col("peak_mem_sources").list.join("+").alias("peak_mem_source"),
         pl.col("epoch_kinds").list.join("+").alias("epoch_kind"),
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmark.units import GIB
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -66,6 +68,9 @@ class Timing(Piece):
     epoch_kind: str | None
     data_wait_s_per_epoch: float | None
     data_share: float | None
+    items_per_s: float | None  # items encoded per second of measured steps (every non-pad position, or each once)
+    tokens_per_s: float | None  # real (non-padding) text tokens of those items per second; None without text
+    step_items_median: float | None  # items encoded by the median measured step
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,53 @@ class StaticMemory(Piece):
     weights_frozen_bytes: int
     gradient_bytes: int  # the .grad tensors the backward pass left
     optimizer_state_bytes: int  # every tensor in the optimizer's state (AdamW: exp_avg, exp_avg_sq, step)
+
+
+@dataclass(frozen=True)
+class StepCost(Piece):
+    """One training step counted (forward + backward): FLOPs by component and the activations kept for backward."""
+
+    flops_per_step: int
+    flops_tower: int  # the pretrained towers, with any PEFT module inside them (LoRA, adapters, BitFit shifts)
+    flops_side: int  # the rest of the item encoder: side networks, fusion, projection heads
+    flops_user: int  # the SASRec user encoder
+    flops_other: int  # scoring and loss (in-batch logits, masking, cross-entropy)
+    flops_step_items: int  # items the counted step encoded (a step's work grows with them)
+    activation_saved_bytes: int  # tensors autograd saved for backward, parameters excluded
+
+
+@dataclass(frozen=True)
+class DevicePeak(Piece):
+    """The device's dense peak for the cell's precision (None on a device the peak table does not know)."""
+
+    peak_tflops: float | None
+    peak_tflops_source: str | None
+
+
+@dataclass(frozen=True)
+class Compilation(Piece):
+    compiled: bool  # torch.compile was asked for and ran (False after a fallback)
+    compile_backend: str | None
+    compile_s: float | None  # time of the steps that compiled, beyond a median step
+    compile_steps: int | None  # steps during which a graph was compiled (left out of step_ms)
+
+
+@dataclass(frozen=True)
+class LearningCurve(Piece):
+    """Validation NDCG@10 after each validation and the training time (evaluation excluded) it took to get there."""
+
+    valid_ndcg10_curve: list[float]
+    valid_train_s_curve: list[float]
+    tta_fraction: float
+    tta_s: float | None  # training time at which validation NDCG@10 first reached tta_fraction of its best
+
+
+def time_to_accuracy(scores: list[float], train_s: list[float], fraction: float) -> float | None:
+    """The training time of the first validation whose score reaches `fraction` of the best (None: no score > 0)."""
+    best = max(scores, default=0.0)
+    if best <= 0:
+        return None
+    return next(seconds for score, seconds in zip(scores, train_s, strict=True) if score >= fraction * best)
 
 
 @dataclass(frozen=True)
@@ -128,6 +180,32 @@ class Amortization(Piece):
     epoch_amortized_s: float
 
 
+def memory_breakdown(static: StaticMemory, memory: TrainingMemory) -> dict[str, int | None]:
+    """The dynamic parts of the memory peak (CUDA only; None elsewhere): activations and temporaries at the peak
+    (peak allocated minus what training holds throughout), allocator slack (reserved minus allocated) and the CUDA
+    context with everything else outside torch's allocator (NVML process minus torch reserved)."""
+    held = static.weights_trainable_bytes + static.weights_frozen_bytes + static.gradient_bytes
+    held += static.optimizer_state_bytes
+    alloc, reserved, process = (
+        None if value is None else int(value * GIB)
+        for value in (memory.torch_peak_alloc_gib, memory.torch_peak_reserved_gib, memory.nvml_peak_process_gib)
+    )
+    return {
+        "activation_peak_bytes": max(alloc - held, 0) if alloc is not None else None,
+        "allocator_slack_bytes": reserved - alloc if reserved is not None and alloc is not None else None,
+        "cuda_context_bytes": max(process - reserved, 0) if process is not None and reserved is not None else None,
+    }
+
+
+def achieved_tflops(cost: StepCost, timing: Timing) -> float | None:
+    """FLOPs of the median step over its time. The counted step's FLOPs are scaled to the median step's items:
+    steps encode every non-pad position, so their work follows the batch's sequence lengths."""
+    if not timing.step_ms_median or not timing.step_items_median or not cost.flops_step_items:
+        return None
+    flops = cost.flops_per_step * timing.step_items_median / cost.flops_step_items
+    return flops / (timing.step_ms_median / 1000.0) / 1e12
+
+
 FOREIGN_CACHE_WARNING = "hidden-state cache built on other hardware: its build time is not amortised into this row"
 
 
@@ -160,6 +238,19 @@ class CellRecord:
         for piece in self.pieces.values():
             row.update(piece.columns())
         timing, energy, cache = self.get(Timing), self.get(Energy), self.get(CacheFacts)
+        static, memory, cost = self.get(StaticMemory), self.get(TrainingMemory), self.get(StepCost)
+        if static is not None and memory is not None:
+            row.update(memory_breakdown(static, memory))
+        if cost is not None and timing is not None:
+            row["tflops_per_s"] = achieved_tflops(cost, timing)
+            peak = self.get(DevicePeak)
+            if row["tflops_per_s"] is not None and peak is not None and peak.peak_tflops:
+                row["mfu"] = row["tflops_per_s"] / peak.peak_tflops
+        curve = self.get(LearningCurve)
+        if curve is not None and curve.tta_s is not None:
+            foreign = cache is not None and cache.cache_origin == "reused_other_hardware"
+            if not foreign:  # a cache built elsewhere cost no time here, so its share of the total is unknown
+                row["tta_incl_cache_s"] = curve.tta_s + (cache.cache_build_s if cache is not None else 0.0)
         if timing is not None:
             amortization = amortize(timing, cache)
             if amortization is not None:

@@ -21,6 +21,7 @@ def setting(
     default: Any = dataclasses.MISSING,
     help: str = "",
     minimum: float | None = None,
+    maximum: float | None = None,
     choices: Callable[[], list[str]] | None = None,
     factory: Callable[[], Any] | None = None,
     flattened: bool = False,
@@ -31,7 +32,7 @@ def setting(
     one per name in `choices` (a tower set's `text:`, `image:`, ... are its `by_modality` entries), so
     that a new choice (a registered modality) needs no new field.
     """
-    metadata = {"help": help, "minimum": minimum, "choices": choices, "flattened": flattened}
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "flattened": flattened}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -142,6 +143,12 @@ class TrainConfig:
         help="DataLoader worker processes preparing batches (default: 0 on a CPU, "
         "where workers would take the cores training times; min(4, cores - 1) on a GPU)",
     )
+    compile: bool = setting(
+        False,
+        help="run the training loss through torch.compile (compile time is recorded apart from the measured steps; "
+        "falls back to eager with a warning where compilation cannot run)",
+    )
+    compile_backend: str = setting("inductor", help="torch.compile backend (inductor; aot_eager compiles no code)")
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,12 @@ class EvalConfig:
     ks: tuple[int, ...] = setting((5, 10, 20), minimum=1, help="cut-offs of HR@K and NDCG@K (stored: 5, 10, 20)")
     batch_size: int = setting(256, minimum=1, help="users scored at once")
     item_batch_size: int = setting(256, minimum=1, help="items encoded at once")
+    tta_fraction: float = setting(
+        0.95,
+        minimum=0.01,
+        maximum=1.0,
+        help="time to accuracy: training time until validation NDCG@10 first reaches this fraction of its best",
+    )
 
 
 LauncherName = Literal["local", "pool", "slurm"]

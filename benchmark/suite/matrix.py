@@ -32,8 +32,30 @@ _NOT_WORK = ("suite", "cell_id", "timeout_s")
 RUN_KEYS = ("seed", "repeat")
 
 
+# Settings added after results existed, left out of the hashes while at their default: a store's configurations
+# keep their ids (and their resume) when a new axis arrives. A value other than the default is new work, hashed.
+_ADDED_SETTINGS = {("train", "compile"): False, ("train", "compile_backend"): "inductor"}
+# Settings of the analysis, not of the work measured: never hashed (a row's time to accuracy is computed with
+# its own fraction, stored on the row).
+_ANALYSIS_SETTINGS = {("eval", "tta_fraction")}
+
+
+def _work(plain: dict[str, Any]) -> dict[str, Any]:
+    work = dict(plain)
+    for section in {section for section, _ in (*_ADDED_SETTINGS, *_ANALYSIS_SETTINGS)}:
+        if not isinstance(work.get(section), dict):
+            continue
+        work[section] = {
+            key: value
+            for key, value in work[section].items()
+            if (section, key) not in _ANALYSIS_SETTINGS
+            and not ((section, key) in _ADDED_SETTINGS and value == _ADDED_SETTINGS[(section, key)])
+        }
+    return work
+
+
 def _digest(config: CellConfig | dict[str, Any], excluded: tuple[str, ...]) -> str:
-    plain = config.to_dict() if isinstance(config, CellConfig) else config
+    plain = _work(config.to_dict() if isinstance(config, CellConfig) else config)
     hashed = {key: value for key, value in plain.items() if key not in excluded}
     canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from benchmark.suite.config import flattened_field, hints, unwrap_optional
 from benchmark.suite.yaml_lines import KeyPath, format_path
 
-_NO_META: dict[str, Any] = {"help": "", "minimum": None, "choices": None}
+_NO_META: dict[str, Any] = {"help": "", "minimum": None, "maximum": None, "choices": None}
 
 
 def _type_name(hint: Any) -> str:
@@ -151,6 +151,9 @@ class Validator:
         minimum = meta.get("minimum")
         if minimum is not None and isinstance(value, (int, float)) and value < minimum:
             self.problem(path, f"must be >= {minimum}, got {value}")
+        maximum = meta.get("maximum")
+        if maximum is not None and isinstance(value, (int, float)) and value > maximum:
+            self.problem(path, f"must be <= {maximum}, got {value}")
         if meta.get("choices") is not None:
             choices = list(meta["choices"]())
             if value not in choices:

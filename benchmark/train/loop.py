@@ -20,10 +20,12 @@ from benchmark.data.dataset import ItemFeatures, SplitDataset, load_raw_dataset,
 from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
-from benchmark.modalities.registry import states_key
+from benchmark.modalities.registry import get_modality, states_key
 from benchmark.models.towers import count_parameters
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
+from benchmark.profile.peaks import dense_peak_tflops
 from benchmark.profile.static_memory import static_memory
+from benchmark.profile.step_cost import count_step_cost
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
 from benchmark.profile.training import TrainingProfiler
 from benchmark.progress import ProgressSink, phase, step
@@ -31,17 +33,23 @@ from benchmark.results.pieces import (
     Accuracy,
     CacheFacts,
     CellRecord,
+    Compilation,
     ContentionFigures,
     DataFacts,
     DeviceFacts,
+    DevicePeak,
     Energy,
+    LearningCurve,
     ModelFacts,
     StaticMemory,
+    StepCost,
     Timing,
     TrainingMemory,
+    time_to_accuracy,
 )
 from benchmark.results.schema import EVAL_KS
 from benchmark.suite.config import CellConfig
+from benchmark.train.compile import CompiledLoss
 from benchmark.train.evaluate import (
     ModelScorer,
     PopularityScorer,
@@ -104,6 +112,7 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     record.add(
         DeviceFacts(nvml_device.match if nvml_device else None, baseline / GIB if baseline is not None else None)
     )
+    record.add(device_peak(device, train_config.precision))
 
     progress(phase("data"))
     raw = load_raw_dataset(config.dataset)
@@ -123,6 +132,7 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
 
     progress(phase("towers"))
     towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
+    tokens_per_item = text_tokens_per_item(features) if "text" in towers else None
     method = get_method_class(config.method.name)(config.method.options)
     off_device_params = 0
     if method.uses_cache:
@@ -161,16 +171,36 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     record.add(ModelFacts(trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started))
 
     evaluator = Evaluator(model, split, features, config, device, progress) if eval_config.enabled else None
-    trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, progress)
+    trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, progress, tokens_per_item)
+    if trainer.loss.fallback:
+        print(f"warning: {trainer.loss.fallback}", file=sys.stderr)
     try:
         trainer.run()
     finally:
-        record.add(trainer.timing, trainer.static_memory, *(trainer.measurement or ()))
+        record.add(trainer.timing, trainer.static_memory, trainer.step_cost, *(trainer.measurement or ()))
+        record.add(trainer.compilation, trainer.learning_curve())
+        if trainer.loss.fallback:
+            warnings.append(trainer.loss.fallback)
     if evaluator is not None:
         trainer.profiler.evaluation.start()
         record.add(evaluator.final())
         trainer.profiler.evaluation.stop()
     record.add(trainer.profiler.evaluation.figures())
+
+
+def text_tokens_per_item(features: ItemFeatures) -> torch.Tensor | None:
+    """Real (non-padding) text tokens of every item, for tokens per second (None when the features hold none)."""
+    mask = get_modality("text").pooling_mask(features.tensors) if "text_mask" in features.tensors else None
+    return None if mask is None else mask.sum(dim=1).to(torch.int64)
+
+
+def device_peak(device: torch.device, precision: str) -> DevicePeak | None:
+    """The GPU's dense peak for this precision, from the peak table (None on a CPU or an unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    peak = dense_peak_tflops(name, precision, tf32=torch.backends.cuda.matmul.allow_tf32)
+    return DevicePeak(*peak) if peak is not None else DevicePeak(None, None)
 
 
 class Evaluator:
@@ -195,6 +225,7 @@ class Evaluator:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.since_best = 0
         self.seconds = 0.0
+        self.curve: list[tuple[float, float]] = []  # (training seconds so far, validation NDCG@10)
 
     def _metrics(self, scorer: Any, histories: list[np.ndarray], targets: np.ndarray) -> dict[str, float]:
         ranks = rank_targets(
@@ -221,13 +252,15 @@ class Evaluator:
         return ModelScorer(self.model.user_states, table, self.autocast)
 
     @torch.no_grad()
-    def validate(self, epoch: int) -> bool:
-        """Evaluate on validation after `epoch`; True when training should stop (patience exhausted)."""
+    def validate(self, epoch: int, train_s: float) -> bool:
+        """Evaluate on validation after `epoch` (`train_s` seconds of training so far); True when training should
+        stop (patience exhausted)."""
         self.progress(phase(f"validate (epoch {epoch})"))
         started = time.perf_counter()
         score = self._metrics(self._model_scorer(), self.split.valid_history, self.split.valid_target).get(
             EARLY_STOPPING_METRIC, 0.0
         )
+        self.curve.append((train_s, score))
         if score > self.best_score:
             self.best_score, self.best_epoch, self.since_best = score, epoch, 0
             # Only trainable parameters change: a CPU copy of them is the best model (frozen towers stay shared).
@@ -273,14 +306,19 @@ class Evaluator:
 
 
 class Trainer:
-    def __init__(self, model, split, features, config, device, nvml_device, evaluator, progress):
+    def __init__(self, model, split, features, config, device, nvml_device, evaluator, progress, tokens_per_item=None):
         self.model, self.split, self.features, self.config = model, split, features, config
+        self.tokens_per_item = tokens_per_item
         self.train_config = config.train
         self.device, self.evaluator, self.progress = device, evaluator, progress
         self.steps_per_epoch = steps_per_epoch(split, config.train.batch_size)
         self.timing: Timing | None = None  # set when training ends, however it ends
         self.measurement: tuple[TrainingMemory, Energy, ContentionFigures] | None = None
         self.static_memory: StaticMemory | None = None
+        self.step_cost: StepCost | None = None
+        self.loss = CompiledLoss(
+            model.training_loss, self.train_config.compile, self.train_config.compile_backend, device
+        )
         self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
@@ -298,6 +336,10 @@ class Trainer:
         self.epoch_wait_s: list[float] = []  # per complete epoch: total wait for batches
         self.losses: list[float] = []
         self.measured_sequences = 0
+        self.step_items: list[int] = []  # items encoded by each measured step
+        self.measured_tokens = 0
+        self.untimed_s = 0.0  # counting done inside an epoch outside the step clock, taken out of its time
+        self.train_s = 0.0  # training time so far (epochs without evaluation and without the counting)
         self.step = 0
         self.stopped_early = False
 
@@ -305,15 +347,31 @@ class Trainer:
         planned = self.steps_per_epoch * self.train_config.epochs
         return min(planned, self.train_config.max_steps) if self.train_config.max_steps else planned
 
+    def count_first_step(self, batch: TrainBatch) -> None:
+        """FLOPs and saved activations of the first batch, on an untimed forward + backward (see step_cost)."""
+        counted_from = time.perf_counter()
+        on_device = batch.to(self.device)
+
+        def loss() -> torch.Tensor:
+            with self.autocast():
+                return self.model.training_loss(
+                    on_device.sequences, on_device.features, on_device.encoded_ids, on_device.position_index
+                )
+
+        self.step_cost = count_step_cost(self.model, loss, int(batch.encoded_ids.numel()))
+        synchronize(self.device)
+        self.untimed_s += time.perf_counter() - counted_from
+
     def train_step(self, batch: TrainBatch, wait_ms: float) -> None:
+        if self.step == 0:
+            self.count_first_step(batch)
         if self.step == self.train_config.warmup_steps:
             self.profiler.begin_energy()
+        graphs = self.loss.graphs()
         with StepClock(self.device) as clock:
             batch = batch.to(self.device)
             with self.autocast():
-                loss = self.model.training_loss(
-                    batch.sequences, batch.features, batch.encoded_ids, batch.position_index
-                )
+                loss = self.loss(batch.sequences, batch.features, batch.encoded_ids, batch.position_index)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -324,14 +382,22 @@ class Trainer:
                 self.optimizer.step()
         self.step += 1
         if self.step == 1:  # outside the clock: gradients and optimizer state exist from here on
+            counted_from = time.perf_counter()
             self.static_memory = static_memory(self.model, self.optimizer)
+            self.untimed_s += time.perf_counter() - counted_from
         self.losses.append(float(loss.detach()))
+        compiled = self.loss.graphs() > graphs
+        if compiled:
+            self.loss.compile_step_ms.append(clock.elapsed_ms)
         if self.step <= self.train_config.warmup_steps:
             self.warmup_ms.append(clock.elapsed_ms)
-        else:
+        elif not compiled:  # a step that compiled measures the compiler: its time is compile_s, not a step
             self.step_ms.append(clock.elapsed_ms)
             self.data_wait_ms.append(wait_ms)
             self.measured_sequences += batch.sequences.shape[0]
+            self.step_items.append(int(batch.encoded_ids.numel()))
+            if self.tokens_per_item is not None:
+                self.measured_tokens += int(self.tokens_per_item[batch.encoded_ids.cpu()].sum())
 
     def run(self) -> None:
         planned = self.planned_steps()
@@ -352,6 +418,7 @@ class Trainer:
             for epoch in range(1, epochs + 1):
                 synchronize(self.device)
                 epoch_started = time.perf_counter()
+                self.untimed_s = 0.0
                 waited_s = 0.0
                 cut = False
                 batches = iter(loader)
@@ -368,13 +435,15 @@ class Trainer:
                         cut = True
                         break
                 synchronize(self.device)
+                epoch_s = time.perf_counter() - epoch_started - self.untimed_s
+                self.train_s += epoch_s
                 if not cut:
-                    self.epoch_samples.append(time.perf_counter() - epoch_started)
+                    self.epoch_samples.append(epoch_s)
                     self.epoch_wait_s.append(waited_s)
                 last = cut or epoch == epochs
                 if self.evaluator is not None and (epoch % every == 0 or last):
                     self.profiler.pause()  # evaluation is neither training time, memory nor energy
-                    stop = self.evaluator.validate(epoch)
+                    stop = self.evaluator.validate(epoch, self.train_s)
                     self.profiler.resume()  # its memory is released before the next training step
                     if stop and not last:
                         self.stopped_early = True
@@ -394,10 +463,22 @@ class Trainer:
                 "lower warmup_steps or run more steps"
             )
 
+    @property
+    def compilation(self) -> Compilation | None:
+        return self.loss.figures(summarize_ms(self.step_ms)["median"])
+
+    def learning_curve(self) -> LearningCurve | None:
+        if self.evaluator is None or not self.evaluator.curve:
+            return None
+        train_s, scores = (list(values) for values in zip(*self.evaluator.curve, strict=True))
+        fraction = self.config.eval.tta_fraction
+        return LearningCurve(scores, train_s, fraction, time_to_accuracy(scores, train_s, fraction))
+
     def measured_timing(self) -> Timing:
         per_epoch = self.steps_per_epoch
         summary = summarize_ms(self.step_ms)
         wait = summarize_ms(self.data_wait_ms)
+        measured_s = sum(self.step_ms) / 1000.0
         epoch_s: float | None = None
         epoch_kind: str | None = None
         wait_per_epoch: float | None = None
@@ -429,7 +510,10 @@ class Trainer:
             train_loss=self.losses,
             final_loss=self.losses[-1] if self.losses else None,
             stopped_early=self.stopped_early,
-            samples_per_s=self.measured_sequences / (sum(self.step_ms) / 1000.0) if self.step_ms else None,
+            samples_per_s=self.measured_sequences / measured_s if measured_s else None,
+            items_per_s=sum(self.step_items) / measured_s if measured_s else None,
+            tokens_per_s=self.measured_tokens / measured_s if measured_s and self.tokens_per_item is not None else None,
+            step_items_median=float(np.median(self.step_items)) if self.step_items else None,
             epoch_s=epoch_s,
             epoch_kind=epoch_kind,
             data_wait_s_per_epoch=wait_per_epoch,

@@ -1,0 +1,99 @@
+"""`train.compile`: the training loss through torch.compile, with the time spent compiling kept out of the
+measured steps, and a clear fallback to eager where compilation cannot run.
+
+Dynamo compiles lazily, on the first call and again when shapes change (a batch encodes as many items as its
+sequences have positions), so compilation can land in any step: a step during which a new graph appeared is a
+compile step. Its time, beyond a median step, is the row's `compile_s`; it never enters `step_ms`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from benchmark.results.pieces import Compilation
+
+
+class CompileUnavailable(Exception):
+    """torch.compile cannot run here; the message says why (the cell falls back to eager)."""
+
+
+def _graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def check_compiler(backend: str, device: torch.device) -> None:
+    """Inductor on a CPU writes C++: without a compiler it fails deep inside the first step, so say it first."""
+    if backend != "inductor" or device.type != "cpu":
+        return
+    wanted = os.environ.get("CXX") or "g++"
+    if shutil.which(wanted) is None and shutil.which("c++") is None and shutil.which("clang++") is None:
+        raise CompileUnavailable(
+            f"torch.compile (inductor) on a CPU needs a C++ compiler and none was found (CXX={wanted!r}, c++, "
+            "clang++); install one (e.g. apt-get install g++) or set train.compile_backend: aot_eager"
+        )
+
+
+def _reason(error: Exception) -> str:
+    """One line: the error and, for a backend's failure, what the backend raised (dynamo wraps it)."""
+    inner = getattr(error, "inner_exception", None)
+    cause = error if inner is None else inner
+    text = " ".join(str(cause).split())
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return f"{type(error).__name__}" + (f" ({type(inner).__name__})" if inner is not None else "") + f": {text}"
+
+
+class CompiledLoss:
+    """The model's training loss, compiled when asked; `call` reports whether this step compiled a graph."""
+
+    def __init__(self, loss: Callable[..., torch.Tensor], enabled: bool, backend: str, device: torch.device):
+        self.eager = loss
+        self.backend = backend if enabled else None
+        self.fallback: str | None = None
+        self.compile_step_ms: list[float] = []
+        self.function: Callable[..., torch.Tensor] = loss
+        if enabled:
+            try:
+                check_compiler(backend, device)
+                self.function = torch.compile(loss, backend=backend)
+            except CompileUnavailable as error:
+                self.fall_back(str(error))
+
+    @property
+    def active(self) -> bool:
+        return self.backend is not None and self.fallback is None
+
+    def fall_back(self, reason: str) -> None:
+        self.fallback = f"train.compile fell back to eager: {reason}"
+        self.function = self.eager
+
+    def graphs(self) -> int:
+        return _graphs() if self.active else 0
+
+    def __call__(self, *args: Any) -> torch.Tensor:
+        if not self.active:
+            return self.eager(*args)
+        try:
+            return self.function(*args)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any compiler failure: run eager and say why on the row
+            self.fall_back(_reason(error))
+            return self.eager(*args)
+
+    def figures(self, median_step_ms: float | None) -> Compilation | None:
+        if self.backend is None:
+            return None
+        excess = [max(ms - (median_step_ms or 0.0), 0.0) for ms in self.compile_step_ms]
+        return Compilation(
+            compiled=self.active,
+            compile_backend=self.backend,
+            compile_s=sum(excess) / 1000.0 if self.active else None,
+            compile_steps=len(self.compile_step_ms) if self.active else None,
+        )
