@@ -4,6 +4,7 @@ breakdown's dynamic parts, achieved TFLOP/s and MFU, throughput, time to accurac
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -267,7 +268,8 @@ def test_a_cell_row_explains_its_cost(write_suite):
     assert row["compiled"] is None  # not asked for: no compile columns
 
 
-def test_compile_time_is_kept_out_of_the_measured_steps(write_suite):
+def test_compile_time_is_kept_out_of_the_measured_steps(write_suite, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # no cache dir left in the environment
     row = empty_row()
     extra = "  compile: true\n  compile_backend: aot_eager\n"
     run_cell(_config(write_suite, "[{name: iisan_cached, options: {layer_stride: 1}}]", extra), row, lambda event: None)
@@ -279,7 +281,9 @@ def test_compile_time_is_kept_out_of_the_measured_steps(write_suite):
     assert max(row["step_ms"]) * 5 < row["compile_s"] * 1000  # compilation dwarfs a small side network's step
 
 
-def test_compile_falls_back_to_eager_with_a_clear_message(write_suite):
+def test_compile_falls_back_to_eager_with_a_clear_message(write_suite, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
     def broken(graph_module, example_inputs):
         raise RuntimeError("this backend cannot compile anything")
 
@@ -348,3 +352,14 @@ def test_tta_fraction_outside_0_1_is_refused(write_suite):
 
     with pytest.raises(SuiteError, match="tta_fraction.*must be <= 1.0"):
         load_suite(write_suite(methods="[lora]"), ["eval.tta_fraction=1.5"])
+
+
+def test_every_cell_compiles_cold_unless_the_user_chose_a_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    first = compile_module.CompiledLoss(lambda x: x, enabled=True, backend="eager", device=torch.device("cpu"))
+    fresh = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    assert "mmbench-inductor-" in fresh and os.listdir(fresh) == [] and first.active
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    compile_module.CompiledLoss(lambda x: x, enabled=True, backend="eager", device=torch.device("cpu"))
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
