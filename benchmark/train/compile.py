@@ -70,8 +70,8 @@ class CompiledLoss:
                 self.fall_back(str(error))
 
     def _cold_cache(self) -> None:
-        """Compile from an empty inductor (and Triton) cache, unless the user chose one: a warm on-disk cache from an
-        earlier cell cut one measured compile from 70 s to 6 s, which would make repeats disagree on compile_s."""
+        """Compile from an empty inductor (and Triton) cache, unless the user chose one: inductor reuses compiled
+        graphs and kernels from disk, so without this the first repeat would pay the compile and the later ones not."""
         if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
             return
         self._cache_dir = tempfile.TemporaryDirectory(prefix="mmbench-inductor-")
