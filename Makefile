@@ -9,7 +9,7 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import lint clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -63,6 +63,11 @@ bench-import: setup
 	rm -rf /tmp/mmbench-large /tmp/mmbench-large-imported
 	$(PY) -m benchmark.data.large /tmp/mmbench-large
 	$(VENV)/bin/mmbench data import /tmp/mmbench-large --format amazon-iisan --out /tmp/mmbench-large-imported
+
+# `report` and `compare` on stores of 1,000, 10,000 and 100,000 synthetic rows, one file per cell and compacted
+# (writing the 100,000-row store takes minutes the first time; it is kept under /tmp/mmbench-bench-report).
+bench-report: setup
+	$(PY) -m benchmark.results.bench_report
 
 # Guard-rails, run by CI: lint (pyflakes, bugbear, import order, pyupgrade, 120 columns), format, and strict types
 # on the packages others rely on (results, suite, profile).

@@ -185,6 +185,9 @@ def run(
     skip_failed: bool = typer.Option(
         False, "--skip-failed", help="also skip cells whose last row failed (oom, error, crashed, timeout)"
     ),
+    no_compact: bool = typer.Option(
+        False, "--no-compact", help="keep one Parquet file per cell (default: merged into one file when the run ends)"
+    ),
     launcher: str | None = typer.Option(
         None, "--launcher", help="local (one cell at a time), pool (one cell per GPU) or slurm (default: the suite's)"
     ),
@@ -288,14 +291,31 @@ def run(
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     _note(f"done: {summary}; rows in {run_dir}")
+    compacted = None if no_compact else _compact_finished_run(run_dir)
     if as_json:
         cells_run = [
-            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(o.row_path)} for o in outcomes
+            {"cell_id": o.cell_id, "status": o.status, "error": o.error, "row": str(compacted or o.row_path)}
+            for o in outcomes
         ]
         _print_json({"run_dir": str(run_dir), "cells": cells_run, "skipped": skipped})
     # An OOM is a measurement (this method does not fit); errors, crashes and timeouts are failures.
     if any(o.status in ("error", "crashed", "timeout") for o in outcomes):
         raise typer.Exit(1)
+
+
+def _compact_finished_run(run_dir: Path) -> Path | None:
+    """Merge the finished run's per-cell files into one (a store of many runs then reads in seconds). A failure
+    here loses nothing: the per-cell files stay, and `mmbench results compact` can try again."""
+    from benchmark.results.compaction import COMPACTED_NAME, compact_run
+
+    try:
+        result = compact_run(run_dir)
+    except OSError as error:
+        _note(f"warning: could not compact {run_dir} (rows stay one file per cell): {error}")
+        return None
+    for skipped in result.skipped:
+        _note(f"warning: not compacted: {skipped}")
+    return run_dir / COMPACTED_NAME if result.rows else None
 
 
 @app.command()
@@ -344,6 +364,10 @@ def report(
     group_by: str | None = typer.Option(None, "--group-by", help="comma-separated columns that define comparable work"),
     weights: str = typer.Option("0.45,0.1,0.45", "--weights", help="TPME weights a1,a2,a3 (time, params, memory)"),
     suite: str | None = typer.Option(None, "--suite", help="only rows of this suite"),
+    run_ids: list[str] | None = typer.Option(None, "--run-id", help="only rows of this run (repeatable)"),
+    statuses: list[str] | None = typer.Option(
+        None, "--status", help="only rows with this status: ok, oom, error, crashed, timeout (repeatable)"
+    ),
     all_runs: bool = typer.Option(False, "--all-runs", help="keep every run of a cell, not only the latest"),
     sort: str = typer.Option(
         "tpme", "--sort", help="order within a group: tpme (per epoch, the paper's) or tpme_amortized"
@@ -357,24 +381,25 @@ def report(
     """
     if as_json:
         output_format = ReportFormat.json
-    import polars as pl
 
     from benchmark.report.render import render_csv, render_json, render_markdown, render_table
     from benchmark.results.leaderboard import build_leaderboard
-    from benchmark.results.read import read_results
+    from benchmark.results.read import RowFilter, read_results
     from benchmark.results.tpme import parse_weights
 
+    row_filter = RowFilter(suite, tuple(run_ids or ()), tuple(statuses or ()))
     try:
         parsed_weights = parse_weights(weights)
-        rows, warnings = read_results(results)
+        rows, warnings = read_results(results, row_filter)
     except (MMBenchError, ValueError) as error:
         _fail(error)
     for warning in warnings:
         _note(f"warning: {warning}")
-    if suite:
-        rows = rows.filter(pl.col("suite") == suite)
     if rows.is_empty():
-        _fail(MMBenchError(f"no result rows under {results}" + (f" for suite '{suite}'" if suite else "")))
+        wanted = [f"suite '{suite}'" if suite else "", f"run {', '.join(run_ids)}" if run_ids else ""]
+        wanted.append(f"status {', '.join(statuses)}" if statuses else "")
+        described = ", ".join(w for w in wanted if w)
+        _fail(MMBenchError(f"no result rows under {results}" + (f" for {described}" if described else "")))
     try:
         board = build_leaderboard(
             rows,
@@ -571,6 +596,35 @@ def env(as_json: bool = typer.Option(False, "--json", help="machine-readable out
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         _say(f"{key:<16} {value}")
+
+
+results_app = typer.Typer(no_args_is_help=True, help="The results store.")
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("compact")
+def results_compact(
+    results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory (or one run directory)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Merge each finished run's per-cell Parquet files into one file per run (`compacted.parquet`).
+
+    Safe at any moment: a kill loses and doubles no row (see README: Results at scale). Runs still running are
+    left alone. `mmbench run` does this itself when a run ends.
+
+    Example: mmbench results compact --results results
+    """
+    from benchmark.results.compact_store import compact_store
+
+    try:
+        outcomes = compact_store(results)
+    except MMBenchError as error:
+        _fail(error)
+    if as_json:
+        _print_json([outcome.to_dict() for outcome in outcomes])
+        return
+    for outcome in outcomes:
+        typer.echo(outcome.line())
 
 
 cache_app = typer.Typer(no_args_is_help=True, help="Hidden-state caches of the cached methods.")

@@ -193,3 +193,16 @@ def test_report_cli_group_by_and_sort_errors(tmp_path):
     assert bad.exit_code == 2 and "varies between the runs" in bad.stderr and "Traceback" not in bad.output
     unsorted = runner.invoke(app, ["report", "--results", str(tmp_path), "--sort", "nope"])
     assert unsorted.exit_code == 2 and "--sort must be one of" in unsorted.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 51])
+def test_the_order_statistic_bootstrap_matches_whole_resamples(n):
+    # The interval draws only the middle order statistics of each resample; whole resamples must agree.
+    import numpy as np
+
+    values = np.random.default_rng(n).lognormal(size=n)
+    generator = np.random.default_rng(1)
+    whole = np.median(values[generator.integers(0, n, size=(40_000, n))], axis=1)
+    low, high = bootstrap_median_interval(list(values), resamples=40_000)
+    assert low == pytest.approx(np.percentile(whole, 2.5), rel=0.03)
+    assert high == pytest.approx(np.percentile(whole, 97.5), rel=0.03)

@@ -19,10 +19,32 @@ def bootstrap_median_interval(
 
     The generator is seeded so that the same rows always print the same interval.
     """
-    samples = np.asarray([v for v in (values or []) if v is not None], dtype=np.float64)
-    if len(samples) < 2:
+    samples = np.sort(np.asarray([v for v in (values or []) if v is not None], dtype=np.float64))
+    n = len(samples)
+    if n < 2:
         return None, None
     generator = np.random.default_rng(0)
-    medians = np.median(samples[generator.integers(0, len(samples), size=(resamples, len(samples)))], axis=1)
+    medians = _resampled_medians(samples, n, resamples, generator)
     tail = (1.0 - confidence) / 2.0 * 100.0
     return float(np.percentile(medians, tail)), float(np.percentile(medians, 100.0 - tail))
+
+
+def _resampled_medians(ordered: np.ndarray, n: int, resamples: int, generator: np.random.Generator) -> np.ndarray:
+    """The medians of `resamples` bootstrap resamples of the sorted `ordered`, drawn in O(resamples), not
+    O(resamples x n): a resample's median needs only its middle order statistics. Resampling draws indices
+    floor(n·U) of n uniforms U, so its k-th smallest value is ordered[floor(n·U_(k))], where U_(k) ~ Beta(k + 1, n - k)
+    and, given U_(k) = u, the next one is u + (1 - u)·Beta(1, n - k - 1). Same distribution as drawing whole
+    resamples (a store with 500 runs a configuration took seconds that way)."""
+    middle = (n - 1) // 2
+    lower = generator.beta(middle + 1, n - middle, size=resamples)
+
+    def index(uniform: np.ndarray) -> np.ndarray:
+        return np.minimum((uniform * n).astype(np.int64), n - 1)
+
+    low: np.ndarray = ordered[index(lower)]
+    if n % 2:
+        return low
+    upper = lower + (1.0 - lower) * generator.beta(1, n - middle - 1, size=resamples)
+    high: np.ndarray = ordered[index(upper)]
+    average: np.ndarray = (low + high) / 2.0
+    return average

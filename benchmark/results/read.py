@@ -1,45 +1,140 @@
-"""Read every result row under a directory with polars; corrupt files are skipped and named."""
+"""Read every result row under a directory with polars' multi-file Parquet reader; corrupt or foreign files are
+skipped and named, never fatal.
+
+One lazy scan reads all files, aligned by polars to the current `RESULT_SCHEMA` (columns an older schema version
+lacks read as null; a newer file's extra columns are ignored), with the report's filters pushed into it. Files
+that are not Parquet are found first by their magic bytes (cheap: eight bytes a file); a file that passes that
+check and still breaks the bulk read is found by splitting the scan in halves, so the fast path survives it.
+Per-cell files a run's `compacted.parquet` already holds are not read twice.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from benchmark.errors import ResultsError
-from benchmark.results.schema import COLUMNS, RESULT_SCHEMA
+from benchmark.results.compaction import COMPACTED_NAME, already_compacted, compacted_sources
+from benchmark.results.schema import RESULT_SCHEMA
 from benchmark.results.store import result_files
 
+_IDENTITY = ("cell_id", "status", "schema_version")
+_MAGIC = b"PAR1"
 
-def read_results(results_dir: Path) -> tuple[pl.DataFrame, list[str]]:
-    """(rows, warnings) of a results directory, a run directory or one Parquet file. A file that is not a
-    readable result row is reported in warnings, not fatal."""
+
+@dataclass(frozen=True)
+class RowFilter:
+    """What a reader wants; pushed into the scan, so a report reads only what it shows."""
+
+    suite: str | None = None
+    run_ids: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+    def expression(self) -> pl.Expr | None:
+        conditions = []
+        if self.suite is not None:
+            conditions.append(pl.col("suite") == self.suite)
+        if self.run_ids:
+            conditions.append(pl.col("run_id").is_in(list(self.run_ids)))
+        if self.statuses:
+            conditions.append(pl.col("status").is_in(list(self.statuses)))
+        if not conditions:
+            return None
+        # Rows without an identity are kept through the filter: they name a foreign file.
+        return pl.all_horizontal(conditions) | pl.col("cell_id").is_null()
+
+
+def _polars_schema() -> pl.Schema:
+    return pl.DataFrame(pl.from_arrow(RESULT_SCHEMA.empty_table())).schema
+
+
+def _is_parquet(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            handle.seek(-4, 2)
+            return head == _MAGIC and handle.read(4) == _MAGIC
+    except OSError:  # shorter than eight bytes, or unreadable
+        return False
+
+
+def _without_compacted_sources(files: list[Path]) -> list[Path]:
+    """Drop per-cell files whose rows are already in their run's compacted file (a compaction killed before it
+    removed them)."""
+    sources = {path.parent: compacted_sources(path) for path in files if path.name == COMPACTED_NAME}
+    if not sources:
+        return files
+    return [p for p in files if p.name == COMPACTED_NAME or not already_compacted(p, sources.get(p.parent, set()))]
+
+
+def _scan(files: Sequence[Path], row_filter: RowFilter) -> pl.LazyFrame:
+    frame = pl.scan_parquet(
+        [str(path) for path in files],
+        schema=_polars_schema(),
+        missing_columns="insert",
+        extra_columns="ignore",
+        include_file_paths="file",
+        glob=False,
+        hive_partitioning=False,
+    )
+    expression = row_filter.expression()
+    return frame.filter(expression) if expression is not None else frame
+
+
+def _read(files: Sequence[Path], row_filter: RowFilter, warnings: list[str]) -> list[pl.DataFrame]:
+    """The rows of `files`; a file that breaks the bulk read is isolated by halving and named."""
+    if not files:
+        return []
+    try:
+        return [_scan(files, row_filter).collect()]
+    except Exception as error:  # noqa: BLE001 - polars raises several types for a broken or incompatible file
+        if len(files) == 1:
+            warnings.append(f"skipped {files[0]}: not a readable mmbench result ({type(error).__name__}: {error})")
+            return []
+    middle = len(files) // 2
+    return _read(files[:middle], row_filter, warnings) + _read(files[middle:], row_filter, warnings)
+
+
+def empty_results() -> pl.DataFrame:
+    empty = pl.DataFrame(pl.from_arrow(RESULT_SCHEMA.empty_table()))
+    return pl.DataFrame(schema={**empty.schema, "file": pl.String})
+
+
+def read_files(files: Sequence[Path], row_filter: RowFilter | None = None) -> tuple[pl.DataFrame, list[str]]:
+    """(rows, warnings) of these Parquet files in one scan: non-Parquet, broken and foreign files are named in
+    warnings and left out. Rows carry their `file`."""
+    row_filter = row_filter or RowFilter()
+    warnings: list[str] = []
+    readable = []
+    for path in files:
+        if _is_parquet(path):
+            readable.append(path)
+        else:
+            warnings.append(f"skipped {path}: not a readable Parquet file (no Parquet header and footer)")
+    frames = _read(readable, row_filter, warnings)
+    if not frames:
+        return empty_results(), warnings
+    rows = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    foreign = rows.filter(pl.any_horizontal(pl.col(list(_IDENTITY)).is_null()))
+    if not foreign.is_empty():
+        for path in foreign["file"].unique(maintain_order=True).to_list():
+            warnings.append(f"skipped {path}: not an mmbench result (missing {', '.join(_IDENTITY)})")
+        rows = rows.filter(pl.all_horizontal(pl.col(list(_IDENTITY)).is_not_null()))
+    return rows, warnings
+
+
+def read_results(
+    results_dir: Path, row_filter: RowFilter | None = None, **filters: Any
+) -> tuple[pl.DataFrame, list[str]]:
+    """(rows, warnings) of a results directory, a run directory or one Parquet file, filtered by `row_filter`
+    (or its fields as keywords). A file that is not a readable result row is reported in warnings, not fatal."""
     if not results_dir.exists():
         raise ResultsError(
             f"results directory {results_dir} does not exist (run `mmbench run SUITE --results {results_dir}` first)"
         )
     files = [results_dir] if results_dir.is_file() else result_files(results_dir)
-    frames, warnings = [], []
-    for path in files:
-        try:
-            table = pq.read_table(path)
-        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for corrupt files
-            warnings.append(f"skipped {path}: not a readable Parquet file ({type(error).__name__}: {error})")
-            continue
-        missing = [name for name in ("cell_id", "status", "schema_version") if name not in table.column_names]
-        if missing:
-            warnings.append(f"skipped {path}: not an mmbench result (missing {', '.join(missing)})")
-            continue
-        # Older or newer rows: align to the current schema so one frame holds them all.
-        for field in RESULT_SCHEMA:
-            if field.name not in table.column_names:
-                table = table.append_column(field.name, pa.nulls(table.num_rows, type=field.type))
-        table = table.select(COLUMNS).cast(RESULT_SCHEMA)
-        frame = pl.DataFrame(pl.from_arrow(table))
-        frames.append(frame.with_columns(pl.lit(str(path)).alias("file")))
-    if not frames:
-        empty = pl.DataFrame(pl.from_arrow(RESULT_SCHEMA.empty_table()))
-        return pl.DataFrame(schema={**empty.schema, "file": pl.String}), warnings
-    return pl.concat(frames, how="vertical_relaxed"), warnings
+    return read_files(_without_compacted_sources(files), row_filter or RowFilter(**filters))

@@ -1,0 +1,60 @@
+"""`mmbench results compact`: compact every finished run of a results directory, leaving running runs alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import ResultsError
+from benchmark.results.compaction import CompactionResult, compact_run, per_cell_files
+
+
+@dataclass(frozen=True)
+class CompactOutcome:
+    run_dir: Path
+    action: str  # compacted, unchanged, running
+    result: CompactionResult | None
+
+    def line(self) -> str:
+        if self.result is None:
+            return f"{self.run_dir}: {self.action}"
+        text = f"{self.run_dir}: {self.action} ({self.result.files_merged} file(s) merged, {self.result.rows} row(s))"
+        return text + "".join(f"; {skipped}" for skipped in self.result.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        result = self.result
+        return {
+            "run_dir": str(self.run_dir),
+            "action": self.action,
+            "files_merged": result.files_merged if result else 0,
+            "rows": result.rows if result else None,
+            "skipped": result.skipped if result else [],
+        }
+
+
+def _running(run_dir: Path) -> bool:
+    """A run whose cells may still write rows: a manifest with a pending or running cell. Runs without a manifest
+    (written before manifests existed) are finished."""
+    if not (run_dir / "manifest.json").exists():
+        return False
+    from benchmark.launch.run_status import cell_states
+
+    _, states = cell_states(run_dir)
+    return any(state.state in ("pending", "running") for state in states)
+
+
+def compact_store(results: Path) -> list[CompactOutcome]:
+    if not results.is_dir():
+        raise ResultsError(f"results directory {results} does not exist")
+    run_dirs = sorted({path.parent for path in results.rglob("*.parquet") if not path.name.startswith(".")})
+    outcomes = []
+    for run_dir in run_dirs:
+        if _running(run_dir):
+            outcomes.append(CompactOutcome(run_dir, "running: left alone", None))
+            continue
+        if not per_cell_files(run_dir):
+            outcomes.append(CompactOutcome(run_dir, "unchanged", None))
+            continue
+        outcomes.append(CompactOutcome(run_dir, "compacted", compact_run(run_dir)))
+    return outcomes
