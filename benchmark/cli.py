@@ -303,6 +303,22 @@ def run(
         raise typer.Exit(1)
 
 
+# Reading costs about 0.5 ms a file whatever its size: past this many per-cell files, compaction is worth saying.
+_MANY_CELL_FILES = 2000
+
+
+def _suggest_compaction(rows: Any, results: Path) -> None:
+    from benchmark.results.compaction import COMPACTED_NAME
+
+    files = rows["file"].unique()
+    per_cell = int((~files.str.ends_with(f"/{COMPACTED_NAME}")).sum())
+    if per_cell > _MANY_CELL_FILES:
+        _note(
+            f"note: read {per_cell} per-cell result files; `mmbench results compact --results {results}` merges "
+            "each finished run into one file, which reads many times faster"
+        )
+
+
 def _compact_finished_run(run_dir: Path) -> Path | None:
     """Merge the finished run's per-cell files into one (a store of many runs then reads in seconds). A failure
     here loses nothing: the per-cell files stay, and `mmbench results compact` can try again."""
@@ -395,6 +411,7 @@ def report(
         _fail(error)
     for warning in warnings:
         _note(f"warning: {warning}")
+    _suggest_compaction(rows, results)
     if rows.is_empty():
         wanted = [f"suite '{suite}'" if suite else "", f"run {', '.join(run_ids)}" if run_ids else ""]
         wanted.append(f"status {', '.join(statuses)}" if statuses else "")

@@ -63,18 +63,23 @@ def compacted_copy(store: Path) -> Path:
     return target
 
 
-def time_command(arguments: list[str], repeat: int) -> float:
+def time_command(arguments: list[str], repeat: int, limit_s: float) -> str:
+    """The median wall time of `repeat` runs, or how long it ran before `limit_s` cut it."""
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "benchmark", *arguments],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "benchmark", *arguments],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+                timeout=limit_s,
+            )
+        except subprocess.TimeoutExpired:
+            return f">{limit_s:.0f}s"
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+    return f"{statistics.median(samples):.2f}s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--root", type=Path, default=Path("/tmp/mmbench-bench-report"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--limit", type=float, default=180.0, help="seconds after which a command is cut")
     options = parser.parse_args(argv)
     header = f"{'rows':>8}  {'layout':<9}" + "".join(f"{name:>14}" for name in COMMANDS)
     print(header)
@@ -92,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {rows} rows: store ready in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
         for layout, path in (("per-cell", store), ("compacted", compacted)):
             times = [
-                time_command([part.format(store=path) for part in command], options.repeat)
+                time_command([part.format(store=path) for part in command], options.repeat, options.limit)
                 for command in COMMANDS.values()
             ]
-            print(f"{rows:>8}  {layout:<9}" + "".join(f"{seconds:>13.2f}s" for seconds in times), flush=True)
+            print(f"{rows:>8}  {layout:<9}" + "".join(f"{text:>14}" for text in times), flush=True)
     return 0
 
 
