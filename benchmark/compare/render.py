@@ -70,6 +70,7 @@ def render_markdown(comparison: Comparison) -> str:
     ]
     if comparison.hardware_mismatch:
         lines.append(f"- ⚠️ **hardware mismatch allowed** (`--allow-hardware-mismatch`): {comparison.hardware_mismatch}")
+    lines += [f"- note: {note}" for note in comparison.notes]
     lines += [
         f"- time: a regression when the median step time is more than {thresholds.time:.0%} slower and the "
         f"slowdown is significant ({DESCRIPTION}, alpha {thresholds.alpha}); the change column shows the interval",
@@ -103,6 +104,7 @@ def render_json(comparison: Comparison) -> str:
         "current": {"path": str(comparison.current.path), "rows": comparison.current.rows.height},
         "hardware": comparison.current.hardware(),
         "hardware_mismatch_allowed": comparison.hardware_mismatch,
+        "notes": list(comparison.notes),
         "thresholds": vars(comparison.thresholds),
         "time_test": DESCRIPTION,
         "figures": [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from benchmark.compare.sides import CompareInputError, Side, hardware_mismatch, load_side
 from benchmark.compare.verdicts import FigureComparison, Thresholds, Verdict, compare_configuration
+from benchmark.results.versions import transformers_versions
 
 # Exit codes: the CI gate's contract.
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
@@ -23,6 +24,7 @@ class Comparison:
     only_in_current: list[str]  # new configurations (nothing to compare against)
     hardware_mismatch: str | None  # set when the sides differ and the mismatch was allowed
     fail_on_inconclusive: bool = False
+    notes: tuple[str, ...] = ()  # what the reader must know to read the verdicts
 
     def counts(self) -> Counter[Verdict]:
         return Counter(figure.verdict for figure in self.figures)
@@ -77,4 +79,17 @@ def compare_results(
         _labels(current, [c for c in current_configs if c not in base_configs]),
         mismatch,
         fail_on_inconclusive,
+        _version_notes(baseline, current),
+    )
+
+
+def _version_notes(baseline: Side, current: Side) -> tuple[str, ...]:
+    """Accuracy is never compared here; say why it must not be when the sides ran different transformers."""
+    before, after = transformers_versions(baseline.rows), transformers_versions(current.rows)
+    if before == after:
+        return ()
+    return (
+        f"transformers differs (baseline {', '.join(before) or '?'}; current {', '.join(after) or '?'}): "
+        "random-weight towers are initialised differently across transformers versions, so accuracy columns of "
+        "the two sides are not comparable (compare never compares them); efficiency figures are unaffected",
     )

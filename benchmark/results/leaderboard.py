@@ -16,6 +16,7 @@ import polars as pl
 
 from benchmark.results.intervals import INTERVAL_DESCRIPTION, bootstrap_median_interval
 from benchmark.results.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS, Costs, tpme, tpme_fft
+from benchmark.results.versions import with_stack
 from benchmark.suite.matrix import RUN_KEYS, config_id
 
 # Rows are only compared within a group: same data, towers, precision, batch and hardware.
@@ -115,6 +116,9 @@ CAVEATS = {
     "fft-oom": "FFT ran out of memory in this group: TPME-FFT and x/FFT have no anchor",
     "cache-foreign": "hidden-state cache built on other hardware: its build time is not amortised here",
     "warnings": "the cell recorded warnings (see the row's warnings)",
+    "mixed-versions": "the group's rows ran on different torch/transformers/peft versions: their timings may differ "
+    "for that reason alone, and random-weight towers differ across transformers versions, so accuracy is not "
+    "comparable between them",
 }
 
 
@@ -218,7 +222,7 @@ def build_leaderboard(
 
 
 def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
-    ok = ok.with_columns(
+    ok = with_stack(ok).with_columns(
         (pl.col("step_ms").list.std() / pl.col("step_ms").list.mean()).alias("step_cv"),
         pl.col("warnings").list.len().fill_null(0).alias("warning_count"),
     )
@@ -234,6 +238,7 @@ def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
             pl.col("contended").fill_null(False).any().alias("contended"),
             (pl.col("device_lock") == "disabled").fill_null(False).any().alias("unlocked"),
             pl.col("warning_count").sum().alias("warning_count"),
+            pl.col("stack").drop_nulls().unique().sort().alias("stacks"),
         ]
         + [pl.col(c).median() for c in MEDIAN_COLUMNS]
         # every run's learning curve, for the time-to-accuracy plot
@@ -324,6 +329,8 @@ def _rank(
         mixed_memory = len(sources) > 1 or any("+" in (source or "") for source in sources)
         kinds = {kind for m in members for kind in (m["epoch_kinds"] or [])}
         group_caveats = (["mixed-memory"] if mixed_memory else []) + (["mixed-epoch"] if len(kinds) > 1 else [])
+        if len({stack for m in members for stack in (m["stacks"] or [])}) > 1:
+            group_caveats.append("mixed-versions")
 
         tpme_values, tpme_amortized = _scores(costs, weights, mixed_memory), _scores(amortized, weights, mixed_memory)
         fft_indices = [i for i, m in enumerate(members) if m["method"] == FFT_METHOD and costs[i] is not None]
