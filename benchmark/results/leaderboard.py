@@ -24,10 +24,8 @@ DEFAULT_GROUP_BY = ["dataset", "towers", "precision", "batch_size", "max_seq_len
 FFT_METHOD = "fft"
 SORTS = ("tpme", "tpme_amortized")
 NOISY_STEP_CV = 0.05  # step-time coefficient of variation above which a row is flagged
-# Counts (parameters, bytes, FLOPs): their median stays a whole number.
-COUNT_COLUMNS = [
-    "trainable_params",
-    "total_params",
+# Where a configuration's memory goes, in bytes (static parts, then the dynamic ones).
+MEMORY_BREAKDOWN_COLUMNS = [
     "weights_trainable_bytes",
     "weights_frozen_bytes",
     "gradient_bytes",
@@ -36,6 +34,12 @@ COUNT_COLUMNS = [
     "activation_peak_bytes",
     "allocator_slack_bytes",
     "cuda_context_bytes",
+]
+# Counts (parameters, bytes, FLOPs): their median stays a whole number.
+COUNT_COLUMNS = [
+    "trainable_params",
+    "total_params",
+    *MEMORY_BREAKDOWN_COLUMNS,
     "flops_per_step",
     "flops_tower",
     "flops_side",
