@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmark.results.schema import COLUMNS, RESULT_SCHEMA
+from benchmark.results.schema import COLUMNS, IDENTITY_COLUMNS, RESULT_SCHEMA
 
 COMPACTED_NAME = "compacted.parquet"
 SOURCES_KEY = b"mmbench_compacted_sources"
@@ -104,7 +104,7 @@ def _read_one_by_one(paths: list[Path]) -> tuple[list[pa.Table], list[Path], lis
         except Exception as error:  # noqa: BLE001 - pyarrow raises several types for corrupt files
             skipped.append(f"skipped {path}: not a readable Parquet file ({type(error).__name__})")
             continue
-        if not {"cell_id", "status", "schema_version"} <= set(table.column_names):
+        if not set(IDENTITY_COLUMNS) <= set(table.column_names):
             skipped.append(f"skipped {path}: not an mmbench result")
             continue
         tables.append(_aligned(table))
@@ -118,8 +118,9 @@ def compact_run(run_dir: Path) -> CompactionResult:
         stale.unlink()
     compacted = run_dir / COMPACTED_NAME
     known = compacted_sources(compacted) if compacted.exists() else set()
-    candidates = [path for path in per_cell_files(run_dir) if not already_compacted(path, known)]
-    leftovers = [path for path in per_cell_files(run_dir) if already_compacted(path, known)]
+    files = per_cell_files(run_dir)
+    leftovers = [path for path in files if already_compacted(path, known)]
+    candidates = [path for path in files if path not in leftovers]
     tables, merged, skipped = _read_candidates(candidates)
     if merged:
         if compacted.exists():

@@ -19,10 +19,9 @@ import polars as pl
 
 from benchmark.errors import ResultsError
 from benchmark.results.compaction import COMPACTED_NAME, already_compacted, compacted_sources
-from benchmark.results.schema import RESULT_SCHEMA
+from benchmark.results.schema import IDENTITY_COLUMNS, RESULT_SCHEMA
 from benchmark.results.store import result_files
 
-_IDENTITY = ("cell_id", "status", "schema_version")
 _MAGIC = b"PAR1"
 
 
@@ -119,11 +118,11 @@ def read_files(files: Sequence[Path], row_filter: RowFilter | None = None) -> tu
     if not frames:
         return empty_results(), warnings
     rows = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-    foreign = rows.filter(pl.any_horizontal(pl.col(list(_IDENTITY)).is_null()))
+    foreign = rows.filter(pl.any_horizontal(pl.col(list(IDENTITY_COLUMNS)).is_null()))
     if not foreign.is_empty():
         for path in foreign["file"].unique(maintain_order=True).to_list():
-            warnings.append(f"skipped {path}: not an mmbench result (missing {', '.join(_IDENTITY)})")
-        rows = rows.filter(pl.all_horizontal(pl.col(list(_IDENTITY)).is_not_null()))
+            warnings.append(f"skipped {path}: not an mmbench result (missing {', '.join(IDENTITY_COLUMNS)})")
+        rows = rows.filter(pl.all_horizontal(pl.col(list(IDENTITY_COLUMNS)).is_not_null()))
     return rows, warnings
 
 

@@ -189,6 +189,8 @@ RESULT_SCHEMA = pa.schema(
 )
 COLUMNS = [name for name, _ in FIELDS]
 STATUSES = ("ok", "oom", "error", "crashed", "timeout")
+# The columns every mmbench row has a value in: a Parquet file without them is not a result row.
+IDENTITY_COLUMNS = ("cell_id", "status", "schema_version")
 
 
 def empty_row() -> dict[str, Any]:
