@@ -135,7 +135,74 @@ def test_towers_get_no_gradient_and_save_nothing_for_backward():
     assert saved_in_side  # while the side network did (the hook works)
     for tower in encoder.towers.values():
         assert all(p.grad is None and not p.requires_grad for p in tower.parameters())
-    assert all(p.grad is not None for p in encoder.text_san.parameters())
+    assert all(p.grad is not None for p in encoder.side.parameters())
+
+
+def _per_path_iisan(width: int, blocks: int, bottleneck: int, embed_dim: int) -> torch.nn.ModuleDict:
+    """IISAN as separate modules per path (text, image, inter), built in the order mmbench built them before the
+    paths were batched: the batched encoder must start from the same values and compute the same function."""
+    from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, projection_head
+
+    return torch.nn.ModuleDict(
+        {
+            "text_san": IntraModalSAN(blocks, width, bottleneck, "gelu"),
+            "image_san": IntraModalSAN(blocks, width, bottleneck, "gelu"),
+            "inter_san": InterModalSAN(blocks, width, bottleneck, "gelu"),
+            "text_head": projection_head(width, embed_dim),
+            "image_head": projection_head(width, embed_dim),
+            "inter_head": projection_head(width, embed_dim),
+            "fusion": torch.nn.Linear(3 * embed_dim, embed_dim),
+        }
+    )
+
+
+def _per_path_forward(paths: torch.nn.ModuleDict, states: dict[str, torch.Tensor]) -> torch.Tensor:
+    text, image = states["text"], states["image"]
+    parts = [
+        paths["text_head"](paths["text_san"](text)),
+        paths["image_head"](paths["image_san"](image)),
+        paths["inter_head"](paths["inter_san"](image, text)),
+    ]
+    return paths["fusion"](torch.cat(parts, dim=-1))
+
+
+@pytest.mark.parametrize("precision", [None, torch.bfloat16])
+def test_batched_paths_equal_the_per_path_side_network(precision):
+    towers = {
+        "text": build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
+        "image": build_tower("image", {"preset": "vit-micro", "weights": "random", "image_size": 16}),
+    }
+    torch.manual_seed(5)
+    batched = get_method_class("iisan_cached")({"layer_stride": 1, "bottleneck": 16}).build_item_encoder(towers, 32)
+    torch.manual_seed(5)
+    per_path = _per_path_iisan(towers["text"].hidden_size, 3, 16, 32)
+    assert count_parameters(batched) == count_parameters(per_path)
+    with torch.no_grad():  # trained gates, so that every gate term matters
+        batched.gate_logits.copy_(torch.randn(3, 3))
+        for index, name in enumerate(("text_san", "image_san", "inter_san")):
+            per_path[name].gates.logits.copy_(batched.gate_logits[index])
+    states = {"text": torch.randn(10, 3, 128), "image": torch.randn(10, 3, 128)}
+    with torch.autocast("cpu", dtype=precision or torch.bfloat16, enabled=precision is not None):
+        ours, theirs = batched.side_forward(states), _per_path_forward(per_path, states)
+    tolerance = {"rtol": 1e-5, "atol": 1e-6} if precision is None else {"rtol": 2e-2, "atol": 2e-2}
+    torch.testing.assert_close(ours.float(), theirs.float(), **tolerance)
+    ours.float().square().sum().backward()
+    theirs.float().square().sum().backward()
+    torch.testing.assert_close(batched.gate_logits.grad[2], per_path["inter_san"].gates.logits.grad, **tolerance)
+    down_grad = per_path["image_san"].blocks[1].down.weight.grad.t()
+    torch.testing.assert_close(batched.side.down_weight.grad[1, 1], down_grad, **tolerance)
+
+
+def test_reference_initialisation_draws_the_iisan_codes_adapter_init():
+    towers = {
+        "text": build_tower("text", {"preset": "bert-base", "weights": "random", "max_tokens": 30}),
+        "image": build_tower("image", {"preset": "vit-base", "weights": "random", "image_size": 224}),
+    }
+    encoder = get_method_class("iisan")({"init": "reference"}).build_item_encoder(towers, 64)
+    assert encoder.side.down_bias.abs().max().item() == 0.0 and encoder.side.up_bias.abs().max().item() == 0.0
+    assert encoder.side.up_weight.std().item() == pytest.approx(0.01, rel=0.02)
+    default = get_method_class("iisan")({}).build_item_encoder(towers, 64)
+    assert default.side.up_weight.abs().max().item() == pytest.approx(1 / 8, rel=0.01)  # U(-1/sqrt(64), 1/sqrt(64))
 
 
 def test_asymmetric_towers_are_refused_with_a_pointer_to_versa():

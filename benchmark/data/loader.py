@@ -48,8 +48,10 @@ class SeededBatchSampler(Sampler[list[int]]):
         return -(-self.count // self.batch_size)
 
 
-def _collate(sequences: list[np.ndarray], features: ItemFeatures, length: int, unique_items: bool) -> TrainBatch:
-    return collate_train_batch(left_pad(sequences, length), features, unique_items)
+def _collate(
+    sequences: list[np.ndarray], features: ItemFeatures, length: int, unique_items: bool, shapes: str, rows: int
+) -> TrainBatch:
+    return collate_train_batch(left_pad(sequences, length), features, unique_items, shapes, rows)
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -69,8 +71,17 @@ def train_loader(
     generator: np.random.Generator,
     num_workers: int,
     device: torch.device,
+    shapes: str = "dynamic",
 ) -> DataLoader:
-    collate = functools.partial(_collate, features=features, length=split.max_seq_len + 1, unique_items=unique_items)
+    """`shapes`: the step shapes of collate_train_batch (static and bucketed batches have `batch_size` rows)."""
+    collate = functools.partial(
+        _collate,
+        features=features,
+        length=split.max_seq_len + 1,
+        unique_items=unique_items,
+        shapes=shapes,
+        rows=batch_size,
+    )
     workers = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if num_workers > 0 else {}
     return DataLoader(
         _TrainSequences(split.train_sequences),

@@ -23,7 +23,7 @@ from benchmark.errors import TowerError
 from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
-from benchmark.methods.side_network import SANB, Fusion, build_fusion, group_indices
+from benchmark.methods.side_network import Fusion, ParallelSANBs, SideInit, build_fusion, group_indices
 from benchmark.suite.config import setting
 
 
@@ -34,6 +34,9 @@ class CROSSANOptions:
     blocks: int = setting(0, minimum=0, help="side blocks per modality (0: the shallowest tower's layers / 2)")
     fusion: Fusion = setting("momef", help="momef (mixture of modality experts, the paper's) or concat")
     expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
+    init: SideInit = setting(
+        "default", help="side adapter initialisation: default (PyTorch's) or reference (IISAN's: N(0, 0.01), zero bias)"
+    )
 
 
 class CrossModalMixing(nn.Module):
@@ -60,11 +63,9 @@ class CROSSANItemEncoder(SideItemEncoder):
                 if widths[m] != self.width
             }
         )
-        self.side = nn.ModuleDict(
-            {
-                m: nn.ModuleList(SANB(self.width, options.bottleneck, options.activation) for _ in range(self.blocks))
-                for m in self.modalities
-            }
+        # Block i of every modality runs as one batched matmul pair (same values as per-modality SANB modules).
+        self.side = ParallelSANBs(
+            len(self.modalities), self.blocks, self.width, options.bottleneck, options.activation, options.init
         )
         self.mixing = CrossModalMixing(self.blocks, len(self.modalities))
         self.fusion = build_fusion(
@@ -79,18 +80,13 @@ class CROSSANItemEncoder(SideItemEncoder):
                 aligned[m] = torch.stack([project(states[m][:, i]) for i, project in enumerate(self.align[m])], dim=1)
             else:
                 aligned[m] = states[m]
-        mixing = self.mixing()
-        previous = torch.zeros(
-            len(self.modalities),
-            *aligned[self.modalities[0]][:, 0].shape,
-            device=mixing.device,
-            dtype=aligned[self.modalities[0]].dtype,
-        )  # [M, n, width]
-        for block in range(self.blocks):
-            mixed = torch.einsum("ms,snw->mnw", mixing[block].to(previous.dtype), previous)
-            previous = torch.stack(
-                [self.side[m][block](aligned[m][:, block] + mixed[index]) for index, m in enumerate(self.modalities)]
-            )
+        tower_states = torch.stack([aligned[m] for m in self.modalities])  # [M, n, blocks, width]
+        previous = torch.zeros_like(tower_states[:, :, 0])  # [M, n, width]
+        for tower_state, mixing, weights in zip(
+            tower_states.unbind(2), self.mixing().unbind(0), self.side.weights(), strict=True
+        ):
+            mixed = torch.einsum("ms,snw->mnw", mixing.to(previous.dtype), previous)
+            previous = self.side.block(tower_state + mixed, weights)
         return list(previous.unbind(0))
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -15,40 +15,63 @@ from benchmark.errors import TowerError
 from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan, check_indices
-from benchmark.methods.side_network import InterModalSAN, IntraModalSAN, every_nth_layer, projection_head
+from benchmark.methods.side_network import (
+    GATE_TEMPERATURE,
+    ParallelHeads,
+    ParallelSANBs,
+    SideInit,
+    every_nth_layer,
+)
 from benchmark.suite.config import setting
 
 
 @dataclass(frozen=True)
 class IISANOptions:
     bottleneck: int = setting(64, minimum=1, help="side adapter width (768 -> 64 -> 768)")
-    activation: Activation = setting("gelu")
+    activation: Activation = setting("gelu", help="side adapter activation (the IISAN code: relu)")
     layer_stride: int = setting(2, minimum=1, help="keep hidden states 0, stride, 2*stride, ... (layer dropping)")
     layers: tuple[int, ...] = setting((), minimum=0, help="explicit hidden-state indices (overrides layer_stride)")
+    init: SideInit = setting(
+        "default",
+        help="side adapter initialisation: default (PyTorch's Linear init) or reference (the IISAN code's: weights "
+        "N(0, 0.01), biases 0)",
+    )
 
 
 class IISANItemEncoder(SideItemEncoder):
+    """The three paths of IISAN — text and image intra-modal, and inter-modal — run side by side: block i of all
+    three is one batched matmul pair (ParallelSANBs), and the three heads are two more (ParallelHeads).
+
+    Path p's block i reads `tower_p[i] + carry_p[i] * s_p[i-1]`:
+    text  g_t h_t + (1 - g_t) s_t;  image  g_v h_v + (1 - g_v) s_v;  inter  g_m h_v + (1 - g_m) h_t + u.
+    """
+
+    PATHS = ("text", "image", "inter")
+
     def __init__(self, plan: SidePlan, options: IISANOptions):
         super().__init__(plan)
         towers, layer_indices, embed_dim = plan.towers, plan.layer_indices, plan.embed_dim
-        bottleneck, activation = options.bottleneck, options.activation
-        width, blocks = towers["text"].hidden_size, len(layer_indices["text"])
-        self.text_san = IntraModalSAN(blocks, width, bottleneck, activation)
-        self.image_san = IntraModalSAN(blocks, width, bottleneck, activation)
-        self.inter_san = InterModalSAN(blocks, width, bottleneck, activation)
-        self.text_head = projection_head(width, embed_dim)
-        self.image_head = projection_head(width, embed_dim)
-        self.inter_head = projection_head(width, embed_dim)
-        self.fusion = nn.Linear(3 * embed_dim, embed_dim)
+        width, self.blocks = towers["text"].hidden_size, len(layer_indices["text"])
+        paths = len(self.PATHS)
+        self.side = ParallelSANBs(paths, self.blocks, width, options.bottleneck, options.activation, options.init)
+        self.gate_logits = nn.Parameter(torch.zeros(paths, self.blocks))  # g = sigmoid(p / 0.1) = 0.5 at init
+        self.heads = ParallelHeads(paths, width, embed_dim)
+        self.fusion = nn.Linear(paths * embed_dim, embed_dim)
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
-        text, image = states["text"], states["image"]
-        parts = [
-            self.text_head(self.text_san(text)),
-            self.image_head(self.image_san(image)),
-            self.inter_head(self.inter_san(image, text)),
-        ]
-        return self.fusion(torch.cat(parts, dim=-1))
+        text, image = states["text"], states["image"]  # [n, blocks, width]
+        gates = torch.sigmoid(self.gate_logits / GATE_TEMPERATURE)  # [paths, blocks]
+        g = gates.unsqueeze(-1)
+        # Every block's tower term at once ([paths, n, blocks, width]); the loop adds the carried side state.
+        tower_terms = torch.stack([g[0] * text, g[1] * image, g[2] * image + (1 - g[2]) * text])
+        carry = torch.stack([1 - gates[0], 1 - gates[1], torch.ones_like(gates[2])])[..., None, None]
+        side = torch.zeros_like(tower_terms[:, :, 0])
+        for tower_term, carried, weights in zip(
+            tower_terms.unbind(2), carry.unbind(1), self.side.weights(), strict=True
+        ):
+            side = self.side.block(torch.addcmul(tower_term, carried, side), weights)
+        parts = self.heads(side)  # [paths, n, embed_dim]
+        return self.fusion(parts.permute(1, 0, 2).flatten(1))
 
 
 class _IISAN(SideNetworkMethod):

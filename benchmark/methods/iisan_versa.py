@@ -27,6 +27,7 @@ from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, S
 from benchmark.methods.side_network import (
     Fusion,
     InterModalSAN,
+    SideInit,
     IntraModalSAN,
     build_fusion,
     group_indices,
@@ -44,6 +45,9 @@ class VersaOptions:
     deep_groups: int = setting(0, minimum=0, help="layer groups of the deeper tower (0: as many as groups)")
     fusion: Fusion = setting("concat", help="concat (IISAN's Linear) or momef (mixture of modality experts)")
     expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
+    init: SideInit = setting(
+        "default", help="side adapter initialisation: default (PyTorch's) or reference (IISAN's: N(0, 0.01), zero bias)"
+    )
 
 
 class VersaItemEncoder(SideItemEncoder):
@@ -56,7 +60,10 @@ class VersaItemEncoder(SideItemEncoder):
         # The deeper plan's first blocks have no partner in the other tower: intra-modal only.
         self.surplus = {modality: count - self.shared_blocks for modality, count in blocks.items()}
         self.intra = nn.ModuleDict(
-            {m: IntraModalSAN(blocks[m], widths[m], options.bottleneck, options.activation) for m in ("text", "image")}
+            {
+                m: IntraModalSAN(blocks[m], widths[m], options.bottleneck, options.activation, options.init)
+                for m in ("text", "image")
+            }
         )
         self.align = nn.ModuleDict(
             {
@@ -65,7 +72,9 @@ class VersaItemEncoder(SideItemEncoder):
                 if widths[m] != self.narrow_width
             }
         )
-        self.inter_san = InterModalSAN(self.shared_blocks, self.narrow_width, options.bottleneck, options.activation)
+        self.inter_san = InterModalSAN(
+            self.shared_blocks, self.narrow_width, options.bottleneck, options.activation, options.init
+        )
         # A tower wider than its partner reduces to the embedding width first (the reference Versa head).
         self.heads = nn.ModuleDict(
             {

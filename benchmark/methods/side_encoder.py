@@ -63,6 +63,13 @@ class SideItemEncoder(nn.Module):
             self.towers.eval()  # frozen feature extractors: no dropout, as when the cache is built
         return self
 
+    def prepare_inputs(self, features: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """Cached: the fp16 states widened to fp32 (what the side network computes with) before the step starts."""
+        if not self.cached:
+            return features
+        keys = [states_key(m) for m in self.modalities]
+        return {**features, **{key: features[key].float() for key in keys if key in features}}
+
     def modality_states(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.cached:
             return {m: features[states_key(m)].float() for m in self.modalities}

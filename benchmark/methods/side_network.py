@@ -39,6 +39,89 @@ def group_indices(num_layers: int, groups: int, tower_label: str) -> list[int]:
 SANB = Bottleneck
 
 
+SideInit = Literal["default", "reference"]
+SIDE_INITS: tuple[str, ...] = typing.get_args(SideInit)
+# The IISAN code's adapter blocks start from N(0, 0.01) weights and zero biases.
+REFERENCE_INIT_STD = 0.01
+
+
+def reference_init(module: nn.Module) -> None:
+    """The IISAN code's adapter-block initialisation: every Linear's weight N(0, 0.01), its bias 0."""
+    for linear in module.modules():
+        if isinstance(linear, nn.Linear):
+            nn.init.normal_(linear.weight, std=REFERENCE_INIT_STD)
+            nn.init.zeros_(linear.bias)
+
+
+def compute_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` in the precision autocast computes in (itself outside autocast): cast once per forward, where
+    autocast would cast a slice of it for every block that reads one."""
+    device = tensor.device.type
+    if torch.is_autocast_enabled(device):
+        return tensor.to(torch.get_autocast_dtype(device))
+    return tensor
+
+
+class ParallelSANBs(nn.Module):
+    """`paths` side adapter blocks at each of `blocks` depths, run together: block i of every path is one pair of
+    batched matmuls over [paths, n, width] instead of `paths` pairs of small ones (fewer, larger kernels, one
+    parameter tensor per kind instead of four per block).
+
+    The math and the initial values are those of `paths` x `blocks` SANB modules built path after path — the random
+    draws happen in that order — so a side network keeps its results when it moves to this layout.
+    """
+
+    def __init__(self, paths: int, blocks: int, width: int, bottleneck: int, activation: str, init: str = "default"):
+        super().__init__()
+        built = [[SANB(width, bottleneck, activation) for _ in range(blocks)] for _ in range(paths)]
+        if init == "reference":
+            reference_init(nn.ModuleList(block for path in built for block in path))
+
+        def stacked(take: typing.Callable[[Bottleneck], torch.Tensor]) -> nn.Parameter:
+            return nn.Parameter(
+                torch.stack([torch.stack([take(built[p][b]) for p in range(paths)]) for b in range(blocks)]).detach()
+            )
+
+        # [blocks, paths, in, out] weights (x @ W), [blocks, paths, 1, out] biases
+        self.down_weight = stacked(lambda block: block.down.weight.t())
+        self.down_bias = stacked(lambda block: block.down.bias.unsqueeze(0))
+        self.up_weight = stacked(lambda block: block.up.weight.t())
+        self.up_bias = stacked(lambda block: block.up.bias.unsqueeze(0))
+        self.activation = built[0][0].activation
+
+    def weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per block, its (down weight, down bias, up weight, up bias) in the compute precision, for one forward.
+
+        Unbound once: the backward of one unbind is one stack, where indexing block by block would give every block's
+        gradient its own full-size zero tensor to be summed."""
+        unbound = [compute_precision(p).unbind(0) for p in (self.down_weight, self.down_bias, self.up_weight, self.up_bias)]
+        return list(zip(*unbound, strict=True))
+
+    def block(self, hidden: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """One block of every path: hidden [paths, n, width] -> hidden + up(act(down(hidden)))."""
+        down_weight, down_bias, up_weight, up_bias = weights
+        down = self.activation(torch.baddbmm(down_bias, hidden, down_weight))
+        return hidden + torch.baddbmm(up_bias, down, up_weight)
+
+
+class ParallelHeads(nn.Module):
+    """`paths` projection heads Linear(width, width) -> Linear(width, embed_dim) run as two batched matmuls; initial
+    values as `paths` projection_head modules built one after the other."""
+
+    def __init__(self, paths: int, width: int, embed_dim: int):
+        super().__init__()
+        built = [projection_head(width, embed_dim) for _ in range(paths)]
+        self.first_weight = nn.Parameter(torch.stack([head[0].weight.t() for head in built]).detach())
+        self.first_bias = nn.Parameter(torch.stack([head[0].bias.unsqueeze(0) for head in built]).detach())
+        self.second_weight = nn.Parameter(torch.stack([head[1].weight.t() for head in built]).detach())
+        self.second_bias = nn.Parameter(torch.stack([head[1].bias.unsqueeze(0) for head in built]).detach())
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[paths, n, width] -> [paths, n, embed_dim]."""
+        first = torch.baddbmm(compute_precision(self.first_bias), hidden, compute_precision(self.first_weight))
+        return torch.baddbmm(compute_precision(self.second_bias), first, compute_precision(self.second_weight))
+
+
 class LearnedGates(nn.Module):
     """g_i = sigmoid(p_i / 0.1), p_i initialised at 0 (g = 0.5)."""
 
@@ -53,9 +136,11 @@ class LearnedGates(nn.Module):
 class IntraModalSAN(nn.Module):
     """Block i reads g_i * h[idx_i] + (1 - g_i) * s_{i-1}, with s_0 = 0."""
 
-    def __init__(self, blocks: int, width: int, bottleneck: int, activation: str):
+    def __init__(self, blocks: int, width: int, bottleneck: int, activation: str, init: str = "default"):
         super().__init__()
         self.blocks = nn.ModuleList(SANB(width, bottleneck, activation) for _ in range(blocks))
+        if init == "reference":
+            reference_init(self.blocks)
         self.gates = LearnedGates(blocks)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
@@ -70,9 +155,11 @@ class IntraModalSAN(nn.Module):
 class InterModalSAN(nn.Module):
     """u_i = SANB(u_{i-1} + g'_i * h_a[idx_i] + (1 - g'_i) * h_b[idx_i]), u_0 = 0 (a = image, b = text in IISAN)."""
 
-    def __init__(self, blocks: int, width: int, bottleneck: int, activation: str):
+    def __init__(self, blocks: int, width: int, bottleneck: int, activation: str, init: str = "default"):
         super().__init__()
         self.blocks = nn.ModuleList(SANB(width, bottleneck, activation) for _ in range(blocks))
+        if init == "reference":
+            reference_init(self.blocks)
         self.gates = LearnedGates(blocks)
 
     def forward(self, states_a: torch.Tensor, states_b: torch.Tensor) -> torch.Tensor:

@@ -42,8 +42,24 @@ class Tower(nn.Module):
         """The transformers config of the model (of the base model under a peft wrapper)."""
         return _base_config(self.model)
 
+    def _prepared_key(self, argument: str) -> str:
+        return f"{self.modality}:prepared:{argument}"
+
+    def prepare_inputs(self, features: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """A batch's features with this tower's model inputs already made (normalised, resampled, floating ones in
+        `dtype`), so that the training step starts from them: the trainer prepares the next batch while the current
+        step runs (on a GPU, on a side stream), instead of inside the timed step. Under autocast the tower's first
+        operation would round its input to `dtype` anyway, so the values it sees are the same."""
+        prepared = dict(features)
+        for argument, tensor in get_modality(self.modality).model_inputs(self, features).items():
+            prepared[self._prepared_key(argument)] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        return prepared
+
     def model_inputs(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return get_modality(self.modality).model_inputs(self, features)
+        modality = get_modality(self.modality)
+        prefix = self._prepared_key("")
+        prepared = {key[len(prefix) :]: tensor for key, tensor in features.items() if key.startswith(prefix)}
+        return prepared or modality.model_inputs(self, features)
 
     def forward(self, features: dict[str, torch.Tensor], all_layers: bool = False) -> Any:
         """Last hidden state [n, tokens, hidden]; with all_layers, the tuple of every layer's states."""

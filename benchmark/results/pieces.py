@@ -110,6 +110,17 @@ class StepCost(Piece):
 
 
 @dataclass(frozen=True)
+class StepOps(Piece):
+    """What one training step asks of the device, counted operator by operator on the last warm-up step (the timed
+    step's code, untimed): see benchmark/profile/op_census.py."""
+
+    step_kernels: int  # operators that launch device work (forward, backward, optimizer)
+    step_casts: int  # of which: dtype conversions
+    step_syncs: int  # operators that make the host wait for the device (0: the host can queue the whole step)
+    step_sync_ops: str  # which, e.g. "nonzero x2" ('' when none)
+
+
+@dataclass(frozen=True)
 class DevicePeak(Piece):
     """The device's dense peak for the cell's precision (None on a device the peak table does not know)."""
 

@@ -101,6 +101,11 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("peak_tflops", _F),
     ("peak_tflops_source", _S),
     ("mfu", _F),
+    # operators of one step (counted on the last warm-up step): kernels launched, casts among them, host syncs
+    ("step_kernels", _I),
+    ("step_casts", _I),
+    ("step_syncs", _I),
+    ("step_sync_ops", _S),
     # torch.compile: compile time is kept out of the measured steps
     ("compiled", _B),
     ("compile_backend", _S),

@@ -63,6 +63,10 @@ def _dataset_formats() -> list[str]:
 
 
 Precision = Literal["fp32", "bf16", "fp16"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+StepShapes = Literal["static", "bucketed", "dynamic"]
+FrozenWeights = Literal["compute", "fp32"]
+UserEncoderStyle = Literal["pre-ln", "post-ln"]  # benchmark/train/sasrec.py
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -132,6 +136,12 @@ class TrainConfig:
         False, help="encode each distinct item of a batch once (the IISAN paper encodes every position)"
     )
     logq_correction: bool = setting(False, help="subtract log item popularity from in-batch logits")
+    user_encoder: UserEncoderStyle = setting(
+        "pre-ln",
+        help="SASRec blocks: pre-ln (LayerNorm first, d-wide GELU feed-forward, final LayerNorm) or post-ln (the "
+        "IISAN code's: LayerNorm after each residual, bias-free attention projections, 4d-wide ReLU feed-forward, "
+        "Xavier init)",
+    )
     user_layers: int = setting(2, minimum=1)
     user_heads: int = setting(2, minimum=1)
     embed_dim: int = setting(64, minimum=1)
@@ -149,6 +159,22 @@ class TrainConfig:
         "falls back to eager with a warning where compilation cannot run)",
     )
     compile_backend: str = setting("inductor", help="torch.compile backend (inductor; aot_eager compiles no code)")
+    compile_mode: CompileMode = setting(
+        "default",
+        help="torch.compile mode; reduce-overhead captures the compiled step in CUDA graphs (CUDA only; static "
+        "step shapes)",
+    )
+    step_shapes: StepShapes = setting(
+        "static",
+        help="static: every step encodes batch_size x (max_seq_len + 1) items, padding slots included (as the IISAN "
+        "code does), so every step does the same work; bucketed: the batch's items rounded up to a multiple of 64; "
+        "dynamic: only the batch's items (work varies with the batch)",
+    )
+    frozen_weights: FrozenWeights = setting(
+        "compute",
+        help="towers that nothing trains (uncached side networks) are stored in: compute, the precision autocast "
+        "computes in (bf16/fp16; autocast would cast their weights every step), or fp32",
+    )
 
 
 @dataclass(frozen=True)

@@ -32,25 +32,61 @@ _NOT_WORK = ("suite", "cell_id", "timeout_s")
 RUN_KEYS = ("seed", "repeat")
 
 
-# Settings added after results existed, left out of the hashes while at their default: a store's configurations
-# keep their ids (and their resume) when a new axis arrives. A value other than the default is new work, hashed.
-_ADDED_SETTINGS = {("train", "compile"): False, ("train", "compile_backend"): "inductor"}
+# Settings added after results existed, by their path in a cell's JSON, with the behaviour rows had before the setting
+# existed: that value is left out of the hashes, so a store's configurations keep their ids (and their resume) when a
+# new axis arrives; any other value is other work, hashed. Where a new setting's default is not the old behaviour
+# (step_shapes, frozen_weights: the default cells' steps changed), the default cells get new ids: their rows do not
+# mix with the old ones.
+_ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
+    ("train", "compile"): False,
+    ("train", "compile_backend"): "inductor",
+    ("train", "compile_mode"): "default",
+    ("train", "step_shapes"): "dynamic",
+    ("train", "frozen_weights"): "fp32",
+    ("train", "user_encoder"): "pre-ln",
+    ("method", "options", "init"): "default",  # the side networks' adapter initialisation
+}
 # Settings of the analysis, not of the work measured: never hashed (a row's time to accuracy is computed with
 # its own fraction, stored on the row).
 _ANALYSIS_SETTINGS = {("eval", "tta_fraction")}
+_ABSENT = object()
+
+
+def _value(plain: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = plain
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return _ABSENT
+        node = node[key]
+    return node
+
+
+def _without(plain: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """`plain` without the key at `path` (the containers along the path copied, the input untouched)."""
+    if _value(plain, path) is _ABSENT:
+        return plain
+    head, *rest = path
+    copy = dict(plain)
+    if rest:
+        copy[head] = _without(plain[head], tuple(rest))
+    else:
+        del copy[head]
+    return copy
+
+
+def _irrelevant(path: tuple[str, ...], plain: dict[str, Any]) -> bool:
+    """A setting that changes nothing in this cell: where training runs in fp32 there is no compute precision other
+    than fp32 to store frozen towers in."""
+    return path == ("train", "frozen_weights") and _value(plain, ("train", "precision")) == "fp32"
 
 
 def _work(plain: dict[str, Any]) -> dict[str, Any]:
-    work = dict(plain)
-    for section in {section for section, _ in (*_ADDED_SETTINGS, *_ANALYSIS_SETTINGS)}:
-        if not isinstance(work.get(section), dict):
-            continue
-        work[section] = {
-            key: value
-            for key, value in work[section].items()
-            if (section, key) not in _ANALYSIS_SETTINGS
-            and not ((section, key) in _ADDED_SETTINGS and value == _ADDED_SETTINGS[(section, key)])
-        }
+    work = plain
+    for path, legacy in _ADDED_SETTINGS.items():
+        if _value(plain, path) == legacy or _irrelevant(path, plain):
+            work = _without(work, path)
+    for path in _ANALYSIS_SETTINGS:
+        work = _without(work, path)
     return work
 
 

@@ -6,6 +6,7 @@ measured before the failure; the caller writes the row whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -14,19 +15,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from benchmark.data.collate import TrainBatch
 from benchmark.data.dataset import ItemFeatures, SplitDataset, load_raw_dataset, split_leave_one_out, steps_per_epoch
 from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import get_modality, states_key
-from benchmark.models.towers import count_parameters
+from benchmark.models.towers import Tower, count_parameters
 from benchmark.profile.nvml import device_used_bytes, nvml_device_for_torch
+from benchmark.profile.op_census import OpCensus
 from benchmark.profile.peaks import dense_peak_tflops
 from benchmark.profile.static_memory import static_memory
 from benchmark.profile.step_cost import count_step_cost
-from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, synchronize
+from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, sync_debug, synchronize
 from benchmark.profile.training import TrainingProfiler
 from benchmark.progress import ProgressSink, phase, step
 from benchmark.results.pieces import (
@@ -43,6 +45,7 @@ from benchmark.results.pieces import (
     ModelFacts,
     StaticMemory,
     StepCost,
+    StepOps,
     Timing,
     TrainingMemory,
     time_to_accuracy,
@@ -60,11 +63,14 @@ from benchmark.train.evaluate import (
 )
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import cache_origin, find_caches
-from benchmark.train.precision import autocast_factory, grad_scaler, resolve_device
+from benchmark.train.batches import DeviceBatches, ReadyBatch, input_preparation
+from benchmark.train.precision import DTYPES, autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
 from benchmark.units import GIB
 
 EARLY_STOPPING_METRIC = "ndcg@10"
+# Devices where torch's fused AdamW runs (one multi-tensor kernel, step counters on the device).
+FUSED_OPTIMIZER_DEVICES = ("cuda", "cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -165,7 +171,9 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
         train_config.user_heads,
         train_config.dropout,
         log_probability,
+        train_config.user_encoder,
     ).to(device)
+    store_frozen_towers(model, train_config.precision, train_config.frozen_weights)
     trainable, total = count_parameters(model)
     total += off_device_params  # frozen towers count in the total even when only their cache is used
     record.add(ModelFacts(trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started))
@@ -177,7 +185,8 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     try:
         trainer.run()
     finally:
-        record.add(trainer.timing, trainer.static_memory, trainer.step_cost, *(trainer.measurement or ()))
+        record.add(trainer.timing, trainer.static_memory, trainer.step_cost, trainer.step_ops)
+        record.add(*(trainer.measurement or ()))
         record.add(trainer.compilation, trainer.learning_curve())
         if trainer.loss.fallback:
             warnings.append(trainer.loss.fallback)
@@ -189,9 +198,32 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
 
 
 def text_tokens_per_item(features: ItemFeatures) -> torch.Tensor | None:
-    """Real (non-padding) text tokens of every item, for tokens per second (None when the features hold none)."""
+    """Real (non-padding) text tokens of every item, for tokens per second (None when the features hold none); the
+    padding item (row 0, what a static batch's padding slots encode) has none."""
     mask = get_modality("text").pooling_mask(features.tensors) if "text_mask" in features.tensors else None
-    return None if mask is None else mask.sum(dim=1).to(torch.int64)
+    if mask is None:
+        return None
+    tokens = mask.sum(dim=1).to(torch.int64)
+    tokens[0] = 0
+    return tokens
+
+
+def store_frozen_towers(model: nn.Module, precision: str, frozen_weights: str) -> int:
+    """Store the towers nothing trains (an uncached side network's) in the compute precision; how many were.
+
+    Under autocast a frozen fp32 weight is cast to bf16/fp16 again on every step (autocast keeps casts only of
+    weights that train); a tower stored in that precision computes the same matmuls without the casts, in half the
+    memory — what the hidden-state cache build does too. Towers with any trainable parameter (FFT, LoRA, Adapter,
+    BitFit) keep fp32 weights: they are what the optimizer updates, or sit beside what it does.
+    """
+    if frozen_weights != "compute" or precision == "fp32":
+        return 0
+    dtype = DTYPES[precision]
+    towers = [module for module in model.modules() if isinstance(module, Tower)]
+    frozen = [tower for tower in towers if not any(p.requires_grad for p in tower.parameters())]
+    for tower in frozen:
+        tower.to(dtype)
+    return len(frozen)
 
 
 def device_peak(device: torch.device, precision: str) -> DevicePeak | None:
@@ -316,15 +348,20 @@ class Trainer:
         self.measurement: tuple[TrainingMemory, Energy, ContentionFigures] | None = None
         self.static_memory: StaticMemory | None = None
         self.step_cost: StepCost | None = None
+        self.step_ops: StepOps | None = None
         self.loss = CompiledLoss(
             model.training_loss, self.train_config.compile, self.train_config.compile_backend, device
         )
         self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
+        # The fused implementation updates every parameter in a few kernels, with its step counters on the device: the
+        # default one launches a dozen kernels per parameter tensor and reads each step counter on the host.
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
             lr=self.train_config.lr,
             weight_decay=self.train_config.weight_decay,
+            fused=device.type in FUSED_OPTIMIZER_DEVICES,
         )
+        self.prepare = input_preparation(model, DTYPES[self.train_config.precision])
         self.autocast = autocast_factory(self.train_config.precision, device)
         self.scaler = grad_scaler(self.train_config.precision, device)
         workers = self.train_config.num_workers
@@ -338,6 +375,8 @@ class Trainer:
         self.measured_sequences = 0
         self.step_items: list[int] = []  # items encoded by each measured step
         self.measured_tokens = 0
+        self.measured_items = 0  # real (non-padding) items encoded by the measured steps
+        self._census: OpCensus | None = None
         self.untimed_s = 0.0  # counting done inside an epoch outside the step clock, taken out of its time
         self.train_s = 0.0  # training time so far (epochs without evaluation and without the counting)
         self.step = 0
@@ -347,10 +386,10 @@ class Trainer:
         planned = self.steps_per_epoch * self.train_config.epochs
         return min(planned, self.train_config.max_steps) if self.train_config.max_steps else planned
 
-    def count_first_step(self, batch: TrainBatch) -> None:
+    def count_first_step(self, ready: ReadyBatch) -> None:
         """FLOPs and saved activations of the first batch, on an untimed forward + backward (see step_cost)."""
         counted_from = time.perf_counter()
-        on_device = batch.to(self.device)
+        on_device = ready.wait()
 
         def loss() -> torch.Tensor:
             with self.autocast():
@@ -358,29 +397,42 @@ class Trainer:
                     on_device.sequences, on_device.features, on_device.encoded_ids, on_device.position_index
                 )
 
-        self.step_cost = count_step_cost(self.model, loss, int(batch.encoded_ids.numel()))
+        self.step_cost = count_step_cost(self.model, loss, int(on_device.encoded_ids.numel()))
         synchronize(self.device)
         self.untimed_s += time.perf_counter() - counted_from
 
-    def train_step(self, batch: TrainBatch, wait_ms: float) -> None:
+    def census_step(self) -> contextlib.AbstractContextManager[Any]:
+        """The last warm-up step runs under an operator census (kernels, casts, synchronisations): the very code of a
+        timed step, on a step that is not timed. Not with torch.compile: the census cannot see inside compiled code."""
+        if self.step != self.train_config.warmup_steps - 1 or self.loss.active:
+            return contextlib.nullcontext()
+        census = OpCensus()
+        self._census = census
+        return census
+
+    def train_step(self, ready: ReadyBatch, wait_ms: float) -> None:
         if self.step == 0:
-            self.count_first_step(batch)
+            self.count_first_step(ready)
         if self.step == self.train_config.warmup_steps:
             self.profiler.begin_energy()
         graphs = self.loss.graphs()
-        with StepClock(self.device) as clock:
-            batch = batch.to(self.device)
+        host = ready.host
+        with self.census_step(), StepClock(self.device) as clock, sync_debug(self.device):
+            batch = ready.wait()
             with self.autocast():
                 loss = self.loss(batch.sequences, batch.features, batch.encoded_ids, batch.position_index)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
+                self.scaler.step(self.optimizer)  # fused AdamW takes the scale and the inf check on the device
                 self.scaler.update()
             else:
                 loss.backward()
                 self.optimizer.step()
         self.step += 1
+        if self._census is not None and self.step_ops is None:
+            result = self._census.result
+            self.step_ops = StepOps(result.kernels, result.casts, result.sync_count, result.sync_summary())
         if self.step == 1:  # outside the clock: gradients and optimizer state exist from here on
             counted_from = time.perf_counter()
             self.static_memory = static_memory(self.model, self.optimizer)
@@ -394,10 +446,11 @@ class Trainer:
         elif not compiled:  # a step that compiled measures the compiler: its time is compile_s, not a step
             self.step_ms.append(clock.elapsed_ms)
             self.data_wait_ms.append(wait_ms)
-            self.measured_sequences += batch.sequences.shape[0]
-            self.step_items.append(int(batch.encoded_ids.numel()))
+            self.measured_sequences += host.real_sequences
+            self.step_items.append(int(host.encoded_ids.numel()))
+            self.measured_items += host.real_items
             if self.tokens_per_item is not None:
-                self.measured_tokens += int(self.tokens_per_item[batch.encoded_ids.cpu()].sum())
+                self.measured_tokens += int(self.tokens_per_item[host.encoded_ids].sum())
 
     def run(self) -> None:
         planned = self.planned_steps()
@@ -410,6 +463,7 @@ class Trainer:
             np.random.default_rng(self.config.seed),
             self.num_workers,
             self.device,
+            self.train_config.step_shapes,
         )
         epochs, every = self.train_config.epochs, self.config.eval.every
         self.profiler.start()
@@ -421,7 +475,7 @@ class Trainer:
                 self.untimed_s = 0.0
                 waited_s = 0.0
                 cut = False
-                batches = iter(loader)
+                batches = DeviceBatches(iter(loader), self.device, self.prepare)
                 while True:
                     asked = time.perf_counter()
                     batch = next(batches, None)
@@ -511,7 +565,7 @@ class Trainer:
             final_loss=self.losses[-1] if self.losses else None,
             stopped_early=self.stopped_early,
             samples_per_s=self.measured_sequences / measured_s if measured_s else None,
-            items_per_s=sum(self.step_items) / measured_s if measured_s else None,
+            items_per_s=self.measured_items / measured_s if measured_s else None,
             tokens_per_s=self.measured_tokens / measured_s if measured_s and self.tokens_per_item is not None else None,
             step_items_median=float(np.median(self.step_items)) if self.step_items else None,
             epoch_s=epoch_s,
