@@ -9,7 +9,7 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report lint lock test-min test-gpu-versions min-lock clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report bench-overhead lint lock test-min test-gpu-versions min-lock clean
 
 # constraints/lock.txt pins every other package to the versions the tests passed with (`make lock` refreshes it).
 LOCK        ?= constraints/lock.txt
@@ -99,6 +99,11 @@ gpu-wheels:
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		-d .whl polars==2.1.0 polars-runtime-32==2.1.0
+
+# mmbench's step against a plain PyTorch loop of the same work, every method, interleaved (benchmark/overhead): on a
+# CPU the tiny shapes and the cached methods at paper shapes, on a GPU every method at paper shapes.
+bench-overhead: setup
+	$(PY) -m benchmark.overhead --rounds 3
 
 # `mmbench data import` on 1 million interactions (100k users x 10, 50k items with images).
 bench-import: setup

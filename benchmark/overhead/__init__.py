@@ -1,0 +1,1 @@
+"""Harness overhead: each mmbench cell against a plain PyTorch loop of the same work (`make bench-overhead`)."""
