@@ -54,6 +54,25 @@ def test_trainable_parameters_bert_base_vit_base(name):
         assert total == trainable  # the cached model holds no tower; the loop adds their count to total_params
 
 
+REFERENCE_SASREC = 10 * 64 + 2 * 64 + 2 * (4 * 64 * 64 + 2 * 64 + linear(64, 256) + linear(256, 64) + 2 * 64)
+
+
+def test_the_paper_suite_trains_the_reference_codes_parameters():
+    """iisan-paper.yaml takes the IISAN code's choices: its post-LN user encoder makes the code's 4,113,877."""
+    from benchmark.suite.loader import load_suite
+    from benchmark.suite.matrix import expand_cells
+    from tests.conftest import ROOT
+
+    cell = next(c for c in expand_cells(load_suite(ROOT / "suites/iisan-paper.yaml")) if c.config.method.name == "iisan")
+    train, options = cell.config.train, cell.config.method.options
+    assert (options.activation, options.init, train.user_encoder) == ("relu", "reference", "post-ln")
+    assert (train.precision, train.weight_decay, train.logq_correction) == ("fp16", 0.0, True)
+    towers = {m: build_tower(m, tower, 0) for m, tower in cell.config.towers.present().items()}
+    encoder = get_method_class("iisan")(options).build_item_encoder(towers, 64)
+    model = Recommender(encoder, 64, 10, 2, 2, 0.1, user_encoder=train.user_encoder)
+    assert count_parameters(model)[0] == IISAN_SIDE + IISAN_HEADS + REFERENCE_SASREC == 4_113_877
+
+
 def tiny_config(seed: int = 0, layers: list[int] | None = None) -> dict:
     return {
         "seed": seed,

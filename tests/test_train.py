@@ -83,9 +83,10 @@ def test_popularity_and_random_baselines():
     assert 30 < first.mean() < 68  # uniform over 98 candidates: mean rank about 48.5
 
 
-def test_sasrec_is_causal_and_ignores_padding():
+@pytest.mark.parametrize("style", ["pre-ln", "post-ln"])
+def test_sasrec_is_causal_and_ignores_padding(style):
     torch.manual_seed(0)
-    model = SASRec(dim=8, layers=2, heads=2, max_len=5, dropout=0.0).eval()
+    model = SASRec(dim=8, layers=2, heads=2, max_len=5, dropout=0.0, style=style).eval()
     embeddings = torch.randn(1, 5, 8)
     valid = torch.tensor([[False, True, True, True, True]])
     out = model(embeddings, valid)
@@ -96,6 +97,18 @@ def test_sasrec_is_causal_and_ignores_padding():
     padded[0, 0] = 100.0  # a padded position must not influence anything
     assert torch.allclose(model(padded, valid)[0, 1:], out[0, 1:], atol=1e-6)
     assert torch.isfinite(out).all()
+
+
+def test_the_post_ln_user_encoder_is_the_iisan_codes():
+    model = SASRec(dim=64, layers=2, heads=2, max_len=10, dropout=0.1, style="post-ln")
+    block = model.blocks[0]
+    assert block.qkv.bias is None and block.attention_out.bias is None  # bias-free attention projections
+    assert [layer.out_features for layer in block.ffn if isinstance(layer, torch.nn.Linear)] == [256, 64]
+    assert isinstance(block.ffn[1], torch.nn.ReLU) and block.attention_norm.eps == 1e-6
+    assert isinstance(model.output_norm, torch.nn.Identity)
+    # Xavier-normal: each of the query/key/value thirds has std sqrt(2 / (64 + 64))
+    assert block.qkv.weight[:64].std().item() == pytest.approx((2 / 128) ** 0.5, rel=0.1)
+    assert block.ffn[0].bias.abs().max().item() == 0.0
 
 
 class LookupEncoder(torch.nn.Module):

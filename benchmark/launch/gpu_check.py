@@ -1,10 +1,19 @@
-"""`make gpu-check`: a short run of the paper setting and the Versa/CROSSAN slices on a CUDA GPU,
-the leaderboard, then the GPU-only tests.
+"""`make gpu-check`: every GPU path of mmbench proven in one call on one CUDA GPU, most important first.
 
-On the lent GPU machine, $OUT collects what comes back, refreshed after every slice so that a
-run cut short still returns what it measured: every row in one Parquet file (the per-cell files
-sit too deep to travel), the report as Markdown and JSON, and the cell logs.
-Without a CUDA GPU it says so, validates the suite, lists its cells and runs the smoke suite.
+Stages, each writing what it measured under $OUT before the next starts (so a call cut short loses nothing):
+
+1. `mmbench env`;
+2. the harness-overhead benchmark at the paper's shapes — every method of gpu-check.yaml on bert-base + vit-base
+   against its plain PyTorch loop (their rows are that slice of gpu-check, so step 5 does not run them again);
+3. train.compile and the CUDA-graph axis on the cached IISAN cell (gpu-check-graphs.yaml);
+4. the GPU-marked tests (sync-free steps in sync-debug mode, the CUDA memory stack, BitFit's LayerNorm, ...);
+5. the rest of gpu-check.yaml (a decoder-LLM slice for IISAN-Versa, a four-modality slice for CROSSAN);
+6. a one-GPU pool run;
+7. the leaderboard of everything.
+
+A stage starts only if its estimate fits the time left (GPU_CHECK_BUDGET_S, default 480 s: the device's 15 minutes
+leave room for a rerun); a skipped stage is named. Without a CUDA GPU it says so, validates the GPU suites, lists
+their cells and runs the CPU smoke suite instead.
 """
 
 from __future__ import annotations
@@ -13,24 +22,69 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 GPU_SUITE = Path("suites/gpu-check.yaml")
+GRAPHS_SUITE = Path("suites/gpu-check-graphs.yaml")
 SMOKE_SUITE = Path("suites/smoke.yaml")
-# One tower set at a time, cheapest first.
-SLICES = ("*/bert-base+vit-base/*", "*/qwen2-0.5b+vit-base/*", "*/text+image+video+audio/*")
+PAPER_SLICE = "*/bert-base+vit-base/*"
+GPU_TESTS = (
+    "tests/test_step_sync_free.py",
+    "tests/test_cuda_graphs.py",
+    "tests/test_profile.py",
+    "tests/test_precision.py",
+    "tests/test_iisan.py",
+    "tests/test_methods.py",
+    "tests/test_cost_explained.py",
+)
+DEFAULT_BUDGET_S = 480.0
 
 
-def _mmbench(*arguments: str, stdout_path: Path | None = None) -> int:
-    command = [sys.executable, "-m", "benchmark", *arguments]
-    print("$ mmbench " + " ".join(arguments), file=sys.stderr, flush=True)
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _call(command: list[str], stdout_path: Path | None = None) -> int:
+    _say("$ " + " ".join(command))
     if stdout_path is None:
         return subprocess.call(command)
     with open(stdout_path, "w") as handle:
         return subprocess.call(command, stdout=handle)
 
 
+def _mmbench(*arguments: str, stdout_path: Path | None = None) -> int:
+    return _call([sys.executable, "-m", "benchmark", *arguments], stdout_path)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    estimate_s: float  # what it takes on an H100/H200, roughly: a stage that cannot fit is skipped, not cut
+    run: Callable[[], int]
+
+
+def run_stages(stages: list[Stage], budget_s: float, after_each: Callable[[], None]) -> tuple[int, list[str]]:
+    """Run the stages in order while their estimates fit the budget; (first failing exit code or 0, skipped names)."""
+    started = time.monotonic()
+    code, skipped = 0, []
+    for stage in stages:
+        left = budget_s - (time.monotonic() - started)
+        if stage.estimate_s > left:
+            _say(f"gpu-check: skipping '{stage.name}' (needs ~{stage.estimate_s:.0f} s, {left:.0f} s left)")
+            skipped.append(stage.name)
+            continue
+        _say(f"gpu-check: {stage.name} ({left:.0f} s left)")
+        stage_code = stage.run()
+        code = code or stage_code
+        after_each()
+    return code, skipped
+
+
 def _bundle(results: Path, out: Path) -> None:
+    """Every row so far in one Parquet file (the per-cell files sit too deep to travel) and the cell logs, under $OUT."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -42,13 +96,36 @@ def _bundle(results: Path, out: Path) -> None:
     with tarfile.open(out / "logs.tar.gz", "w:gz") as archive:
         for log in results.rglob("*.log"):
             archive.add(log, arcname=str(log.relative_to(results)))
-    # The report needs polars; where it is missing the rows still come back for `report` elsewhere.
-    _mmbench(
-        "report", "--results", str(results), "--suite", "gpu-check", "--format", "md", stdout_path=out / "report.md"
-    )
-    _mmbench(
-        "report", "--results", str(results), "--suite", "gpu-check", "--format", "json", stdout_path=out / "report.json"
-    )
+
+
+def _report(results: Path, out: Path | None) -> int:
+    """The leaderboard on the terminal, and as Markdown and JSON under $OUT (the report needs polars: without it
+    the rows still come back, for `report` elsewhere)."""
+    code = _mmbench("report", "--results", str(results))
+    if out is not None:
+        for form in ("md", "json"):
+            _mmbench("report", "--results", str(results), "--format", form, stdout_path=out / f"report.{form}")
+    return code
+
+
+def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
+    scratch = out or results
+    overhead = [sys.executable, "-m", "benchmark.overhead", str(GPU_SUITE), "--only", PAPER_SLICE, "--rounds", "1"]
+    overhead += ["--results", str(results), "--out", str(scratch / "overhead.json")]
+    tests = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "gpu", "-p", "no:cacheprovider", *GPU_TESTS]
+    pool = ["run", str(SMOKE_SUITE), "--results", str(results), "--only", "*/lora/*", "--launcher", "pool"]
+    pool += ["--gpus", "all", "--set", "train.device=cuda", "--set", "train.precision=bf16"]
+    suite_rest = ["run", str(GPU_SUITE), "--results", str(results)]
+    # Estimates for an H100/H200 host, mostly process start-up, tower building and data loading per cell.
+    return [
+        Stage("environment", 5, lambda: _mmbench("env")),
+        Stage("harness overhead at paper shapes", 210, lambda: _call(overhead, scratch / "overhead.md")),
+        Stage("compile and CUDA graphs", 90, lambda: _mmbench("run", str(GRAPHS_SUITE), "--results", str(results))),
+        Stage("GPU-marked tests", 60, lambda: _call(tests, scratch / "gpu-tests.txt")),
+        Stage("gpu-check.yaml, the cells not run yet (LLM and four-modality slices)", 80, lambda: _mmbench(*suite_rest)),
+        Stage("one-GPU pool", 20, lambda: _mmbench(*pool)),
+        Stage("leaderboard", 10, lambda: _report(results, out)),
+    ]
 
 
 def main() -> int:
@@ -56,43 +133,24 @@ def main() -> int:
 
     results = Path(os.environ.get("GPU_RESULTS", "results/gpu-check"))
     if not torch.cuda.is_available():
-        print(
-            "gpu-check: no CUDA GPU here; validating the GPU suite and running the CPU smoke suite instead.",
-            file=sys.stderr,
-        )
-        code = _mmbench("validate", str(GPU_SUITE)) or _mmbench("run", str(GPU_SUITE), "--dry-run")
+        _say("gpu-check: no CUDA GPU here; validating the GPU suites and running the CPU smoke suite instead.")
+        code = 0
+        for suite in (GPU_SUITE, GRAPHS_SUITE):
+            code = code or _mmbench("validate", str(suite)) or _mmbench("run", str(suite), "--dry-run")
         return (
             code
             or _mmbench("run", str(SMOKE_SUITE), "--results", str(results))
             or _mmbench("report", "--results", str(results), "--suite", "smoke")
         )
-    _mmbench("env")
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
-    run_code = 0
-    for cells in SLICES:
-        run_code = _mmbench("run", str(GPU_SUITE), "--results", str(results), "--only", cells) or run_code
-        if out is not None:
-            _bundle(results, out)
-    report_code = _mmbench("report", "--results", str(results), "--suite", "gpu-check")
-    print("$ pytest -m gpu (the GPU-only tests)", file=sys.stderr, flush=True)
-    test_code = subprocess.call(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-m",
-            "gpu",
-            "-p",
-            "no:cacheprovider",
-            "tests/test_profile.py",
-            "tests/test_precision.py",
-            "tests/test_iisan.py",
-            "tests/test_methods.py",
-            "tests/test_cost_explained.py",
-        ]
+    budget = float(os.environ.get("GPU_CHECK_BUDGET_S", DEFAULT_BUDGET_S))
+    results.mkdir(parents=True, exist_ok=True)
+    code, skipped = run_stages(
+        gpu_stages(results, out), budget, lambda: _bundle(results, out) if out is not None else None
     )
-    return run_code or report_code or test_code
+    if skipped:
+        _say(f"gpu-check: skipped for time: {', '.join(skipped)} (GPU_CHECK_BUDGET_S={budget:.0f})")
+    return code
 
 
 if __name__ == "__main__":

@@ -132,6 +132,8 @@ class DevicePeak(Piece):
 class Compilation(Piece):
     compiled: bool  # torch.compile was asked for and ran (False after a fallback)
     compile_backend: str | None
+    compile_mode: str | None
+    cuda_graphs: bool  # the compiled step replays CUDA graphs (reduce-overhead, max-autotune, the cudagraphs backend)
     compile_s: float | None  # time of the steps that compiled, beyond a median step
     compile_steps: int | None  # steps during which a graph was compiled (left out of step_ms)
 

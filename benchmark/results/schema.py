@@ -109,6 +109,8 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     # torch.compile: compile time is kept out of the measured steps
     ("compiled", _B),
     ("compile_backend", _S),
+    ("compile_mode", _S),
+    ("cuda_graphs", _B),
     ("compile_s", _F),
     ("compile_steps", _I),
     ("train_loss", _FLOATS),

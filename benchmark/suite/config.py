@@ -64,6 +64,8 @@ def _dataset_formats() -> list[str]:
 
 Precision = Literal["fp32", "bf16", "fp16"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+# inductor's modes that capture the compiled graph in CUDA graphs
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 StepShapes = Literal["static", "bucketed", "dynamic"]
 FrozenWeights = Literal["compute", "fp32"]
 UserEncoderStyle = Literal["pre-ln", "post-ln"]  # benchmark/train/sasrec.py

@@ -12,10 +12,20 @@ from typing import Any
 import yaml
 
 from benchmark.errors import SuiteError
-from benchmark.suite.config import DatasetConfig, EvalConfig, SuiteConfig, TrainConfig, build, hints
+from benchmark.suite.config import (
+    CUDA_GRAPH_MODES,
+    DatasetConfig,
+    EvalConfig,
+    SuiteConfig,
+    TrainConfig,
+    build,
+    hints,
+)
 from benchmark.suite.schema import Validator
 from benchmark.suite.yaml_lines import KeyPath, load_yaml_with_lines
 
+# Compilation, then the CUDA graphs' warm-up run and recording: three calls before a step replays a graph.
+MIN_CUDA_GRAPH_WARMUP = 3
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Sections whose keys a `matrix:` entry may vary.
 MATRIX_SECTIONS = {"train": TrainConfig, "eval": EvalConfig}
@@ -190,6 +200,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
     for key, values in suite["matrix"].items():
         _check_matrix_entry(str(key), values, validator)
     _check_precision_on_cpu(suite, validator)
+    _check_cuda_graphs(suite, validator)
     if not suite["seeds"]:
         validator.problem(("seeds",), "must list at least one seed")
     for position, seed in enumerate(suite["seeds"]):
@@ -215,6 +226,32 @@ def _check_precision_on_cpu(suite: dict[str, Any], validator: Validator) -> None
                 path,
                 "fp16 on device 'cpu' measures emulated half precision (many times slower than fp32); "
                 "use fp32 or bf16 on a CPU, fp16 on a GPU",
+            )
+
+
+def _check_cuda_graphs(suite: dict[str, Any], validator: Validator) -> None:
+    """compile_mode is inductor's; its CUDA-graph modes need a CUDA device, shapes that repeat and warm-up steps
+    for the capture (recorded in the first calls, which must not be timed)."""
+    train = suite["train"]
+    backends = [value for value, _ in _setting_values(suite, "train", "compile_backend")]
+    for mode, path in _setting_values(suite, "train", "compile_mode"):
+        if mode == "default":
+            continue
+        if backends != ["inductor"]:
+            validator.problem(path, f"compile_mode '{mode}' is inductor's: set train.compile_backend: inductor")
+        if mode not in CUDA_GRAPH_MODES:
+            continue
+        if train["device"] == "cpu" and "train.device" not in suite["matrix"]:
+            validator.problem(path, f"compile_mode '{mode}' captures CUDA graphs: it needs device cuda (or auto)")
+        if train["step_shapes"] == "dynamic" and "train.step_shapes" not in suite["matrix"]:
+            validator.problem(
+                path, f"compile_mode '{mode}' captures one CUDA graph per shape: use train.step_shapes static or bucketed"
+            )
+        if train["warmup_steps"] < MIN_CUDA_GRAPH_WARMUP and "train.warmup_steps" not in suite["matrix"]:
+            validator.problem(
+                path,
+                f"compile_mode '{mode}' records its CUDA graphs during the first steps: warmup_steps must be at least "
+                f"{MIN_CUDA_GRAPH_WARMUP} so that no recording is timed",
             )
 
 

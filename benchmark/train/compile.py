@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from benchmark.results.pieces import Compilation
+from benchmark.suite.config import CUDA_GRAPH_MODES
 
 
 class CompileUnavailable(Exception):
@@ -30,8 +31,21 @@ def _graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def check_compiler(backend: str, device: torch.device) -> None:
-    """Inductor on a CPU writes C++: without a compiler it fails deep inside the first step, so say it first."""
+# Ways of asking for CUDA graphs: inductor's modes that capture the compiled graph, and dynamo's cudagraphs backend.
+CUDA_GRAPH_BACKEND = "cudagraphs"
+
+
+def uses_cuda_graphs(backend: str, mode: str) -> bool:
+    return backend == CUDA_GRAPH_BACKEND or (backend == "inductor" and mode in CUDA_GRAPH_MODES)
+
+
+def check_compiler(backend: str, device: torch.device, mode: str = "default") -> None:
+    """What cannot work here, said before the first step rather than deep inside it: CUDA graphs need a CUDA device
+    (elsewhere inductor would quietly compile without them, and the row would claim graphs it never had); inductor
+    on a CPU writes C++ and needs a compiler."""
+    if uses_cuda_graphs(backend, mode) and device.type != "cuda":
+        how = f"backend '{backend}'" if backend == CUDA_GRAPH_BACKEND else f"compile_mode '{mode}'"
+        raise CompileUnavailable(f"{how} captures CUDA graphs, which need a CUDA device (this cell runs on {device})")
     if backend != "inductor" or device.type != "cpu":
         return
     wanted = os.environ.get("CXX") or "g++"
@@ -54,9 +68,18 @@ def _reason(error: Exception) -> str:
 class CompiledLoss:
     """The model's training loss, compiled when asked; `call` reports whether this step compiled a graph."""
 
-    def __init__(self, loss: Callable[..., torch.Tensor], enabled: bool, backend: str, device: torch.device):
+    def __init__(
+        self,
+        loss: Callable[..., torch.Tensor],
+        enabled: bool,
+        backend: str,
+        device: torch.device,
+        mode: str = "default",
+    ):
         self.eager = loss
         self.backend = backend if enabled else None
+        self.mode = mode
+        self.cuda_graphs = enabled and uses_cuda_graphs(backend, mode)
         self.fallback: str | None = None
         self.compile_step_ms: list[float] = []
         self.function: Callable[..., torch.Tensor] = loss
@@ -64,8 +87,9 @@ class CompiledLoss:
         if enabled:
             self._cold_cache()
             try:
-                check_compiler(backend, device)
-                self.function = torch.compile(loss, backend=backend)
+                check_compiler(backend, device, mode)
+                # mode applies to inductor; other backends take none
+                self.function = torch.compile(loss, backend=backend, mode=mode if backend == "inductor" else None)
             except CompileUnavailable as error:
                 self.fall_back(str(error))
 
@@ -92,6 +116,10 @@ class CompiledLoss:
     def __call__(self, *args: Any) -> torch.Tensor:
         if not self.active:
             return self.eager(*args)
+        if self.cuda_graphs:
+            # A new training iteration: the graphs' outputs of the previous step (its loss, read already) may be
+            # overwritten by this replay.
+            torch.compiler.cudagraph_mark_step_begin()
         try:
             return self.function(*args)
         except torch.OutOfMemoryError:
@@ -107,6 +135,8 @@ class CompiledLoss:
         return Compilation(
             compiled=self.active,
             compile_backend=self.backend,
+            compile_mode=self.mode,
+            cuda_graphs=self.active and self.cuda_graphs,
             compile_s=sum(excess) / 1000.0 if self.active else None,
             compile_steps=len(self.compile_step_ms) if self.active else None,
         )

@@ -350,7 +350,11 @@ class Trainer:
         self.step_cost: StepCost | None = None
         self.step_ops: StepOps | None = None
         self.loss = CompiledLoss(
-            model.training_loss, self.train_config.compile, self.train_config.compile_backend, device
+            model.training_loss,
+            self.train_config.compile,
+            self.train_config.compile_backend,
+            device,
+            self.train_config.compile_mode,
         )
         self.profiler = TrainingProfiler(device, nvml_device, self.train_config.nvml_hz)
         # The fused implementation updates every parameter in a few kernels, with its step counters on the device: the
