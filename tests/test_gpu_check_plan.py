@@ -1,4 +1,4 @@
-"""`make gpu-check`'s plan: every GPU path in one call, most important first, each stage only if it fits the time left."""
+"""`make gpu-check`'s plan: every GPU path in one call, most important first, a stage only if it fits the time left."""
 
 from __future__ import annotations
 

@@ -63,7 +63,9 @@ def test_the_paper_suite_trains_the_reference_codes_parameters():
     from benchmark.suite.matrix import expand_cells
     from tests.conftest import ROOT
 
-    cell = next(c for c in expand_cells(load_suite(ROOT / "suites/iisan-paper.yaml")) if c.config.method.name == "iisan")
+    cell = next(
+        c for c in expand_cells(load_suite(ROOT / "suites/iisan-paper.yaml")) if c.config.method.name == "iisan"
+    )
     train, options = cell.config.train, cell.config.method.options
     assert (options.activation, options.init, train.user_encoder) == ("relu", "reference", "post-ln")
     assert (train.precision, train.weight_decay, train.logq_correction) == ("fp16", 0.0, True)

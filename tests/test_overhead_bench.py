@@ -1,4 +1,4 @@
-"""The harness-overhead benchmark: an independent plain loop per method, and the runner that compares it with mmbench."""
+"""The harness-overhead benchmark: an independent plain loop per method, and the runner comparing it with mmbench."""
 
 from __future__ import annotations
 
@@ -61,10 +61,13 @@ def test_the_plain_loop_trains(tmp_path):
     assert result["finite"] and len(result["step_ms"]) == 2 and len(result["losses"]) == 3
 
 
+@pytest.mark.slow
 def test_the_benchmark_compares_a_cell_with_its_plain_loop(tmp_path, write_suite):
     text = (ROOT / "suites/overhead-tiny.yaml").read_text()
-    text = text.replace("users: 600", "users: 96").replace("max_steps: 28", "max_steps: 5").replace(
-        "warmup_steps: 8", "warmup_steps: 2"
+    text = (
+        text.replace("users: 600", "users: 96")
+        .replace("max_steps: 28", "max_steps: 5")
+        .replace("warmup_steps: 8", "warmup_steps: 2")
     )
     suite = write_suite(text=text)
     out = tmp_path / "overhead.json"
@@ -81,3 +84,16 @@ def test_the_benchmark_compares_a_cell_with_its_plain_loop(tmp_path, write_suite
     raw = json.loads(out.read_text())["raw"][figure["cell_id"]]
     assert len(raw["mmbench"]["step_ms"]) == 3 and len(raw["plain"]["step_ms"]) == 3  # raw samples kept
     assert Path(tmp_path / "results").is_dir()
+
+
+def test_the_comparison_reports_ratio_rounds_and_disagreements():
+    from benchmark.overhead.__main__ import Comparison, Side, render
+
+    comparison = Comparison("d/t/iisan/seed=0", "iisan")
+    comparison.mmbench = Side([11.0, 12.0, 13.0, 24.0], [12.0, 24.0], 300, 0, "", 1000)
+    comparison.plain = Side([10.0, 10.0, 10.0, 20.0], [10.0, 20.0], 480, 1, "_local_scalar_dense x1", 1001)
+    figures = comparison.figures("cpu")
+    assert figures["ratio"] == pytest.approx(12.5 / 10.0) and figures["round_ratios"] == [1.2, 1.2]
+    assert not figures["within_target"] and figures["target"] == 1.10 and not figures["params_match"]
+    table = render([figures], "cpu")
+    assert "1.250 (> 1.10) [1.20, 1.20]" in table and "300 / 480" in table and "1,000 / 1,001 DIFFER" in table

@@ -178,3 +178,92 @@ def test_a_cuda_step_raises_no_synchronisation_in_sync_debug_mode(write_suite, p
         row = empty_row()
         run_cell(cell.config, row, lambda message: None)
         assert row["measured_steps"] == 2 and row["step_syncs"] == 0, (cell.config.method.name, row["error"])
+
+
+def test_the_census_counts_kernels_casts_and_every_kind_of_synchronisation():
+    x = torch.randn(4, 3)
+    with OpCensus() as census:
+        x.view(12)  # a view launches nothing
+        (x + 1).sum()
+        x[x > 0]  # boolean mask: its size comes from the data
+        x.nonzero()
+        x.sum().item()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.functional.linear(x, torch.randn(2, 3))
+    result = census.result
+    assert result.syncs == {"index(bool mask)": 1, "nonzero": 1, "_local_scalar_dense": 1}
+    assert result.sync_summary() == "_local_scalar_dense x1, index(bool mask) x1, nonzero x1"
+    assert result.casts == 2  # autocast's input and weight casts
+    assert result.kernels >= 8
+
+
+def test_frozen_towers_are_stored_in_the_compute_precision_and_trained_ones_are_not():
+    from benchmark.data.dataset import load_raw_dataset
+    from benchmark.methods.registry import get_method_class
+    from benchmark.models.towers import Tower
+    from benchmark.train.features import build_towers_and_features
+    from benchmark.train.loop import store_frozen_towers
+    from tests.conftest import tiny_synthetic_dataset
+
+    raw = load_raw_dataset(tiny_synthetic_dataset(3))
+    towers_config = {
+        "name": "t",
+        "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8},
+        "image": {"preset": "vit-micro", "weights": "random", "image_size": 16},
+    }
+    for method, stored in (("iisan", torch.bfloat16), ("lora", torch.float32), ("bitfit", torch.float32)):
+        towers, _, _ = build_towers_and_features(towers_config, 0, raw)
+        options = {"layer_stride": 1} if method == "iisan" else {}
+        model = Recommender(get_method_class(method)(options).build_item_encoder(towers, 16), 16, 4, 1, 2, 0.0)
+        assert store_frozen_towers(model, "fp32", "compute") == 0  # nothing to gain in fp32
+        assert store_frozen_towers(model, "bf16", "fp32") == 0  # asked to keep fp32
+        store_frozen_towers(model, "bf16", "compute")
+        for tower in (m for m in model.modules() if isinstance(m, Tower)):
+            assert {p.dtype for p in tower.parameters()} == {stored}, method
+        assert {p.dtype for p in model.user_encoder.parameters()} == {torch.float32}
+
+
+def test_inputs_prepared_ahead_give_the_towers_the_same_values():
+    from benchmark.models.towers import build_tower
+
+    features = {
+        "text_ids": torch.randint(1000, 2000, (3, 8)),
+        "text_mask": torch.tensor([[1] * 8, [1] * 5 + [0] * 3, [1, 1] + [0] * 6]),
+        "pixels": torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8),
+        "video": torch.randint(0, 256, (3, 2, 3, 16, 16), dtype=torch.uint8),
+        "audio": torch.randn(3, 32, 16).half(),
+    }
+    towers = [
+        build_tower("text", {"preset": "bert-tiny", "weights": "random", "max_tokens": 8}),
+        build_tower("image", {"preset": "vit-micro", "weights": "random", "image_size": 16}),
+        build_tower("video", {"preset": "videomae-micro", "weights": "random"}),
+        build_tower("audio", {"preset": "ast-micro", "weights": "random"}),
+    ]
+    for tower in towers:
+        tower.eval()
+        direct = tower(features)
+        prepared = tower.prepare_inputs(features, torch.float32)
+        torch.testing.assert_close(tower(prepared), direct, msg=tower.label)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = tower(tower.prepare_inputs(features, torch.bfloat16))
+            reference = tower(features)
+        torch.testing.assert_close(low.float(), reference.float(), rtol=0.05, atol=0.05, msg=tower.label)
+
+
+def test_batches_are_prepared_before_their_step_and_keep_the_host_counts():
+    from benchmark.train.batches import DeviceBatches
+
+    features = _features()
+    host = [collate_train_batch(SEQUENCES[:2], features, False, "static", rows=3) for _ in range(3)]
+    prepared_calls = []
+
+    def prepare(batch_features):
+        prepared_calls.append(len(prepared_calls))
+        return {**batch_features, "ready": torch.ones(1)}
+
+    batches = DeviceBatches(iter(host), torch.device("cpu"), prepare)
+    first = next(batches)
+    assert len(prepared_calls) == 2  # the batch handed over and the next one, prepared before the first step runs
+    assert first.host is host[0] and first.wait().features["ready"].item() == 1.0
+    assert (first.host.real_sequences, first.host.real_items) == (2, 9)
+    assert len(list(batches)) == 2 and len(prepared_calls) == 3

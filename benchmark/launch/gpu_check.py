@@ -84,7 +84,7 @@ def run_stages(stages: list[Stage], budget_s: float, after_each: Callable[[], No
 
 
 def _bundle(results: Path, out: Path) -> None:
-    """Every row so far in one Parquet file (the per-cell files sit too deep to travel) and the cell logs, under $OUT."""
+    """Every row so far in one Parquet file (per-cell files sit too deep to travel) and the cell logs, under $OUT."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -122,7 +122,9 @@ def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
         Stage("harness overhead at paper shapes", 210, lambda: _call(overhead, scratch / "overhead.md")),
         Stage("compile and CUDA graphs", 90, lambda: _mmbench("run", str(GRAPHS_SUITE), "--results", str(results))),
         Stage("GPU-marked tests", 60, lambda: _call(tests, scratch / "gpu-tests.txt")),
-        Stage("gpu-check.yaml, the cells not run yet (LLM and four-modality slices)", 80, lambda: _mmbench(*suite_rest)),
+        Stage(
+            "gpu-check.yaml, the cells not run yet (LLM and four-modality slices)", 80, lambda: _mmbench(*suite_rest)
+        ),
         Stage("one-GPU pool", 20, lambda: _mmbench(*pool)),
         Stage("leaderboard", 10, lambda: _report(results, out)),
     ]

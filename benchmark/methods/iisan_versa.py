@@ -27,8 +27,8 @@ from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, S
 from benchmark.methods.side_network import (
     Fusion,
     InterModalSAN,
-    SideInit,
     IntraModalSAN,
+    SideInit,
     build_fusion,
     group_indices,
     narrowing_head,

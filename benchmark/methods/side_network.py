@@ -94,7 +94,9 @@ class ParallelSANBs(nn.Module):
 
         Unbound once: the backward of one unbind is one stack, where indexing block by block would give every block's
         gradient its own full-size zero tensor to be summed."""
-        unbound = [compute_precision(p).unbind(0) for p in (self.down_weight, self.down_bias, self.up_weight, self.up_bias)]
+        unbound = [
+            compute_precision(p).unbind(0) for p in (self.down_weight, self.down_bias, self.up_weight, self.up_bias)
+        ]
         return list(zip(*unbound, strict=True))
 
     def block(self, hidden: torch.Tensor, weights: tuple[torch.Tensor, ...]) -> torch.Tensor:

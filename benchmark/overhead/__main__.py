@@ -133,8 +133,8 @@ def merge(total: Side, one: Side) -> None:
 
 def render(figures: list[dict[str, Any]], device_name: str) -> str:
     header = (
-        "| method | cell | mmbench ms | plain ms | ratio [rounds] | kernels mmbench / plain | syncs in mmbench's step | "
-        "trainable params mmbench / plain |"
+        "| method | cell | mmbench ms | plain ms | ratio [rounds] | kernels mmbench / plain | "
+        "syncs in mmbench's step | trainable params mmbench / plain |"
     )
     lines = [f"harness overhead on {device_name}", "", header, "|" + "---|" * 8]
     for f in figures:

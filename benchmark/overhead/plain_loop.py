@@ -183,7 +183,9 @@ class IISANSide(nn.Module):
     def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         s_text = s_image = u = torch.zeros_like(text[:, 0])
         for i in range(text.shape[1]):
-            g_t, g_v, g_m = (torch.sigmoid(gates[i] / 0.1) for gates in (self.text_gates, self.image_gates, self.inter_gates))
+            g_t, g_v, g_m = (
+                torch.sigmoid(gates[i] / 0.1) for gates in (self.text_gates, self.image_gates, self.inter_gates)
+            )
             s_text = self.text_blocks[i](g_t * text[:, i] + (1 - g_t) * s_text)
             s_image = self.image_blocks[i](g_v * image[:, i] + (1 - g_v) * s_image)
             u = self.inter_blocks[i](u + g_m * image[:, i] + (1 - g_m) * text[:, i])
@@ -235,7 +237,9 @@ class SideEncoder(nn.Module):
         if self.towers is None:
             return inputs["text_states"].float(), inputs["image_states"].float()
         with torch.no_grad():
-            text = self.towers["text"](input_ids=inputs["ids"], attention_mask=inputs["mask"], output_hidden_states=True)
+            text = self.towers["text"](
+                input_ids=inputs["ids"], attention_mask=inputs["mask"], output_hidden_states=True
+            )
             image = self.towers["image"](pixel_values=inputs["pixels"], output_hidden_states=True)
             return (
                 torch.stack([text.hidden_states[i][:, 0] for i in self.indices], dim=1).float(),
@@ -392,7 +396,9 @@ def host_data(cell: dict[str, Any], shape: dict[str, Any]) -> dict[str, torch.Te
         data = {
             "ids": torch.randint(1000, shape["vocab"], (items + 1, tokens), generator=generator),
             "mask": (torch.arange(tokens).unsqueeze(0) < lengths.unsqueeze(1)).long(),
-            "pixels": torch.randint(0, 256, (items + 1, 3, shape["image_size"], shape["image_size"]), generator=generator, dtype=torch.uint8),
+            "pixels": torch.randint(
+                0, 256, (items + 1, 3, shape["image_size"], shape["image_size"]), generator=generator, dtype=torch.uint8
+            ),
         }
     data["items"] = torch.tensor(items)
     return data

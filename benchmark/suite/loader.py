@@ -245,7 +245,8 @@ def _check_cuda_graphs(suite: dict[str, Any], validator: Validator) -> None:
             validator.problem(path, f"compile_mode '{mode}' captures CUDA graphs: it needs device cuda (or auto)")
         if train["step_shapes"] == "dynamic" and "train.step_shapes" not in suite["matrix"]:
             validator.problem(
-                path, f"compile_mode '{mode}' captures one CUDA graph per shape: use train.step_shapes static or bucketed"
+                path,
+                f"compile_mode '{mode}' captures one CUDA graph per shape: use train.step_shapes static or bucketed",
             )
         if train["warmup_steps"] < MIN_CUDA_GRAPH_WARMUP and "train.warmup_steps" not in suite["matrix"]:
             validator.problem(

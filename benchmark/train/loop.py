@@ -52,6 +52,7 @@ from benchmark.results.pieces import (
 )
 from benchmark.results.schema import EVAL_KS
 from benchmark.suite.config import CellConfig
+from benchmark.train.batches import DeviceBatches, ReadyBatch, input_preparation
 from benchmark.train.compile import CompiledLoss
 from benchmark.train.evaluate import (
     ModelScorer,
@@ -63,7 +64,6 @@ from benchmark.train.evaluate import (
 )
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import cache_origin, find_caches
-from benchmark.train.batches import DeviceBatches, ReadyBatch, input_preparation
 from benchmark.train.precision import DTYPES, autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
 from benchmark.units import GIB
