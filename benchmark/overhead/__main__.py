@@ -3,8 +3,8 @@
 For every cell of the given suites (filtered by --only), each round runs the cell with `mmbench run` — the whole
 harness: subprocess, profiler threads, DataLoader, the row — and then the plain PyTorch loop of the same work
 (plain_loop.py) in a process of its own; the order alternates from round to round, so drift on the device falls
-on both sides alike. Per method it prints the median step of each side, their ratio (with the range of the
-per-round ratios), kernel-launching operators per step of each, host-device synchronisations inside mmbench's timed
+on both sides alike. Per method it prints the median step of each side, their ratio (the median of the per-round
+ratios, each listed), kernel-launching operators per step of each, host-device synchronisations inside mmbench's timed
 step, and trainable parameters (which must match: the plain loop is an independent implementation of the method).
 Raw step samples of both sides go to a JSON file (--out).
 """
@@ -51,8 +51,10 @@ class Comparison:
     def figures(self, device: str) -> dict[str, Any]:
         ours = statistics.median(self.mmbench.step_ms) if self.mmbench.step_ms else None
         theirs = statistics.median(self.plain.step_ms) if self.plain.step_ms else None
-        ratio = ours / theirs if ours and theirs else None
+        # Each round's two runs are minutes apart at most: their ratio cancels the device's drift (on a shared CPU,
+        # tens of percent within minutes), and the median over rounds resists one disturbed run.
         rounds = [a / b for a, b in zip(self.mmbench.round_medians, self.plain.round_medians, strict=False) if b]
+        ratio = statistics.median(rounds) if rounds else None
         target = TARGET_RATIO["cuda" if device != "cpu" else "cpu"]
         return {
             "cell_id": self.cell_id,

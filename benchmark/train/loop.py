@@ -492,6 +492,7 @@ class Trainer:
                     if self.train_config.max_steps and self.step >= self.train_config.max_steps:
                         cut = True
                         break
+                del batches  # a batch prepared ahead for a step that will not run is not evaluation's memory
                 synchronize(self.device)
                 epoch_s = time.perf_counter() - epoch_started - self.untimed_s
                 self.train_s += epoch_s
