@@ -56,6 +56,8 @@ RAW_COLUMNS = [
     "flops_side",
     "flops_user",
     "flops_other",
+    "step_kernels",
+    "step_syncs",
     "tflops_per_s",
     "peak_tflops",
     "mfu",
@@ -160,6 +162,13 @@ def _flops(row: dict[str, Any]) -> str:
     return f"{total / 1e9:.2f} [" + "/".join(_number(None if _missing(p) else p / 1e9, ".2f") for p in parts) + "]"
 
 
+def _kernels(row: dict[str, Any]) -> str:
+    """'310 (0)': kernel-launching operators of a step and host-device synchronisations among them."""
+    if _missing(row["step_kernels"]):
+        return "–"
+    return f"{row['step_kernels']:.0f} ({_number(row['step_syncs'], '.0f')})"
+
+
 def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
     """Where each configuration's cost goes: memory by kind, work per step, how fast it ran, time to accuracy."""
     rows = []
@@ -178,6 +187,7 @@ def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
                 "allocator slack MiB": _mib(row["allocator_slack_bytes"]),
                 "CUDA context MiB": _mib(row["cuda_context_bytes"]),
                 "GFLOP/step [tower/side/user/other]": _flops(row),
+                "kernels/step (syncs)": _kernels(row),
                 "TFLOP/s": _number(row["tflops_per_s"], ".3f"),
                 "MFU %": _number(None if _missing(mfu) else 100 * mfu, ".1f"),
                 "samples/s": _number(row["samples_per_s"], ".1f"),
@@ -198,6 +208,7 @@ COST_OPTIONAL_COLUMNS = (
     "allocator slack MiB",
     "CUDA context MiB",
     "MFU %",
+    "kernels/step (syncs)",
     "tokens/s",
     "compile s",
     "TTA s",

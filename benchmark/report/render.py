@@ -45,6 +45,8 @@ COST_NOTE = (
     "allocated minus weights, gradients and optimizer state; slack: reserved minus allocated; CUDA context: NVML "
     "process minus reserved. GFLOP/step counted on one forward + backward of the first batch; TFLOP/s = FLOPs of "
     "the median step / its time; MFU against the GPU's dense peak for the precision (README: Where the cost goes); "
+    "kernels/step (syncs): operators launching device work in one step, and host-device synchronisations among "
+    "them, counted on the last warm-up step; "
     "TTA: training time (evaluation excluded) until validation NDCG@10 first reached the row's fraction of its best"
 )
 

@@ -45,6 +45,8 @@ COUNT_COLUMNS = [
     "flops_side",
     "flops_user",
     "flops_other",
+    "step_kernels",
+    "step_syncs",
 ]
 MEDIAN_COLUMNS = [
     *COUNT_COLUMNS,
