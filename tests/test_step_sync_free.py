@@ -267,3 +267,28 @@ def test_batches_are_prepared_before_their_step_and_keep_the_host_counts():
     assert first.host is host[0] and first.wait().features["ready"].item() == 1.0
     assert (first.host.real_sequences, first.host.real_items) == (2, 9)
     assert len(list(batches)) == 2 and len(prepared_calls) == 3
+
+
+@pytest.mark.parametrize("preset", ["bert-tiny", "qwen2-micro", "llama-micro"])
+def test_text_towers_build_their_attention_mask_without_asking_the_device(preset, monkeypatch):
+    """transformers decides from a 2D mask whether any token is padding (`mask.all()`: a synchronisation); the
+    prepared 4D mask gives every real token the same state."""
+    from benchmark.modalities import text
+    from benchmark.models.towers import build_tower
+
+    tower = build_tower("text", {"preset": preset, "weights": "random", "max_tokens": 8}).eval()
+    mask = torch.ones(4, 8, dtype=torch.long)
+    mask[:2, 5:] = 0
+    if preset != "bert-tiny":
+        mask[3, :3] = 0  # a decoder's tokenizer may pad on the left
+    features = {"text_ids": torch.randint(1000, 2000, (4, 8)), "text_mask": mask}
+    with OpCensus() as census:
+        prepared = tower(features, all_layers=True)
+    assert census.result.sync_count == 0
+    monkeypatch.setattr(text, "_prepared_mask_kind", lambda tower: None)
+    with OpCensus() as census:
+        plain = tower(features, all_layers=True)
+    assert census.result.sync_count > 0  # what the 2D mask costs
+    real = mask.bool()[..., None]
+    for ours, theirs in zip(prepared, plain, strict=True):
+        torch.testing.assert_close(ours * real, theirs * real)

@@ -18,18 +18,38 @@ if TYPE_CHECKING:
 
 
 @functools.cache
-def _passes_4d_masks_through(model_class: type) -> bool:
-    """Whether a transformers encoder builds its attention mask with `create_bidirectional_mask`, which returns an
-    already prepared 4D mask unchanged (transformers releases before that helper would reject one)."""
+def _mask_builders(model_class: type) -> frozenset[str]:
+    """Which of transformers' mask builders a model's module uses; both return an already prepared 4D mask unchanged
+    (transformers releases before them would reject one)."""
     module = sys.modules.get(model_class.__module__)
-    return module is not None and hasattr(module, "create_bidirectional_mask")
+    return frozenset(name for name in ("create_bidirectional_mask", "create_causal_mask") if hasattr(module, name))
 
 
-def _takes_prepared_mask(tower: Tower) -> bool:
+def _prepared_mask_kind(tower: Tower) -> str | None:
+    """'bidirectional' (encoders), 'causal' (decoder LLMs with full attention in every layer), or None: give the
+    model the 2D mask."""
     model = tower.model.get_base_model() if hasattr(tower.model, "get_base_model") else tower.model
     config = tower.model_config
-    # Decoder LLMs build a causal mask and handle fully padded rows their own way: they keep the 2D mask.
-    return tower.pooling == "cls" and not getattr(config, "is_decoder", False) and _passes_4d_masks_through(type(model))
+    builders = _mask_builders(type(model))
+    if tower.pooling == "cls" and not getattr(config, "is_decoder", False):
+        return "bidirectional" if "create_bidirectional_mask" in builders else None
+    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    return "causal" if "create_causal_mask" in builders and layer_types == {"full_attention"} else None
+
+
+def prepared_attention_mask(mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """The 4D boolean mask (True: attend) the model would build from a 2D padding mask, built without asking the
+    device whether any token is padding. Bidirectional: [n, 1, 1, tokens], the first token (CLS) always attended.
+    Causal: [n, 1, tokens, tokens], earlier valid tokens, and every token itself so that no row is fully masked (a
+    padding position's state is never pooled)."""
+    keys = mask != 0
+    if kind == "bidirectional":
+        keys[:, 0] = True
+        return keys[:, None, None, :]
+    length = mask.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
+    itself = torch.eye(length, dtype=torch.bool, device=mask.device)
+    return ((causal & keys[:, None, :]) | itself)[:, None]
 
 
 @register_modality
@@ -51,13 +71,11 @@ class Text(Modality):
 
     def model_inputs(self, tower: Tower, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         mask = features["text_mask"]
-        if _takes_prepared_mask(tower):
+        kind = _prepared_mask_kind(tower)
+        if kind is not None:
             # Given a 2D mask, transformers asks `mask.all()` to decide whether attention needs a mask at all: a
-            # host-device synchronisation in every step. Its 4D form ([n, 1, 1, tokens], True: attend) is used as
-            # it is. The first token (CLS) is always attended, so no query row is ever fully masked.
-            keys = mask != 0
-            keys[:, 0] = True
-            return {"input_ids": features["text_ids"], "attention_mask": keys[:, None, None, :]}
+            # host-device synchronisation in every step. The 4D form is used as it is.
+            return {"input_ids": features["text_ids"], "attention_mask": prepared_attention_mask(mask, kind)}
         return {"input_ids": features["text_ids"], "attention_mask": mask}
 
     def input_shape(self, tower: Tower, tower_config: TowerConfig) -> str:
