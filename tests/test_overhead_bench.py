@@ -65,8 +65,8 @@ def test_the_plain_loop_trains(tmp_path):
 def test_the_benchmark_compares_a_cell_with_its_plain_loop(tmp_path, write_suite):
     text = (ROOT / "suites/overhead-tiny.yaml").read_text()
     text = (
-        text.replace("users: 600", "users: 96")
-        .replace("max_steps: 28", "max_steps: 5")
+        text.replace("users: 800", "users: 96")
+        .replace("max_steps: 48", "max_steps: 5")
         .replace("warmup_steps: 8", "warmup_steps: 2")
     )
     suite = write_suite(text=text)
