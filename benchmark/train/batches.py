@@ -8,6 +8,7 @@ whatever part of the copy did not overlap (the step waits for its batch's copy i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -85,11 +86,4 @@ class DeviceBatches:
 
 
 def _prepared(batch: TrainBatch, prepare: Prepare) -> TrainBatch:
-    return TrainBatch(
-        batch.sequences,
-        batch.encoded_ids,
-        batch.position_index,
-        prepare(batch.features),
-        batch.real_sequences,
-        batch.real_items,
-    )
+    return dataclasses.replace(batch, features=prepare(batch.features))
