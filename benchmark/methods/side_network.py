@@ -40,7 +40,6 @@ SANB = Bottleneck
 
 
 SideInit = Literal["default", "reference"]
-SIDE_INITS: tuple[str, ...] = typing.get_args(SideInit)
 # The IISAN code's adapter blocks start from N(0, 0.01) weights and zero biases.
 REFERENCE_INIT_STD = 0.01
 

@@ -56,10 +56,9 @@ class Tower(nn.Module):
         return prepared
 
     def model_inputs(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        modality = get_modality(self.modality)
         prefix = self._prepared_key("")
         prepared = {key[len(prefix) :]: tensor for key, tensor in features.items() if key.startswith(prefix)}
-        return prepared or modality.model_inputs(self, features)
+        return prepared or get_modality(self.modality).model_inputs(self, features)
 
     def forward(self, features: dict[str, torch.Tensor], all_layers: bool = False) -> Any:
         """Last hidden state [n, tokens, hidden]; with all_layers, the tuple of every layer's states."""
