@@ -128,6 +128,20 @@ def _more_problems(summary: dict, problems_file: Path | None) -> list[str]:
     return [f"  ... and {hidden} more ({where})"]
 
 
+def _internal_error(command: str, error: Exception, code: int) -> None:
+    """A bug, said in one line with its own exit code; MMBENCH_DEBUG=1 shows the traceback."""
+    import os
+    import traceback
+
+    if os.environ.get("MMBENCH_DEBUG"):
+        traceback.print_exception(error)
+    _note(
+        f"internal error in `mmbench {command}` ({type(error).__name__}: {error}); this is a bug in mmbench: "
+        "please report it with the output of MMBENCH_DEBUG=1"
+    )
+    raise typer.Exit(code)
+
+
 def _fail(error: Exception, code: int = 2) -> None:
     if isinstance(error, SuiteError):
         for problem in error.problems:
@@ -346,10 +360,13 @@ def status(
     """
     from benchmark.launch.run_status import cell_states
 
+    warnings: list[str] = []
     try:
-        manifest, states = cell_states(run_dir)
+        manifest, states = cell_states(run_dir, warnings)
     except MMBenchError as error:
         _fail(error)
+    for warning in warnings:
+        _note(f"warning: {warning}")
     counts: dict[str, int] = {}
     for state in states:
         counts[state.state] = counts.get(state.state, 0) + 1
@@ -494,13 +511,17 @@ def compare(
     regresses only when the median is more than --time-threshold slower AND the slowdown is significant:
     a hierarchical bootstrap of the ratio of medians (runs resampled, then steps within each run),
     one-sided at --alpha. Too few samples, or a change beyond the threshold that is not significant, is
-    `inconclusive`. Improvements are listed too. Exit 0: nothing regressed; 1: a regression; 2: unusable input
-    (missing or empty results, different hardware, nothing in common).
+    `inconclusive`. Improvements are listed too. Failed cells of the current side are listed by name.
+
+    Exit codes (each means one thing; where several hold, the first of 2, 1, 3, 4 wins):
+    0 pass; 1 a figure regressed (or a configuration now runs out of memory); 2 unusable input (missing, empty or
+    unreadable sides, other hardware, nothing in common); 3 cells failed in the current side (error, crash,
+    timeout: not judged); 4 inconclusive figures, only with --fail-on-inconclusive; 70 a bug in mmbench.
 
     Example: mmbench compare baseline/ results/regression-cpu-20261130T120000Z --memory-threshold 5
     """
     from benchmark.compare.render import render_json, render_markdown, summary_line
-    from benchmark.compare.run import compare_results
+    from benchmark.compare.run import EXIT_INTERNAL, compare_results
     from benchmark.compare.verdicts import Thresholds
 
     try:
@@ -518,6 +539,8 @@ def compare(
         )
     except MMBenchError as error:
         _fail(error)
+    except Exception as error:  # noqa: BLE001 - a CI gate reads exit 1 as "regression": a bug must not say that
+        _internal_error("compare", error, EXIT_INTERNAL)
     for warning in comparison.baseline.warnings + comparison.current.warnings:
         _note(f"warning: {warning}")
     sys.stdout.write(render_json(comparison) if as_json else render_markdown(comparison))

@@ -32,6 +32,9 @@ def test_crashed_cell_gets_a_row_with_the_log_tail(monkeypatch, cell, tmp_path):
     assert outcome.status == row["status"] == "crashed"
     assert "exit code 139" in row["error"] and "segfault-ish trouble" in row["error"]
     assert row["cell_id"] == cell.cell_id and row["method"] == "lora" and row["config_hash"] == cell.config_hash
+    import torch  # the launcher's row names the versions it can know without importing torch itself
+
+    assert row["torch_version"] == torch.__version__ and row["mmbench_version"]
 
 
 def test_hung_cell_is_killed_and_recorded_as_timeout(monkeypatch, cell, tmp_path):

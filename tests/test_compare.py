@@ -194,7 +194,7 @@ def test_inconclusive_fails_only_when_asked(tmp_path):
     baseline = write_side(tmp_path / "baseline", runs(1, repeats=1, steps=3))
     current = write_side(tmp_path / "current", runs(2, repeats=1, steps=3))
     assert invoke(str(baseline), str(current)).exit_code == 0
-    assert invoke(str(baseline), str(current), "--fail-on-inconclusive").exit_code == 1
+    assert invoke(str(baseline), str(current), "--fail-on-inconclusive").exit_code == 4  # its own code
     assert invoke(str(baseline), str(current), "--time-threshold", "150").exit_code == 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchmark.compare.run import Comparison
+from benchmark.compare.run import EXIT_CODES, Comparison
 from benchmark.compare.sides import hardware_text
 from benchmark.compare.statistics import DESCRIPTION
 from benchmark.compare.verdicts import VERDICT_ORDER, FigureComparison
@@ -19,6 +19,7 @@ FIGURE_NAMES = {
 }
 VERDICT_MARKS = {
     "regression": "❌ **regression**",
+    "failed": "💥 **failed** (not measured)",
     "inconclusive": "⚠️ inconclusive",
     "improvement": "✅ improvement",
     "changed (allowed)": "ℹ️ changed (allowed)",
@@ -53,8 +54,12 @@ def _ordered(comparison: Comparison) -> list[FigureComparison]:
 def summary_line(comparison: Comparison) -> str:
     counts = comparison.counts()
     parts = [f"{counts[verdict]} {verdict}" for verdict in VERDICT_ORDER if counts[verdict]]
-    verdict = "FAIL" if comparison.exit_code else "PASS"
-    return f"{verdict}: " + (", ".join(parts) or "nothing compared") + f" ({len(comparison.figures)} figures)"
+    code = comparison.exit_code
+    verdict = f"FAIL (exit {code}: {EXIT_CODES[code]})" if code else "PASS"
+    failed = len(comparison.failed_in_current)
+    failed_text = f"; {failed} failed cell(s) in current" if failed else ""
+    counted = ", ".join(parts) or "nothing compared"
+    return f"{verdict}: {counted} ({len(comparison.figures)} figures{failed_text})"
 
 
 def render_markdown(comparison: Comparison) -> str:
@@ -86,6 +91,9 @@ def render_markdown(comparison: Comparison) -> str:
             f"| `{figure.cell}` | {FIGURE_NAMES[figure.figure]} | {_value(figure.figure, figure.baseline)} | "
             f"{_value(figure.figure, figure.current)} | {_change(figure)} | {verdict.replace('|', '/')} |"
         )
+    if comparison.failed_in_current:
+        lines += ["", "**Failed in the current results** (nothing measured, not judged):"]
+        lines += [f"- `{cell}`" for cell in comparison.failed_in_current]
     if comparison.only_in_baseline:
         lines += ["", "**Only in the baseline** (not run now, not compared):"]
         lines += [f"- `{label}`" for label in comparison.only_in_baseline]
@@ -99,6 +107,7 @@ def render_json(comparison: Comparison) -> str:
     document = {
         "verdict": "fail" if comparison.exit_code else "pass",
         "exit_code": comparison.exit_code,
+        "exit_meaning": EXIT_CODES[comparison.exit_code],
         "counts": dict(comparison.counts()),
         "baseline": {"path": str(comparison.baseline.path), "rows": comparison.baseline.rows.height},
         "current": {"path": str(comparison.current.path), "rows": comparison.current.rows.height},
@@ -123,5 +132,6 @@ def render_json(comparison: Comparison) -> str:
         ],
         "only_in_baseline": comparison.only_in_baseline,
         "only_in_current": comparison.only_in_current,
+        "failed_in_current": list(comparison.failed_in_current),
     }
     return json.dumps(document, indent=2) + "\n"

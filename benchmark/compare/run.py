@@ -10,8 +10,22 @@ from benchmark.compare.sides import CompareInputError, Side, hardware_mismatch, 
 from benchmark.compare.verdicts import FigureComparison, Thresholds, Verdict, compare_configuration
 from benchmark.results.versions import transformers_versions
 
-# Exit codes: the CI gate's contract.
-EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+# Exit codes: the CI gate's contract; each means one thing. Where several hold, the first in this order wins:
+# unusable input, a regression, failed cells in the current side, inconclusive figures (asked), pass.
+EXIT_OK = 0  # every shared figure is unchanged, improved or (allowed) changed
+EXIT_REGRESSION = 1  # a figure measured on both sides regressed (or a configuration that ran now runs out of memory)
+EXIT_UNUSABLE = 2  # the input cannot be compared: missing, empty or unreadable sides, other hardware, nothing shared
+EXIT_FAILED_CELLS = 3  # no regression, but cells of the current side failed (error, crash, timeout): not judged
+EXIT_INCONCLUSIVE = 4  # only with --fail-on-inconclusive: nothing worse, but a figure could not be decided
+EXIT_INTERNAL = 70  # a bug in mmbench (EX_SOFTWARE), never a verdict
+EXIT_CODES = {
+    EXIT_OK: "pass",
+    EXIT_REGRESSION: "regression",
+    EXIT_UNUSABLE: "unusable input",
+    EXIT_FAILED_CELLS: "failed cells in the current side",
+    EXIT_INCONCLUSIVE: "inconclusive (--fail-on-inconclusive)",
+    EXIT_INTERNAL: "internal error",
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class Comparison:
     hardware_mismatch: str | None  # set when the sides differ and the mismatch was allowed
     fail_on_inconclusive: bool = False
     notes: tuple[str, ...] = ()  # what the reader must know to read the verdicts
+    failed_in_current: tuple[str, ...] = ()  # cells whose latest current row failed, named with status and error
 
     def counts(self) -> Counter[Verdict]:
         return Counter(figure.verdict for figure in self.figures)
@@ -32,8 +47,12 @@ class Comparison:
     @property
     def exit_code(self) -> int:
         counts = self.counts()
-        if counts["regression"] or (self.fail_on_inconclusive and counts["inconclusive"]):
+        if counts["regression"]:
             return EXIT_REGRESSION
+        if self.failed_in_current:
+            return EXIT_FAILED_CELLS
+        if self.fail_on_inconclusive and counts["inconclusive"]:
+            return EXIT_INCONCLUSIVE
         return EXIT_OK
 
 
@@ -80,6 +99,7 @@ def compare_results(
         mismatch,
         fail_on_inconclusive,
         _version_notes(baseline, current),
+        tuple(current.failed_cells()),
     )
 
 

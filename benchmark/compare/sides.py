@@ -30,9 +30,24 @@ class Side:
     warnings: list[str]
 
     def hardware(self) -> list[dict[str, str | None]]:
-        """The distinct hardware signatures of the side's rows."""
-        distinct = self.rows.select(HARDWARE_FIELDS).unique().sort(HARDWARE_FIELDS, nulls_last=True)
+        """The distinct hardware signatures of the side's measured (ok) rows.
+
+        A failed cell's row is written by the launcher, which knows less of the setup than a cell that ran (no
+        CUDA version, for one): it measured no time, so it must not decide what the side's timings were taken on.
+        """
+        measured = self.rows.filter(pl.col("status") == "ok")
+        distinct = measured.select(HARDWARE_FIELDS).unique().sort(HARDWARE_FIELDS, nulls_last=True)
         return distinct.to_dicts()
+
+    def failed_cells(self) -> list[str]:
+        """Each cell whose latest row failed, as 'cell id (status: first line of its error)', in cell order. A cell
+        that failed and then ran (resume re-runs failed cells) is not failed."""
+        latest = self.rows.sort("end_time", nulls_last=False).unique("cell_id", keep="last")
+        failed = latest.filter(pl.col("status") != "ok").sort("cell_id")
+        return [
+            f"{row['cell_id']} ({row['status']}" + (f": {row['error'].splitlines()[0][:160]})" if row["error"] else ")")
+            for row in failed.select("cell_id", "status", "error").iter_rows(named=True)
+        ]
 
     def configurations(self) -> dict[str, pl.DataFrame]:
         """Rows by configuration (config_id: the work, without seed and repeat)."""
@@ -53,7 +68,8 @@ def load_side(path: Path, role: str, suite: str | None = None) -> Side:
     if suite is not None:
         rows = rows.filter(pl.col("suite") == suite)
     if rows.is_empty():
-        raise CompareInputError(f"{role} {path}: no result rows" + (f" of suite '{suite}'" if suite else ""))
+        skipped = "".join(f"; {warning}" for warning in warnings)  # the unreadable files are why, if any
+        raise CompareInputError(f"{role} {path}: no result rows" + (f" of suite '{suite}'" if suite else "") + skipped)
     rows = with_config_id(with_hardware(rows)).with_columns(
         pl.col("driver_version").str.split(".").list.first().alias("driver_major"),
         pl.col("cell_id").map_elements(config_label, return_dtype=pl.String).alias("config_label"),
@@ -74,7 +90,7 @@ def hardware_text(signature: dict[str, str | None]) -> str:
 def hardware_mismatch(baseline: Side, current: Side) -> str | None:
     """Why the sides' timings are not comparable, or None when they were measured on the same setup."""
     before, after = baseline.hardware(), current.hardware()
-    if before == after:
+    if before == after or not before or not after:  # a side without a measured row has no timings to compare
         return None
     return (
         f"baseline measured on {'; '.join(map(hardware_text, before))}, "

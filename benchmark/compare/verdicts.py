@@ -1,6 +1,8 @@
 """Figure by figure: is the current side worse, better, the same, or can the samples not tell?
 
-- status: a configuration that ran in the baseline and fails now (error, oom, timeout) regressed.
+- status: a configuration that ran in the baseline and runs out of memory now regressed (an OOM is a
+  measurement: it no longer fits); one that fails otherwise now (error, crash, timeout) is `failed`: nothing
+  was measured, so nothing can be judged, and the exit code says so apart from a regression.
 - trainable and total parameters: deterministic, so any change regresses (unless allowed).
 - peak memory: deterministic on one GPU setup; a relative change of the median beyond the memory
   threshold counts, provided the runs do not overlap (every current run above every baseline run).
@@ -20,8 +22,15 @@ import polars as pl
 
 from benchmark.compare.statistics import RatioInterval, median_ratio_interval
 
-Verdict = Literal["regression", "inconclusive", "improvement", "changed (allowed)", "unchanged"]
-VERDICT_ORDER: tuple[Verdict, ...] = ("regression", "inconclusive", "improvement", "changed (allowed)", "unchanged")
+Verdict = Literal["regression", "failed", "inconclusive", "improvement", "changed (allowed)", "unchanged"]
+VERDICT_ORDER: tuple[Verdict, ...] = (
+    "regression",
+    "failed",
+    "inconclusive",
+    "improvement",
+    "changed (allowed)",
+    "unchanged",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,13 @@ def _status(cell: str, config_id: str, baseline: pl.DataFrame, current: pl.DataF
     before = "ok" if base_ok else "/".join(sorted(set(baseline["status"])))
     after = "ok" if current_ok else "/".join(sorted(set(current["status"])))
     errors = [e for e in current["error"].to_list() if e] if not current_ok else []
-    verdict: Verdict = "regression" if base_ok else "improvement" if current_ok else "unchanged"
+    verdict: Verdict
+    if current_ok:  # and the baseline did not run
+        verdict = "improvement"
+    elif "oom" in set(current["status"]):
+        verdict = "regression" if base_ok else "unchanged"
+    else:
+        verdict = "failed"
     return FigureComparison(cell, config_id, "status", before, after, None, verdict, errors[0] if errors else "")
 
 

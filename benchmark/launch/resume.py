@@ -44,9 +44,18 @@ def this_hardware(device: str) -> str:
 def launcher_hardware_columns(config: CellConfig) -> dict[str, Any]:
     """The hardware columns a row written by the launcher (crash, timeout) carries, so resume and reports place it."""
     import socket
+    from importlib import metadata
+
+    from benchmark import __version__
 
     gpu = _gpu_name() if config.train.device != "cpu" else None
+    try:  # the launcher never imports torch (seconds, and a CUDA context on some builds): the installed version
+        torch_version: str | None = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
     return {
+        "mmbench_version": __version__,
+        "torch_version": torch_version,
         "gpu_name": gpu,
         "cpu": platform.processor() or platform.machine(),
         "host": socket.gethostname(),
@@ -82,9 +91,13 @@ def _previous_outcomes(results_dir: Path) -> tuple[dict[tuple[str, str], str], l
         return {}, []
     for path in result_files(results_dir):
         try:
-            table = pq.read_table(path, columns=[c for c in _COLUMNS if c in pq.read_schema(path).names])
+            names = pq.read_schema(path).names
+            table = pq.read_table(path, columns=[c for c in _COLUMNS if c in names])
         except Exception as error:  # noqa: BLE001 - pyarrow raises several types for corrupt files
             unreadable.append(f"{path}: {type(error).__name__}: {error}")
+            continue
+        if not {"config_hash", "status"} <= set(names):
+            unreadable.append(f"{path}: not an mmbench result (no config_hash and status columns)")
             continue
         for row in table.to_pylist():
             hardware = row.get("gpu_name") or f"CPU {row.get('cpu') or '?'}"

@@ -70,9 +70,12 @@ def _local_job_state(manifest: Manifest, job_id: str) -> str:
     return "FINISHED" if any(Path(str(manifest.job_folder)).glob(f"{job_id}_*result.pkl")) else "ENDED"
 
 
-def cell_states(run_dir: Path) -> tuple[Manifest, list[CellState]]:
+def cell_states(run_dir: Path, warnings: list[str] | None = None) -> tuple[Manifest, list[CellState]]:
+    """The manifest and each cell's state; files that could not be read are appended to `warnings` (named)."""
     manifest = read_manifest(run_dir)
-    rows, _ = read_results(run_dir)
+    rows, unreadable = read_results(run_dir)
+    if warnings is not None:
+        warnings.extend(unreadable)
     by_cell = {row["cell_id"]: row for row in rows.iter_rows(named=True)} if not rows.is_empty() else {}
     jobs = _job_states(manifest)
     launcher_alive = _process_alive(manifest)

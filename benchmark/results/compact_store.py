@@ -56,5 +56,9 @@ def compact_store(results: Path) -> list[CompactOutcome]:
         if not per_cell_files(run_dir):
             outcomes.append(CompactOutcome(run_dir, "unchanged", None))
             continue
-        outcomes.append(CompactOutcome(run_dir, "compacted", compact_run(run_dir)))
+        result = compact_run(run_dir)
+        if result.left_alone is not None:
+            outcomes.append(CompactOutcome(run_dir, f"left alone: {result.left_alone}", None))
+        else:
+            outcomes.append(CompactOutcome(run_dir, "compacted", result))
     return outcomes

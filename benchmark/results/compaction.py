@@ -49,12 +49,29 @@ class CompactionResult:
     files_merged: int
     rows: int
     skipped: list[str]  # files that could not be read: left in place, named
+    left_alone: str | None = None  # why the run was not compacted at all (its compacted file is damaged)
+
+
+class UnreadableCompactedFile(Exception):
+    """A run's compacted file cannot be read (truncated, overwritten, not Parquet): it holds no sources we know of."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        super().__init__(f"{path}: not a readable compacted file ({type(cause).__name__}: {cause})")
+        self.path = path
 
 
 def compacted_sources(compacted: Path) -> set[Source]:
-    """The per-cell files a compacted file holds (readers skip them if they are still there)."""
-    metadata = pq.read_schema(compacted).metadata or {}
-    return {Source(**entry) for entry in json.loads(metadata.get(SOURCES_KEY, b"[]"))}
+    """The per-cell files a compacted file holds (readers skip them if they are still there).
+
+    Raises UnreadableCompactedFile for a damaged file: the caller names it and goes on with the other files.
+    """
+    try:
+        metadata = pq.read_schema(compacted).metadata or {}
+        if SOURCES_KEY not in metadata:  # another program's Parquet under our name: merging into it would mix rows
+            raise ValueError("no list of the per-cell files it holds (not written by `mmbench results compact`)")
+        return {Source(**entry) for entry in json.loads(metadata[SOURCES_KEY])}
+    except Exception as error:  # noqa: BLE001 - pyarrow, json and the dataclass raise several types for damage
+        raise UnreadableCompactedFile(compacted, error) from error
 
 
 def already_compacted(path: Path, sources: set[Source]) -> bool:
@@ -117,8 +134,18 @@ def compact_run(run_dir: Path) -> CompactionResult:
     for stale in run_dir.glob(f"{_TEMPORARY_PREFIX}*"):  # a compaction killed before its rename
         stale.unlink()
     compacted = run_dir / COMPACTED_NAME
-    known = compacted_sources(compacted) if compacted.exists() else set()
     files = per_cell_files(run_dir)
+    try:
+        known = compacted_sources(compacted) if compacted.exists() else set()
+        if compacted.exists():
+            pq.read_metadata(compacted)  # the merge rewrites its rows: a file whose schema reads but rows do not
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        # Merging would overwrite the damaged file, and perhaps the only copy of rows someone can still recover:
+        # leave the run as it is, say so, and let readers go on reading its per-cell files.
+        reason = error if isinstance(error, UnreadableCompactedFile) else UnreadableCompactedFile(compacted, error)
+        return CompactionResult(
+            run_dir, 0, 0, [], left_alone=f"{reason}; move it away (or delete it) to compact this run again"
+        )
     leftovers = [path for path in files if already_compacted(path, known)]
     candidates = [path for path in files if path not in leftovers]
     tables, merged, skipped = _read_candidates(candidates)

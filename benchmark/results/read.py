@@ -18,7 +18,13 @@ from typing import Any
 import polars as pl
 
 from benchmark.errors import ResultsError
-from benchmark.results.compaction import COMPACTED_NAME, already_compacted, compacted_sources
+from benchmark.results.compaction import (
+    COMPACTED_NAME,
+    Source,
+    UnreadableCompactedFile,
+    already_compacted,
+    compacted_sources,
+)
 from benchmark.results.schema import IDENTITY_COLUMNS, RESULT_SCHEMA
 from benchmark.results.store import result_files
 
@@ -64,7 +70,15 @@ def _is_parquet(path: Path) -> bool:
 def _without_compacted_sources(files: list[Path]) -> list[Path]:
     """Drop per-cell files whose rows are already in their run's compacted file (a compaction killed before it
     removed them)."""
-    sources = {path.parent: compacted_sources(path) for path in files if path.name == COMPACTED_NAME}
+    sources: dict[Path, set[Source]] = {}
+    for path in files:
+        if path.name == COMPACTED_NAME:
+            try:
+                sources[path.parent] = compacted_sources(path)
+            except UnreadableCompactedFile:
+                # Its rows cannot be read either: the scan below names it; every per-cell file left beside it is
+                # read, as it may be the only readable copy of its row.
+                sources[path.parent] = set()
     if not sources:
         return files
     return [p for p in files if p.name == COMPACTED_NAME or not already_compacted(p, sources.get(p.parent, set()))]
