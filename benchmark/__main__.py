@@ -1,4 +1,4 @@
-from benchmark.cli import app
+from benchmark.cli import main
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import json
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 
 from benchmark import __version__
+from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
 from benchmark.errors import DatasetProblems, MMBenchError, SuiteError
 from benchmark.units import MIB
 
@@ -73,6 +75,50 @@ def _importable_formats() -> list[str]:
         return format_names(importable_only=True)
     except MMBenchError:  # a broken MMBENCH_PLUGINS: the command that reads a registry says so in one line
         return format_names(importable_only=True, plugins=False)
+
+
+class OutputClosed(Exception):
+    """stdout's reader went away (`mmbench report | head -1`): what is left to print has nowhere to go."""
+
+
+class _ClosedPipeGuard:
+    """sys.stdout, whose writes turn a broken pipe into OutputClosed (click would make it exit 1, an exit code a CI
+    job reads as failure) after pointing stdout at /dev/null, so that nothing fails again at interpreter exit."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _closed(self) -> OutputClosed:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+        return OutputClosed()
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise self._closed() from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise self._closed() from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def main() -> None:
+    """The `mmbench` program: the commands, with `| head` ending it quietly with exit 0."""
+    sys.stdout = _ClosedPipeGuard(sys.stdout)  # type: ignore[assignment]
+    try:
+        app()
+    except OutputClosed:
+        sys.exit(0)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -154,30 +200,53 @@ def _fail(error: Exception, code: int = 2) -> None:
 @app.command()
 def validate(
     suite: Path = typer.Argument(..., help="suite YAML file"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output: {suite, ok, cells, problems}"),
+    deep: bool = typer.Option(
+        False, "--deep", help="also decode every media file the towers read (slower: opens every image and array)"
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="machine-readable output: {suite, ok, cells, problems, warnings}"
+    ),
 ) -> None:
-    """Check a suite: every problem with file, line and key path.
+    """Check a suite against its schema, its towers, its data and this machine: every problem with file, line and
+    key path, all at once.
 
-    Example: mmbench validate suites/smoke.yaml
+    Example: mmbench validate suites/smoke.yaml --deep
     """
     from benchmark.errors import SuiteError
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
+    warnings: list[str] = []
     try:
-        loaded = load_suite(suite)
+        loaded = load_suite(suite, warnings=warnings, decode_media=deep)
     except SuiteError as error:
         if as_json:
-            _print_json({"suite": str(suite), "ok": False, "cells": None, "problems": error.problems})
+            _print_json(
+                {"suite": str(suite), "ok": False, "cells": None, "problems": error.problems, "warnings": warnings}
+            )
             raise typer.Exit(2) from None
+        _warn_all(warnings)
         _fail(error)
     except MMBenchError as error:
         _fail(error)
     cells = expand_cells(loaded)
     if as_json:
-        _print_json({"suite": str(suite), "ok": True, "cells": len(cells), "problems": []})
+        _print_json({"suite": str(suite), "ok": True, "cells": len(cells), "problems": [], "warnings": warnings})
         return
-    _say(f"{suite}: ok ({len(cells)} cells)")
+    _warn_all(warnings)
+    _say(f"{suite}: ok ({len(cells)} cells" + (f", {len(warnings)} warning(s)" if warnings else "") + ")")
+
+
+def _check_launcher_names(launcher: str | None, slurm_cluster: str | None) -> None:
+    if launcher not in (None, "local", "pool", "slurm"):
+        raise MMBenchError(f"--launcher: unknown launcher '{launcher}' (local, pool or slurm)")
+    if slurm_cluster not in (None, "slurm", "local"):
+        raise MMBenchError(f"--slurm-cluster: '{slurm_cluster}' is not slurm or local")
+
+
+def _warn_all(warnings: list[str]) -> None:
+    for warning in warnings:
+        _note(f"warning: {warning}")
 
 
 @app.command()
@@ -233,10 +302,14 @@ def run(
     from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
+    warnings: list[str] = []
     try:
-        loaded = load_suite(suite, overrides, repeats)
+        _check_launcher_names(launcher, slurm_cluster)  # --dry-run too: a typo is refused before any run
+        loaded = load_suite(suite, overrides, repeats, warnings=warnings)
     except MMBenchError as error:
+        _warn_all(warnings)
         _fail(error)
+    _warn_all(warnings)
     cells = expand_cells(loaded)
     if only:
         cells = [cell for cell in cells if fnmatch.fnmatch(cell.cell_id, only)]
@@ -261,10 +334,6 @@ def run(
         "cluster": slurm_cluster,
     }
     try:
-        if launcher not in (None, "local", "pool", "slurm"):
-            raise MMBenchError(f"--launcher: unknown launcher '{launcher}' (local, pool or slurm)")
-        if slurm_cluster not in (None, "slurm", "local"):
-            raise MMBenchError(f"--slurm-cluster: '{slurm_cluster}' is not slurm or local")
         chosen = make_launcher(loaded.run, launcher, gpus, slurm_overrides, not no_lock)
         ensure_writable(results)
     except MMBenchError as error:
@@ -406,9 +475,13 @@ def report(
         "tpme", "--sort", help="order within a group: tpme (per epoch, the paper's) or tpme_amortized"
     ),
     as_json: bool = typer.Option(False, "--json", help="the same as --format json"),
+    wide: bool = typer.Option(False, "--wide", help="table: every column, even wider than the terminal"),
+    columns: str | None = typer.Option(
+        None, "--columns", help="table, md: these columns, comma-separated (an unknown name lists them all)"
+    ),
 ) -> None:
     """Print the leaderboard: one row per configuration, with its spread, TPME and TPME-FFT per group of comparable
-    work.
+    work. The table shows the columns that fit the terminal, most telling first; --wide shows all.
 
     Example: mmbench report --results results --suite smoke --group-by dataset,towers,precision --sort tpme_amortized
     """
@@ -416,6 +489,8 @@ def report(
         output_format = ReportFormat.json
 
     from benchmark.report.render import render_csv, render_json, render_markdown, render_table
+
+    choice = _report_columns(output_format, wide, columns)
     from benchmark.results.leaderboard import build_leaderboard
     from benchmark.results.read import RowFilter, read_results
     from benchmark.results.tpme import parse_weights
@@ -447,12 +522,37 @@ def report(
     if output_format in (ReportFormat.html, ReportFormat.png, ReportFormat.svg):
         _write_visual_report(board, rows, output_format, output, plot)
     elif output_format == ReportFormat.table:
-        render_table(board, stdout)
+        render_table(board, _report_console(), choice)
+    elif output_format == ReportFormat.md:
+        sys.stdout.write(render_markdown(board, choice))
     else:
-        renderer = {ReportFormat.md: render_markdown, ReportFormat.csv: render_csv, ReportFormat.json: render_json}[
-            output_format
-        ]
-        sys.stdout.write(renderer(board))
+        sys.stdout.write({ReportFormat.csv: render_csv, ReportFormat.json: render_json}[output_format](board))
+
+
+def _report_columns(output_format: ReportFormat, wide: bool, columns: str | None) -> Any:
+    """The columns --wide or --columns ask for (None: the format's own choice), checked before anything is read."""
+    from benchmark.report.columns import resolve_columns
+    from benchmark.report.render import Choice
+
+    if wide and columns:
+        _fail(MMBenchError("--wide and --columns: give one (--wide is every column)"))
+    if (wide or columns) and output_format not in (ReportFormat.table, ReportFormat.md):
+        _fail(MMBenchError("--wide and --columns choose the columns of --format table or md"))
+    if columns is not None:
+        try:
+            return Choice(names=resolve_columns(columns))
+        except ValueError as error:
+            _fail(error)
+    return Choice() if wide else None
+
+
+def _report_console() -> Console:
+    """The table fits the terminal: its width, or $COLUMNS when set; piped without $COLUMNS, 240 characters (the
+    width of `stdout`), as a log or a file has no width of its own."""
+    import os
+
+    columns = os.environ.get("COLUMNS", "")
+    return Console(soft_wrap=True, width=int(columns)) if columns.isdigit() and int(columns) > 0 else stdout
 
 
 def _write_visual_report(
@@ -543,7 +643,9 @@ def compare(
         _internal_error("compare", error, EXIT_INTERNAL)
     for warning in comparison.baseline.warnings + comparison.current.warnings:
         _note(f"warning: {warning}")
-    sys.stdout.write(render_json(comparison) if as_json else render_markdown(comparison))
+    with contextlib.suppress(OutputClosed):  # `| head` may stop reading; the exit code is the verdict all the same
+        sys.stdout.write(render_json(comparison) if as_json else render_markdown(comparison))
+        sys.stdout.flush()
     _note(summary_line(comparison))
     raise typer.Exit(comparison.exit_code)
 
@@ -756,6 +858,7 @@ def data_inspect(
         _fail(error)
     if as_json:
         _print_json(report)
+        _exit_if_unusable(report)
         return
     lengths = report["sequence_length"]
     lines = [
@@ -774,6 +877,15 @@ def data_inspect(
     ]
     for line in lines:
         _say(line)
+    _exit_if_unusable(report)
+
+
+def _exit_if_unusable(report: dict) -> None:
+    """A dataset no suite can split is unusable input (exit 2); problems in some rows leave it usable (exit 0)."""
+    if not report["usable"]:
+        unusable = [p["text"] for p in report["problems"]["details"] if p["kind"] == "unusable dataset"]
+        _note(f"error: {unusable[0]}")
+        raise typer.Exit(2)
 
 
 @data_app.command("import")
@@ -790,7 +902,11 @@ def data_import(
     max_seq_len: int = typer.Option(
         10, "--max-seq-len", help="history length the suites will use (keeps the most recent items)"
     ),
-    min_seq_len: int = typer.Option(3, "--min-seq-len", help="shorter sequences are problems (leave-one-out needs 3)"),
+    min_seq_len: int = typer.Option(
+        MIN_SEQUENCE_LENGTH,
+        "--min-seq-len",
+        help=f"shorter sequences are problems (at least {MIN_SEQUENCE_LENGTH}: {RULE})",
+    ),
     on_error: OnError = typer.Option(
         OnError.fail, "--on-error", help="skip bad rows with a summary, or fail writing nothing"
     ),

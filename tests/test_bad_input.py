@@ -29,7 +29,7 @@ LATIN1_TITLE = "caf\u00e9 au lait".encode("latin-1")  # b"caf\xe9 ...": not UTF-
 
 
 def small_amazon(tmp_path, name="src"):
-    return amazon(tmp_path / name, "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c\nu2\tc b a\nu3\tb a c\n")
+    return amazon(tmp_path / name, "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c a\nu2\tc b a c\nu3\tb a c b\n")
 
 
 # --- safe import ---------------------------------------------------------------------------------
@@ -72,18 +72,23 @@ def test_media_links_are_absolute_and_resolved(tmp_path, monkeypatch):
 
 
 def test_import_keeps_everything_by_default_and_warns_about_big_drops(tmp_path):
-    # Users with 3 items and items seen a handful of times: a 5-core default dropped most of such data.
+    # Users with 4 items and items seen a handful of times: a 5-core default dropped most of such data.
     source = small_amazon(tmp_path)
     summary = import_dataset(source, "amazon-iisan", tmp_path / "out")
     assert summary["options"]["k_core"] == 0 and summary["kept"] == {"users": 1.0, "items": 1.0, "interactions": 1.0}
     assert summary["warnings"] == []
-    outcome = import_amazon(source, tmp_path / "k3", "--k-core", "4", "--on-error", "skip")
-    assert outcome.exit_code == 2 and "no user is left after filtering (k-core 4" in outcome.stderr
-    dropping = import_amazon(source, tmp_path / "short", "--min-seq-len", "3", "--on-error", "skip")
-    assert dropping.exit_code == 0 and "kept    users 100.0%" in dropping.stdout
-    shrunk = amazon(tmp_path / "shrunk", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c\nu2\tc b\nu3\tb a c\n")
+    outcome = import_amazon(source, tmp_path / "k5", "--k-core", "5", "--on-error", "skip")
+    assert outcome.exit_code == 2 and "no user is left after filtering (k-core 5" in outcome.stderr
+    kept = import_amazon(source, tmp_path / "short", "--min-seq-len", "4", "--on-error", "skip")
+    assert kept.exit_code == 0 and "kept    users 100.0%" in kept.stdout
+    # Below the rule, an import would write users that every suite then drops.
+    refused = import_amazon(source, tmp_path / "three", "--min-seq-len", "3")
+    assert refused.exit_code == 2
+    assert "--min-seq-len 3 is below the rule: a user needs at least 4 items" in refused.stderr
+    shrunk = amazon(tmp_path / "shrunk", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c a\nu2\tc b a\nu3\tb a c b\n")
     warned = import_amazon(shrunk, tmp_path / "w", "--on-error", "skip")
     assert warned.exit_code == 0 and "warning: dropped 33.3% of the users" in warned.stderr
+    assert "user 'u2': 3 items, fewer than the minimum 4" in warned.stdout
 
 
 # --- text encodings ------------------------------------------------------------------------------

@@ -137,7 +137,9 @@ def test_report_formats(finished_run):
         cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
         for column in ("grads MiB", "optimizer MiB", "saved activations MiB", "GFLOP/step [tower/side/user/other]"):
             assert cells[column] != "–", (cells["method"], column)
-        assert float(cells["TFLOP/s"]) > 0 and float(cells["TTA s"]) > 0
+        # Significant digits, not fixed decimals: a slow machine's small TFLOP/s once printed as 0.000.
+        for column in ("TFLOP/s", "TTA s"):
+            assert float(cells[column]) > 0 and len(cells[column].replace(".", "").lstrip("0")) >= 2, cells[column]
     assert "where the cost goes" in table.stdout
     bad = runner.invoke(app, ["report", "--results", str(results), "--weights", "1,1,1"])
     assert bad.exit_code == 2 and "sum to 1" in bad.stderr

@@ -186,3 +186,22 @@ def test_an_unexpected_error_in_compare_is_not_exit_1(tmp_path, monkeypatch):
     outcome = CliRunner().invoke(app, ["compare", str(side), str(side)])
     assert outcome.exit_code == 70
     assert "internal error" in outcome.stderr and "Traceback" not in outcome.output
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path, command):
+    """The symptom: `mmbench report | head -1` exited 1 (click's answer to a broken pipe). Now report exits 0
+    and says nothing; compare keeps its verdict's exit code (here 0: the same store on both sides)."""
+    import subprocess
+    import sys
+
+    store = write_side(tmp_path / "store", runs(1) + runs(3, method="iisan"))
+    arguments = ["report", "--results", str(store)] if command == "report" else ["compare", str(store), str(store)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the program has started: its first write meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr and "Exception ignored" not in stderr

@@ -90,16 +90,39 @@ def test_unreadable_image_names_the_file(tmp_path):
 
 
 def test_leave_one_out_split(tmp_path):
-    directory = write_layout(tmp_path / "d", "a\tx\nb\ty\nc\tz\nd\tw\n", "u1\ta b c d\nu2\tb c\nu3\td c b\n")
+    users = "u1\ta b c d\nu2\tb c\nu3\td c b\nu4\td c b a d\n"
+    directory = write_layout(tmp_path / "d", "a\tx\nb\ty\nc\tz\nd\tw\n", users)
     split = split_leave_one_out(read_amazon_iisan(directory), max_seq_len=2)
     # u1: train [a b] -> 1 pair; valid history [a b] target c; test history [b c] target d
-    assert [s.tolist() for s in split.train_sequences] == [[1, 2]]
-    assert [h.tolist() for h in split.valid_history] == [[1, 2], [4]]
-    assert split.valid_target.tolist() == [3, 3]
-    assert [h.tolist() for h in split.test_history] == [[2, 3], [4, 3]]
-    assert split.test_target.tolist() == [4, 2]
-    assert split.dropped_users == 1
-    assert split.item_counts.tolist() == [0, 1, 1, 0, 1]
+    # u4: train [d c b] -> the last max_seq_len + 1; valid history [c b] target a; test history [b a] target d
+    assert [s.tolist() for s in split.train_sequences] == [[1, 2], [4, 3, 2]]
+    assert [h.tolist() for h in split.valid_history] == [[1, 2], [3, 2]]
+    assert split.valid_target.tolist() == [3, 1]
+    assert [h.tolist() for h in split.test_history] == [[2, 3], [2, 1]]
+    assert split.test_target.tolist() == [4, 4]
+    # u2 and u3 are shorter than the rule's 4 items (3 would give validation and test but nothing to train on)
+    assert split.dropped_users == 2
+    assert split.item_counts.tolist() == [0, 1, 2, 1, 1]
+
+
+def test_one_sequence_length_rule_everywhere(tmp_path):
+    """Import, inspect, the split (and so validate and the cell) apply the same minimum: a dataset of 3-item users
+    was imported, then refused by every suite ("4+ items")."""
+    from benchmark.data.importer import import_dataset, inspect_dataset
+    from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH
+
+    assert MIN_SEQUENCE_LENGTH == 4
+    directory = write_layout(tmp_path / "d", "a\tx\nb\ty\nc\tz\nd\tw\n", "u1\ta b c\nu2\tb c d\n")
+    with pytest.raises(DatasetError, match="fewer than the minimum 4"):
+        import_dataset(directory, "amazon-iisan", tmp_path / "out")
+    with pytest.raises(DatasetError, match="no user is left"):
+        import_dataset(directory, "amazon-iisan", tmp_path / "out", on_error="skip")
+    with pytest.raises(DatasetError, match="--min-seq-len 3 is below the rule: a user needs at least 4 items"):
+        import_dataset(directory, "amazon-iisan", tmp_path / "out", min_seq_len=3)
+    report = inspect_dataset(directory, "amazon-iisan")
+    assert not report["usable"] and report["problems"]["by_kind"] == {"too short": 2, "unusable dataset": 1}
+    with pytest.raises(DatasetError, match="no user of 2 has 4 items"):
+        split_leave_one_out(read_amazon_iisan(directory), 5)
 
 
 def test_left_pad_and_batches():

@@ -82,7 +82,7 @@ def test_lmdb_images(tmp_path):
     directory = tmp_path / "l"
     directory.mkdir()
     (directory / "items.tsv").write_text("a\tAlpha\nb\tBeta\n")
-    (directory / "users.tsv").write_text("u\ta b a\n")
+    (directory / "users.tsv").write_text("u\ta b a b\n")
     environment = lmdb.open(str(directory / "images.lmdb"), map_size=1 << 24)
     with environment.begin(write=True) as transaction:
         for key, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
@@ -102,21 +102,26 @@ def test_lmdb_images(tmp_path):
 
 def test_inspect_counts_everything(tmp_path):
     directory = amazon(
-        tmp_path / "a", "a\tAlpha\nb\t \nc\tGamma\nd\tDelta\n", "u1\ta c d\nu2\ta zz c\nu3\td\n", images=("a", "c")
+        tmp_path / "a",
+        "a\tAlpha\nb\t \nc\tGamma\nd\tDelta\n",
+        "u1\ta c d a\nu2\ta zz c\nu3\td\n",
+        images=("a", "c"),
     )
     (directory / "images" / "c.jpg").write_bytes(b"not an image")
     report = inspect_dataset(directory, "amazon-iisan")
-    assert report["users"] == 3 and report["items"] == 3 and report["interactions"] == 6
-    assert report["sequence_length"]["min"] == 1 and report["sequence_length"]["max"] == 3
+    assert report["users"] == 3 and report["items"] == 3 and report["interactions"] == 7
+    assert report["sequence_length"]["min"] == 1 and report["sequence_length"]["max"] == 4
     assert report["items_without_text"] == 1 and report["items_without_image"] == 1 and report["unreadable_images"] == 1
     assert report["problems"]["by_kind"] == {
         "empty title": 1,
         "unknown item id": 1,
         "no image": 1,
         "unreadable image": 1,
+        "too short": 2,  # u2 (after zz) and u3: fewer than the 4 items a user needs
     }
+    assert report["usable"] and report["usable_users"] == 1
     outcome = runner.invoke(app, ["data", "inspect", str(directory), "--format", "amazon-iisan"])
-    assert outcome.exit_code == 0 and "users 3  items 3  interactions 6" in outcome.stdout
+    assert outcome.exit_code == 0 and "users 3  items 3  interactions 7" in outcome.stdout
     assert "users.tsv:2: unknown item id 'zz'" in outcome.stdout
 
 
@@ -124,7 +129,7 @@ def test_import_fails_writing_nothing_or_skips_with_a_summary(tmp_path):
     directory = amazon(
         tmp_path / "a",
         "a\tAlpha\nb\tBeta\nc\tGamma\nd\tDelta\ne\t\n",
-        "u1\ta b c d\nu2\tb c zz d\nu3\ta b\nu4\tc d a b\n",
+        "u1\ta b c d a\nu2\tb c zz d\nu3\ta b\nu4\tc d a b c\n",
         images=("a", "b", "c"),
     )
     out = tmp_path / "imported"
@@ -134,12 +139,12 @@ def test_import_fails_writing_nothing_or_skips_with_a_summary(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".imported*"))  # nothing half-written
     summary = import_dataset(directory, "amazon-iisan", out, k=0, on_error="skip")
     kinds = summary["skipped"]["by_kind"]
-    assert kinds == {"empty title": 1, "unknown item id": 1, "no image": 1, "too short": 1}
-    # item d has no image: dropped everywhere; u3 is too short; u2 loses zz and d, then is too short.
+    assert kinds == {"empty title": 1, "unknown item id": 1, "no image": 1, "too short": 2}
+    # item d has no image: dropped everywhere; u2 (3 known items) and u3 are too short.
     written = (out / "users.tsv").read_text().splitlines()
     mapping = dict(line.split("\t") for line in (out / "item_map.tsv").read_text().splitlines()[1:])
     decoded = {line.split("\t")[0]: [mapping[i] for i in line.split("\t")[1].split()] for line in written}
-    assert decoded == {"u1": ["a", "b", "c"], "u4": ["c", "a", "b"]}
+    assert decoded == {"u1": ["a", "b", "c", "a"], "u4": ["c", "a", "b", "c"]}
     assert json.loads((out / "manifest.json").read_text())["written"]["users"] == len(written)
     raw = load_raw_dataset({"format": "mmbench", "path": str(out)})
     assert raw.n_items == 3 and all(p is not None and p.is_symlink() for p in raw.image_paths)
@@ -149,7 +154,7 @@ def test_import_fails_writing_nothing_or_skips_with_a_summary(tmp_path):
 
 def test_import_filters_truncates_and_remaps(tmp_path):
     items = "".join(f"i{n}\tTitle {n}\n" for n in range(8))
-    users = "u1\t" + " ".join(f"i{n % 4}" for n in range(20)) + "\nu2\ti0 i1 i2 i3 i0 i1\nu3\ti5 i6 i7\n"
+    users = "u1\t" + " ".join(f"i{n % 4}" for n in range(20)) + "\nu2\ti0 i1 i2 i3 i0 i1\nu3\ti5 i6 i7 i4\n"
     directory = amazon(tmp_path / "a", items, users)
     summary = import_dataset(directory, "amazon-iisan", tmp_path / "out", k=2, max_seq_len=4)
     assert summary["written"]["users"] == 2 and summary["written"]["items"] == 4  # u3 and items 4-7 fail the 2-core
@@ -168,7 +173,7 @@ def test_k_core_is_iterative():
 
 
 def test_import_command(tmp_path):
-    directory = amazon(tmp_path / "a", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c\nu2\tc b a\n")
+    directory = amazon(tmp_path / "a", "a\tAlpha\nb\tBeta\nc\tGamma\n", "u1\ta b c a\nu2\tc b a c\n")
     outcome = runner.invoke(
         app,
         [
@@ -188,8 +193,8 @@ def test_import_command(tmp_path):
     assert json.loads(outcome.stdout)["written"] == {
         "users": 2,
         "items": 3,
-        "interactions": 6,
-        "split": {"train_sequences": 0, "valid": 2, "test": 2},
+        "interactions": 8,
+        "split": {"train_sequences": 2, "valid": 2, "test": 2},
     }
     bad = runner.invoke(
         app, ["data", "import", str(tmp_path / "missing"), "--format", "amazon-iisan", "--out", str(tmp_path / "x")]

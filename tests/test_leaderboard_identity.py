@@ -104,7 +104,8 @@ def test_report_shows_interval_runs_and_noisy_flag():
     assert fft["epoch_s_lo"] == 40.0 and fft["epoch_s_hi"] == 44.0
     assert "noisy" not in fft["caveats"] and "noisy" in by_label(board, "lora").row(0, named=True)["caveats"]
     shown = {row["method"]: row for row in display_rows(board)}
-    assert shown["fft"]["epoch s [95%]"] == "42.00 [40.00–44.00]" and shown["fft"]["runs"] == "3 (1x3)"
+    assert shown["fft"]["epoch s"] == "42.0" and shown["fft"]["epoch s 95% CI"] == "40.0–44.0 (n=3)"
+    assert shown["fft"]["runs"] == "3 (1x3)"
     assert "noisy" in shown["lora"]["caveats"]
     assert "percentile bootstrap" in render_markdown(board)
 

@@ -81,6 +81,7 @@ def test_the_report_is_one_self_contained_file(report):
         "Failures",
         "Provenance",
         "suite tiny",
+        "<dt>hardware</dt><dd>CPU ",  # once "hardware —" for a CPU run
     ):
         assert section in text
 
@@ -105,6 +106,18 @@ def test_the_report_renders_offline_in_a_browser_and_sorts(report):
     sort = selftest["sort"]  # a click on "peak mem" sorts by it, a second click reverses
     assert sorted(sort["before"]) == sort["ascending"] and len(set(sort["ascending"])) > 1
     assert sort["descending"] == sorted(sort["before"], reverse=True)
+    # At 1,400 px, who and how good are in view (they were scrolled off to the right), and the method column stays
+    # put when the table scrolls sideways.
+    board = selftest["board"]
+    for header in ("method", "TPME", "TPME-FFT", "HR@10", "NDCG@10", "caveats"):
+        assert 0 < board["ends"][header] <= board["viewport"] == WINDOW[0], (header, board)
+    assert board["scrolled"] > 0 and abs(board["method_left"]) <= 1, board
+    # One colour per method in every plot, the runs of a method sharing it and one legend entry.
+    traces = selftest["traces"]
+    colours = {name: colour for name, colour, _ in traces["tradeoff-0"]}
+    assert len(colours) == 4 and len(set(colours.values())) == 4
+    assert all(colours[name] == colour for name, colour, _ in traces["tta-0"])
+    assert sorted(name for name, _, legend in traces["tta-0"] if legend) == sorted(colours)
 
     screenshot = report.parent / "page.png"
     shot = browse(report.as_uri(), f"--screenshot={screenshot}", f"--window-size={WINDOW[0]},{selftest['height']}")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from benchmark.data.raw import RawDataset
+from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, unusable
 from benchmark.errors import DatasetError
 from benchmark.formats.registry import get_format
 from benchmark.suite.config import DatasetConfig
@@ -42,24 +43,25 @@ class SplitDataset:
 
 
 def split_leave_one_out(raw: RawDataset, max_seq_len: int) -> SplitDataset:
+    """Users shorter than MIN_SEQUENCE_LENGTH are dropped and counted (benchmark/data/sequence_rule.py)."""
+    problem = unusable(raw.source, raw.sequences)
+    if problem is not None:
+        raise DatasetError(problem)
     train, valid_history, valid_target, test_history, test_target = [], [], [], [], []
     counts = np.zeros(raw.n_items + 1, dtype=np.int64)
     dropped = 0
     for sequence in raw.sequences:
-        if len(sequence) < 3:
-            dropped += 1  # cannot give train, validation and test items
+        if len(sequence) < MIN_SEQUENCE_LENGTH:
+            dropped += 1
             continue
         items = np.asarray(sequence, dtype=np.int64)
-        train_part = items[:-2]
+        train_part = items[:-2]  # at least an input and its target, by the rule
         np.add.at(counts, train_part, 1)
-        if len(train_part) >= 2:
-            train.append(train_part[-(max_seq_len + 1) :])
+        train.append(train_part[-(max_seq_len + 1) :])
         valid_history.append(train_part[-max_seq_len:])
         valid_target.append(items[-2])
         test_history.append(items[:-1][-max_seq_len:])
         test_target.append(items[-1])
-    if not train:
-        raise DatasetError(f"{raw.source}: no user has the 4+ items needed for a training sequence")
     return SplitDataset(
         n_items=raw.n_items,
         max_seq_len=max_seq_len,

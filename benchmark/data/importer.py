@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import atomic_directory
+from benchmark.data.media import media_problems
 from benchmark.data.problems import DatasetProblem, counts_by_kind, summarise
 from benchmark.data.raw import RawDataset
+from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, too_short, unusable, usable_users
 from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
@@ -48,6 +50,11 @@ def _length_distribution(sequences: list[list[int]]) -> dict[str, float]:
     }
 
 
+def no_image(raw: RawDataset, key: str) -> DatasetProblem:
+    where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
+    return DatasetProblem("no image", f"item '{key}': no image{where_expected}", item=key)
+
+
 def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
     """One problem per item whose image is missing or unreadable (header check; full decode with `verify`)."""
     from PIL import Image
@@ -64,13 +71,12 @@ def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
     problems = []
     for key, (where, source) in zip(raw.item_keys, sources):
         if source is None:
-            where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
-            problems.append(DatasetProblem("no image", f"item '{key}': no image{where_expected}", item=key))
+            problems.append(no_image(raw, key))
             continue
         try:
-            with Image.open(source) as image:
+            with Image.open(source) as image:  # reads the header
                 if verify:
-                    image.verify()
+                    image.load()  # decodes every pixel, as the cell will
         except Exception as error:  # noqa: BLE001 - PIL raises many types for a bad file; each is "unreadable"
             problems.append(
                 DatasetProblem(
@@ -81,15 +87,30 @@ def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
 
 
 def inspect_dataset(path: Path, data_format: str, check_media: bool = True, encoding: str = "utf-8") -> dict[str, Any]:
+    """What `data inspect` reports. `usable` is False (and a problem says why) for a dataset no suite can split:
+    empty, or without a user of MIN_SEQUENCE_LENGTH items."""
     raw = read_dataset(data_format, path, "skip", encoding)
     problems = list(raw.problems)
     has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
     if check_media and has_images:
         problems += check_images(raw, verify=False)
+    if check_media:
+        for modality in sorted(raw.extra_paths):  # a folder exists: every item should have its file
+            problems += media_problems(raw, modality)
+    problems += [
+        too_short(user, len(sequence))
+        for user, sequence in zip(raw.user_keys, raw.sequences)
+        if len(sequence) < MIN_SEQUENCE_LENGTH
+    ]
+    unusable_reason = unusable(str(path), raw.sequences)
+    if unusable_reason is not None:
+        problems.append(DatasetProblem("unusable dataset", unusable_reason))
     kinds = counts_by_kind(problems)
     return {
         "path": str(path),
         "format": data_format,
+        "usable": unusable_reason is None,
+        "usable_users": usable_users(raw.sequences),
         "users": len(raw.sequences),
         "items": raw.n_items,
         "interactions": int(sum(len(s) for s in raw.sequences)),
@@ -142,7 +163,7 @@ def import_dataset(
     out: Path,
     k: int = 0,
     max_seq_len: int = 10,
-    min_seq_len: int = 3,
+    min_seq_len: int = MIN_SEQUENCE_LENGTH,
     on_error: str = "fail",
     verify_images: bool = False,
     copy_media: bool = False,
@@ -150,6 +171,9 @@ def import_dataset(
     encoding: str = "utf-8",
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    if min_seq_len < MIN_SEQUENCE_LENGTH:
+        # Shorter users would be written only for every suite to drop them.
+        raise DatasetError(f"--min-seq-len {min_seq_len} is below the rule: {RULE}")
     check_output_location(source, out, force)
     raw = read_dataset(data_format, source, on_error, encoding)
     problems = list(raw.problems)
@@ -164,11 +188,7 @@ def import_dataset(
                 bad[index[problem.item]] = True
     for user, sequence in zip(raw.user_keys, raw.sequences):
         if len(sequence) < min_seq_len:
-            problems.append(
-                DatasetProblem(
-                    "too short", f"user '{user}': {len(sequence)} items, fewer than the minimum {min_seq_len}"
-                )
-            )
+            problems.append(too_short(user, len(sequence), min_seq_len))
     if problems and on_error == "fail":
         kinds = ", ".join(f"{kind}: {count}" for kind, count in counts_by_kind(problems).items())
         raise DatasetProblems(
@@ -205,7 +225,7 @@ def import_dataset(
             "items": int(len(kept_items)),
             "interactions": int(sum(len(s) for s in sequences)),
             "split": {
-                "train_sequences": sum(1 for s in sequences if len(s) >= 4),
+                "train_sequences": usable_users(sequences),
                 "valid": len(sequences),
                 "test": len(sequences),
             },

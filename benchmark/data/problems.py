@@ -16,7 +16,10 @@ ProblemKind = Literal[
     "not a number",
     "no image",
     "unreadable image",
+    "no media",  # a video/audio array (or another array modality) a tower needs
+    "unreadable media",
     "too short",
+    "unusable dataset",  # empty, or no user long enough to split
     "other",
 ]
 

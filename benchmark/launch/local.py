@@ -27,8 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmark.launch.child import PARENT_PID_VARIABLE
 from benchmark.launch.device_lock import device_key, device_lock
 from benchmark.launch.devices import PoolDevice
+from benchmark.launch.host_memory import HostMemoryReading, HostMemoryWatch
 from benchmark.launch.placement import LAUNCHER, placement_columns
-from benchmark.launch.resume import launcher_hardware_columns
+from benchmark.launch.resume import finished_elsewhere, launcher_hardware_columns
+from benchmark.launch.run_status import SKIPPED_MARK
 from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import describe_cell
 from benchmark.results.schema import empty_row
@@ -91,12 +93,15 @@ def _fallback_row(
 # Cell processes running now (a pool runs several): Ctrl-C in the launcher must stop them all.
 _running: set[subprocess.Popen[str]] = set()
 _running_lock = threading.Lock()
+# Processes this launcher killed itself: their SIGKILL is not the kernel's out-of-memory killer.
+_killed_here: set[int] = set()
 
 
 def kill_running_children() -> None:
     """Kill every cell process (and its session) this launcher started and that still runs."""
     with _running_lock:
         for process in list(_running):
+            _killed_here.add(process.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 
@@ -106,6 +111,9 @@ class ChildResult:
     final: ProgressEvent | None  # the child's "done" event (None if it died first)
     returncode: int
     timed_out: bool
+    host_memory: HostMemoryReading | None = None  # the last reading of the child's resident memory
+    ended_at: float = 0.0  # time.monotonic() when the child was seen to end
+    killed_here: bool = False  # this launcher sent the SIGKILL (interrupted pool)
 
 
 def _run_child(
@@ -138,8 +146,10 @@ def _run_child(
         reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout_s
+        memory = HostMemoryWatch(process.pid)
         try:
             while True:
+                memory.poll()
                 try:
                     line = lines.get(timeout=0.2)
                 except queue.Empty:
@@ -165,10 +175,13 @@ def _run_child(
                 _running.discard(process)
             raise
         process.wait()
+        ended_at = time.monotonic()
         reader.join(timeout=5)
         with _running_lock:
             _running.discard(process)
-    return ChildResult(final, process.returncode, timed_out)
+            killed_here = process.pid in _killed_here
+            _killed_here.discard(process.pid)
+    return ChildResult(final, process.returncode, timed_out, memory.last, ended_at, killed_here)
 
 
 def uses_cache(config: CellConfig) -> bool:
@@ -253,9 +266,9 @@ def _build_caches(
         reason = f"cache build exceeded the cell timeout of {timeout_s:.0f} s and was killed (log: {files.log})"
         return [], ("timeout", reason)
     if build.final is None:
-        return [], ("crashed", _died(build.returncode, files.log, "cache build"))
+        return [], ("crashed", _died(build, files.log, "cache build"))
     if build.final.status != "ok":
-        failure = build.final.error or _died(build.returncode, files.log, "cache build")
+        failure = build.final.error or _died(build, files.log, "cache build")
         return [], (build.final.status or "crashed", failure)
     return list(build.final.built), None
 
@@ -307,6 +320,11 @@ def run_cell_subprocess(
 
     try:
         with _lock(cell, lock, device, _say(progress)):
+            done_by = finished_elsewhere(cell, run_dir) if lock else None
+            if done_by is not None:
+                reason = f"finished by another run meanwhile ({done_by}); not measured twice"
+                files.log.write_text(f"{SKIPPED_MARK} {reason}\n")
+                return CellOutcome(cell.cell_id, "skipped", reason, done_by)
             built: list[str] = []
             if uses_cache(cell.config):
                 built, failure = _build_caches(files, timeout_s, show, environment)
@@ -329,12 +347,24 @@ def run_cell_subprocess(
     if result.timed_out:
         return record("timeout", f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {files.log})")
     if result.final is None or not files.row.exists():
-        return record("crashed", _died(result.returncode, files.log, "cell"))
+        return record("crashed", _died(result, files.log, "cell"))
     return CellOutcome(cell.cell_id, result.final.status or "crashed", result.final.error, files.row)
 
 
-def _died(returncode: int, log_path: Path, what: str) -> str:
+def _died(result: ChildResult, log_path: Path, what: str) -> str:
+    returncode = result.returncode
     reason = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+    if returncode == -signal.SIGKILL and not result.killed_here:
+        # Neither the timeout nor this launcher sent it (both are recorded otherwise): the usual sender is the
+        # kernel's out-of-memory killer, whose own record is the kernel log (often unreadable without privileges).
+        memory = result.host_memory
+        last = f"last host-memory reading: {memory.describe(result.ended_at)}" if memory else "no host-memory reading"
+        reason = (
+            f"signal 9, SIGKILL, not sent by mmbench: most likely the kernel's out-of-memory killer, the machine's "
+            f"memory exhausted; {last}"
+        )
+    elif returncode == -signal.SIGKILL:
+        reason = "signal 9, SIGKILL, sent by mmbench: the run was interrupted"
     return f"{what} process died ({reason}) before writing its row; log tail:\n{_log_tail(log_path)}"
 
 
@@ -348,7 +378,8 @@ def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, l
             progress.update(step_task, description=f"{cell.cell_id} [starting]", completed=0, total=None)
             outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task, lock)
             outcomes.append(outcome)
-            marker = "[green]ok[/]" if outcome.status == "ok" else f"[red]{outcome.status}[/]"
+            colour = {"ok": "green", "skipped": "yellow"}.get(outcome.status, "red")
+            marker = f"[{colour}]{outcome.status}[/]"
             progress.console.print(
                 f"{marker} {cell.cell_id}" + (f": {outcome.error.splitlines()[0]}" if outcome.error else "")
             )

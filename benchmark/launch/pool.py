@@ -80,7 +80,8 @@ def run_pool(
                 except Exception as error:  # noqa: BLE001 - a launcher bug must still leave this cell a row
                     outcome = record_crash(cell, run_dir, run_id, f"launcher error: {error!r}", lock, device, "pool")
                 outcomes[cell.cell_id] = outcome
-                marker = "[green]ok[/]" if outcome.status == "ok" else f"[red]{outcome.status}[/]"
+                colour = {"ok": "green", "skipped": "yellow"}.get(outcome.status, "red")
+                marker = f"[{colour}]{outcome.status}[/]"
                 first_line = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
                 progress.console.print(f"{marker} {cell.cell_id} on {device.label}{first_line}")
                 progress.advance(suite_task)

@@ -20,6 +20,8 @@ from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
 
 _COLUMNS = ("config_hash", "status", "gpu_name", "cpu", "end_time")
+# Scans of the store for a row another run wrote, repeated while files vanish under it (compaction).
+_SCANS = 3
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,42 @@ def _previous_outcomes(results_dir: Path) -> tuple[dict[tuple[str, str], str], l
             if key not in latest or (ended is not None and (latest[key][0] is None or ended >= latest[key][0])):
                 latest[key] = (ended, row.get("status"))
     return {key: status for key, (_, status) in latest.items()}, unreadable
+
+
+def finished_elsewhere(cell: Cell, run_dir: Path) -> Path | None:
+    """The row file of another run, written since this run began, that finished `cell` (ok, on this hardware).
+
+    Two `mmbench run` into one results directory: each planned its cells before the other finished any, so
+    each cell is checked again just before it runs (with the device's lock held, so a run timing it on this
+    device has written its row by then). Only files modified since this run's manifest was written are read:
+    cheap however large the store.
+    """
+    manifest = run_dir / "manifest.json"
+    if not manifest.exists():
+        return None
+    since = manifest.stat().st_mtime_ns
+    hardware = this_hardware(cell.config.train.device)
+    for _ in range(_SCANS):
+        vanished = False
+        for path in result_files(run_dir.parent):
+            if path.parent == run_dir:
+                continue
+            try:
+                if path.stat().st_mtime_ns < since:
+                    continue
+                rows = pq.read_table(path, columns=["config_hash", "status", "gpu_name", "cpu"]).to_pylist()
+            except FileNotFoundError:  # the other run compacted it away while we listed: its rows moved
+                vanished = True
+                continue
+            except Exception:  # noqa: BLE001 - a damaged file is no evidence: the cell runs
+                continue
+            for row in rows:
+                row_hardware = row.get("gpu_name") or f"CPU {row.get('cpu') or '?'}"
+                if row["config_hash"] == cell.config_hash and row["status"] == "ok" and row_hardware == hardware:
+                    return path
+        if not vanished:
+            return None
+    return None
 
 
 def plan_resume(cells: list[Cell], results_dir: Path, force: bool = False, skip_failed: bool = False) -> ResumePlan:

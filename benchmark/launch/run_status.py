@@ -16,6 +16,9 @@ from typing import Any
 from benchmark.launch.manifest import Manifest, read_manifest
 from benchmark.results.read import read_results
 
+# The first word of the log of a cell another run finished first: this run skipped it (not measured twice).
+SKIPPED_MARK = "skipped:"
+
 # submitit / SLURM job states that mean "not finished yet".
 _ALIVE_JOB_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
 
@@ -23,7 +26,7 @@ _ALIVE_JOB_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETIN
 @dataclass(frozen=True)
 class CellState:
     cell_id: str
-    state: str  # pending, running, done, failed, stopped
+    state: str  # pending, running, done, failed, stopped, skipped
     detail: str  # the row's status or error, the job's state, ...
     job_id: str | None = None
 
@@ -70,6 +73,15 @@ def _local_job_state(manifest: Manifest, job_id: str) -> str:
     return "FINISHED" if any(Path(str(manifest.job_folder)).glob(f"{job_id}_*result.pkl")) else "ENDED"
 
 
+def _skipped_because(log: Path) -> str | None:
+    try:
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        return None
+    return first.removeprefix(SKIPPED_MARK).strip() if first.startswith(SKIPPED_MARK) else None
+
+
 def cell_states(run_dir: Path, warnings: list[str] | None = None) -> tuple[Manifest, list[CellState]]:
     """The manifest and each cell's state; files that could not be read are appended to `warnings` (named)."""
     manifest = read_manifest(run_dir)
@@ -89,7 +101,12 @@ def cell_states(run_dir: Path, warnings: list[str] | None = None) -> tuple[Manif
             detail = row["status"] if ok else f"{row['status']}: {(row['error'] or '').splitlines()[0][:120]}"
             states.append(CellState(cell_id, "done" if ok else "failed", detail, job_id))
             continue
-        started = (run_dir / "logs" / f"{cell['row'].removesuffix('.parquet')}.log").exists()
+        log = run_dir / "logs" / f"{cell['row'].removesuffix('.parquet')}.log"
+        started = log.exists()
+        skipped = _skipped_because(log) if started else None
+        if skipped is not None:
+            states.append(CellState(cell_id, "skipped", skipped, job_id))
+            continue
         if cell_id in jobs:
             job_state = jobs[cell_id].split()[0].upper()
             if job_state in _ALIVE_JOB_STATES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from peft import LoraConfig, get_peft_model
@@ -35,5 +36,11 @@ class LoRA(EndToEndMethod):
             target_modules=targets,
             bias="none",
         )
-        # get_peft_model freezes the base weights and leaves them untouched: B = 0 at init.
-        tower.model = get_peft_model(tower.model, config)
+        # get_peft_model freezes the base weights and leaves them untouched: B = 0 at init. peft asks the model for
+        # `is_gradient_checkpointing`, which transformers 5 deprecates with a FutureWarning in every LoRA cell's
+        # log; that is peft's call to change, and nothing a user can act on, so it is silenced here and only here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+            )
+            tower.model = get_peft_model(tower.model, config)

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,9 @@ def adapt(tower: nn.Module, method: str, options: dict[str, Any]) -> nn.Module:
             target_modules=targets,
             bias="none",
         )
-        return get_peft_model(tower, lora)
+        with warnings.catch_warnings():  # peft asks for transformers' deprecated `is_gradient_checkpointing`
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            return get_peft_model(tower, lora)
     if method == "adapter":
         # After each layer's attention output projection and feed-forward output projection (names by transformers
         # version: BERT/ViT `attention.output.dense` + `output.dense`, newer ViT `attention.o_proj` + `mlp.fc2`).

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+from benchmark.results.intervals import MIN_INTERVAL_RUNS
 from benchmark.results.leaderboard import MEMORY_BREAKDOWN_COLUMNS, Leaderboard, group_label
 from benchmark.units import MIB
 
@@ -81,91 +83,199 @@ RAW_COLUMNS = [
     "random_test_ndcg@10",
 ]
 
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a human-readable table: `name` is what `--columns` takes, `header` what the table shows."""
+
+    name: str
+    header: str
+
+
+# The leaderboard's columns in the order every format shows them: who, then how good (scores, accuracy, caveats),
+# then what it cost, each figure followed by its interval, then the rest.
+BOARD_COLUMNS = (
+    Column("method", "method"),
+    Column("variant", "variant"),
+    Column("tpme", "TPME"),
+    Column("tpme-fft", "TPME-FFT"),
+    Column("hr@10", "HR@10"),
+    Column("ndcg@10", "NDCG@10"),
+    Column("caveats", "caveats"),
+    Column("runs", "runs"),
+    Column("step", "step ms"),
+    Column("step-ci", "step ms 95% CI"),
+    Column("memory", "peak mem GiB"),
+    Column("memory-ci", "peak mem 95% CI"),
+    Column("params", "trainable params"),
+    Column("epoch", "epoch s"),
+    Column("epoch-ci", "epoch s 95% CI"),
+    Column("time/fft", "time/FFT"),
+    Column("mem/fft", "mem/FFT"),
+    Column("tpme-amort", "TPME amort."),
+    Column("amortised", "amortised epoch s"),
+    Column("amortised-ci", "amortised epoch s 95% CI"),
+    Column("cache", "cache build s"),
+    Column("data", "data %"),
+    Column("energy", "energy J/epoch"),
+)
+COST_COLUMNS = (
+    Column("method", "method"),
+    Column("weights", "weights MiB trainable/frozen"),
+    Column("grads", "grads MiB"),
+    Column("optimizer", "optimizer MiB"),
+    Column("saved-activations", "saved activations MiB"),
+    Column("peak-activations", "activations at peak MiB"),
+    Column("slack", "allocator slack MiB"),
+    Column("cuda-context", "CUDA context MiB"),
+    Column("gflop", "GFLOP/step [tower/side/user/other]"),
+    Column("kernels", "kernels/step (syncs)"),
+    Column("tflops", "TFLOP/s"),
+    Column("mfu", "MFU %"),
+    Column("samples/s", "samples/s"),
+    Column("items/s", "items/s"),
+    Column("tokens/s", "tokens/s"),
+    Column("compile", "compile s"),
+    Column("tta", "TTA s"),
+    Column("tta-cache", "TTA incl. cache s"),
+)
+# What names a row: always shown, whatever the width or --columns say.
+IDENTITY = ("method", "variant")
+# The order in which a terminal table that cannot show everything keeps columns (names; the rest follow in table
+# order): the score and the accuracy, then the costs TPME weighs, then the caveats that change their meaning.
+BOARD_PRIORITY = ("tpme", "ndcg@10", "step", "memory", "params", "hr@10", "tpme-fft", "caveats", "epoch", "runs")
+COST_PRIORITY = ("gflop", "tflops", "samples/s", "saved-activations", "grads", "optimizer", "weights", "tta")
+
+
+def column_names() -> list[str]:
+    return list(dict.fromkeys(c.name for c in (*BOARD_COLUMNS, *COST_COLUMNS)))
+
+
+def resolve_columns(text: str) -> list[str]:
+    """`--columns a,b,c`: the names (or headers, any case) given, as column names in the order given."""
+    known = {c.name: c.name for c in (*BOARD_COLUMNS, *COST_COLUMNS)}
+    known.update({c.header.lower(): c.name for c in (*BOARD_COLUMNS, *COST_COLUMNS)})
+    wanted = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in wanted if name.lower() not in known]
+    if unknown or not wanted:
+        raise ValueError(
+            f"--columns: unknown column(s) {', '.join(unknown) or '(none given)'}; one of: {', '.join(column_names())}"
+        )
+    return list(dict.fromkeys(known[name.lower()] for name in wanted))
+
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """`value` to `digits` significant digits: fixed decimals print a small figure as zero (0.000412 TFLOP/s read
+    0.000); whole numbers longer than that keep every digit (12345 items/s, not 1.23e+04)."""
+    if value == 0 or not math.isfinite(value):
+        return format(value, "g")
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude < -6:  # a positional 0.0000000412 is no easier to read
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{max(0, digits - 1 - magnitude)}f}"
+
+
+def _figure(value: Any, digits: int = 3) -> str:
+    return MISSING if _missing(value) else significant(float(value), digits)
+
+
 def _number(value: Any, pattern: str) -> str:
-    return "–" if _missing(value) else format(value, pattern)
+    """Fixed decimals, for figures on a fixed scale (TPME in [0, 1], HR and NDCG)."""
+    return MISSING if _missing(value) else format(value, pattern)
 
 
-def _with_interval(row: dict[str, Any], column: str, pattern: str) -> str:
-    text = _number(row[column], pattern)
+def _interval(row: dict[str, Any], column: str) -> str:
+    """'40.0–44.0 (n=3)': the 95% interval and the runs it rests on; none below MIN_INTERVAL_RUNS runs (with two,
+    a bootstrap interval of the median is just the two values)."""
+    runs = int(row.get(f"{column}_n") or row["runs"])
     low, high = row.get(f"{column}_lo"), row.get(f"{column}_hi")
-    if not _missing(low) and not _missing(high):
-        text += f" [{low:{pattern}}–{high:{pattern}}]"
-    return text
+    if low is None or high is None or _missing(low) or _missing(high) or runs < MIN_INTERVAL_RUNS:
+        return f"{MISSING} (n={runs})"
+    return f"{significant(low)}–{significant(high)} (n={runs})"
+
+
+def _count(count: float) -> str:
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if count >= scale:
+            return f"{significant(count / scale)} {unit}"
+    return f"{count:.0f}"
 
 
 def _params(count: Any, percent: Any) -> str:
     if _missing(count):
-        return "–"
-    count = float(count)
-    text = f"{count / 1e6:.2f} M" if count >= 1e5 else f"{count / 1e3:.1f} k"
-    return f"{text} ({percent:.2f}%)" if not _missing(percent) else text
+        return MISSING
+    text = _count(float(count))
+    return f"{text} ({significant(percent)}%)" if not _missing(percent) else text
 
 
 def _versus_fft(row: dict[str, Any], column: str) -> str:
     if not _missing(row[column]):
-        return format(row[column], ".2f" if column != "tpme_fft" else ".3f")
+        return format(row[column], ".3f") if column == "tpme_fft" else significant(row[column])
     caveats = row.get("caveats") or []
-    return "FFT oom" if "fft-oom" in caveats else "no FFT" if "no-fft" in caveats else "–"
+    return "FFT oom" if "fft-oom" in caveats else "no FFT" if "no-fft" in caveats else MISSING
 
 
 def display_rows(board: Leaderboard) -> list[dict[str, str]]:
+    """One dict per leaderboard row, keyed by header in BOARD_COLUMNS order (and 'group')."""
     rows = []
     show_variant = not board.table.is_empty() and any(board.table["variant"].fill_null("").to_list())
     for row in board.table.iter_rows(named=True):
-        step = _with_interval(row, "step_ms_median", ".1f")
-        epoch = _with_interval(row, "epoch_s", ".2f") + (" est" if "estimated" in (row["epoch_kinds"] or []) else "")
-        memory = _with_interval(row, "peak_mem_gib", ".3f")
+        memory = _figure(row["peak_mem_gib"])
         if not _missing(row["peak_mem_gib"]):
             memory += " " + "+".join(SHORT_SOURCES.get(source, source) for source in row["peak_mem_sources"] or [])
-        entry = {"group": group_label(row, board.group_by), "method": row["method_label"]}
-        if show_variant:
-            entry["variant"] = row["variant"] or ""
-        entry.update(
-            {
-                "runs": f"{row['runs']} ({row['seeds']}x{row['repeats']})",
-                "trainable params": _params(row["trainable_params"], row["trainable_pct"]),
-                "peak mem GiB [95%]": memory,
-                "epoch s [95%]": epoch,
-                "cache build s": _number(row["cache_build_s"], ".2f"),
-                "amortised epoch s": _with_interval(row, "epoch_amortized_s", ".2f"),
-                "step ms [95%]": step,
-                "data %": _number(None if _missing(row["data_share"]) else 100 * row["data_share"], ".0f"),
-                "time/FFT": _versus_fft(row, "epoch_vs_fft"),
-                "mem/FFT": _versus_fft(row, "mem_vs_fft"),
-                "energy J/epoch": _number(row["energy_j_per_epoch"], ".0f"),
-                "TPME": _number(row["tpme"], ".3f"),
-                "TPME amort.": _number(row["tpme_amortized"], ".3f"),
-                "TPME-FFT": _versus_fft(row, "tpme_fft"),
-                "HR@10": _number(row["test_hr@10"], ".4f"),
-                "NDCG@10": _number(row["test_ndcg@10"], ".4f"),
-                "caveats": ", ".join(row["caveats"] or []) or "–",
-            }
-        )
+        values = {
+            "method": row["method_label"],
+            "variant": row["variant"] or "",
+            "TPME": _number(row["tpme"], ".3f"),
+            "TPME-FFT": _versus_fft(row, "tpme_fft"),
+            "HR@10": _number(row["test_hr@10"], ".4f"),
+            "NDCG@10": _number(row["test_ndcg@10"], ".4f"),
+            "caveats": ", ".join(row["caveats"] or []) or MISSING,
+            "runs": f"{row['runs']} ({row['seeds']}x{row['repeats']})",
+            "step ms": _figure(row["step_ms_median"]),
+            "step ms 95% CI": _interval(row, "step_ms_median"),
+            "peak mem GiB": memory,
+            "peak mem 95% CI": _interval(row, "peak_mem_gib"),
+            "trainable params": _params(row["trainable_params"], row["trainable_pct"]),
+            "epoch s": _figure(row["epoch_s"]) + (" est" if "estimated" in (row["epoch_kinds"] or []) else ""),
+            "epoch s 95% CI": _interval(row, "epoch_s"),
+            "time/FFT": _versus_fft(row, "epoch_vs_fft"),
+            "mem/FFT": _versus_fft(row, "mem_vs_fft"),
+            "TPME amort.": _number(row["tpme_amortized"], ".3f"),
+            "amortised epoch s": _figure(row["epoch_amortized_s"]),
+            "amortised epoch s 95% CI": _interval(row, "epoch_amortized_s"),
+            "cache build s": _figure(row["cache_build_s"]),
+            "data %": _figure(None if _missing(row["data_share"]) else 100 * row["data_share"], 2),
+            "energy J/epoch": _figure(row["energy_j_per_epoch"]),
+        }
+        entry = {"group": group_label(row, board.group_by)}
+        entry.update({c.header: values[c.header] for c in BOARD_COLUMNS if c.name != "variant" or show_variant})
         rows.append(entry)
     return _without_empty_columns(rows, OPTIONAL_COLUMNS)
 
 
 def _mib(value: Any) -> str:
-    return "–" if _missing(value) else f"{value / MIB:.1f}"
+    return MISSING if _missing(value) else significant(value / MIB)
 
 
 def _flops(row: dict[str, Any]) -> str:
     total = row["flops_per_step"]
     if _missing(total):
-        return "–"
+        return MISSING
     parts = [row[f"flops_{part}"] for part in ("tower", "side", "user", "other")]
-    return f"{total / 1e9:.2f} [" + "/".join(_number(None if _missing(p) else p / 1e9, ".2f") for p in parts) + "]"
+    return f"{significant(total / 1e9)} [" + "/".join(_figure(None if _missing(p) else p / 1e9, 2) for p in parts) + "]"
 
 
 def _kernels(row: dict[str, Any]) -> str:
     """'310 (0)': kernel-launching operators of a step and host-device synchronisations among them."""
     if _missing(row["step_kernels"]):
-        return "–"
+        return MISSING
     return f"{row['step_kernels']:.0f} ({_number(row['step_syncs'], '.0f')})"
 
 
@@ -188,21 +298,28 @@ def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
                 "CUDA context MiB": _mib(row["cuda_context_bytes"]),
                 "GFLOP/step [tower/side/user/other]": _flops(row),
                 "kernels/step (syncs)": _kernels(row),
-                "TFLOP/s": _number(row["tflops_per_s"], ".3f"),
-                "MFU %": _number(None if _missing(mfu) else 100 * mfu, ".1f"),
-                "samples/s": _number(row["samples_per_s"], ".1f"),
-                "items/s": _number(row["items_per_s"], ".0f"),
-                "tokens/s": _number(row["tokens_per_s"], ".0f"),
-                "compile s": _number(row["compile_s"], ".1f"),
-                "TTA s": _number(row["tta_s"], ".2f"),
-                "TTA incl. cache s": _number(row["tta_incl_cache_s"], ".2f"),
+                "TFLOP/s": _figure(row["tflops_per_s"]),
+                "MFU %": _figure(None if _missing(mfu) else 100 * mfu),
+                "samples/s": _figure(row["samples_per_s"]),
+                "items/s": _figure(row["items_per_s"]),
+                "tokens/s": _figure(row["tokens_per_s"]),
+                "compile s": _figure(row["compile_s"]),
+                "TTA s": _figure(row["tta_s"]),
+                "TTA incl. cache s": _figure(row["tta_incl_cache_s"]),
             }
         )
     return _without_empty_columns(rows, COST_OPTIONAL_COLUMNS)
 
 
 # Columns left out of a human-readable table when no row has a value (the CSV and JSON keep every column).
-OPTIONAL_COLUMNS = ("cache build s", "data %", "energy J/epoch", "HR@10", "NDCG@10")
+OPTIONAL_COLUMNS = (
+    "cache build s",
+    "data %",
+    "energy J/epoch",
+    "HR@10",
+    "NDCG@10",
+    *(f"{header} 95% CI" for header in ("step ms", "peak mem", "epoch s", "amortised epoch s")),
+)
 COST_OPTIONAL_COLUMNS = (
     "activations at peak MiB",
     "allocator slack MiB",
@@ -217,9 +334,21 @@ COST_OPTIONAL_COLUMNS = (
 SHORT_SOURCES = {"nvml_process": "nvml", "torch_reserved": "torch", "cpu_rss": "rss"}
 
 
+def _empty(value: str) -> bool:
+    """No value: a dash, or the interval of a single run (with two, '– (n=2)' says why there is none)."""
+    return value in (MISSING, f"{MISSING} (n=1)")
+
+
 def _without_empty_columns(rows: list[dict[str, str]], optional: tuple[str, ...]) -> list[dict[str, str]]:
-    empty = [column for column in optional if rows and all(row[column] == "–" for row in rows)]
+    empty = [column for column in optional if rows and all(_empty(row[column]) for row in rows)]
     return [{key: value for key, value in row.items() if key not in empty} for row in rows]
+
+
+def interval_note(board: Leaderboard) -> str:
+    return (
+        f"CI: {board.interval}; n = the runs it rests on; none (–) below {MIN_INTERVAL_RUNS} runs, where a "
+        "bootstrap interval of the median is just the values themselves"
+    )
 
 
 def weights_line(board: Leaderboard) -> str:

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from typing import Any
 
 import polars as pl
 
 from benchmark.errors import MMBenchError
-from benchmark.report.columns import cost_rows, display_rows, weights_line
+from benchmark.report.columns import cost_rows, display_rows, interval_note, weights_line
 from benchmark.report.figures import (
     MEMORY_PARTS,
     PLOTS,
+    Canvas,
     Group,
+    accuracy_members,
     accuracy_points,
+    baseline_sides,
+    colour_of,
+    dash_index,
     groups,
+    label_offsets,
     learning_curves,
     marker_scale,
     memory_stack,
+    method_colours,
     method_name,
     needs_log_axis,
     pareto_front,
@@ -31,7 +39,7 @@ from benchmark.report.figures import (
 )
 from benchmark.report.figures import tpme_bars as tpme_terms_of
 from benchmark.report.render import COST_NOTE
-from benchmark.results.leaderboard import CAVEATS, Leaderboard
+from benchmark.results.leaderboard import CAVEATS, Leaderboard, with_hardware
 
 PLOT_HEIGHT = 420
 
@@ -46,10 +54,6 @@ def import_plotly() -> Any:
     return go
 
 
-def _log_axis(values: list[float]) -> str:
-    return "log" if needs_log_axis(values) else "linear"
-
-
 def _error(member: dict[str, Any], column: str) -> tuple[float, float] | None:
     low, high = member.get(f"{column}_lo"), member.get(f"{column}_hi")
     if low is None or high is None:
@@ -57,21 +61,49 @@ def _error(member: dict[str, Any], column: str) -> tuple[float, float] | None:
     return (member[column] - low, high - member[column])
 
 
-def tradeoff_figure(go: Any, group: Group) -> Any:
+# Where plotly draws a plot, in pixels, to place labels: a cell of the plot grid is at least 520 px wide and
+# PLOT_HEIGHT tall, less the margins; plotly's 12-px sans-serif is about 7 px a character.
+CANVAS = Canvas(width=440, height=310, char_width=7.0, line_height=15, gap=8)
+
+
+def _labels(
+    figure: Any, points: list[tuple[float, float, str, str]], log: tuple[bool, bool], gap: float, y_also: list[float]
+) -> None:
+    """Each point's name (x, y, name, colour) as an annotation placed by `label_offsets`, so that no two overlap; a
+    label pushed further away than the positions next to its point gets a leader line."""
+    canvas = Canvas(CANVAS.width, CANVAS.height, CANVAS.char_width, CANVAS.line_height, gap)
+    xs, ys, names = [p[0] for p in points], [p[1] for p in points], [p[2] for p in points]
+    for (x, y, name, colour), (dx, dy) in zip(points, label_offsets(xs, ys, names, log, canvas, y_also)):
+        width = canvas.char_width * len(name)
+        leader = abs(dx) > gap + width / 2 + 1 or abs(dy) > gap + canvas.line_height / 2 + 1
+        figure.add_annotation(
+            # plotly places annotations on a log axis by the logarithm of the position
+            x=math.log10(x) if log[0] and x > 0 else x,
+            y=math.log10(y) if log[1] and y > 0 else y,
+            text=html.escape(name),
+            showarrow=True,
+            ax=dx,
+            ay=-dy,  # plotly's pixels grow downwards
+            arrowhead=0,
+            arrowwidth=0.7,
+            arrowcolor="#888" if leader else "rgba(0,0,0,0)",
+            font={"color": colour},
+        )
+
+
+def tradeoff_figure(go: Any, group: Group, colours: dict[str, str]) -> Any:
     figure = go.Figure()
     members = [m for m in group.members if m.get("epoch_s") is not None and m.get("peak_mem_gib") is not None]
-    for member in members:
+    sizes = [12 + 38 * marker_scale(member, members) for member in members]
+    for member, size in zip(members, sizes):
         x_error, y_error = _error(member, "epoch_s"), _error(member, "peak_mem_gib")
-        size = 12 + 38 * marker_scale(member, members)
         figure.add_trace(
             go.Scatter(
                 x=[member["epoch_s"]],
                 y=[member["peak_mem_gib"]],
-                mode="markers+text",
-                text=[method_name(member)],
-                textposition="top center",
+                mode="markers",
                 name=method_name(member),
-                marker={"size": size, "opacity": 0.75},
+                marker={"size": size, "opacity": 0.75, "color": colour_of(member, colours)},
                 error_x={"type": "data", "symmetric": False, "array": [x_error[1]], "arrayminus": [x_error[0]]}
                 if x_error
                 else None,
@@ -82,28 +114,35 @@ def tradeoff_figure(go: Any, group: Group) -> Any:
                 f"trainable {member['trainable_params']:,}<extra></extra>",
             )
         )
+    log = (needs_log_axis([m["epoch_s"] for m in members]), needs_log_axis([m["peak_mem_gib"] for m in members]))
+    points = [(m["epoch_s"], m["peak_mem_gib"], method_name(m), colour_of(m, colours)) for m in members]
+    _labels(figure, points, log, max(sizes, default=12) / 2 + 2, [])
     figure.update_layout(
         title="Memory vs time (size: trainable params; bars: 95% over runs)",
         showlegend=False,
-        xaxis={"title": "epoch time (s)", "type": _log_axis([m["epoch_s"] for m in members])},
-        yaxis={"title": "peak memory (GiB)", "type": _log_axis([m["peak_mem_gib"] for m in members])},
+        xaxis={"title": "epoch time (s)", "type": "log" if log[0] else "linear"},
+        yaxis={"title": "peak memory (GiB)", "type": "log" if log[1] else "linear"},
     )
     return figure
 
 
-def pareto_figure(go: Any, group: Group, cost: str, axis_title: str) -> Any:
+BASELINES = (("pop_test_ndcg@10", "popularity"), ("random_test_ndcg@10", "random"))
+
+
+def pareto_figure(go: Any, group: Group, cost: str, axis_title: str, colours: dict[str, str]) -> Any:
     points = accuracy_points(group, cost)
+    members = accuracy_members(group, cost)
     front = pareto_front(points)
     figure = go.Figure()
     figure.add_trace(
         go.Scatter(
             x=[p[0] for p in points],
             y=[p[1] for p in points],
-            mode="markers+text",
+            mode="markers",
             text=[p[2] for p in points],
-            textposition="top center",
             name="methods",
-            marker={"size": 12},
+            marker={"size": 12, "color": [colour_of(m, colours) for m in members]},
+            hovertemplate="%{text}<br>%{x:.3g}<br>NDCG@10 %{y:.4f}<extra></extra>",
         )
     )
     on_front = [p for p in sorted(points) if p[2] in front]
@@ -113,16 +152,29 @@ def pareto_figure(go: Any, group: Group, cost: str, axis_title: str) -> Any:
             y=[p[1] for p in on_front],
             mode="lines",
             name="Pareto front",
-            line={"dash": "dot"},
+            line={"dash": "dot", "color": "#444"},
+            hoverinfo="skip",
         )
     )
-    for key, name in (("pop_test_ndcg@10", "popularity"), ("random_test_ndcg@10", "random")):
-        value = group.baselines.get(key)
+    baselines = {key: group.baselines.get(key) for key, _ in BASELINES}
+    sides = baseline_sides(baselines)
+    for key, name in BASELINES:
+        value = baselines[key]
         if value is not None:
-            figure.add_hline(y=value, line_dash="dash", annotation_text=f"{name} {value:.3f}")
+            figure.add_hline(
+                y=value,
+                line_dash="dash",
+                line_color="#888",
+                annotation_text=f"{name} {value:.3f}",
+                annotation_position="top right" if sides[key] == "above" else "bottom right",
+            )
+    log = (needs_log_axis([p[0] for p in points]), False)
+    labelled = [(p[0], p[1], p[2], colour_of(m, colours)) for p, m in zip(points, members)]
+    _labels(figure, labelled, log, 8, [v for v in baselines.values() if v is not None])
     figure.update_layout(
         title=f"NDCG@10 vs {axis_title.split(' (')[0]} (dotted: Pareto front)",
-        xaxis={"title": axis_title, "type": _log_axis([p[0] for p in points])},
+        showlegend=False,
+        xaxis={"title": axis_title, "type": "log" if log[0] else "linear"},
         yaxis={"title": "test NDCG@10"},
     )
     return figure
@@ -151,21 +203,28 @@ def memory_figure(go: Any, group: Group) -> Any:
     return figure
 
 
-def tta_figure(go: Any, group: Group) -> Any:
+def tta_figure(go: Any, group: Group, colours: dict[str, str]) -> Any:
+    """One line per run, coloured by method; the runs of one configuration share one legend entry."""
     figure = go.Figure()
     shown: set[str] = set()
-    for method, times, scores in learning_curves(group):
+    for curve in learning_curves(group):
+        name = method_name(curve.member)
         figure.add_trace(
             go.Scatter(
-                x=times,
-                y=scores,
+                x=curve.times,
+                y=curve.scores,
                 mode="lines+markers",
-                name=method,
-                legendgroup=method,
-                showlegend=method not in shown,
+                name=name,
+                legendgroup=name,
+                showlegend=name not in shown,
+                line={
+                    "color": colour_of(curve.member, colours),
+                    "dash": DASHES[dash_index(curve.member, group.members)],
+                },
+                marker={"color": colour_of(curve.member, colours)},
             )
         )
-        shown.add(method)
+        shown.add(name)
     figure.update_layout(
         title="Validation NDCG@10 vs training time",
         xaxis={"title": "training time, evaluation excluded (s)"},
@@ -174,7 +233,10 @@ def tta_figure(go: Any, group: Group) -> Any:
     return figure
 
 
-def scaling_figures(go: Any, board: Leaderboard) -> list[tuple[str, Any]]:
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot") * 4
+
+
+def scaling_figures(go: Any, board: Leaderboard, colours: dict[str, str]) -> list[tuple[str, Any]]:
     from plotly.subplots import make_subplots
 
     found = []
@@ -190,6 +252,7 @@ def scaling_figures(go: Any, board: Leaderboard) -> list[tuple[str, Any]]:
                     name=key,
                     text=[p["towers"] for p in series.points],
                     showlegend=False,
+                    line={"color": colours.get(series.method)},
                 ),
                 row=1,
                 col=column,
@@ -219,7 +282,11 @@ def _table_html(all_rows: list[dict[str, str]], group: Group, table_id: str) -> 
         return ""
     columns = [c for c in rows[0] if c != "group"]
     head = "".join(f'<th data-column="{index_}">{html.escape(c)}</th>' for index_, c in enumerate(columns))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows)
+    # Lists (a variant's keys, caveat codes) wrap, so that they do not push the figures off to the right.
+    wrap = {c: ' class="wrap"' if c in ("variant", "caveats") else "" for c in columns}
+    body = "".join(
+        "<tr>" + "".join(f"<td{wrap[c]}>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows
+    )
     table = f'<table class="board" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     return f'<div class="board-wrap">{table}</div>'
 
@@ -235,11 +302,11 @@ def _failures_html(board: Leaderboard) -> str:
     return f"<ul>{items}</ul>"
 
 
-def _distinct(rows: pl.DataFrame, column: str) -> str:
+def _distinct(rows: pl.DataFrame, column: str, none: str = "—") -> str:
     if column not in rows.columns:
-        return "—"
+        return none
     values = sorted({str(v) for v in rows[column].to_list() if v is not None})
-    return html.escape(", ".join(values) or "—")
+    return html.escape(", ".join(values) or none)
 
 
 def _provenance_html(board: Leaderboard, rows: pl.DataFrame) -> str:
@@ -248,6 +315,7 @@ def _provenance_html(board: Leaderboard, rows: pl.DataFrame) -> str:
         for name, version in json.loads(text).items():
             packages.setdefault(name, set()).add(str(version))
     package_text = "; ".join(f"{name} {'/'.join(sorted(v))}" for name, v in sorted(packages.items()))
+    none = "none (CPU only)" if rows["gpu_name"].drop_nulls().is_empty() else "—"
     used = set(board.table["config_id"].to_list()) if not board.table.is_empty() else set()
     superseded = rows.filter(pl.col("status") == "ok").height - board.table["runs"].sum() if used else 0
     items = [
@@ -265,9 +333,10 @@ def _provenance_html(board: Leaderboard, rows: pl.DataFrame) -> str:
             ),
         ),
         ("mmbench", _distinct(rows, "mmbench_version")),
-        ("hardware", _distinct(rows, "hardware")),
-        ("driver", _distinct(rows, "driver_version")),
-        ("CUDA", _distinct(rows, "cuda_version")),
+        # The rows as read have no 'hardware' (the leaderboard derives it): a CPU run showed "hardware —".
+        ("hardware", _distinct(with_hardware(rows), "hardware")),
+        ("driver", _distinct(rows, "driver_version", none)),
+        ("CUDA", _distinct(rows, "cuda_version", none)),
         ("torch", _distinct(rows, "torch_version")),
         ("packages", html.escape(package_text or "—")),
         (
@@ -289,6 +358,10 @@ table.board th,table.board td{border:1px solid #ddd;padding:3px 6px;text-align:r
 table.board th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}
 table.board th.sorted-asc::after{content:" ▲"}table.board th.sorted-desc::after{content:" ▼"}
 .board-wrap{overflow-x:auto;max-width:100%}
+table.board td.wrap{white-space:normal;min-width:9em;max-width:18em;text-align:left}
+table.board th:first-child,table.board td:first-child{position:sticky;left:0;z-index:1;background:#fff;
+  text-align:left;box-shadow:inset -1px 0 0 #bbb}
+table.board th:first-child{z-index:2;background:#f4f4f4}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 .plot{border:1px solid #eee;min-height:420px;min-width:0;overflow:hidden}
 dl{display:grid;grid-template-columns:10em 1fr;gap:4px 12px;font-size:.9em}dt{font-weight:600}
@@ -344,9 +417,31 @@ if (location.hash === '#selftest') {
       table.tHead.rows[0].children[index].click();
       sort = {column: index, before: before, ascending: ascending, descending: values()};
     }
+    // What a reader sees of the first leaderboard at this width: where each header ends, then, scrolled to the far
+    // right inside a narrowed wrapper, whether the method column stayed put.
+    let board = null;
+    if (table) {
+      const wrap = table.closest('.board-wrap');
+      const ends = {};
+      for (const th of table.tHead.rows[0].children) ends[th.textContent] = th.getBoundingClientRect().right;
+      wrap.style.maxWidth = '400px';
+      wrap.scrollLeft = wrap.scrollWidth;
+      const cell = table.tBodies[0].rows[0].children[0].getBoundingClientRect();
+      board = {ends: ends, viewport: innerWidth, scrolled: wrap.scrollLeft,
+               method_left: cell.left - wrap.getBoundingClientRect().left};
+      wrap.scrollLeft = 0;
+      wrap.style.maxWidth = '';
+    }
+    // Each plot's traces as drawn: name, colour, whether it has a legend entry.
+    const traces = {};
+    document.querySelectorAll('.plot .plotly-graph-div').forEach(div => {
+      traces[div.id] = (div.data || []).map(t => [t.name, (t.line && t.line.color) || (t.marker && t.marker.color) ||
+        null, t.showlegend !== false]);
+    });
     const out = document.createElement('pre');
     out.id = 'selftest';
-    out.textContent = JSON.stringify({plots: plots, sort: sort, height: document.body.scrollHeight});
+    out.textContent = JSON.stringify(
+      {plots: plots, sort: sort, board: board, traces: traces, height: document.body.scrollHeight});
     document.body.appendChild(out);
   }, 500));
 }
@@ -359,24 +454,27 @@ def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
 
     sections = []
     board_rows, costs = display_rows(board), cost_rows(board)
+    colours = method_colours(board)  # once for the whole report: a method keeps its colour in every plot
     for index, group in enumerate(groups(board)):
         plots = [
-            _figure_html(tradeoff_figure(go, group), f"tradeoff-{index}"),
-            _figure_html(pareto_figure(go, group, "peak_mem_gib", "peak memory (GiB)"), f"pareto-memory-{index}"),
-            _figure_html(pareto_figure(go, group, "epoch_s", "epoch time (s)"), f"pareto-time-{index}"),
+            _figure_html(tradeoff_figure(go, group, colours), f"tradeoff-{index}"),
+            _figure_html(
+                pareto_figure(go, group, "peak_mem_gib", "peak memory (GiB)", colours), f"pareto-memory-{index}"
+            ),
+            _figure_html(pareto_figure(go, group, "epoch_s", "epoch time (s)", colours), f"pareto-time-{index}"),
         ]
         if tpme_terms_of(group, board.weights):
             plots.append(_figure_html(tpme_figure(go, group, board.weights), f"tpme-{index}"))
         if memory_stack(group)[0]:
             plots.append(_figure_html(memory_figure(go, group), f"memory-{index}"))
         if learning_curves(group):
-            plots.append(_figure_html(tta_figure(go, group), f"tta-{index}"))
+            plots.append(_figure_html(tta_figure(go, group, colours), f"tta-{index}"))
         sections.append(
             f"<h2>{html.escape(group.label)}</h2><p class='caption'>{html.escape(group.caption)}</p>"
             f"{_table_html(board_rows, group, f'board-{index}')}<h3>Where the cost goes</h3>"
             f"{_table_html(costs, group, f'cost-{index}')}<div class='plots'>{''.join(plots)}</div>"
         )
-    scaling = scaling_figures(go, board)
+    scaling = scaling_figures(go, board, colours)
     if scaling:
         sections.append("<h2>Scaling</h2>")
         sections.append(
@@ -388,7 +486,7 @@ def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
             + "</div>"
         )
     caveats = "".join(f"<li><b>{html.escape(code)}</b>: {html.escape(text)}</li>" for code, text in CAVEATS.items())
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in (weights_line(board), board.interval, COST_NOTE))
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in (weights_line(board), interval_note(board), COST_NOTE))
     notes = f"<ul class='notes'>{notes}</ul>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mmbench report</title>

@@ -6,9 +6,12 @@ import numpy as np
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
+# Runs a configuration needs before the leaderboard shows its interval: with two, every resample's median is one of
+# the two values or their mean, so the "95%" interval is just the two values.
+MIN_INTERVAL_RUNS = 3
 INTERVAL_DESCRIPTION = (
     f"{CONFIDENCE:.0%} percentile bootstrap interval of the median over the runs of a configuration "
-    f"(seeds x repeats, {RESAMPLES} resamples, fixed seed)"
+    f"(seeds x repeats, {RESAMPLES} resamples, fixed seed; at least {MIN_INTERVAL_RUNS} runs)"
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from benchmark.results.intervals import INTERVAL_DESCRIPTION, bootstrap_median_interval
+from benchmark.results.intervals import INTERVAL_DESCRIPTION, MIN_INTERVAL_RUNS, bootstrap_median_interval
 from benchmark.results.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS, Costs, tpme, tpme_fft
 from benchmark.results.versions import with_stack
 from benchmark.suite.matrix import RUN_KEYS, config_id
@@ -86,7 +86,7 @@ MEDIAN_COLUMNS = [
     "random_test_hr@10",
     "random_test_ndcg@10",
 ]
-# Figures shown with a 95% interval over the runs (seeds x repeats) of a configuration.
+# Figures shown with a 95% interval over the runs (seeds x repeats) of a configuration (at least MIN_INTERVAL_RUNS).
 INTERVAL_COLUMNS = ("epoch_s", "epoch_amortized_s", "step_ms_median", "peak_mem_gib")
 DESCRIPTIVE = [
     "config_id",
@@ -259,13 +259,20 @@ def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
         pl.col("epoch_kinds").list.join("+").alias("epoch_kind"),
     )
     bounds: dict[str, list[float | None]] = {}
+    counts: dict[str, list[int]] = {}
     for column in INTERVAL_COLUMNS:
-        intervals = [bootstrap_median_interval(values) for values in table[f"{column}_runs"].to_list()]
+        samples = [[v for v in values or [] if v is not None] for values in table[f"{column}_runs"].to_list()]
+        intervals = [
+            bootstrap_median_interval(values) if len(values) >= MIN_INTERVAL_RUNS else (None, None)
+            for values in samples
+        ]
         bounds[f"{column}_lo"] = [low for low, _ in intervals]
         bounds[f"{column}_hi"] = [high for _, high in intervals]
-    return table.with_columns([pl.Series(name, values, dtype=pl.Float64) for name, values in bounds.items()]).drop(
-        [f"{c}_runs" for c in INTERVAL_COLUMNS]
-    )
+        counts[f"{column}_n"] = [len(values) for values in samples]  # the runs the interval rests on
+    return table.with_columns(
+        [pl.Series(name, values, dtype=pl.Float64) for name, values in bounds.items()]
+        + [pl.Series(name, values, dtype=pl.Int64) for name, values in counts.items()]
+    ).drop([f"{c}_runs" for c in INTERVAL_COLUMNS])
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:

@@ -53,10 +53,31 @@ class Validator:
     source: str
     lines: dict[KeyPath, int]
     problems: list[str] = field(default_factory=list)
+    # What a suite may run with but probably should not (max_seq_len far beyond the data); the same format.
+    warnings: list[str] = field(default_factory=list)
+    problem_paths: list[KeyPath] = field(default_factory=list)
+    warning_paths: list[KeyPath] = field(default_factory=list)
 
     def problem(self, path: KeyPath, message: str) -> None:
-        line = self._line(path)
-        self.problems.append(f"{self.source}:{line}: {format_path(path)}: {message}")
+        self.problem_paths.append(path)
+        self.problems.append(self._located(path, message))
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        located = self._located(path, message)
+        if located not in self.warnings:
+            self.warnings.append(located)
+            self.warning_paths.append(path)
+
+    def standing_warnings(self) -> list[str]:
+        """The warnings about keys without a problem (a refused value needs no warning as well)."""
+        return [text for text, path in zip(self.warnings, self.warning_paths) if not self.reported(path)]
+
+    def reported(self, prefix: KeyPath) -> bool:
+        """Whether a problem was reported at `prefix` or under it."""
+        return any(path[: len(prefix)] == prefix for path in self.problem_paths)
+
+    def _located(self, path: KeyPath, message: str) -> str:
+        return f"{self.source}:{self._line(path)}: {format_path(path)}: {message}"
 
     def _line(self, path: KeyPath) -> int:
         while path and path not in self.lines:

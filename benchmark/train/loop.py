@@ -19,6 +19,7 @@ from torch import nn
 
 from benchmark.data.dataset import ItemFeatures, SplitDataset, load_raw_dataset, split_leave_one_out, steps_per_epoch
 from benchmark.data.loader import default_num_workers, train_loader
+from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
 from benchmark.errors import DatasetError, NoMeasuredStepsError
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import get_modality, states_key
@@ -126,8 +127,8 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     record.add(DataFacts(split.n_items, len(split.train_sequences), split.dropped_users))
     if split.dropped_users:
         print(
-            f"dataset '{config.dataset.name}': dropped {split.dropped_users} user sequence(s) with fewer than 3 items "
-            "(leave-one-out needs a training, a validation and a test item)",
+            f"dataset '{config.dataset.name}': dropped {split.dropped_users} user sequence(s) with fewer than "
+            f"{MIN_SEQUENCE_LENGTH} items ({RULE})",
             file=sys.stderr,
         )
     if train_config.batch_size > len(split.train_sequences):
