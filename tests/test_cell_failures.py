@@ -70,16 +70,31 @@ def test_interrupt_stops_the_cell_and_records_it(monkeypatch, cell, tmp_path):
     import os
     import signal
     import threading
+    import time
 
     marker = tmp_path / "child.pid"
     monkeypatch.setattr(
         local,
         "CELL_COMMAND",
-        [sys.executable, "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            f"import os, time; open({str(marker)!r} + '.part', 'w').write(str(os.getpid())); "
+            f"os.rename({str(marker)!r} + '.part', {str(marker)!r}); time.sleep(60)",  # the marker appears whole
+        ],
     )
-    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+
+    def interrupt_once_the_child_runs() -> None:
+        # Not after a fixed delay: on a loaded machine the child may not have started by then.
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_the_child_runs, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        local.run_cell_subprocess(cell, tmp_path / "run", "run-1")
+        outcome = local.run_cell_subprocess(cell, tmp_path / "run", "run-1")
+        pytest.fail(f"the launcher returned instead of being interrupted: {outcome}")
     frame, _ = read_results(tmp_path)
     assert frame["status"].to_list() == ["crashed"] and "interrupted" in frame["error"][0]
     child = int(marker.read_text())

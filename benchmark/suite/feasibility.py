@@ -51,10 +51,7 @@ def tower_shape(modality: str, tower: dict[str, Any]) -> TowerShape | None:
     config = dict(get_preset(tower["preset"]).config)
     local = Path(tower["weights"]) / "config.json" if tower["weights"] != "random" else None
     if local is not None and local.is_file():
-        try:
-            config.update(json.loads(local.read_text()))
-        except (OSError, ValueError):
-            pass  # the cell reports an unreadable checkpoint; the preset's shape stands in here
+        config.update(_checkpoint_config(local))
     if not isinstance(config.get("num_hidden_layers"), int) or not isinstance(config.get("hidden_size"), int):
         return None
     tokens = 1
@@ -64,6 +61,16 @@ def tower_shape(modality: str, tower: dict[str, Any]) -> TowerShape | None:
         side = int(tower.get("image_size") or config.get("image_size") or 0) // int(config["patch_size"])
         tokens = side * side + 1  # patches and the CLS token
     return TowerShape(modality, tower["preset"], int(config["num_hidden_layers"]), int(config["hidden_size"]), tokens)
+
+
+def _checkpoint_config(path: Path) -> dict[str, Any]:
+    """A local checkpoint's config.json; empty when unreadable: the cell reports an unreadable checkpoint, and the
+    preset's shape stands in here."""
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def plan_problem(method_class: Any, options: Any, towers: dict[str, TowerShape], embed_dim: int) -> str | None:

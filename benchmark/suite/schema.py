@@ -3,6 +3,7 @@ each as `file:line: key.path: message`, with a did-you-mean for unknown keys and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -158,10 +159,9 @@ class Validator:
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if hint is float and isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-4" as a string
+            # YAML 1.1 reads "1e-4" as a string; a string that is no number stays one, and the check below names it.
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if hint in (int, float, str, bool) and (
             not isinstance(value, hint) or (hint in (int, float) and isinstance(value, bool))
         ):
