@@ -278,7 +278,7 @@ def test_compile_time_is_kept_out_of_the_measured_steps(write_suite, monkeypatch
     # 1 warm-up step (it compiled): the measured steps are the later ones that compiled nothing.
     compile_steps_after_warmup = row["compile_steps"] - 1
     assert row["measured_steps"] == len(row["train_loss"]) - 1 - compile_steps_after_warmup >= 2
-    assert max(row["step_ms"]) * 5 < row["compile_s"] * 1000  # compilation dwarfs a small side network's step
+    # No figure about how long compiling took against a step: a timing, which a loaded machine can turn around.
 
 
 def test_compile_falls_back_to_eager_with_a_clear_message(write_suite, monkeypatch, tmp_path):

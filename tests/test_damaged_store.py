@@ -132,6 +132,15 @@ def test_compaction_leaves_a_run_with_a_damaged_compacted_file_alone(tmp_path, k
     assert len(list(run_dir.glob("adapter-*.parquet"))) == 3  # the new rows stay where readers find them
 
 
+@pytest.mark.parametrize("kind", DAMAGES)
+def test_compaction_names_a_damaged_compacted_file_with_nothing_else_to_merge(tmp_path, kind):
+    victim = compacted_run(tmp_path / "lora")
+    damage(victim, kind)
+    outcome = CliRunner().invoke(app, ["results", "compact", "--results", str(tmp_path)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "left alone" in outcome.stdout and str(victim) in outcome.stdout  # not "unchanged"
+
+
 def test_a_crashed_cell_does_not_make_the_current_side_other_hardware(tmp_path):
     """The symptom: a failure row (written by the launcher) has no torch or CUDA version, and compare said
     "refusing to compare timings across hardware" with identical hardware on both sides."""

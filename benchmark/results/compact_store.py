@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ResultsError
-from benchmark.results.compaction import CompactionResult, compact_run, per_cell_files
+from benchmark.results.compaction import (
+    COMPACTED_NAME,
+    CompactionResult,
+    UnreadableCompactedFile,
+    compact_run,
+    compacted_sources,
+    per_cell_files,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,18 @@ def _running(run_dir: Path) -> bool:
     return any(state.state in ("pending", "running") for state in states)
 
 
+def _damaged_compacted_file(run_dir: Path) -> str | None:
+    """Why the run's compacted file cannot be read, or None (readable, or there is none)."""
+    compacted = run_dir / COMPACTED_NAME
+    if not compacted.exists():
+        return None
+    try:
+        compacted_sources(compacted)
+    except UnreadableCompactedFile as error:
+        return f"{error}; readers skip it (move it away, or restore it from a copy)"
+    return None
+
+
 def compact_store(results: Path) -> list[CompactOutcome]:
     if not results.is_dir():
         raise ResultsError(f"results directory {results} does not exist")
@@ -54,7 +73,8 @@ def compact_store(results: Path) -> list[CompactOutcome]:
             outcomes.append(CompactOutcome(run_dir, "running: left alone", None))
             continue
         if not per_cell_files(run_dir):
-            outcomes.append(CompactOutcome(run_dir, "unchanged", None))
+            damaged = _damaged_compacted_file(run_dir)
+            outcomes.append(CompactOutcome(run_dir, f"left alone: {damaged}" if damaged else "unchanged", None))
             continue
         result = compact_run(run_dir)
         if result.left_alone is not None:
