@@ -129,6 +129,7 @@ lint: setup
 	$(VENV)/bin/ruff check benchmark tests
 	$(VENV)/bin/ruff format --check benchmark tests
 	$(VENV)/bin/mypy benchmark/results benchmark/suite benchmark/profile
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache

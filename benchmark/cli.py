@@ -391,7 +391,7 @@ _MANY_CELL_FILES = 2000
 
 
 def _suggest_compaction(rows: Any, results: Path) -> None:
-    from benchmark.results.compaction import COMPACTED_NAME
+    from benchmark.results.compacted_file import COMPACTED_NAME
 
     files = rows["file"].unique()
     per_cell = int((~files.str.ends_with(f"/{COMPACTED_NAME}")).sum())
@@ -405,7 +405,8 @@ def _suggest_compaction(rows: Any, results: Path) -> None:
 def _compact_finished_run(run_dir: Path) -> Path | None:
     """Merge the finished run's per-cell files into one (a store of many runs then reads in seconds). A failure
     here loses nothing: the per-cell files stay, and `mmbench results compact` can try again."""
-    from benchmark.results.compaction import COMPACTED_NAME, compact_run
+    from benchmark.results.compacted_file import COMPACTED_NAME
+    from benchmark.results.compaction import compact_run
 
     try:
         result = compact_run(run_dir)

@@ -14,6 +14,7 @@ from benchmark.data.hidden_state_store import CacheKey, build_cache, caches_dire
 from benchmark.errors import TowerError
 from benchmark.methods.registry import get_method_class
 from benchmark.methods.side_network import every_nth_layer
+from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import build_tower, count_parameters
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import ensure_caches
@@ -69,7 +70,7 @@ def test_the_paper_suite_trains_the_reference_codes_parameters():
     train, options = cell.config.train, cell.config.method.options
     assert (options.activation, options.init, train.user_encoder) == ("relu", "reference", "post-ln")
     assert (train.precision, train.weight_decay, train.logq_correction) == ("fp16", 0.0, True)
-    towers = {m: build_tower(m, tower, 0) for m, tower in cell.config.towers.present().items()}
+    towers = {m: build_tower(m, tower, 0) for m, tower in cell.config.towers.present(modality_names()).items()}
     encoder = get_method_class("iisan")(options).build_item_encoder(towers, 64)
     model = Recommender(encoder, 64, 10, 2, 2, 0.1, user_encoder=train.user_encoder)
     assert count_parameters(model)[0] == IISAN_SIDE + IISAN_HEADS + REFERENCE_SASREC == 4_113_877

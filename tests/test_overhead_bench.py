@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from benchmark.methods.registry import get_method_class
+from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import build_tower, count_parameters
 from benchmark.overhead import plain_loop
 from benchmark.suite.loader import load_suite
@@ -28,7 +29,7 @@ def test_the_plain_loop_imports_nothing_of_mmbench():
 
 
 def _mmbench_trainable(config) -> int:
-    towers = {m: build_tower(m, tower, config.seed) for m, tower in config.towers.present().items()}
+    towers = {m: build_tower(m, tower, config.seed) for m, tower in config.towers.present(modality_names()).items()}
     encoder = get_method_class(config.method.name)(config.method.options).build_item_encoder(towers, 64)
     train = config.train
     model = Recommender(encoder, 64, train.max_seq_len, train.user_layers, train.user_heads, train.dropout)

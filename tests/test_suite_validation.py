@@ -4,7 +4,9 @@ import dataclasses
 
 import pytest
 
+from benchmark.catalog import method_options
 from benchmark.errors import SuiteError
+from benchmark.modalities.registry import modality_names
 from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import config_hash, expand_cells
 
@@ -160,5 +162,5 @@ def test_a_tower_set_holds_only_its_towers_and_a_null_modality_is_absent(write_s
         "image": {"preset": "vit-micro", "weights": "random", "max_tokens": 30, "image_size": 16},
     }
     assert [c.config_hash for c in cells] == [c.config_hash for c in cells_with_null]
-    assert list(cells[0].config.towers.present()) == ["text", "image"]
-    assert type(cells[0].config).from_dict(cells[0].config.to_dict()) == cells[0].config
+    assert list(cells[0].config.towers.present(modality_names())) == ["text", "image"]
+    assert type(cells[0].config).from_dict(cells[0].config.to_dict(), method_options) == cells[0].config

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import atomic_directory
-from benchmark.data.media import media_problems
+from benchmark.data.media import check_images, media_problems
 from benchmark.data.problems import DatasetProblem, counts_by_kind, summarise
 from benchmark.data.raw import RawDataset
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, too_short, unusable, usable_users
@@ -48,42 +48,6 @@ def _length_distribution(sequences: list[list[int]]) -> dict[str, float]:
         "max": int(lengths.max()),
         "mean": float(lengths.mean()),
     }
-
-
-def no_image(raw: RawDataset, key: str) -> DatasetProblem:
-    where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
-    return DatasetProblem("no image", f"item '{key}': no image{where_expected}", item=key)
-
-
-def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
-    """One problem per item whose image is missing or unreadable (header check; full decode with `verify`)."""
-    from PIL import Image
-
-    if raw.image_lmdb is not None:
-        from benchmark.data.dataset import image_sources
-
-        try:
-            sources = list(image_sources(raw))
-        except DatasetError as error:
-            return [DatasetProblem("other", str(error), str(raw.image_lmdb))]
-    else:
-        sources = [(str(path), path) if path is not None else (None, None) for path in raw.image_paths]
-    problems = []
-    for key, (where, source) in zip(raw.item_keys, sources):
-        if source is None:
-            problems.append(no_image(raw, key))
-            continue
-        try:
-            with Image.open(source) as image:  # reads the header
-                if verify:
-                    image.load()  # decodes every pixel, as the cell will
-        except Exception as error:  # noqa: BLE001 - PIL raises many types for a bad file; each is "unreadable"
-            problems.append(
-                DatasetProblem(
-                    "unreadable image", f"unreadable image for item '{key}' ({type(error).__name__})", where, item=key
-                )
-            )
-    return problems
 
 
 def inspect_dataset(path: Path, data_format: str, check_media: bool = True, encoding: str = "utf-8") -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmark.data.problems import DatasetProblem
 from benchmark.data.raw import RawDataset
+from benchmark.errors import DatasetError
 
 
 def media_modalities(modalities: list[str]) -> list[str]:
@@ -23,8 +24,6 @@ def media_modalities(modalities: list[str]) -> list[str]:
 def media_problems(raw: RawDataset, modality: str, decode: bool = False) -> list[DatasetProblem]:
     """One problem per item whose `modality` file is missing (or, with `decode`, does not decode)."""
     if modality == "image":
-        from benchmark.data.importer import check_images, no_image
-
         if decode or raw.image_lmdb is not None:
             return check_images(raw, verify=decode)
         # Presence only: the reader listed the folder already, so this opens no file.
@@ -62,6 +61,42 @@ def _array_problems(raw: RawDataset, modality: str, decode: bool) -> list[Datase
                     f"{modality} of item '{key}' has shape {shape}, the first item's {first_shape}",
                     str(path),
                     item=key,
+                )
+            )
+    return problems
+
+
+def no_image(raw: RawDataset, key: str) -> DatasetProblem:
+    where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
+    return DatasetProblem("no image", f"item '{key}': no image{where_expected}", item=key)
+
+
+def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
+    """One problem per item whose image is missing or unreadable (header check; full decode with `verify`)."""
+    from PIL import Image
+
+    if raw.image_lmdb is not None:
+        from benchmark.data.dataset import image_sources
+
+        try:
+            sources = list(image_sources(raw))
+        except DatasetError as error:
+            return [DatasetProblem("other", str(error), str(raw.image_lmdb))]
+    else:
+        sources = [(str(path), path) if path is not None else (None, None) for path in raw.image_paths]
+    problems = []
+    for key, (where, source) in zip(raw.item_keys, sources):
+        if source is None:
+            problems.append(no_image(raw, key))
+            continue
+        try:
+            with Image.open(source) as image:  # reads the header
+                if verify:
+                    image.load()  # decodes every pixel, as the cell will
+        except Exception as error:  # noqa: BLE001 - PIL raises many types for a bad file; each is "unreadable"
+            problems.append(
+                DatasetProblem(
+                    "unreadable image", f"unreadable image for item '{key}' ({type(error).__name__})", where, item=key
                 )
             )
     return problems

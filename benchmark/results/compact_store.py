@@ -7,14 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ResultsError
-from benchmark.results.compaction import (
-    COMPACTED_NAME,
-    CompactionResult,
-    UnreadableCompactedFile,
-    compact_run,
-    compacted_sources,
-    per_cell_files,
-)
+from benchmark.results.compacted_file import COMPACTED_NAME, UnreadableCompactedFile, compacted_sources
+from benchmark.results.compaction import CompactionResult, compact_run, per_cell_files
 
 
 @dataclass(frozen=True)

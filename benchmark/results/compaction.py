@@ -24,23 +24,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmark.results.compacted_file import (
+    COMPACTED_NAME,
+    SOURCES_KEY,
+    Source,
+    UnreadableCompactedFile,
+    already_compacted,
+    compacted_sources,
+)
 from benchmark.results.schema import COLUMNS, IDENTITY_COLUMNS, RESULT_SCHEMA
 
-COMPACTED_NAME = "compacted.parquet"
-SOURCES_KEY = b"mmbench_compacted_sources"
 _TEMPORARY_PREFIX = ".compacting-"
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, path: Path) -> Source:
-        stat = path.stat()
-        return cls(path.name, stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -50,33 +44,6 @@ class CompactionResult:
     rows: int
     skipped: list[str]  # files that could not be read: left in place, named
     left_alone: str | None = None  # why the run was not compacted at all (its compacted file is damaged)
-
-
-class UnreadableCompactedFile(Exception):
-    """A run's compacted file cannot be read (truncated, overwritten, not Parquet): it holds no sources we know of."""
-
-    def __init__(self, path: Path, cause: Exception) -> None:
-        super().__init__(f"{path}: not a readable compacted file ({type(cause).__name__}: {cause})")
-        self.path = path
-
-
-def compacted_sources(compacted: Path) -> set[Source]:
-    """The per-cell files a compacted file holds (readers skip them if they are still there).
-
-    Raises UnreadableCompactedFile for a damaged file: the caller names it and goes on with the other files.
-    """
-    try:
-        metadata = pq.read_schema(compacted).metadata or {}
-        if SOURCES_KEY not in metadata:  # another program's Parquet under our name: merging into it would mix rows
-            raise ValueError("no list of the per-cell files it holds (not written by `mmbench results compact`)")
-        return {Source(**entry) for entry in json.loads(metadata[SOURCES_KEY])}
-    except Exception as error:  # noqa: BLE001 - pyarrow, json and the dataclass raise several types for damage
-        raise UnreadableCompactedFile(compacted, error) from error
-
-
-def already_compacted(path: Path, sources: set[Source]) -> bool:
-    """A per-cell file whose rows are in its run's compacted file (same name, size and modification time)."""
-    return Source.of(path) in sources
 
 
 def _aligned(table: pa.Table) -> pa.Table:

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from benchmark.errors import ResultsError
-from benchmark.results.compaction import (
+from benchmark.results.compacted_file import (
     COMPACTED_NAME,
     Source,
     UnreadableCompactedFile,

@@ -22,11 +22,11 @@ def setting(
     help: str = "",
     minimum: float | None = None,
     maximum: float | None = None,
-    choices: Callable[[], list[str]] | None = None,
+    choices: NameKind | None = None,
     factory: Callable[[], Any] | None = None,
     flattened: bool = False,
 ) -> Any:
-    """A dataclass field with what validation needs to know: help text, minimum, dynamic choices.
+    """A dataclass field with what validation needs to know: help text, minimum, the registry its names come from.
 
     A `flattened` field is a `dict[str, X]` whose entries are written at the level of the mapping itself,
     one per name in `choices` (a tower set's `text:`, `image:`, ... are its `by_modality` entries), so
@@ -38,28 +38,11 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
-def _method_names() -> list[str]:
-    from benchmark.methods.registry import method_names
-
-    return method_names()
-
-
-def _tower_presets() -> list[str]:
-    from benchmark.models.presets_registry import preset_names
-
-    return preset_names()
-
-
-def _modality_names() -> list[str]:
-    from benchmark.modalities.registry import modality_names
-
-    return modality_names()
-
-
-def _dataset_formats() -> list[str]:
-    from benchmark.formats.registry import format_names
-
-    return format_names()
+# Which registry a name field's values come from (see `benchmark.catalog`): the suite's types import no registry,
+# the validator that checks them is handed the catalog's names.
+NameKind = Literal["methods", "presets", "modalities", "formats"]
+NamesOf = Callable[[str], list[str]]  # a kind -> its registered names (benchmark.catalog.names)
+OptionsOf = Callable[[str], type]  # a method's name -> its options dataclass (benchmark.catalog.method_options)
 
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -74,7 +57,7 @@ Device = Literal["auto", "cpu", "cuda"]
 
 @dataclass(frozen=True)
 class TowerConfig:
-    preset: str = setting(help="shipped architecture config", choices=_tower_presets)
+    preset: str = setting(help="shipped architecture config", choices="presets")
     weights: str = setting(
         "random", help="'random' (architecture only, offline) or a local directory of a pretrained checkpoint"
     )
@@ -89,12 +72,12 @@ class TowerSetConfig:
     name: str = setting(help="label used in cell ids and reports")
     # Written at the top level of the set (`{name: pair, text: {...}, image: {...}}`): one tower per modality.
     by_modality: dict[str, TowerConfig] = setting(
-        help="one tower per registered modality", choices=_modality_names, factory=dict, flattened=True
+        help="one tower per registered modality", choices="modalities", factory=dict, flattened=True
     )
 
-    def present(self) -> dict[str, TowerConfig]:
-        """The towers this set has, by modality, in the registry's order."""
-        return {modality: self.by_modality[modality] for modality in _modality_names() if modality in self.by_modality}
+    def present(self, order: list[str]) -> dict[str, TowerConfig]:
+        """The towers this set has, by modality, in `order` (the modality registry's: `modality_names()`)."""
+        return {modality: self.by_modality[modality] for modality in order if modality in self.by_modality}
 
     def get(self, modality: str) -> TowerConfig | None:
         return self.by_modality.get(modality)
@@ -103,7 +86,7 @@ class TowerSetConfig:
 @dataclass(frozen=True)
 class DatasetConfig:
     name: str = setting(help="label used in cell ids and reports")
-    format: str = setting("synthetic", choices=_dataset_formats)
+    format: str = setting("synthetic", choices="formats")
     path: str | None = setting(
         None, help="dataset directory (real formats); synthetic data is generated under the cache"
     )
@@ -116,7 +99,7 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = setting(choices=_method_names)
+    name: str = setting(choices="methods")
     label: str | None = setting(None, help="name shown in reports; needed when a method appears twice")
     # Validated against, then replaced by, the method's own frozen options dataclass (`Method.Options`).
     options: Any = setting(help="method hyper-parameters (see `mmbench list methods`)", factory=dict)
@@ -263,8 +246,9 @@ class CellConfig:
         return plain
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CellConfig:
-        config: CellConfig = build(cls, data)
+    def from_dict(cls, data: dict[str, Any], options_of: OptionsOf) -> CellConfig:
+        """The cell of `to_dict()`'s data; `options_of` gives the method's options type (`catalog.method_options`)."""
+        config: CellConfig = build(cls, data, options_of)
         return config
 
     def replace(self, **changes: Any) -> CellConfig:
@@ -306,14 +290,15 @@ def hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def build(cls: type, data: dict[str, Any]) -> Any:
-    """A dataclass from validated plain data (defaults for what is missing), recursively."""
+def build(cls: type, data: dict[str, Any], options_of: OptionsOf | None = None) -> Any:
+    """A dataclass from validated plain data (defaults for what is missing), recursively. A method's options are
+    built as the options type `options_of` names for it (needed wherever `data` holds a method)."""
     if cls is MethodConfig:
-        from benchmark.methods.registry import get_method_class
-
         options = data.get("options") or {}
         if not dataclasses.is_dataclass(options):
-            options = build(get_method_class(data["name"]).Options, options)
+            if options_of is None:
+                raise TypeError("building a method's configuration needs options_of (benchmark.catalog.method_options)")
+            options = build(options_of(data["name"]), options)
         data = {**data, "options": options}
     values = {}
     field_hints = hints(cls)
@@ -322,22 +307,22 @@ def build(cls: type, data: dict[str, Any]) -> Any:
             entry_hint = typing.get_args(field_hints[item.name])[1]
             names = {other.name for other in dataclasses.fields(cls)}
             entries = {key: entry for key, entry in data.items() if key not in names and entry is not None}
-            values[item.name] = {key: typed_value(entry_hint, entry) for key, entry in entries.items()}
+            values[item.name] = {key: typed_value(entry_hint, entry, options_of) for key, entry in entries.items()}
         elif item.name in data:
-            values[item.name] = typed_value(field_hints[item.name], data[item.name])
+            values[item.name] = typed_value(field_hints[item.name], data[item.name], options_of)
     return cls(**values)
 
 
-def typed_value(hint: Any, value: Any) -> Any:
+def typed_value(hint: Any, value: Any, options_of: OptionsOf | None = None) -> Any:
     """A validated plain value as the field's type: nested dataclasses built, lists to tuples, ints to floats."""
     inner, _ = unwrap_optional(hint)
     if value is None or dataclasses.is_dataclass(value):
         return value
     if isinstance(inner, type) and dataclasses.is_dataclass(inner):
-        return build(inner, value)
+        return build(inner, value, options_of)
     if typing.get_origin(inner) is tuple:
         item_hint = typing.get_args(inner)[0]
-        return tuple(typed_value(item_hint, item) for item in value)
+        return tuple(typed_value(item_hint, item, options_of) for item in value)
     if inner is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

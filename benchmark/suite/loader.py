@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from benchmark import catalog
 from benchmark.errors import MMBenchError, SuiteError
 from benchmark.suite.config import (
     CUDA_GRAPH_MODES,
@@ -69,7 +70,7 @@ def load_suite(
     """
     path = Path(path)
     data, lines = load_yaml_with_lines(path)
-    validator = Validator(str(path), lines)
+    validator = Validator(str(path), lines, catalog.names)
     if not isinstance(data, dict):
         raise SuiteError([f"{path}:1: the suite must be a mapping of keys (name, datasets, towers, methods, ...)"])
     _apply_overrides(data, overrides or [], lines, str(path))
@@ -87,7 +88,7 @@ def load_suite(
     if validator.problems:
         raise SuiteError(validator.problems)
     suite["source"] = str(path)
-    config: SuiteConfig = build(SuiteConfig, suite)
+    config: SuiteConfig = build(SuiteConfig, suite, catalog.method_options)
     return config
 
 

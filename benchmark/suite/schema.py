@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from benchmark.suite.config import flattened_field, hints, unwrap_optional
+from benchmark.suite.config import NamesOf, flattened_field, hints, unwrap_optional
 from benchmark.suite.yaml_lines import KeyPath, format_path
 
 _NO_META: dict[str, Any] = {"help": "", "minimum": None, "maximum": None, "choices": None}
@@ -53,6 +53,7 @@ def defaults_of(cls: type) -> dict[str, Any]:
 class Validator:
     source: str
     lines: dict[KeyPath, int]
+    names: NamesOf  # the registered names of a kind (benchmark.catalog.names): the valid values of a name field
     problems: list[str] = field(default_factory=list)
     # What a suite may run with but probably should not (max_seq_len far beyond the data); the same format.
     warnings: list[str] = field(default_factory=list)
@@ -95,7 +96,7 @@ class Validator:
         field_hints = hints(cls)
         flattened = flattened_field(cls)
         known = {item.name: item for item in dataclasses.fields(cls) if item.name != "source" and item is not flattened}
-        entry_names: list[str] = list(flattened.metadata["choices"]()) if flattened is not None else []
+        entry_names: list[str] = list(self.names(flattened.metadata["choices"])) if flattened is not None else []
         result: dict[str, Any] = {}
         for key, item in value.items():
             if key in entry_names and flattened is not None:
@@ -176,7 +177,7 @@ class Validator:
         if maximum is not None and isinstance(value, (int, float)) and value > maximum:
             self.problem(path, f"must be <= {maximum}, got {value}")
         if meta.get("choices") is not None:
-            choices = list(meta["choices"]())
+            choices = list(self.names(meta["choices"]))
             if value not in choices:
                 self._unknown_value(value, choices, path)
         return value

@@ -8,7 +8,7 @@ import torch
 
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.raw import RawDataset
-from benchmark.modalities.registry import get_modality
+from benchmark.modalities.registry import get_modality, modality_names
 from benchmark.models.towers import Tower, build_tower
 from benchmark.suite.config import TowerConfig, TowerSetConfig, build
 
@@ -19,7 +19,7 @@ def build_towers_and_features(
     """A tower set's towers (random weights seeded by `seed`), their suite entries, and the item features they read."""
     if isinstance(tower_set, dict):
         tower_set = build(TowerSetConfig, tower_set)
-    tower_configs = tower_set.present()
+    tower_configs = tower_set.present(modality_names())
     towers = {modality: build_tower(modality, tower_config, seed) for modality, tower_config in tower_configs.items()}
     return towers, tower_configs, build_item_features(raw, towers, tower_configs)
 

@@ -16,6 +16,7 @@ from benchmark.modalities.registry import get_modality
 from benchmark.progress import ProgressSink, phase, step
 from benchmark.suite.config import CellConfig, TowerConfig
 from benchmark.train.precision import autocast_factory
+from benchmark.train.seeding import seed_everything
 
 
 def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: TowerConfig, precision: str) -> CacheKey:
@@ -126,7 +127,6 @@ def ensure_cell_caches(config: CellConfig, progress: ProgressSink) -> dict[str, 
     from benchmark.data.dataset import load_raw_dataset
     from benchmark.methods.registry import get_method_class
     from benchmark.train.features import build_towers_and_features
-    from benchmark.train.loop import seed_everything
     from benchmark.train.precision import resolve_device
 
     method = get_method_class(config.method.name)(config.method.options)

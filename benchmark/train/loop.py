@@ -1,14 +1,14 @@
 """One cell, end to end: data, towers, method, training with profiling, evaluation -> one result row.
 
-`run_cell` fills `row` as it goes, so a cell that fails (OOM, bad input) still reports what it
-measured before the failure; the caller writes the row whatever happens.
+Each measuring component hands `run_cell` a frozen piece (`results/pieces.py`: timing, memory, energy, accuracy,
+...) as it finishes; the row is assembled once from the pieces, also when the cell fails (OOM, bad input), so a
+failed row still reports what was measured before the failure. The caller writes the row whatever happens.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import random
 import sys
 import time
 from typing import Any
@@ -67,17 +67,12 @@ from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import cache_origin, find_caches
 from benchmark.train.precision import DTYPES, autocast_factory, grad_scaler, resolve_device
 from benchmark.train.recommender import Recommender
+from benchmark.train.seeding import seed_everything
 from benchmark.units import GIB
 
 EARLY_STOPPING_METRIC = "ndcg@10"
 # Devices where torch's fused AdamW runs (one multi-tensor kernel, step counters on the device).
 FUSED_OPTIMIZER_DEVICES = ("cuda", "cpu")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def run_cell(
