@@ -238,8 +238,13 @@ def validate(
 
 
 def _check_launcher_names(launcher: str | None, slurm_cluster: str | None) -> None:
-    if launcher not in (None, "local", "pool", "slurm"):
-        raise MMBenchError(f"--launcher: unknown launcher '{launcher}' (local, pool or slurm)")
+    from benchmark.launch.launchers import LAUNCHERS
+
+    if launcher is not None:
+        try:
+            LAUNCHERS.get(launcher)
+        except MMBenchError as error:
+            raise MMBenchError(f"--launcher: {error}") from error
     if slurm_cluster not in (None, "slurm", "local"):
         raise MMBenchError(f"--slurm-cluster: '{slurm_cluster}' is not slurm or local")
 
@@ -295,7 +300,7 @@ def run(
 
     Example: mmbench run suites/smoke.yaml --results results --repeats 3 --launcher pool --gpus all
     """
-    from benchmark.launch.launchers import make_launcher
+    from benchmark.launch.launchers import LaunchRequest, make_launcher
     from benchmark.launch.manifest import new_manifest
     from benchmark.launch.resume import plan_resume
     from benchmark.results.store import ensure_writable
@@ -334,7 +339,7 @@ def run(
         "cluster": slurm_cluster,
     }
     try:
-        chosen = make_launcher(loaded.run, launcher, gpus, slurm_overrides, not no_lock)
+        chosen = make_launcher(LaunchRequest(loaded.run, gpus, slurm_overrides, not no_lock), launcher)
         ensure_writable(results)
     except MMBenchError as error:
         _fail(error)

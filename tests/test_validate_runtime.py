@@ -169,7 +169,9 @@ def test_synthetic_data_without_the_media_a_tower_reads(write_suite):
 def test_dry_run_refuses_an_unknown_launcher(write_suite):
     path = write_suite()
     outcome = runner.invoke(app, ["run", str(path), "--launcher", "bogus", "--dry-run"])
-    assert outcome.exit_code == 2 and "--launcher: unknown launcher 'bogus' (local, pool or slurm)" in outcome.stderr
+    assert (
+        outcome.exit_code == 2 and "--launcher: unknown launcher 'bogus' (known: local, pool, slurm)" in outcome.stderr
+    )
     outcome = runner.invoke(app, ["run", str(path), "--slurm-cluster", "moon", "--dry-run"])
     assert outcome.exit_code == 2 and "--slurm-cluster: 'moon' is not slurm or local" in outcome.stderr
 

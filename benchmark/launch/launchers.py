@@ -1,14 +1,16 @@
-"""Running cells is one small interface with three implementations, chosen by `--launcher` or the
-suite's `run.launcher`: `local` (one cell at a time), `pool` (one cell per GPU of this box) and
-`slurm` (a job array through submitit). Each keeps the per-cell contract: its own processes, its own
-timeout, always a row, atomic writes; resume is by config hash in the shared results directory."""
+"""Running cells is one small interface with three built-in implementations, registered by name and chosen by
+`--launcher` or the suite's `run.launcher`: `local` (one cell at a time), `pool` (one cell per GPU of this box)
+and `slurm` (a job array through submitit). Each keeps the per-cell contract: its own processes, its own timeout,
+always a row, atomic writes; resume is by config hash in the shared results directory. A plug-in module (named in
+MMBENCH_PLUGINS) adds one with `LAUNCHERS.register(name, its class)`; the class builds itself from a
+`LaunchRequest` with `create`."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -16,12 +18,24 @@ from benchmark.errors import MMBenchError
 from benchmark.launch.devices import PoolDevice, pool_devices
 from benchmark.launch.local import CellOutcome, run_cells
 from benchmark.launch.manifest import Manifest
+from benchmark.registry import Registry
 from benchmark.suite.config import RunConfig, SlurmConfig
 from benchmark.suite.matrix import Cell
 
 
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What the command line asks of a launcher, beside the suite's `run:` section."""
+
+    run: RunConfig
+    gpus: str | None = None  # pool: all, NVML indices, or fake:N
+    slurm_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # slurm: --slurm-* options given
+    lock: bool = True  # hold each device's lock while timing a cell on it
+
+
 class Launcher(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: the launchers are frozen dataclasses
 
     def run(
         self, cells: list[Cell], run_dir: Path, run_id: str, console: Console, manifest: Manifest
@@ -30,10 +44,22 @@ class Launcher(Protocol):
         ...
 
 
+class LauncherType(Protocol):
+    """A registered launcher: builds itself from a request, or says in one line why it cannot."""
+
+    def create(self, request: LaunchRequest) -> Launcher: ...
+
+
 @dataclass(frozen=True)
 class LocalLauncher:
     lock: bool = True
     name: str = "local"
+
+    @classmethod
+    def create(cls, request: LaunchRequest) -> LocalLauncher:
+        if request.gpus:
+            raise MMBenchError("--gpus needs --launcher pool (the local launcher runs one cell at a time)")
+        return cls(request.lock)
 
     def run(
         self, cells: list[Cell], run_dir: Path, run_id: str, console: Console, manifest: Manifest
@@ -46,6 +72,13 @@ class PoolLauncher:
     devices: list[PoolDevice]
     lock: bool = True
     name: str = "pool"
+
+    @classmethod
+    def create(cls, request: LaunchRequest) -> PoolLauncher:
+        spec = request.gpus or request.run.gpus
+        if not spec:
+            raise MMBenchError("--launcher pool needs --gpus (all, NVML indices like 0,1,3, or fake:N)")
+        return cls(pool_devices(spec), request.lock)
 
     def run(
         self, cells: list[Cell], run_dir: Path, run_id: str, console: Console, manifest: Manifest
@@ -62,6 +95,14 @@ class SlurmLauncher:
     lock: bool = True
     name: str = "slurm"
 
+    @classmethod
+    def create(cls, request: LaunchRequest) -> SlurmLauncher:
+        from benchmark.launch.slurm import import_submitit
+
+        import_submitit()  # a clear message now, not after the run directory exists
+        given = {key: value for key, value in request.slurm_overrides.items() if value is not None}
+        return cls(dataclasses.replace(request.run.slurm, **given), request.lock)
+
     def run(
         self, cells: list[Cell], run_dir: Path, run_id: str, console: Console, manifest: Manifest
     ) -> list[CellOutcome]:
@@ -76,24 +117,17 @@ class SlurmLauncher:
         return wait_for_array(array, run_dir, console)
 
 
-def make_launcher(
-    run: RunConfig, launcher: str | None, gpus: str | None, slurm_overrides: dict[str, object], lock: bool
-) -> Launcher:
-    """The launcher the CLI options (else the suite's `run:` section) ask for."""
-    name = launcher or run.launcher
-    if name == "local":
-        if gpus:
-            raise MMBenchError("--gpus needs --launcher pool (the local launcher runs one cell at a time)")
-        return LocalLauncher(lock)
-    if name == "pool":
-        spec = gpus or run.gpus
-        if not spec:
-            raise MMBenchError("--launcher pool needs --gpus (all, NVML indices like 0,1,3, or fake:N)")
-        return PoolLauncher(pool_devices(spec), lock)
-    if name == "slurm":
-        from benchmark.launch.slurm import import_submitit
+LAUNCHERS: Registry[LauncherType] = Registry("launcher")
+LAUNCHERS.register("local", LocalLauncher)
+LAUNCHERS.register("pool", PoolLauncher)
+LAUNCHERS.register("slurm", SlurmLauncher)
 
-        import_submitit()  # a clear message now, not after the run directory exists
-        given = {key: value for key, value in slurm_overrides.items() if value is not None}
-        return SlurmLauncher(dataclasses.replace(run.slurm, **given), lock)
-    raise MMBenchError(f"unknown launcher '{name}' (local, pool or slurm)")
+
+def launcher_names() -> list[str]:
+    return LAUNCHERS.names()
+
+
+def make_launcher(request: LaunchRequest, launcher: str | None = None) -> Launcher:
+    """The launcher `launcher` names (else the suite's `run.launcher`), built from the request; an unknown name
+    is an error that lists the known ones."""
+    return LAUNCHERS.get(launcher or request.run.launcher).create(request)

@@ -50,9 +50,10 @@ def run_slurm_task(cell_json: dict[str, Any], cell_id: str, run_dir: str, run_id
     job = submitit.JobEnvironment()
     os.environ[JOB_ID] = str(job.job_id)
     os.environ[NODE] = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
-    from benchmark.catalog import method_options  # in the task, not the submitting process
+    from benchmark.methods.registry import get_method_class  # in the task, not the submitting process
 
-    cell = Cell(cell_id=cell_id, config=CellConfig.from_dict(cell_json, method_options))
+    config = CellConfig.from_dict(cell_json, lambda method: get_method_class(method).Options)
+    cell = Cell(cell_id=cell_id, config=config)
     outcome = run_cell_subprocess(cell, Path(run_dir), run_id, lock=lock, launcher="slurm")
     return {"cell_id": outcome.cell_id, "status": outcome.status, "error": outcome.error}
 

@@ -40,7 +40,7 @@ def setting(
 
 # Which registry a name field's values come from (see `benchmark.catalog`): the suite's types import no registry,
 # the validator that checks them is handed the catalog's names.
-NameKind = Literal["methods", "presets", "modalities", "formats"]
+NameKind = Literal["methods", "presets", "modalities", "formats", "launchers"]
 NamesOf = Callable[[str], list[str]]  # a kind -> its registered names (benchmark.catalog.names)
 OptionsOf = Callable[[str], type]  # a method's name -> its options dataclass (benchmark.catalog.method_options)
 
@@ -181,7 +181,6 @@ class EvalConfig:
     )
 
 
-LauncherName = Literal["local", "pool", "slurm"]
 SlurmCluster = Literal["slurm", "local"]
 
 
@@ -203,7 +202,9 @@ class SlurmConfig:
 @dataclass(frozen=True)
 class RunConfig:
     timeout_s: float = setting(3600.0, minimum=1, help="a cell running longer is killed and recorded as timeout")
-    launcher: LauncherName = setting("local", help="local (one cell at a time), pool (one per GPU) or slurm")
+    launcher: str = setting(
+        "local", help="local (one cell at a time), pool (one per GPU), slurm, or a plug-in's", choices="launchers"
+    )
     gpus: str | None = setting(None, help="pool launcher: all, NVML indices like 0,1,3, or fake:N")
     slurm: SlurmConfig = setting(factory=SlurmConfig)
 

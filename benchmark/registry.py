@@ -1,0 +1,52 @@
+"""One registry type for every kind of extension: a name -> entry map that refuses a name registered twice for
+another entry, looks its plug-ins up first, and answers an unknown name with the closest known one.
+
+The launchers use it; the method, format, modality and preset registries are to move onto it (issue 25).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Generic, TypeVar
+
+from benchmark.errors import UnknownNameError
+from benchmark.plugins import discover, load_plugins
+
+Entry = TypeVar("Entry")
+
+
+class Registry(Generic[Entry]):
+    def __init__(self, kind: str, package: str | None = None) -> None:
+        """`kind` names an entry in messages ("launcher"); `package`, when given, is a package whose modules
+        each register built-in entries when imported (the others live beside the registry)."""
+        self.kind = kind
+        self.package = package
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, entry: Entry) -> Entry:
+        if not name:
+            raise ValueError(f"a {self.kind} needs a name")
+        if name in self._entries and self._entries[name] is not entry:
+            raise ValueError(f"{self.kind} name '{name}' registered twice")
+        self._entries[name] = entry
+        return entry
+
+    def _load(self, plugins: bool = True) -> None:
+        if self.package is not None:
+            discover(self.package, plugins)
+        elif plugins:
+            load_plugins()
+
+    def names(self, plugins: bool = True) -> list[str]:
+        """Every registered name, built-ins first, in registration order."""
+        self._load(plugins)
+        return list(self._entries)
+
+    def get(self, name: str) -> Entry:
+        self._load()
+        if name not in self._entries:
+            known = list(self._entries)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UnknownNameError(f"unknown {self.kind} '{name}' ({hint}known: {', '.join(known)})")
+        return self._entries[name]
