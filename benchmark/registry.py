@@ -1,12 +1,15 @@
 """One registry type for every kind of extension: a name -> entry map that refuses a name registered twice for
 another entry, looks its plug-ins up first, and answers an unknown name with the closest known one.
 
-The launchers use it; the method, format, modality and preset registries are to move onto it (issue 25).
+Methods, dataset formats, modalities and launchers use it; tower presets (read from JSON files) are to move
+onto it (issue 25).
 """
 
 from __future__ import annotations
 
 import difflib
+import operator
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from benchmark.errors import UnknownNameError
@@ -16,17 +19,21 @@ Entry = TypeVar("Entry")
 
 
 class Registry(Generic[Entry]):
-    def __init__(self, kind: str, package: str | None = None) -> None:
+    def __init__(
+        self, kind: str, package: str | None = None, same: Callable[[Entry, Entry], bool] = operator.eq
+    ) -> None:
         """`kind` names an entry in messages ("launcher"); `package`, when given, is a package whose modules
-        each register built-in entries when imported (the others live beside the registry)."""
+        each register built-in entries when imported (the others live beside the registry). `same` tells a
+        module registering its entry again (imported twice) from another entry taking the name."""
         self.kind = kind
         self.package = package
+        self._same = same
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, entry: Entry) -> Entry:
         if not name:
             raise ValueError(f"a {self.kind} needs a name")
-        if name in self._entries and self._entries[name] is not entry:
+        if name in self._entries and not self._same(self._entries[name], entry):
             raise ValueError(f"{self.kind} name '{name}' registered twice")
         self._entries[name] = entry
         return entry
@@ -41,6 +48,15 @@ class Registry(Generic[Entry]):
         """Every registered name, built-ins first, in registration order."""
         self._load(plugins)
         return list(self._entries)
+
+    def registered(self) -> list[Entry]:
+        """The entries registered so far, without importing anything (for checks made while registering)."""
+        return list(self._entries.values())
+
+    def entries(self, plugins: bool = True) -> list[Entry]:
+        """Every registered entry, in registration order."""
+        self._load(plugins)
+        return list(self._entries.values())
 
     def get(self, name: str) -> Entry:
         self._load()

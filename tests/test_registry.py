@@ -66,3 +66,20 @@ def test_an_unknown_launcher_is_one_error_in_the_suite_and_on_the_command_line(w
     assert "run.launcher: unknown value 'locl' (did you mean 'local'?" in outcome.stderr
     outcome = CliRunner().invoke(app, ["run", str(write_suite()), "--launcher", "pol", "--dry-run"])
     assert outcome.exit_code == 2 and "unknown launcher 'pol' (did you mean 'pool'?" in outcome.stderr
+
+
+@pytest.mark.parametrize(
+    ("lookup", "typo", "expected"),
+    [
+        ("benchmark.methods.registry:get_method_class", "lroa", "unknown method 'lroa' (did you mean 'lora'?"),
+        ("benchmark.formats.registry:get_format", "recbol", "unknown dataset format 'recbol' (did you mean 'recbole'?"),
+        ("benchmark.modalities.registry:get_modality", "imag", "unknown modality 'imag' (did you mean 'image'?"),
+    ],
+)
+def test_every_registry_on_the_generic_type_suggests_the_closest_name(lookup, typo, expected):
+    import importlib
+
+    module, function = lookup.split(":")
+    with pytest.raises(UnknownNameError) as raised:
+        getattr(importlib.import_module(module), function)(typo)
+    assert str(raised.value).startswith(expected)

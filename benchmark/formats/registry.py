@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.errors import DatasetError, UnknownNameError
-from benchmark.plugins import discover
+from benchmark.errors import DatasetError
+from benchmark.registry import Registry
 
 if TYPE_CHECKING:
     from benchmark.data.raw import RawDataset
@@ -42,30 +42,19 @@ class DatasetFormat:
         return read_dataset(self.name, Path(dataset.path), on_error, dataset.encoding)
 
 
-_REGISTRY: dict[str, DatasetFormat] = {}
+FORMATS: Registry[DatasetFormat] = Registry("dataset format", package="benchmark.formats")
 
 
 def register_format(data_format: DatasetFormat) -> DatasetFormat:
-    if data_format.name in _REGISTRY and _REGISTRY[data_format.name] != data_format:
-        raise ValueError(f"dataset format '{data_format.name}' registered twice")
-    _REGISTRY[data_format.name] = data_format
-    return data_format
-
-
-def _discover(plugins: bool = True) -> None:
-    discover("benchmark.formats", plugins)
+    return FORMATS.register(data_format.name, data_format)
 
 
 def format_names(importable_only: bool = False, plugins: bool = True) -> list[str]:
-    _discover(plugins)
-    return [name for name, data_format in _REGISTRY.items() if data_format.importable or not importable_only]
+    return [f.name for f in FORMATS.entries(plugins) if f.importable or not importable_only]
 
 
 def get_format(name: str) -> DatasetFormat:
-    _discover()
-    if name not in _REGISTRY:
-        raise UnknownNameError(f"unknown dataset format '{name}' (known: {', '.join(_REGISTRY)})")
-    return _REGISTRY[name]
+    return FORMATS.get(name)
 
 
 def read_dataset(data_format: str, directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:

@@ -7,10 +7,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from benchmark.errors import UnknownNameError
-from benchmark.plugins import discover
-
-_REGISTRY: dict[str, type[Method]] = {}
+from benchmark.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -50,26 +47,19 @@ class Method:
         return None
 
 
+METHODS: Registry[type[Method]] = Registry("method", package="benchmark.methods")
+
+
 def register_method(cls: type[Method]) -> type[Method]:
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"method name '{cls.name}' registered twice")
-    _REGISTRY[cls.name] = cls
+    METHODS.register(cls.name, cls)
     return cls
 
 
-def _discover() -> None:
-    discover("benchmark.methods")
-
-
 def method_names() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
+    return sorted(METHODS.names())
 
 
 def get_method_class(name: str) -> type[Method]:
-    _discover()
-    if name not in _REGISTRY:
-        raise UnknownNameError(f"unknown method '{name}' (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+    return METHODS.get(name)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from benchmark.errors import UnknownNameError
-from benchmark.plugins import discover
+from benchmark.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -60,37 +59,29 @@ def states_key(modality: str) -> str:
     return f"{modality}_states"
 
 
-_REGISTRY: dict[str, Modality] = {}
+# A module imported twice registers its class again: the same modality if it has the same qualified name.
+MODALITIES: Registry[Modality] = Registry(
+    "modality", package="benchmark.modalities", same=lambda a, b: type(a).__qualname__ == type(b).__qualname__
+)
 
 
 def register_modality(cls: type[Modality]) -> type[Modality]:
     """Class decorator: register one instance of the modality under `cls.name`."""
-    existing = _REGISTRY.get(cls.name)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-        raise ValueError(f"modality '{cls.name}' registered twice")
-    clash = [m.name for m in _REGISTRY.values() if m.seed_offset == cls.seed_offset and m.name != cls.name]
+    clash = [m.name for m in MODALITIES.registered() if m.seed_offset == cls.seed_offset and m.name != cls.name]
     if clash:
         raise ValueError(f"modality '{cls.name}': seed_offset {cls.seed_offset} is already '{clash[0]}''s")
-    _REGISTRY[cls.name] = cls()
+    MODALITIES.register(cls.name, cls())
     return cls
-
-
-def _discover() -> None:
-    discover("benchmark.modalities")
 
 
 def modality_names() -> list[str]:
     """Every modality, by seed offset: the order of towers in a cell (and of their fused embedding),
     the same whichever module registered first."""
-    _discover()
-    return [modality.name for modality in sorted(_REGISTRY.values(), key=lambda m: m.seed_offset)]
+    return [modality.name for modality in sorted(MODALITIES.entries(), key=lambda m: m.seed_offset)]
 
 
 def get_modality(name: str) -> Modality:
-    _discover()
-    if name not in _REGISTRY:
-        raise UnknownNameError(f"unknown modality '{name}' (known: {', '.join(_REGISTRY)})")
-    return _REGISTRY[name]
+    return MODALITIES.get(name)
 
 
 def array_modalities() -> list[Modality]:
