@@ -351,6 +351,12 @@ def run_cell_subprocess(
     return CellOutcome(cell.cell_id, result.final.status or "crashed", result.final.error, files.row)
 
 
+def status_marker(status: str) -> str:
+    """A cell's status in the progress display, in rich markup: green ok, yellow skipped, red anything else."""
+    colour = {"ok": "green", "skipped": "yellow"}.get(status, "red")
+    return f"[{colour}]{status}[/]"
+
+
 def _died(result: ChildResult, log_path: Path, what: str) -> str:
     returncode = result.returncode
     reason = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
@@ -378,8 +384,7 @@ def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, l
             progress.update(step_task, description=f"{cell.cell_id} [starting]", completed=0, total=None)
             outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task, lock)
             outcomes.append(outcome)
-            colour = {"ok": "green", "skipped": "yellow"}.get(outcome.status, "red")
-            marker = f"[{colour}]{outcome.status}[/]"
+            marker = status_marker(outcome.status)
             progress.console.print(
                 f"{marker} {cell.cell_id}" + (f": {outcome.error.splitlines()[0]}" if outcome.error else "")
             )

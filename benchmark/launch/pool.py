@@ -23,6 +23,7 @@ from benchmark.launch.local import (
     prebuild_cell_caches,
     record_crash,
     run_cell_subprocess,
+    status_marker,
     uses_cache,
 )
 from benchmark.suite.matrix import Cell
@@ -80,8 +81,7 @@ def run_pool(
                 except Exception as error:  # noqa: BLE001 - a launcher bug must still leave this cell a row
                     outcome = record_crash(cell, run_dir, run_id, f"launcher error: {error!r}", lock, device, "pool")
                 outcomes[cell.cell_id] = outcome
-                colour = {"ok": "green", "skipped": "yellow"}.get(outcome.status, "red")
-                marker = f"[{colour}]{outcome.status}[/]"
+                marker = status_marker(outcome.status)
                 first_line = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
                 progress.console.print(f"{marker} {cell.cell_id} on {device.label}{first_line}")
                 progress.advance(suite_task)

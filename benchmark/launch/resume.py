@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from benchmark.launch.manifest import MANIFEST
 from benchmark.results.store import result_files
 from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
@@ -85,6 +86,11 @@ def _gpu_name() -> str | None:
         return None
 
 
+def _row_hardware(row: dict[str, Any]) -> str:
+    """The hardware label of a stored row, as `this_hardware` names the device a cell would run on."""
+    return row.get("gpu_name") or f"CPU {row.get('cpu') or '?'}"
+
+
 def _previous_outcomes(results_dir: Path) -> tuple[dict[tuple[str, str], str], list[str]]:
     """(config hash, hardware) -> the latest status recorded; plus unreadable files."""
     latest: dict[tuple[str, str], tuple[Any, str]] = {}
@@ -102,8 +108,7 @@ def _previous_outcomes(results_dir: Path) -> tuple[dict[tuple[str, str], str], l
             unreadable.append(f"{path}: not an mmbench result (no config_hash and status columns)")
             continue
         for row in table.to_pylist():
-            hardware = row.get("gpu_name") or f"CPU {row.get('cpu') or '?'}"
-            key = (row.get("config_hash"), hardware)
+            key = (row.get("config_hash"), _row_hardware(row))
             ended = row.get("end_time")
             if key not in latest or (ended is not None and (latest[key][0] is None or ended >= latest[key][0])):
                 latest[key] = (ended, row.get("status"))
@@ -118,7 +123,7 @@ def finished_elsewhere(cell: Cell, run_dir: Path) -> Path | None:
     device has written its row by then). Only files modified since this run's manifest was written are read:
     cheap however large the store.
     """
-    manifest = run_dir / "manifest.json"
+    manifest = run_dir / MANIFEST
     if not manifest.exists():
         return None
     since = manifest.stat().st_mtime_ns
@@ -138,8 +143,7 @@ def finished_elsewhere(cell: Cell, run_dir: Path) -> Path | None:
             except Exception:  # noqa: BLE001 - a damaged file is no evidence: the cell runs
                 continue
             for row in rows:
-                row_hardware = row.get("gpu_name") or f"CPU {row.get('cpu') or '?'}"
-                if row["config_hash"] == cell.config_hash and row["status"] == "ok" and row_hardware == hardware:
+                if row["config_hash"] == cell.config_hash and row["status"] == "ok" and _row_hardware(row) == hardware:
                     return path
         if not vanished:
             return None
