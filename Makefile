@@ -120,7 +120,7 @@ bench-import: setup
 # `report` and `compare` on stores of 1,000, 10,000 and 100,000 synthetic rows, one file per cell and compacted
 # (writing the 100,000-row store takes minutes the first time; it is kept under /tmp/mmbench-bench-report).
 bench-report: setup
-	$(PY) -m benchmark.results.bench_report
+	$(PY) -m benchmark.analysis.bench_report
 
 # Guard-rails, run by CI: lint (pyflakes, bugbear, import order, pyupgrade, 120 columns), format, and strict types
 # on the packages others rely on (results, suite, profile).

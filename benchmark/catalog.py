@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from benchmark.formats.registry import format_names
 from benchmark.launch.launchers import launcher_names
-from benchmark.methods.registry import get_method_class, method_names
+from benchmark.methods.registry import method_names, method_options
 from benchmark.modalities.registry import modality_names
 from benchmark.models.presets_registry import preset_names
 
@@ -27,7 +27,4 @@ def names(kind: str) -> list[str]:
     return _NAMES[kind]()
 
 
-def method_options(name: str) -> type:
-    """The options dataclass of a registered method."""
-    options: type = get_method_class(name).Options
-    return options
+__all__ = ["method_options", "names"]

@@ -213,7 +213,7 @@ def validate(
     Example: mmbench validate suites/smoke.yaml --deep
     """
     from benchmark.errors import SuiteError
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     warnings: list[str] = []
@@ -301,10 +301,10 @@ def run(
     Example: mmbench run suites/smoke.yaml --results results --repeats 3 --launcher pool --gpus all
     """
     from benchmark.launch.launchers import LaunchRequest, make_launcher
-    from benchmark.launch.manifest import new_manifest
     from benchmark.launch.resume import plan_resume
+    from benchmark.plan.loader import load_suite
+    from benchmark.results.manifest import new_manifest
     from benchmark.results.store import ensure_writable
-    from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     warnings: list[str] = []
@@ -433,7 +433,7 @@ def status(
 
     Example: mmbench status results/smoke-20261130T120000000000Z --json
     """
-    from benchmark.launch.run_status import cell_states
+    from benchmark.results.run_status import cell_states
 
     warnings: list[str] = []
     try:
@@ -497,9 +497,9 @@ def report(
     from benchmark.report.render import render_csv, render_json, render_markdown, render_table
 
     choice = _report_columns(output_format, wide, columns)
-    from benchmark.results.leaderboard import build_leaderboard
+    from benchmark.analysis.leaderboard import build_leaderboard
+    from benchmark.analysis.tpme import parse_weights
     from benchmark.results.read import RowFilter, read_results
-    from benchmark.results.tpme import parse_weights
 
     row_filter = RowFilter(suite, tuple(run_ids or ()), tuple(statuses or ()))
     try:
@@ -791,7 +791,7 @@ def cache_build(
     Example: mmbench cache build suites/iisan-paper.yaml --only '*/iisan_cached/*'
     """
     from benchmark.launch.cache_command import build_suite_caches
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     try:
@@ -854,7 +854,7 @@ def data_inspect(
 
     Example: mmbench data inspect /data/Scientific --format amazon-iisan --problems problems.txt
     """
-    from benchmark.data.importer import inspect_dataset
+    from benchmark.formats.importer import inspect_dataset
 
     try:
         _check_encoding(encoding)
@@ -929,7 +929,7 @@ def data_import(
 
     Example: mmbench data import /data/Scientific --format amazon-iisan --out /data/scientific-mm --on-error skip
     """
-    from benchmark.data.importer import import_dataset
+    from benchmark.formats.importer import import_dataset
 
     try:
         _check_encoding(encoding)

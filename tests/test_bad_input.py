@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.data.importer import import_dataset, inspect_dataset
 from benchmark.errors import DatasetError, SuiteError
+from benchmark.formats.importer import import_dataset, inspect_dataset
 from benchmark.formats.registry import read_dataset
+from benchmark.plan.loader import load_suite
 from benchmark.results.store import write_row
-from benchmark.suite.loader import load_suite
 from tests.test_import import amazon
 
 runner = CliRunner()

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from benchmark.launch import local
+from benchmark.plan.loader import load_suite
 from benchmark.results.read import read_results
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import Cell, expand_cells
 
 

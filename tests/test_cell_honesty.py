@@ -10,9 +10,9 @@ import pytest
 
 from benchmark.data.hidden_state_store import HiddenStateCache
 from benchmark.errors import CacheMissingError, NoMeasuredStepsError, SuiteError
+from benchmark.plan.loader import load_suite
 from benchmark.profile.environment import hardware_identity
 from benchmark.results.schema import empty_row
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train import loop
 from benchmark.train.hidden_state_build import cache_origin

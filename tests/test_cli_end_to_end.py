@@ -75,7 +75,7 @@ def test_cached_row_records_the_cache_and_counts_the_towers(finished_run):
     assert cached["device_lock"] == "held" and uncached["device_lock"] == "held"
     # Run again: the cache is found, and its build (on this machine) is still this configuration's cost.
     from benchmark.launch.local import run_cell_subprocess
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     cell = next(

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.launch import local
-from benchmark.launch.manifest import new_manifest
+from benchmark.plan.loader import load_suite
+from benchmark.results.manifest import new_manifest
 from benchmark.results.read import read_results
 from benchmark.results.schema import empty_row
 from benchmark.results.store import write_row
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from tests.conftest import TINY_SUITE
 

@@ -11,14 +11,14 @@ from types import SimpleNamespace
 import polars as pl
 import pytest
 
+from benchmark.analysis.leaderboard import build_leaderboard
 from benchmark.launch import local
 from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.plan.loader import load_suite
 from benchmark.profile import contention
 from benchmark.profile.contention import ContentionMonitor, judge
 from benchmark.profile.nvml import NvmlSampler, resolve_nvml_device
-from benchmark.results.leaderboard import build_leaderboard
 from benchmark.results.read import read_results
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 
 

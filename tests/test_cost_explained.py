@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.methods.registry import get_method_class
 from benchmark.models.towers import build_tower
+from benchmark.plan.loader import load_suite
 from benchmark.profile.peaks import dense_peak_tflops, find_peak
 from benchmark.profile.step_cost import count_step_cost
 from benchmark.results.pieces import (
@@ -28,7 +29,6 @@ from benchmark.results.pieces import (
     time_to_accuracy,
 )
 from benchmark.results.schema import empty_row
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train import compile as compile_module
 from benchmark.train.hidden_state_build import ensure_cell_caches

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmark.errors import SuiteError
+from benchmark.plan.loader import load_suite
 from benchmark.results.schema import empty_row
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import config_id, expand_cells
 from benchmark.train import compile as compile_module
 from benchmark.train.loop import run_cell

@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.launch.manifest import Manifest
 from benchmark.launch.resume import _previous_outcomes
 from benchmark.results.compacted_file import COMPACTED_NAME
 from benchmark.results.compaction import compact_run
+from benchmark.results.manifest import Manifest
 from tests.test_compare import GPU, runs, write_side
 
 DAMAGES = ("truncated", "garbage", "empty", "foreign", "scrambled")

@@ -108,8 +108,8 @@ def test_leave_one_out_split(tmp_path):
 def test_one_sequence_length_rule_everywhere(tmp_path):
     """Import, inspect, the split (and so validate and the cell) apply the same minimum: a dataset of 3-item users
     was imported, then refused by every suite ("4+ items")."""
-    from benchmark.data.importer import import_dataset, inspect_dataset
     from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH
+    from benchmark.formats.importer import import_dataset, inspect_dataset
 
     assert MIN_SEQUENCE_LENGTH == 4
     directory = write_layout(tmp_path / "d", "a\tx\nb\ty\nc\tz\nd\tw\n", "u1\ta b c\nu2\tb c d\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from benchmark.launch import gpu_check
 from benchmark.launch.gpu_check import Stage, gpu_stages, run_stages
-from benchmark.suite.loader import load_suite
+from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from tests.conftest import ROOT
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from benchmark.data.collate import collate_train_batch
-from benchmark.data.dataset import ItemFeatures, load_raw_dataset
+from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_state_store import CacheKey, build_cache, caches_directory, find_cache
 from benchmark.errors import TowerError
+from benchmark.formats.registry import load_raw_dataset
 from benchmark.methods.registry import get_method_class
 from benchmark.methods.side_network import every_nth_layer
 from benchmark.modalities.registry import modality_names
@@ -60,7 +61,7 @@ REFERENCE_SASREC = 10 * 64 + 2 * 64 + 2 * (4 * 64 * 64 + 2 * 64 + linear(64, 256
 
 def test_the_paper_suite_trains_the_reference_codes_parameters():
     """iisan-paper.yaml takes the IISAN code's choices: its post-LN user encoder makes the code's 4,113,877."""
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
     from tests.conftest import ROOT
 
@@ -313,8 +314,8 @@ def test_an_incomplete_build_is_refused():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cached_training_keeps_the_towers_off_the_gpu(write_suite):
+    from benchmark.plan.loader import load_suite
     from benchmark.results.schema import empty_row
-    from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
     from benchmark.train.loop import run_cell
 
@@ -336,8 +337,8 @@ def test_cached_training_keeps_the_towers_off_the_gpu(write_suite):
 def test_cached_training_peak_is_the_same_with_a_cold_or_warm_cache(write_suite, tmp_path, monkeypatch):
     """The cache is built in its own process, so the training cell's CUDA context never holds the towers."""
     from benchmark.launch.local import run_cell_subprocess
+    from benchmark.plan.loader import load_suite
     from benchmark.results.read import read_results
-    from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     monkeypatch.setenv("MMBENCH_CACHE", str(tmp_path / "cold-cache"))

@@ -11,10 +11,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.data.dataset import load_images, load_raw_dataset, split_leave_one_out
-from benchmark.data.importer import import_dataset, inspect_dataset, k_core
+from benchmark.data.dataset import load_images, split_leave_one_out
 from benchmark.errors import DatasetError
-from benchmark.formats.registry import read_dataset
+from benchmark.formats.importer import import_dataset, inspect_dataset, k_core
+from benchmark.formats.registry import load_raw_dataset, read_dataset
 
 runner = CliRunner()
 

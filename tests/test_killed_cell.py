@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from benchmark.launch import local
+from benchmark.plan.loader import load_suite
 from benchmark.results.read import read_results
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 
 # Holds 200 MiB of written pages, lets the launcher read its memory, then dies as the OOM killer would end it.

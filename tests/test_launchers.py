@@ -171,10 +171,10 @@ def test_slurm_launcher_with_the_local_executor_runs_the_suite(tmp_path, write_s
 @pytest.mark.slow
 def test_a_slurm_task_killed_mid_cell_is_stopped_in_status_and_resumed_by_run(tmp_path, write_suite):
     pytest.importorskip("submitit")
-    from benchmark.launch.manifest import new_manifest
     from benchmark.launch.slurm import submit_cells
+    from benchmark.plan.loader import load_suite
+    from benchmark.results.manifest import new_manifest
     from benchmark.suite.config import SlurmConfig
-    from benchmark.suite.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     suite = write_suite(methods="[fft, lora]", max_steps=150, evaluate=False)

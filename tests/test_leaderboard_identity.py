@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from benchmark.analysis.intervals import bootstrap_median_interval
+from benchmark.analysis.leaderboard import GroupByError, build_leaderboard
+from benchmark.plan.loader import load_suite
 from benchmark.report.columns import display_rows
 from benchmark.report.render import render_csv, render_json, render_markdown
-from benchmark.results.intervals import bootstrap_median_interval
-from benchmark.results.leaderboard import GroupByError, build_leaderboard
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import config_id, expand_cells
 from tests.test_tpme import rows
 

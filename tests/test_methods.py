@@ -151,7 +151,7 @@ def test_registry_lists_the_core_methods():
 
 def test_bitfit_on_a_bias_free_tower_is_an_error_naming_it(write_suite):
     from benchmark.errors import SuiteError
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
 
     # Before: BitFit on llama silently trained 0 tower parameters.
     llama = build_tower("text", {"preset": "llama-micro", "weights": "random", "max_tokens": 8})

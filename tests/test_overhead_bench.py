@@ -15,7 +15,7 @@ from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import build_tower, count_parameters
 from benchmark.overhead import plain_loop
-from benchmark.suite.loader import load_suite
+from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train.recommender import Recommender
 from tests.conftest import ROOT

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from benchmark.plan.loader import load_suite
 from benchmark.results.schema import empty_row
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train.loop import run_cell
 from benchmark.train.precision import autocast_factory, grad_scaler

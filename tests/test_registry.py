@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from benchmark.cli import app
 from benchmark.errors import UnknownNameError
 from benchmark.launch.launchers import LAUNCHERS, LaunchRequest, LocalLauncher, make_launcher
+from benchmark.plan.loader import load_suite
 from benchmark.registry import Registry
-from benchmark.suite.loader import load_suite
 
 
 def test_a_registry_refuses_a_name_twice_and_suggests_the_closest():

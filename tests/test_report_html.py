@@ -166,8 +166,8 @@ def test_html_without_plotly_is_one_clear_error(smoke_results, tmp_path, monkeyp
 def test_scaling_series_follow_the_number_of_modalities_or_the_tower_size():
     import polars as pl
 
+    from benchmark.analysis.leaderboard import Leaderboard
     from benchmark.report.figures import scaling_series
-    from benchmark.results.leaderboard import Leaderboard
 
     def member(method: str, towers: dict, total: int, epoch: float) -> dict:
         return {

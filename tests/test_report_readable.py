@@ -13,10 +13,10 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
+from benchmark.analysis.leaderboard import build_leaderboard
 from benchmark.cli import app
 from benchmark.report.columns import cost_rows, display_rows, resolve_columns, significant
 from benchmark.report.render import Choice, render_markdown, render_table
-from benchmark.results.leaderboard import build_leaderboard
 from tests.test_tpme import rows
 
 runner = CliRunner()

@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.launch.manifest import Manifest
 from benchmark.results import compaction
 from benchmark.results.compacted_file import COMPACTED_NAME
 from benchmark.results.compaction import compact_run
+from benchmark.results.manifest import Manifest
 from benchmark.results.read import RowFilter, read_results
 from benchmark.results.schema import COLUMNS, RESULT_SCHEMA
 from benchmark.results.store import write_row

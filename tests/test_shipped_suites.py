@@ -55,7 +55,7 @@ def test_tiny_version_of_shipped_suite_runs(tmp_path, name, cells):
 
 
 def test_tiny_versions_expand_like_the_shipped_suites(tmp_path):
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     for name in ("versa-scaling", "crossan-4modal", "gpu-check"):

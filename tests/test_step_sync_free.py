@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from benchmark.data.collate import ITEM_BUCKET, collate_train_batch
 from benchmark.data.dataset import ItemFeatures
+from benchmark.plan.loader import load_suite
 from benchmark.profile.op_census import OpCensus
 from benchmark.results.schema import empty_row
-from benchmark.suite.loader import load_suite
 from benchmark.suite.matrix import config_id, expand_cells
 from benchmark.train.loop import run_cell
 from benchmark.train.recommender import Recommender
@@ -198,7 +198,7 @@ def test_the_census_counts_kernels_casts_and_every_kind_of_synchronisation():
 
 
 def test_frozen_towers_are_stored_in_the_compute_precision_and_trained_ones_are_not():
-    from benchmark.data.dataset import load_raw_dataset
+    from benchmark.formats.registry import load_raw_dataset
     from benchmark.methods.registry import get_method_class
     from benchmark.models.towers import Tower
     from benchmark.train.features import build_towers_and_features

@@ -7,7 +7,7 @@ import pytest
 from benchmark.catalog import method_options
 from benchmark.errors import SuiteError
 from benchmark.modalities.registry import modality_names
-from benchmark.suite.loader import load_suite
+from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import config_hash, expand_cells
 
 

@@ -7,8 +7,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from benchmark.results.leaderboard import build_leaderboard, small_groups
-from benchmark.results.tpme import Costs, parse_weights, tpme, tpme_fft
+from benchmark.analysis.leaderboard import build_leaderboard, small_groups
+from benchmark.analysis.tpme import Costs, parse_weights, tpme, tpme_fft
 
 
 def test_tpme_hand_computed():

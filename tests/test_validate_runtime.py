@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.errors import SuiteError
-from benchmark.suite import loader
-from benchmark.suite.loader import load_suite
+from benchmark.plan import loader
+from benchmark.plan.loader import load_suite
 from tests.test_import import amazon
 
 runner = CliRunner()
@@ -193,7 +193,7 @@ def test_memory_limit_is_the_largest_gpu_without_a_cuda_context(monkeypatch):
     import sys
     import types
 
-    from benchmark.suite import feasibility
+    from benchmark.plan import feasibility
 
     sizes = [80 * GIB, 141 * GIB]
     fake = types.SimpleNamespace(

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from benchmark.data.collate import collate_train_batch
-from benchmark.data.dataset import ItemFeatures, load_raw_dataset
+from benchmark.data.dataset import ItemFeatures
 from benchmark.errors import TowerError
+from benchmark.formats.registry import load_raw_dataset
 from benchmark.methods.registry import get_method_class
 from benchmark.methods.side_network import group_indices
 from benchmark.models.towers import build_tower, count_parameters

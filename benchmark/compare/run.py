@@ -6,9 +6,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.analysis.versions import transformers_versions
 from benchmark.compare.sides import CompareInputError, Side, hardware_mismatch, load_side
 from benchmark.compare.verdicts import FigureComparison, Thresholds, Verdict, compare_configuration
-from benchmark.results.versions import transformers_versions
 
 # Exit codes: the CI gate's contract; each means one thing. Where several hold, the first in this order wins:
 # unusable input, a regression, failed cells in the current side, inconclusive figures (asked), pass.

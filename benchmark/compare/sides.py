@@ -9,8 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmark.analysis.leaderboard import with_config_id, with_hardware
 from benchmark.errors import MMBenchError
-from benchmark.results.leaderboard import with_config_id, with_hardware
 from benchmark.results.read import read_results
 
 

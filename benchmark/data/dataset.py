@@ -14,17 +14,6 @@ import torch
 from benchmark.data.raw import RawDataset
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, unusable
 from benchmark.errors import DatasetError
-from benchmark.formats.registry import get_format
-from benchmark.suite.config import DatasetConfig
-
-
-def load_raw_dataset(dataset_config: DatasetConfig | dict[str, Any]) -> RawDataset:
-    """The dataset a suite entry names (a dict is taken as the entry's keys, for tests and tools)."""
-    if isinstance(dataset_config, dict):
-        dataset_config = DatasetConfig(
-            **{"name": Path(str(dataset_config.get("path") or "dataset")).name, **dataset_config}
-        )
-    return get_format(dataset_config.format).load(dataset_config)
 
 
 @dataclass

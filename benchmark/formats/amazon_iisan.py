@@ -9,6 +9,7 @@ from benchmark.data import raw
 from benchmark.data.problems import DatasetProblem
 from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError
+from benchmark.formats.assemble import assemble
 from benchmark.formats.registry import DatasetFormat, register_format
 
 
@@ -32,7 +33,7 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "
     )
     user_keys, sequences = raw.read_sequences(rows, users_path, items.index, "items.tsv", problems)
     raw.raise_if_problems(problems, str(users_path), on_error)
-    return raw.assemble(directory, items, user_keys, sequences, image_dir, problems)
+    return assemble(directory, items, user_keys, sequences, image_dir, problems)
 
 
 register_format(

@@ -12,6 +12,7 @@ from benchmark.data import raw
 from benchmark.data.problems import DatasetProblem, at
 from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError
+from benchmark.formats.assemble import assemble
 from benchmark.formats.registry import DatasetFormat, register_format
 
 
@@ -55,7 +56,7 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
     user_keys, sequences = raw.read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
     raw.raise_if_problems(problems, str(pairs_path), on_error)
     covers = _covers_folder(directory)
-    return raw.assemble(directory, items, user_keys, sequences, covers, problems)
+    return assemble(directory, items, user_keys, sequences, covers, problems)
 
 
 register_format(

@@ -11,13 +11,13 @@ from benchmark.data.problems import DatasetProblem, at
 from benchmark.data.raw import (
     ItemTable,
     RawDataset,
-    assemble,
     raise_if_problems,
     single_file,
     text_lines,
     tsv_rows,
 )
 from benchmark.errors import DatasetError
+from benchmark.formats.assemble import assemble
 from benchmark.formats.registry import DatasetFormat, register_format
 
 TITLE_COLUMNS = ("title", "item_title", "movie_title", "name")

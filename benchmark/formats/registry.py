@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import DatasetError
 from benchmark.registry import Registry
+from benchmark.suite.config import DatasetConfig
 
 if TYPE_CHECKING:
     from benchmark.data.raw import RawDataset
-    from benchmark.suite.config import DatasetConfig
 
 Reader = Callable[[Path, str, str], "RawDataset"]  # (directory, on_error "fail" | "skip", text encoding)
 
@@ -63,3 +63,12 @@ def read_dataset(data_format: str, directory: Path, on_error: str = "fail", enco
     if not directory.is_dir():
         raise DatasetError(f"dataset directory not found: {directory}")
     return reader.read(directory, on_error, encoding)
+
+
+def load_raw_dataset(dataset_config: DatasetConfig | dict[str, Any]) -> RawDataset:
+    """The dataset a suite entry names (a dict is taken as the entry's keys, for tests and tools)."""
+    if isinstance(dataset_config, dict):
+        dataset_config = DatasetConfig(
+            **{"name": Path(str(dataset_config.get("path") or "dataset")).name, **dataset_config}
+        )
+    return get_format(dataset_config.format).load(dataset_config)

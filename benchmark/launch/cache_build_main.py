@@ -22,7 +22,7 @@ from benchmark.suite.config import CellConfig
 def main(argv: list[str]) -> int:
     try:
         stop_with_parent()
-        from benchmark.catalog import method_options  # imports torch: after the parent-death signal is armed
+        from benchmark.methods.registry import method_options  # imports torch: after the parent-death signal is armed
 
         config = CellConfig.from_dict(json.loads(Path(argv[0]).read_text()), method_options)
         from benchmark.train.hidden_state_build import ensure_cell_caches

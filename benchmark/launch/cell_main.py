@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    from benchmark.catalog import method_options  # after the parent-death signal is armed: it imports torch
+    from benchmark.methods.registry import method_options  # after the parent-death signal is armed: it imports torch
 
     config = CellConfig.from_dict(json.loads(arguments.cell_json.read_text()), method_options)
     if not config.allow_download:

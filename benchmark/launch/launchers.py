@@ -17,8 +17,8 @@ from rich.console import Console
 from benchmark.errors import MMBenchError
 from benchmark.launch.devices import PoolDevice, pool_devices
 from benchmark.launch.local import CellOutcome, run_cells
-from benchmark.launch.manifest import Manifest
 from benchmark.registry import Registry
+from benchmark.results.manifest import Manifest
 from benchmark.suite.config import RunConfig, SlurmConfig
 from benchmark.suite.matrix import Cell
 

@@ -30,9 +30,9 @@ from benchmark.launch.devices import PoolDevice
 from benchmark.launch.host_memory import HostMemoryReading, HostMemoryWatch
 from benchmark.launch.placement import LAUNCHER, placement_columns
 from benchmark.launch.resume import finished_elsewhere, launcher_hardware_columns
-from benchmark.launch.run_status import SKIPPED_MARK
 from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import describe_cell
+from benchmark.results.run_status import SKIPPED_MARK
 from benchmark.results.schema import empty_row
 from benchmark.results.store import cell_file_name, write_row
 from benchmark.suite.config import CellConfig

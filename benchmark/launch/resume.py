@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from benchmark.launch.manifest import MANIFEST
+from benchmark.results.manifest import MANIFEST
 from benchmark.results.store import result_files
 from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell

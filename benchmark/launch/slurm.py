@@ -18,8 +18,8 @@ from rich.console import Console
 
 from benchmark.errors import MMBenchError
 from benchmark.launch.local import CellOutcome, run_cell_subprocess
-from benchmark.launch.manifest import Manifest
 from benchmark.launch.placement import JOB_ID, NODE
+from benchmark.results.manifest import Manifest
 from benchmark.results.read import read_results
 from benchmark.suite.config import CellConfig, SlurmConfig
 from benchmark.suite.matrix import Cell
@@ -50,9 +50,9 @@ def run_slurm_task(cell_json: dict[str, Any], cell_id: str, run_dir: str, run_id
     job = submitit.JobEnvironment()
     os.environ[JOB_ID] = str(job.job_id)
     os.environ[NODE] = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
-    from benchmark.methods.registry import get_method_class  # in the task, not the submitting process
+    from benchmark.methods.registry import method_options  # in the task, not the submitting process
 
-    config = CellConfig.from_dict(cell_json, lambda method: get_method_class(method).Options)
+    config = CellConfig.from_dict(cell_json, method_options)
     cell = Cell(cell_id=cell_id, config=config)
     outcome = run_cell_subprocess(cell, Path(run_dir), run_id, lock=lock, launcher="slurm")
     return {"cell_id": outcome.cell_id, "status": outcome.status, "error": outcome.error}

@@ -63,3 +63,9 @@ def method_names() -> list[str]:
 
 def get_method_class(name: str) -> type[Method]:
     return METHODS.get(name)
+
+
+def method_options(name: str) -> type:
+    """The options dataclass of a registered method (what `CellConfig.from_dict` builds a cell's options with)."""
+    options: type = get_method_class(name).Options
+    return options

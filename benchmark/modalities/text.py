@@ -60,7 +60,7 @@ class Text(Modality):
     seed_offset = 0
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
-        from benchmark.models.tokenize import hash_tokenize, pretrained_tokenize
+        from benchmark.modalities.tokenize import hash_tokenize, pretrained_tokenize
 
         titles = [""] + raw.titles  # row 0: padding item
         if tower_config.weights == "random":

@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from benchmark.suite.loader import load_suite
+    from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

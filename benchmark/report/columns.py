@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.results.intervals import MIN_INTERVAL_RUNS
-from benchmark.results.leaderboard import MEMORY_BREAKDOWN_COLUMNS, Leaderboard, group_label
+from benchmark.analysis.intervals import MIN_INTERVAL_RUNS
+from benchmark.analysis.leaderboard import MEMORY_BREAKDOWN_COLUMNS, Leaderboard, group_label
 from benchmark.units import MIB
 
 RAW_COLUMNS = [

@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.results.leaderboard import Leaderboard, group_baselines, group_label
-from benchmark.results.tpme import Costs, tpme_terms
+from benchmark.analysis.leaderboard import Leaderboard, group_baselines, group_label
+from benchmark.analysis.tpme import Costs, tpme_terms
 
 # The figures `--plot` can export, and what each shows.
 PLOTS = {

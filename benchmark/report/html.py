@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from benchmark.analysis.leaderboard import CAVEATS, Leaderboard, with_hardware
 from benchmark.errors import MMBenchError
 from benchmark.report.columns import cost_rows, display_rows, interval_note, weights_line
 from benchmark.report.figures import (
@@ -39,7 +40,6 @@ from benchmark.report.figures import (
 )
 from benchmark.report.figures import tpme_bars as tpme_terms_of
 from benchmark.report.render import COST_NOTE
-from benchmark.results.leaderboard import CAVEATS, Leaderboard, with_hardware
 
 PLOT_HEIGHT = 420
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from benchmark.analysis.leaderboard import Leaderboard, caveats_present, group_baselines, small_groups
 from benchmark.report.columns import (
     BOARD_COLUMNS,
     BOARD_PRIORITY,
@@ -26,7 +27,6 @@ from benchmark.report.columns import (
     interval_note,
     weights_line,
 )
-from benchmark.results.leaderboard import Leaderboard, caveats_present, group_baselines, small_groups
 
 
 def _notes(board: Leaderboard) -> list[str]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmark.analysis.leaderboard import Leaderboard
 from benchmark.errors import MMBenchError
 from benchmark.report import figures
-from benchmark.results.leaderboard import Leaderboard
 
 WIDTH_IN, PANEL_HEIGHT_IN, DPI = 3.5, 2.6, 300
 

@@ -39,7 +39,7 @@ def _running(run_dir: Path) -> bool:
     (written before manifests existed) are finished."""
     if not (run_dir / "manifest.json").exists():
         return False
-    from benchmark.launch.run_status import cell_states
+    from benchmark.results.run_status import cell_states
 
     _, states = cell_states(run_dir)
     return any(state.state in ("pending", "running") for state in states)

@@ -124,7 +124,7 @@ def ensure_caches(
 
 def ensure_cell_caches(config: CellConfig, progress: ProgressSink) -> dict[str, tuple[HiddenStateCache, bool]]:
     """Find or build every cache one cell's method trains from (nothing for uncached methods)."""
-    from benchmark.data.dataset import load_raw_dataset
+    from benchmark.formats.registry import load_raw_dataset
     from benchmark.methods.registry import get_method_class
     from benchmark.train.features import build_towers_and_features
     from benchmark.train.precision import resolve_device

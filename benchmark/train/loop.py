@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.data.dataset import ItemFeatures, SplitDataset, load_raw_dataset, split_leave_one_out, steps_per_epoch
+from benchmark.data.dataset import ItemFeatures, SplitDataset, split_leave_one_out, steps_per_epoch
 from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
 from benchmark.errors import DatasetError, NoMeasuredStepsError
+from benchmark.formats.registry import load_raw_dataset
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import get_modality, states_key
 from benchmark.models.towers import Tower, count_parameters

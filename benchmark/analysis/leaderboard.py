@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from benchmark.results.intervals import INTERVAL_DESCRIPTION, MIN_INTERVAL_RUNS, bootstrap_median_interval
-from benchmark.results.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS, Costs, tpme, tpme_fft
-from benchmark.results.versions import with_stack
+from benchmark.analysis.intervals import INTERVAL_DESCRIPTION, MIN_INTERVAL_RUNS, bootstrap_median_interval
+from benchmark.analysis.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS, Costs, tpme, tpme_fft
+from benchmark.analysis.versions import with_stack
 from benchmark.suite.matrix import RUN_KEYS, config_id
 
 # Rows are only compared within a group: same data, towers, precision, batch and hardware.

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import atomic_directory
-from benchmark.data.media import check_images, media_problems
 from benchmark.data.problems import DatasetProblem, counts_by_kind, summarise
 from benchmark.data.raw import RawDataset
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, too_short, unusable, usable_users
 from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
+from benchmark.modalities.media import check_images, media_problems
 
 MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carry all of them
 DROP_WARNING = 0.10  # warn when an import drops more than this share of the users

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.launch.manifest import Manifest, read_manifest
+from benchmark.results.manifest import Manifest, read_manifest
 from benchmark.results.read import read_results
 
 # The first word of the log of a cell another run finished first: this run skipped it (not measured twice).

@@ -18,6 +18,15 @@ import yaml
 
 from benchmark import catalog
 from benchmark.errors import MMBenchError, SuiteError
+from benchmark.plan.feasibility import (
+    GIB,
+    encoded_slots,
+    far_beyond,
+    memory_limit,
+    plan_problem,
+    step_memory,
+    tower_shape,
+)
 from benchmark.suite.config import (
     CUDA_GRAPH_MODES,
     DatasetConfig,
@@ -26,15 +35,6 @@ from benchmark.suite.config import (
     TrainConfig,
     build,
     hints,
-)
-from benchmark.suite.feasibility import (
-    GIB,
-    encoded_slots,
-    far_beyond,
-    memory_limit,
-    plan_problem,
-    step_memory,
-    tower_shape,
 )
 from benchmark.suite.schema import Validator
 from benchmark.suite.yaml_lines import KeyPath, load_yaml_with_lines
@@ -394,8 +394,8 @@ def _check_against_data(suite: dict[str, Any], validator: Validator, decode_medi
 
 
 def _dataset_facts(index: int, dataset: dict[str, Any], validator: Validator) -> _DataFacts | None:
-    from benchmark.data.dataset import load_raw_dataset
     from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, unusable, usable_users
+    from benchmark.formats.registry import load_raw_dataset
 
     name = dataset["name"]
     if dataset["format"] == "synthetic":
@@ -560,8 +560,8 @@ def _check_media(
     decode: bool,
 ) -> None:
     """Every media file a tower of this dataset's cells reads: present (and, with `decode`, decodable)."""
-    from benchmark.data.media import media_modalities, media_problems
     from benchmark.data.problems import counts_by_kind
+    from benchmark.modalities.media import media_modalities, media_problems
     from benchmark.modalities.registry import modality_names
 
     used = {m for tower_set in _used_tower_sets(suite) for m in modality_names() if tower_set.get(m)}

@@ -1,0 +1,1 @@
+"""Analysis of stored results: leaderboards, confidence intervals, TPME and library-version stacks."""
