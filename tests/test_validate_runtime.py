@@ -172,8 +172,10 @@ def test_dry_run_refuses_an_unknown_launcher(write_suite):
     assert (
         outcome.exit_code == 2 and "--launcher: unknown launcher 'bogus' (known: local, pool, slurm)" in outcome.stderr
     )
-    outcome = runner.invoke(app, ["run", str(path), "--slurm-cluster", "moon", "--dry-run"])
-    assert outcome.exit_code == 2 and "--slurm-cluster: 'moon' is not slurm or local" in outcome.stderr
+    outcome = runner.invoke(
+        app, ["run", str(path), "--launcher", "slurm", "--launcher-option", "cluster=moon", "--dry-run"]
+    )
+    assert outcome.exit_code == 2 and "run.slurm.cluster" in outcome.stderr and "moon" in outcome.stderr, outcome.stderr
 
 
 # --- data inspect: an unusable dataset ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import polars as pl
 
@@ -87,7 +87,8 @@ def _parameters(
     before, after = _ok(baseline)[column].drop_nulls(), _ok(current)[column].drop_nulls()
     if before.is_empty() or after.is_empty():
         return None
-    base_value, current_value = int(before.max()), int(after.max())  # type: ignore[arg-type]
+    # Non-empty integer counts: max() is a number, never None.
+    base_value, current_value = int(cast(float, before.max())), int(cast(float, after.max()))
     if base_value == current_value:
         verdict: Verdict = "unchanged"
     else:
@@ -104,7 +105,8 @@ def _memory(
     base_values, current_values = before["peak_mem_gib"].drop_nulls(), after["peak_mem_gib"].drop_nulls()
     if base_values.is_empty() or current_values.is_empty():
         return None
-    base_value, current_value = float(base_values.median()), float(current_values.median())  # type: ignore[arg-type]
+    # Non-empty float columns: median(), min() and max() are numbers, never None.
+    base_value, current_value = float(cast(float, base_values.median())), float(cast(float, current_values.median()))
     change = _relative(base_value, current_value)
     sources = (set(before["peak_mem_source"].drop_nulls()), set(after["peak_mem_source"].drop_nulls()))
     if sources[0] != sources[1]:
@@ -114,12 +116,12 @@ def _memory(
         )
     verdict: Verdict = "unchanged"
     detail = "/".join(sorted(sources[0]))
-    spread = (
-        f"runs {base_values.min():.3f}-{base_values.max():.3f} vs {current_values.min():.3f}-{current_values.max():.3f}"
-    )
+    base_low, base_high = cast(float, base_values.min()), cast(float, base_values.max())
+    current_low, current_high = cast(float, current_values.min()), cast(float, current_values.max())
+    spread = f"runs {base_low:.3f}-{base_high:.3f} vs {current_low:.3f}-{current_high:.3f}"
     if change is not None and abs(change) > thresholds.memory:
         grew = change > 0
-        separated = current_values.min() > base_values.max() if grew else current_values.max() < base_values.min()
+        separated = current_low > base_high if grew else current_high < base_low
         if separated:
             verdict = "regression" if grew else "improvement"
         else:
@@ -148,8 +150,9 @@ def _step_time(
     interval = median_ratio_interval(base_runs, current_runs, thresholds.alpha)
     if interval is None:
         return None
-    base_median = float(pl.Series([s for run in base_runs for s in run]).median())  # type: ignore[arg-type]
-    current_median = float(pl.Series([s for run in current_runs for s in run]).median())  # type: ignore[arg-type]
+    # Steps of runs the interval accepted: non-empty floats, so the medians are numbers.
+    base_median = float(cast(float, pl.Series([s for run in base_runs for s in run]).median()))
+    current_median = float(cast(float, pl.Series([s for run in current_runs for s in run]).median()))
     counts = (
         f"{interval.baseline_samples} vs {interval.current_samples} steps, {len(base_runs)} vs {len(current_runs)} runs"
     )

@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torc
     """Stack every item's .npy array ([n_items + 1, ...], row 0 zero); shapes must agree."""
     paths = _require_media(raw, modality, f"{modality}/")
     first = None
-    stacked = None
+    stacked: torch.Tensor | None = None
     for index, path in enumerate(paths, start=1):
         try:
             array = np.load(path)
@@ -96,7 +96,7 @@ def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torc
             raise DatasetError(
                 f"{path}: unreadable {modality} for item '{raw.item_keys[index - 1]}': {error}"
             ) from error
-        if first is None:
+        if stacked is None:  # the first item (`first` and `stacked` are set together)
             first = array.shape
             stacked = torch.zeros((raw.n_items + 1, *first), dtype=dtype)
         if array.shape != first:
@@ -105,7 +105,7 @@ def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torc
                 f"{first}"
             )
         stacked[index] = torch.from_numpy(array).to(dtype)
-    return stacked
+    return cast(torch.Tensor, stacked)  # a dataset has items, so the loop ran
 
 
 def load_images(raw: RawDataset, image_size: int) -> torch.Tensor:
@@ -116,7 +116,7 @@ def load_images(raw: RawDataset, image_size: int) -> torch.Tensor:
     for index, (where, source) in enumerate(image_sources(raw), start=1):
         try:
             with Image.open(source) as image:
-                image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+                image = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
                 pixels[index] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
         except OSError as error:
             raise DatasetError(f"{where}: unreadable image for item '{raw.item_keys[index - 1]}': {error}") from error
@@ -146,7 +146,7 @@ def image_sources(raw: RawDataset) -> Iterator[tuple[str, Any]]:
                 f"{raw.image_lmdb}: {len(missing)} of {raw.n_items} items have no image in the LMDB ({listed})"
             )
         for key, value in zip(raw.item_keys, values):
-            yield f"{raw.image_lmdb}[{key}]", io.BytesIO(value)
+            yield f"{raw.image_lmdb}[{key}]", io.BytesIO(cast(bytes, value))  # none missing: checked above
     finally:
         environment.close()
 

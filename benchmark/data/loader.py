@@ -21,7 +21,7 @@ from benchmark.data.dataset import ItemFeatures, SplitDataset, left_pad
 PREFETCH_FACTOR = 4
 
 
-class _TrainSequences(Dataset):
+class _TrainSequences(Dataset[np.ndarray]):
     def __init__(self, sequences: list[np.ndarray]):
         self.sequences = sequences
 
@@ -72,7 +72,7 @@ def train_loader(
     num_workers: int,
     device: torch.device,
     shapes: str = "dynamic",
-) -> DataLoader:
+) -> DataLoader[np.ndarray]:
     """`shapes`: the step shapes of collate_train_batch (static and bucketed batches have `batch_size` rows)."""
     collate = functools.partial(
         _collate,
@@ -82,12 +82,13 @@ def train_loader(
         shapes=shapes,
         rows=batch_size,
     )
-    workers = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if num_workers > 0 else {}
+    workers = num_workers > 0  # without workers, DataLoader's defaults: not persistent, no prefetch factor
     return DataLoader(
         _TrainSequences(split.train_sequences),
         batch_sampler=SeededBatchSampler(len(split.train_sequences), batch_size, generator),
         collate_fn=collate,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
-        **workers,
+        persistent_workers=workers,
+        prefetch_factor=PREFETCH_FACTOR if workers else None,
     )

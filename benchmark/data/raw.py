@@ -42,7 +42,8 @@ class RawDataset:
         for index, (key, title) in enumerate(zip(self.item_keys, self.titles)):
             stamps = []
             for paths in media:
-                stat = paths[index].stat() if paths[index] is not None else None
+                path = paths[index]
+                stat = path.stat() if path is not None else None
                 stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-")
             digest.update(f"{key}\t{title}\t{' '.join(stamps)}\n".encode())
         if self.image_lmdb is not None:

@@ -6,6 +6,7 @@ Each user's interactions are sorted by timestamp, ties kept in file order (a sta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, overload
 
 from benchmark.data.problems import DatasetProblem, at
 from benchmark.data.raw import (
@@ -30,6 +31,14 @@ def _header(path: Path, encoding: str) -> list[str]:
     if first is None:
         raise DatasetError(str(problems[0]))
     return [column.split(":", 1)[0].strip() for column in first.split("\t")]
+
+
+@overload
+def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: Literal[True] = True) -> int: ...
+
+
+@overload
+def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: bool) -> int | None: ...
 
 
 def _column(names: list[str], wanted: tuple[str, ...], path: Path, required: bool = True) -> int | None:
@@ -58,13 +67,16 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
     item_column = _column(names, ("item_id",), inter_path)
     time_column = _column(names, ("timestamp",), inter_path, required=False)
     for line_number, fields in tsv_rows(inter_path, tuple(names), problems, skip_lines=1, encoding=encoding):
-        try:
-            timestamp = float(fields[time_column]) if time_column is not None else 0.0
-        except ValueError:
-            problems.append(
-                at(inter_path, line_number, "not a number", f"timestamp '{fields[time_column]}' is not a number")
-            )
-            continue
+        if time_column is None:
+            timestamp = 0.0
+        else:
+            try:
+                timestamp = float(fields[time_column])
+            except ValueError:
+                problems.append(
+                    at(inter_path, line_number, "not a number", f"timestamp '{fields[time_column]}' is not a number")
+                )
+                continue
         per_user.setdefault(fields[user_column].strip(), []).append(
             (timestamp, line_number, fields[item_column].strip())
         )

@@ -1,6 +1,8 @@
 """Running cells is one small interface with three built-in implementations, registered by name and chosen by
 `--launcher` or the suite's `run.launcher`: `local` (one cell at a time), `pool` (one cell per GPU of this box)
-and `slurm` (a job array through submitit). Each keeps the per-cell contract: its own processes, its own timeout,
+and `slurm` (a job array through submitit). A launcher's settings live in the suite's `run:` section; one
+`--launcher-option KEY=VALUE` overrides one of them (`option_keys` maps each option to its suite key, so that the
+suite's validation checks it with the rest). Each keeps the per-cell contract: its own processes, its own timeout,
 always a row, atomic writes; resume is by config hash in the shared results directory. A plug-in module (named in
 MMBENCH_PLUGINS) adds one with `LAUNCHERS.register(name, its class)`; the class builds itself from a
 `LaunchRequest` with `create`."""
@@ -8,9 +10,10 @@ MMBENCH_PLUGINS) adds one with `LAUNCHERS.register(name, its class)`; the class 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import ClassVar, Protocol
 
 from rich.console import Console
 
@@ -29,7 +32,6 @@ class LaunchRequest:
 
     run: RunConfig
     gpus: str | None = None  # pool: all, NVML indices, or fake:N
-    slurm_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # slurm: --slurm-* options given
     lock: bool = True  # hold each device's lock while timing a cell on it
 
 
@@ -45,7 +47,10 @@ class Launcher(Protocol):
 
 
 class LauncherType(Protocol):
-    """A registered launcher: builds itself from a request, or says in one line why it cannot."""
+    """A registered launcher: builds itself from a request, or says in one line why it cannot. `option_keys` maps
+    each `--launcher-option` it accepts to the key of the suite's `run:` section that holds it."""
+
+    option_keys: ClassVar[dict[str, str]]
 
     def create(self, request: LaunchRequest) -> Launcher: ...
 
@@ -54,6 +59,7 @@ class LauncherType(Protocol):
 class LocalLauncher:
     lock: bool = True
     name: str = "local"
+    option_keys: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def create(cls, request: LaunchRequest) -> LocalLauncher:
@@ -72,6 +78,7 @@ class PoolLauncher:
     devices: list[PoolDevice]
     lock: bool = True
     name: str = "pool"
+    option_keys: ClassVar[dict[str, str]] = {"gpus": "run.gpus"}
 
     @classmethod
     def create(cls, request: LaunchRequest) -> PoolLauncher:
@@ -94,14 +101,14 @@ class SlurmLauncher:
     settings: SlurmConfig
     lock: bool = True
     name: str = "slurm"
+    option_keys: ClassVar[dict[str, str]] = {f.name: f"run.slurm.{f.name}" for f in dataclasses.fields(SlurmConfig)}
 
     @classmethod
     def create(cls, request: LaunchRequest) -> SlurmLauncher:
         from benchmark.launch.slurm import import_submitit
 
         import_submitit()  # a clear message now, not after the run directory exists
-        given = {key: value for key, value in request.slurm_overrides.items() if value is not None}
-        return cls(dataclasses.replace(request.run.slurm, **given), request.lock)
+        return cls(request.run.slurm, request.lock)
 
     def run(
         self, cells: list[Cell], run_dir: Path, run_id: str, console: Console, manifest: Manifest
@@ -125,6 +132,27 @@ LAUNCHERS.register("slurm", SlurmLauncher)
 
 def launcher_names() -> list[str]:
     return LAUNCHERS.names()
+
+
+def launcher_option_overrides(launcher: str, options: list[str]) -> list[str]:
+    """`--launcher-option KEY=VALUE` settings as the suite overrides (`run.slurm.partition=gpu`) they stand for;
+    an option the launcher does not have is refused with the closest one it has."""
+    keys = LAUNCHERS.get(launcher).option_keys
+    overrides = []
+    for option in options:
+        key, separator, value = option.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise MMBenchError(f"--launcher-option {option}: expected KEY=VALUE")
+        if key not in keys:
+            close = difflib.get_close_matches(key, list(keys), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            known = ", ".join(keys) or "none"
+            raise MMBenchError(
+                f"--launcher-option {option}: the {launcher} launcher has no option '{key}' ({hint}options: {known})"
+            )
+        overrides.append(f"{keys[key]}={value}")
+    return overrides
 
 
 def make_launcher(request: LaunchRequest, launcher: str | None = None) -> Launcher:

@@ -4,6 +4,7 @@ every layer, before the residual LayerNorm; zero-initialised up-projection, so i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -13,6 +14,9 @@ from benchmark.methods.end_to_end import EndToEndMethod, freeze
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_output_projections
 from benchmark.suite.config import setting
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,8 @@ class AdaptedLinear(nn.Module):
         self.adapter = adapter
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.adapter(self.projection(hidden))
+        adapted: torch.Tensor = self.adapter(self.projection(hidden))
+        return adapted
 
 
 @register_method
@@ -39,7 +44,7 @@ class HoulsbyAdapter(EndToEndMethod):
     description = "Houlsby adapters (2 per layer, bottleneck 64), identity at init"
     Options = AdapterOptions
 
-    def adapt_tower(self, tower: nn.Module) -> None:
+    def adapt_tower(self, tower: Tower) -> None:
         freeze(tower)
         for name in resolve_output_projections(tower.model, tower.label):
             parent_name, _, child_name = name.rpartition(".")

@@ -7,7 +7,7 @@ from torch import nn
 from benchmark.errors import TowerError
 from benchmark.methods.end_to_end import EndToEndMethod
 from benchmark.methods.registry import register_method
-from benchmark.models.towers import preset_has_bias
+from benchmark.models.towers import Tower, preset_has_bias
 
 
 def _no_bias_message(modality: str, preset_name: str) -> str:
@@ -59,7 +59,7 @@ class BitFit(EndToEndMethod):
     def tower_problem(cls, modality: str, preset_name: str) -> str | None:
         return None if preset_has_bias(preset_name) else _no_bias_message(modality, preset_name)
 
-    def adapt_tower(self, tower: nn.Module) -> None:
+    def adapt_tower(self, tower: Tower) -> None:
         biases = 0
         for parameter_name, parameter in tower.model.named_parameters():
             is_bias = parameter_name.endswith("bias")

@@ -25,4 +25,5 @@ class Bottleneck(nn.Module):
             nn.init.zeros_(self.up.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.up(self.activation(self.down(hidden)))
+        update: torch.Tensor = self.up(self.activation(self.down(hidden)))
+        return hidden + update

@@ -15,6 +15,7 @@ its choices exposed as options:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -25,6 +26,9 @@ from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
 from benchmark.methods.side_network import Fusion, ParallelSANBs, SideInit, build_fusion, group_indices
 from benchmark.suite.config import setting
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class CROSSANItemEncoder(SideItemEncoder):
         aligned = {}
         for m in self.modalities:
             if m in self.align:
-                aligned[m] = torch.stack([project(states[m][:, i]) for i, project in enumerate(self.align[m])], dim=1)
+                projections = cast(nn.ModuleList, self.align[m])
+                aligned[m] = torch.stack([project(states[m][:, i]) for i, project in enumerate(projections)], dim=1)
             else:
                 aligned[m] = states[m]
         tower_states = torch.stack([aligned[m] for m in self.modalities])  # [M, n, blocks, width]
@@ -90,7 +95,8 @@ class CROSSANItemEncoder(SideItemEncoder):
         return list(previous.unbind(0))
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.fusion(self.side_outputs(states))
+        fused: torch.Tensor = self.fusion(self.side_outputs(states))
+        return fused
 
 
 class _CROSSAN(SideNetworkMethod):
@@ -98,7 +104,7 @@ class _CROSSAN(SideNetworkMethod):
     Encoder = CROSSANItemEncoder
     min_modalities = 2
 
-    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+    def layer_plan(self, towers: dict[str, Tower]) -> dict[str, list[int]]:
         shallowest = min(tower.num_layers for tower in towers.values())
         blocks = self.options.blocks or max(shallowest // 2, 1)
         return {m: group_indices(t.num_layers, blocks, t.label) for m, t in towers.items()}

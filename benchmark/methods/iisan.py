@@ -7,6 +7,7 @@ from the hidden-state cache, with the towers not on the device at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -23,6 +24,9 @@ from benchmark.methods.side_network import (
     every_nth_layer,
 )
 from benchmark.suite.config import setting
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class IISANItemEncoder(SideItemEncoder):
         ):
             side = self.side.block(torch.addcmul(tower_term, carried, side), weights)
         parts = self.heads(side)  # [paths, n, embed_dim]
-        return self.fusion(parts.permute(1, 0, 2).flatten(1))
+        fused: torch.Tensor = self.fusion(parts.permute(1, 0, 2).flatten(1))
+        return fused
 
 
 class _IISAN(SideNetworkMethod):
@@ -80,7 +85,7 @@ class _IISAN(SideNetworkMethod):
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 
-    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+    def layer_plan(self, towers: dict[str, Tower]) -> dict[str, list[int]]:
         explicit = self.options.layers
         return {
             modality: check_indices(

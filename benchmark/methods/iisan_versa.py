@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -35,6 +36,9 @@ from benchmark.methods.side_network import (
     projection_head,
 )
 from benchmark.suite.config import setting
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class VersaItemEncoder(SideItemEncoder):
         for modality in ("text", "image"):
             shared = states[modality][:, self.surplus[modality] :]
             if modality in self.align:
-                shared = torch.stack([project(shared[:, i]) for i, project in enumerate(self.align[modality])], dim=1)
+                projections = cast(nn.ModuleList, self.align[modality])
+                shared = torch.stack([project(shared[:, i]) for i, project in enumerate(projections)], dim=1)
             aligned[modality] = shared
         return aligned
 
@@ -104,7 +109,8 @@ class VersaItemEncoder(SideItemEncoder):
             self.heads["image"](self.intra["image"](states["image"])),
             self.inter_head(self.inter_san(aligned["image"], aligned["text"])),
         ]
-        return self.fusion(parts)
+        fused: torch.Tensor = self.fusion(parts)
+        return fused
 
 
 class _IISANVersa(SideNetworkMethod):
@@ -113,7 +119,7 @@ class _IISANVersa(SideNetworkMethod):
     required_modalities = ("text", "image")
     allowed_modalities = ("text", "image")
 
-    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+    def layer_plan(self, towers: dict[str, Tower]) -> dict[str, list[int]]:
         text, image = towers["text"], towers["image"]
         shallow, deep = (text, image) if text.num_layers <= image.num_layers else (image, text)
         groups = self.options.groups or max(shallow.num_layers // 2, 1)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from peft import LoraConfig, get_peft_model
-from torch import nn
 
 from benchmark.methods.end_to_end import EndToEndMethod
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
 from benchmark.suite.config import setting
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class LoRA(EndToEndMethod):
     description = "LoRA (peft) on attention query/value of every layer; base weights kept"
     Options = LoRAOptions
 
-    def adapt_tower(self, tower: nn.Module) -> None:
+    def adapt_tower(self, tower: Tower) -> None:
         targets = resolve_query_value(tower.model, tower.label)
         config = LoraConfig(
             r=self.options.r,

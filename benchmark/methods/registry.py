@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
 from benchmark.registry import Registry
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Method:
             options = self.Options(**(options or {}))
         self.options = options
 
-    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+    def build_item_encoder(self, towers: dict[str, Tower], embed_dim: int) -> nn.Module:
         raise NotImplementedError
 
     @classmethod

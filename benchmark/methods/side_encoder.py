@@ -7,7 +7,7 @@ the states come from the hidden-state cache and the towers are not part of the m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 import torch
 from torch import nn
@@ -17,8 +17,11 @@ from benchmark.methods.registry import Method
 from benchmark.methods.side_network import kept_states
 from benchmark.modalities.registry import states_key
 
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
-def check_indices(tower: nn.Module, indices: list[int]) -> list[int]:
+
+def check_indices(tower: Tower, indices: list[int]) -> list[int]:
     bad = [index for index in indices if not 0 <= index <= tower.num_layers]
     if bad:
         raise TowerError(f"{tower.label} has hidden states 0..{tower.num_layers}; layer indices {bad} do not exist")
@@ -30,7 +33,7 @@ class SidePlan:
     """What every side-network encoder is built from: the frozen towers, the hidden states kept from each,
     whether they come from the cache, and the item embedding width."""
 
-    towers: dict[str, nn.Module]
+    towers: dict[str, Tower]
     layer_indices: dict[str, list[int]]
     cached: bool
     embed_dim: int
@@ -73,7 +76,8 @@ class SideItemEncoder(nn.Module):
     def modality_states(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.cached:
             return {m: features[states_key(m)].float() for m in self.modalities}
-        return {m: kept_states(self.towers[m], features, self.layer_indices[m]) for m in self.modalities}
+        towers = cast(nn.ModuleDict, self.towers)  # uncached: the towers are there (set in __init__)
+        return {m: kept_states(cast("Tower", towers[m]), features, self.layer_indices[m]) for m in self.modalities}
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.side_forward(self.modality_states(features))
@@ -82,19 +86,25 @@ class SideItemEncoder(nn.Module):
         raise NotImplementedError
 
 
+class SideEncoderClass(Protocol):
+    """A SideItemEncoder subclass, built from a plan and its method's options."""
+
+    def __call__(self, plan: SidePlan, options: Any) -> SideItemEncoder: ...
+
+
 class SideNetworkMethod(Method):
     """Base of the decoupled methods: `layer_plan` says which hidden states each tower supplies (and so what the
     cache holds), `Encoder` is the side network built from them; `uses_cache` selects the cached variant."""
 
-    Encoder: ClassVar[type[SideItemEncoder]]
+    Encoder: ClassVar[SideEncoderClass]
 
-    def layer_plan(self, towers: dict[str, nn.Module]) -> dict[str, list[int]]:
+    def layer_plan(self, towers: dict[str, Tower]) -> dict[str, list[int]]:
         raise NotImplementedError
 
     def check_plan(self, plan: SidePlan) -> None:
         """Refuse towers the side network cannot serve (a TowerError naming them); the default accepts any."""
 
-    def build_item_encoder(self, towers: dict[str, nn.Module], embed_dim: int) -> nn.Module:
+    def build_item_encoder(self, towers: dict[str, Tower], embed_dim: int) -> nn.Module:
         plan = SidePlan(towers, self.layer_plan(towers), self.uses_cache, embed_dim)
         self.check_plan(plan)
         return self.Encoder(plan, self.options)

@@ -7,13 +7,16 @@ ever flows through a tower.
 from __future__ import annotations
 
 import typing
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.blocks import Bottleneck
+from benchmark.methods.blocks import Activation, Bottleneck
+
+if TYPE_CHECKING:
+    from benchmark.models.towers import Tower
 
 GATE_TEMPERATURE = 0.1
 
@@ -70,7 +73,9 @@ class ParallelSANBs(nn.Module):
     draws happen in that order — so a side network keeps its results when it moves to this layout.
     """
 
-    def __init__(self, paths: int, blocks: int, width: int, bottleneck: int, activation: str, init: str = "default"):
+    def __init__(
+        self, paths: int, blocks: int, width: int, bottleneck: int, activation: Activation, init: str = "default"
+    ):
         super().__init__()
         built = [[SANB(width, bottleneck, activation) for _ in range(blocks)] for _ in range(paths)]
         if init == "reference":
@@ -112,10 +117,13 @@ class ParallelHeads(nn.Module):
     def __init__(self, paths: int, width: int, embed_dim: int):
         super().__init__()
         built = [projection_head(width, embed_dim) for _ in range(paths)]
-        self.first_weight = nn.Parameter(torch.stack([head[0].weight.t() for head in built]).detach())
-        self.first_bias = nn.Parameter(torch.stack([head[0].bias.unsqueeze(0) for head in built]).detach())
-        self.second_weight = nn.Parameter(torch.stack([head[1].weight.t() for head in built]).detach())
-        self.second_bias = nn.Parameter(torch.stack([head[1].bias.unsqueeze(0) for head in built]).detach())
+        # A projection head is two Linear layers (Sequential indexing is typed as any Module).
+        firsts = [cast(nn.Linear, head[0]) for head in built]
+        seconds = [cast(nn.Linear, head[1]) for head in built]
+        self.first_weight = nn.Parameter(torch.stack([first.weight.t() for first in firsts]).detach())
+        self.first_bias = nn.Parameter(torch.stack([first.bias.unsqueeze(0) for first in firsts]).detach())
+        self.second_weight = nn.Parameter(torch.stack([second.weight.t() for second in seconds]).detach())
+        self.second_bias = nn.Parameter(torch.stack([second.bias.unsqueeze(0) for second in seconds]).detach())
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """[paths, n, width] -> [paths, n, embed_dim]."""
@@ -137,7 +145,7 @@ class LearnedGates(nn.Module):
 class IntraModalSAN(nn.Module):
     """Block i reads g_i * h[idx_i] + (1 - g_i) * s_{i-1}, with s_0 = 0."""
 
-    def __init__(self, blocks: int, width: int, bottleneck: int, activation: str, init: str = "default"):
+    def __init__(self, blocks: int, width: int, bottleneck: int, activation: Activation, init: str = "default"):
         super().__init__()
         self.blocks = nn.ModuleList(SANB(width, bottleneck, activation) for _ in range(blocks))
         if init == "reference":
@@ -156,7 +164,7 @@ class IntraModalSAN(nn.Module):
 class InterModalSAN(nn.Module):
     """u_i = SANB(u_{i-1} + g'_i * h_a[idx_i] + (1 - g'_i) * h_b[idx_i]), u_0 = 0 (a = image, b = text in IISAN)."""
 
-    def __init__(self, blocks: int, width: int, bottleneck: int, activation: str, init: str = "default"):
+    def __init__(self, blocks: int, width: int, bottleneck: int, activation: Activation, init: str = "default"):
         super().__init__()
         self.blocks = nn.ModuleList(SANB(width, bottleneck, activation) for _ in range(blocks))
         if init == "reference":
@@ -200,7 +208,8 @@ class ConcatFusion(nn.Module):
         self.linear = nn.Linear(sum(widths), embed_dim)
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        return self.linear(torch.cat(parts, dim=-1))
+        fused: torch.Tensor = self.linear(torch.cat(parts, dim=-1))
+        return fused
 
 
 Fusion = Literal["concat", "momef"]
@@ -230,7 +239,7 @@ def narrowing_head(width: int, embed_dim: int) -> nn.Sequential:
 
 
 @torch.no_grad()
-def kept_states(tower: nn.Module, features: dict[str, torch.Tensor], layer_indices: list[int]) -> torch.Tensor:
+def kept_states(tower: Tower, features: dict[str, torch.Tensor], layer_indices: list[int]) -> torch.Tensor:
     """Pooled states (first token, or mean over valid tokens) of the kept hidden-state indices: [n, len(layer_indices),
     hidden].
 

@@ -5,6 +5,7 @@ features is found before it runs."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,7 @@ def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
     """One problem per item whose image is missing or unreadable (header check; full decode with `verify`)."""
     from PIL import Image
 
+    sources: list[tuple[str | None, Any]]  # (where, file or bytes stream); (None, None) for a missing image
     if raw.image_lmdb is not None:
         from benchmark.data.dataset import image_sources
 

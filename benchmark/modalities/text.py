@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -13,7 +13,7 @@ from benchmark.modalities.registry import Modality, register_modality
 
 if TYPE_CHECKING:
     from benchmark.data.raw import RawDataset
-    from benchmark.models.towers import Tower
+    from benchmark.models.towers import PeftWrapped, Tower
     from benchmark.suite.config import TowerConfig
 
 
@@ -28,9 +28,11 @@ def _mask_builders(model_class: type) -> frozenset[str]:
 def _prepared_mask_kind(tower: Tower) -> str | None:
     """'bidirectional' (encoders), 'causal' (decoder LLMs with full attention in every layer), or None: give the
     model the 2D mask."""
-    model = tower.model.get_base_model() if hasattr(tower.model, "get_base_model") else tower.model
+    wrapped = hasattr(tower.model, "get_base_model")
+    model = cast("PeftWrapped", tower.model).get_base_model() if wrapped else tower.model
     config = tower.model_config
-    builders = _mask_builders(type(model))
+    model_class: type = type(model)  # mypy sees type[Module] as unhashable (Module's __hash__ is an instance method)
+    builders = _mask_builders(model_class)
     if tower.pooling == "cls" and not getattr(config, "is_decoder", False):
         return "bidirectional" if "create_bidirectional_mask" in builders else None
     layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,8 @@ class Video(Modality):
     def model_inputs(self, tower: Tower, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """uint8 [n, frames, 3, s, s] -> normalised [n, num_frames, 3, size, size], resampled on the device."""
         clip = features["video"].float().div_(255.0).permute(0, 2, 1, 3, 4)  # [n, 3, T, s, s]
-        target = (tower.model_config.num_frames, tower.image_size, tower.image_size)
+        size = cast(int, tower.image_size)  # set for every tower that takes an image size
+        target = (tower.model_config.num_frames, size, size)
         if tuple(clip.shape[2:]) != target:
             clip = F.interpolate(clip, size=target, mode="trilinear", align_corners=False)
         clip = clip.permute(0, 2, 1, 3, 4)

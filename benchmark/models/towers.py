@@ -6,7 +6,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -17,9 +17,19 @@ from benchmark.models.presets_registry import TowerPreset, get_preset
 from benchmark.suite.config import TowerConfig
 
 
+class PeftWrapped(Protocol):
+    """A peft wrapper around a transformers model (what `hasattr(model, "get_base_model")` tells apart)."""
+
+    def get_base_model(self) -> nn.Module: ...
+
+
 class Tower(nn.Module):
     """One modality's encoder. `model` is the transformers module that methods adapt in place; what the model
     reads, and how its input is prepared, is the modality's (benchmark/modalities)."""
+
+    # Buffers (registered in __init__, so nn.Module's __getattr__ finds them; declared here for their type).
+    image_mean: torch.Tensor
+    image_std: torch.Tensor
 
     def __init__(
         self, modality: str, model: nn.Module, preset: TowerPreset, weights: str, identity: str, image_size: int | None
@@ -85,7 +95,7 @@ class Tower(nn.Module):
 
 
 def _base_config(model: nn.Module) -> Any:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = cast(PeftWrapped, model).get_base_model() if hasattr(model, "get_base_model") else model
     return base.config
 
 
@@ -112,7 +122,7 @@ def _build_random(preset: TowerPreset, image_size: int | None) -> nn.Module:
     config = transformers.AutoConfig.for_model(preset.model_type, **config_values)
     config._attn_implementation = "sdpa"
     class_name, arguments = MODEL_CLASSES[preset.model_type]
-    return getattr(transformers, class_name)(config, **arguments)
+    return cast(nn.Module, getattr(transformers, class_name)(config, **arguments))
 
 
 def _build_local(weights_dir: Path, tower_label: str) -> nn.Module:
@@ -121,9 +131,12 @@ def _build_local(weights_dir: Path, tower_label: str) -> nn.Module:
     if not (weights_dir / "config.json").is_file():
         raise TowerError(f"{tower_label}: local weights directory {weights_dir} has no config.json")
     try:
-        return transformers.AutoModel.from_pretrained(str(weights_dir), local_files_only=True, add_pooling_layer=False)
+        return cast(
+            nn.Module,
+            transformers.AutoModel.from_pretrained(str(weights_dir), local_files_only=True, add_pooling_layer=False),
+        )
     except TypeError:  # architectures without a pooler do not take the argument
-        return transformers.AutoModel.from_pretrained(str(weights_dir), local_files_only=True)
+        return cast(nn.Module, transformers.AutoModel.from_pretrained(str(weights_dir), local_files_only=True))
     except OSError as error:
         raise TowerError(f"{tower_label}: cannot load weights from {weights_dir}: {error}") from error
 

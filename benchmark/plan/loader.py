@@ -108,15 +108,25 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], lines: dict[Key
                 "so --set would be ignored; change the matrix entry instead"
             )
             continue
-        if not isinstance(data.get(section, {}), dict):
-            problems.append(f"--set {override}: '{section}' in the suite is not a mapping")
-            continue
-        data.setdefault(section, {})
-        if data[section] is None:
-            data[section] = {}
-        data[section][name] = yaml.safe_load(text)
+        problem = _set_nested(data, [section, *name.split(".")], yaml.safe_load(text))
+        if problem:
+            problems.append(f"--set {override}: {problem}")
     if problems:
         raise SuiteError(problems)
+
+
+def _set_nested(data: dict[str, Any], path: list[str], value: Any) -> str | None:
+    """Set `data[a][b][c] = value` for the path [a, b, c] (`run.slurm.partition`), making the mappings a suite
+    left out; a key that holds something other than a mapping is the problem returned."""
+    node = data
+    for depth, key in enumerate(path[:-1]):
+        if node.get(key) is None:
+            node[key] = {}
+        if not isinstance(node[key], dict):
+            return f"'{'.'.join(path[: depth + 1])}' in the suite is not a mapping"
+        node = node[key]
+    node[path[-1]] = value
+    return None
 
 
 @contextlib.contextmanager

@@ -111,7 +111,7 @@ def _tpme(axis: Any, group: figures.Group, weights: tuple[float, float, float]) 
     bars = figures.tpme_bars(group, weights)
     bottom = [0.0] * len(bars)
     for index, name in enumerate(("time", "parameters", "memory")):
-        heights = [b[index + 1] for b in bars]
+        heights = [b[1:][index] for b in bars]  # the three terms after the method's name
         axis.bar([b[0] for b in bars], heights, bottom=bottom, label=name)
         bottom = [low + height for low, height in zip(bottom, heights)]
     axis.set_ylabel("TPME")

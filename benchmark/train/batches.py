@@ -57,7 +57,8 @@ class DeviceBatches:
 
     def __init__(self, host_batches: Iterator[TrainBatch], device: torch.device, prepare: Prepare):
         self.host_batches, self.device, self.prepare = host_batches, device, prepare
-        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        # torch.cuda.Stream and Event have unannotated constructors (torch/cuda/streams.py).
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # type: ignore[no-untyped-call]
         self.pending: ReadyBatch | None = None
         self.started = False
 
@@ -68,7 +69,7 @@ class DeviceBatches:
             return ReadyBatch(host, _prepared(host.to(self.device), self.prepare), None)
         with torch.cuda.stream(self.stream):
             device_batch = _prepared(host.to(self.device), self.prepare)
-            copied = torch.cuda.Event()
+            copied = torch.cuda.Event()  # type: ignore[no-untyped-call]  # unannotated in torch
             copied.record(self.stream)
         return ReadyBatch(host, device_batch, copied)
 

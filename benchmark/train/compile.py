@@ -119,7 +119,7 @@ class CompiledLoss:
         if self.cuda_graphs:
             # A new training iteration: the graphs' outputs of the previous step (its loss, read already) may be
             # overwritten by this replay.
-            torch.compiler.cudagraph_mark_step_begin()
+            torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]  # unannotated in torch
         try:
             return self.function(*args)
         except torch.OutOfMemoryError:

@@ -42,7 +42,7 @@ class ModelScorer:
         self,
         user_states: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         item_table: torch.Tensor,
-        autocast: Callable[[], contextlib.AbstractContextManager],
+        autocast: Callable[[], contextlib.AbstractContextManager[None]],
     ):
         self.user_states, self.item_table, self.autocast = user_states, item_table, autocast
 
@@ -131,7 +131,7 @@ def encode_all_items(
     n_items: int,
     device: torch.device,
     batch_size: int,
-    autocast: Callable[[], contextlib.AbstractContextManager],
+    autocast: Callable[[], contextlib.AbstractContextManager[None]],
 ) -> torch.Tensor:
     """Item embeddings [n_items + 1, d]; row 0 (padding) is zero."""
     chunks = []

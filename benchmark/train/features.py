@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -18,7 +18,7 @@ def build_towers_and_features(
 ) -> tuple[dict[str, Tower], dict[str, TowerConfig], ItemFeatures]:
     """A tower set's towers (random weights seeded by `seed`), their suite entries, and the item features they read."""
     if isinstance(tower_set, dict):
-        tower_set = build(TowerSetConfig, tower_set)
+        tower_set = cast(TowerSetConfig, build(TowerSetConfig, tower_set))  # build() returns Any
     tower_configs = tower_set.present(modality_names())
     towers = {modality: build_tower(modality, tower_config, seed) for modality, tower_config in tower_configs.items()}
     return towers, tower_configs, build_item_features(raw, towers, tower_configs)

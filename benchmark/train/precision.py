@@ -10,7 +10,7 @@ import torch
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def autocast_factory(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+def autocast_factory(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager[None]]:
     if precision == "fp32":
         return contextlib.nullcontext
     dtype = DTYPES[precision]

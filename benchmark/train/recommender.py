@@ -13,6 +13,9 @@ IGNORED = -100
 
 
 class Recommender(nn.Module):
+    # A buffer (registered in __init__; None: no correction), declared here for its type.
+    log_item_probability: torch.Tensor | None
+
     def __init__(
         self,
         item_encoder: nn.Module,
@@ -68,4 +71,5 @@ class Recommender(nn.Module):
 
     def user_states(self, history_embeddings: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """The user representation after the last (right-most) history item."""
-        return self.user_encoder(history_embeddings, valid)[:, -1]
+        states: torch.Tensor = self.user_encoder(history_embeddings, valid)
+        return states[:, -1]

@@ -47,7 +47,8 @@ class SASRecBlock(nn.Module):
         p = self.dropout.p if self.training else 0.0
         attended = _attend(self.qkv, self.heads, self.attention_norm(hidden), attention_mask, p)
         hidden = hidden + self.dropout(self.attention_out(attended))
-        return hidden + self.dropout(self.ffn(self.ffn_norm(hidden)))
+        fed: torch.Tensor = self.dropout(self.ffn(self.ffn_norm(hidden)))
+        return hidden + fed
 
 
 class PostLNBlock(nn.Module):
@@ -70,7 +71,8 @@ class PostLNBlock(nn.Module):
         p = self.dropout.p if self.training else 0.0
         attended = _attend(self.qkv, self.heads, hidden, attention_mask, p)
         hidden = self.attention_norm(hidden + self.dropout(self.attention_out(attended)))
-        return self.ffn_norm(hidden + self.dropout(self.ffn(hidden)))
+        normed: torch.Tensor = self.ffn_norm(hidden + self.dropout(self.ffn(hidden)))
+        return normed
 
 
 def _xavier_init(module: nn.Module) -> None:
@@ -123,4 +125,5 @@ class SASRec(nn.Module):
         mask = mask.unsqueeze(1)
         for block in self.blocks:
             hidden = block(hidden, mask) * valid.unsqueeze(-1)
-        return self.output_norm(hidden)
+        output: torch.Tensor = self.output_norm(hidden)
+        return output

@@ -1,0 +1,115 @@
+"""`mmbench list` and `mmbench env`: what this install offers, and what this machine is."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import typer
+
+from benchmark.cli.app import JSON_HELP, app
+from benchmark.cli.output import fail, print_data, print_json, say
+from benchmark.errors import MMBenchError
+from benchmark.formats.registry import format_names, get_format
+from benchmark.launch.launchers import LAUNCHERS
+from benchmark.modalities.registry import describe, get_modality, modality_names
+from benchmark.models.presets_registry import get_preset, preset_names
+from benchmark.report.writers import REPORT_WRITERS
+from benchmark.suite.schema import choices_of, defaults_of
+
+
+class ListWhat(str, Enum):
+    methods = "methods"
+    towers = "towers"
+    datasets = "datasets"
+    modalities = "modalities"
+    launchers = "launchers"
+    reports = "reports"
+
+
+def _method(name: str) -> dict[str, Any]:
+    from benchmark.methods.registry import get_method_class  # imports torch (seconds): only when listing methods
+
+    cls = get_method_class(name)
+    return {
+        "name": name,
+        "description": cls.description,
+        "options": defaults_of(cls.Options),
+        "choices": {key: list(values) for key, values in choices_of(cls.Options).items()},
+        "needs": list(cls.required_modalities),
+        "uses_cache": cls.uses_cache,
+    }
+
+
+def _tower(name: str) -> dict[str, Any]:
+    preset = get_preset(name)
+    layers, hidden = preset.config["num_hidden_layers"], preset.config["hidden_size"]
+    return {"name": name, "modality": preset.modality, "shape_of": preset.shape_of, "layers": layers, "hidden": hidden}
+
+
+def _dataset_format(name: str) -> dict[str, Any]:
+    data_format = get_format(name)
+    return {
+        "name": name,
+        "needs_path": data_format.needs_path,
+        "description": data_format.description,
+        "options": data_format.options,
+    }
+
+
+def _entries(what: ListWhat) -> list[dict[str, Any]]:
+    if what == ListWhat.methods:
+        from benchmark.methods.registry import method_names  # imports torch (seconds): only when listing methods
+
+        return [_method(name) for name in method_names()]
+    if what == ListWhat.towers:
+        return [_tower(name) for name in preset_names()]
+    if what == ListWhat.modalities:
+        return [describe(get_modality(name)) for name in modality_names()]
+    if what == ListWhat.launchers:
+        return [{"name": name, "options": list(LAUNCHERS.get(name).option_keys)} for name in LAUNCHERS.names()]
+    if what == ListWhat.reports:
+        return [
+            {"name": w.name, "description": w.description, "writes_file": w.writes_file}
+            for w in REPORT_WRITERS.entries()
+        ]
+    return [_dataset_format(name) for name in format_names()]
+
+
+@app.command("list")
+def list_things(
+    what: ListWhat = typer.Argument(..., help="methods, towers, datasets, modalities, launchers or reports"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List the methods, tower presets, dataset formats, modalities, launchers or report formats this install
+    offers (plug-ins included).
+
+    Example: mmbench list methods --json
+    """
+    try:
+        entries = _entries(what)
+    except MMBenchError as error:
+        fail(error)
+    lines = []
+    for entry in entries:
+        details = "  ".join(f"{k}={v}" for k, v in entry.items() if k != "name" and v not in ({}, [], None))
+        lines.append(f"{entry['name']:<14} {details}")
+    print_data(entries, as_json, lines)
+
+
+@app.command()
+def env(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Show GPU, driver, CUDA, NVML availability and package versions.
+
+    Example: mmbench env --json
+    """
+    from benchmark.profile.environment import capture_environment  # imports torch (seconds): only for this command
+
+    environment = capture_environment()
+    if as_json:
+        print_json(environment)
+        return
+    for key, value in environment.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        say(f"{key:<16} {value}")
