@@ -14,7 +14,7 @@ from benchmark.plan.loader import load_suite
 from benchmark.profile.environment import hardware_identity
 from benchmark.results.schema import empty_row
 from benchmark.suite.matrix import expand_cells
-from benchmark.train import loop
+from benchmark.train import evaluator, trainer
 from benchmark.train.hidden_state_build import cache_origin
 from benchmark.train.loop import run_cell
 
@@ -79,7 +79,7 @@ def test_the_cell_never_builds_a_cache_itself(write_suite, tmp_path, monkeypatch
 def test_evaluation_memory_is_released_before_the_next_training_step(write_suite, monkeypatch):
     events: list[str] = []
     monkeypatch.setattr("benchmark.profile.training.release_device_memory", lambda device: events.append("release"))
-    validate, train_step = loop.Evaluator.validate, loop.Trainer.train_step
+    validate, train_step = evaluator.Evaluator.validate, trainer.Trainer.train_step
 
     def recording_validate(self, epoch, train_s):
         events.append("validate")
@@ -89,8 +89,8 @@ def test_evaluation_memory_is_released_before_the_next_training_step(write_suite
         events.append("step")
         return train_step(self, batch, wait_ms)
 
-    monkeypatch.setattr(loop.Evaluator, "validate", recording_validate)
-    monkeypatch.setattr(loop.Trainer, "train_step", recording_step)
+    monkeypatch.setattr(evaluator.Evaluator, "validate", recording_validate)
+    monkeypatch.setattr(trainer.Trainer, "train_step", recording_step)
     config = cell_config(write_suite, "[bitfit]", ["train.max_steps=null", "train.epochs=3", "eval.every=1"])
     row = empty_row()
     run_cell(config, row, lambda message: None)

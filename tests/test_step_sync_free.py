@@ -202,7 +202,7 @@ def test_frozen_towers_are_stored_in_the_compute_precision_and_trained_ones_are_
     from benchmark.methods.registry import get_method_class
     from benchmark.models.towers import Tower
     from benchmark.train.features import build_towers_and_features
-    from benchmark.train.loop import store_frozen_towers
+    from benchmark.train.model_setup import store_frozen_towers
     from tests.conftest import tiny_synthetic_dataset
 
     raw = load_raw_dataset(tiny_synthetic_dataset(3))

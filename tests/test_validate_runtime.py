@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.errors import SuiteError
-from benchmark.plan import loader
+from benchmark.plan import data_checks
 from benchmark.plan.loader import load_suite
 from tests.test_import import amazon
 
@@ -28,7 +28,7 @@ def problems_of(path, **options) -> str:
 @pytest.fixture
 def machine_of_16_gib(monkeypatch):
     """The memory validation compares with, whatever this machine has."""
-    monkeypatch.setattr(loader, "memory_limit", lambda device: (16 * GIB, "host memory"))
+    monkeypatch.setattr(data_checks, "memory_limit", lambda device: (16 * GIB, "host memory"))
 
 
 # --- max_seq_len against the data and the memory ----------------------------------------------------------------

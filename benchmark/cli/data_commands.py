@@ -152,18 +152,9 @@ def data_import(
     try:
         check_encoding(encoding)
         summary = import_dataset(
-            path,
-            data_format.value,
-            out,
-            k_core,
-            max_seq_len,
-            min_seq_len,
-            on_error.value,
-            verify_images,
-            copy_media,
-            force,
-            encoding,
-        )
+            path, data_format.value, out, k_core, max_seq_len, min_seq_len, on_error.value, verify_images,
+            copy_media, force, encoding,
+        )  # fmt: skip
         write_problems(problems_file, summary["skipped"]["all"])
     except DatasetProblems as error:
         try:

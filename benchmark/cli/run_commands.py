@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -10,6 +11,9 @@ from benchmark.cli.app import DEFAULT_RESULTS, JSON_HELP, app
 from benchmark.cli.output import fail, note, print_data, print_json, say, stderr, warn_all
 from benchmark.errors import MMBenchError, SuiteError
 from benchmark.results.run_status import cell_states
+
+if TYPE_CHECKING:
+    from benchmark.api.runs import RunRequest
 
 
 @app.command()
@@ -93,12 +97,18 @@ def run(
     """
     # Imported when the command runs: the suite's methods import torch (seconds), which `--help`, `report` and
     # `compare` never need.
-    from benchmark.api.runs import RunRequest, execute_run, plan_run
+    from benchmark.api.runs import RunRequest
 
     request = RunRequest(
         suite, results, only, tuple(overrides or ()), repeats, launcher, tuple(launcher_options or ()), gpus,
         not no_lock, force, skip_failed, not no_compact,
     )  # fmt: skip
+    _run(request, dry_run, as_json)
+
+
+def _run(request: RunRequest, dry_run: bool, as_json: bool) -> None:
+    from benchmark.api.runs import execute_run, plan_run  # imports torch: see `run`
+
     warnings: list[str] = []
     try:
         planned = plan_run(request, warnings)

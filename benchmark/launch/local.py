@@ -116,13 +116,8 @@ class ChildResult:
     killed_here: bool = False  # this launcher sent the SIGKILL (interrupted pool)
 
 
-def _run_child(
-    command: list[str], log_path: Path, timeout_s: float, show: ProgressSink, extra_environment: dict[str, str]
-) -> ChildResult:
-    """Run one child in its own session, relay its progress events to `show`, kill it at the deadline.
-
-    Ctrl-C or SIGTERM in the parent kills the child's whole session and re-raises.
-    """
+def _child_environment(extra_environment: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a child, with the package importable and this PID to watch."""
     # The child checks this PID so that it stops if this process died before it could arm its parent-death signal.
     environment = {
         **os.environ,
@@ -134,6 +129,17 @@ def _run_child(
     environment["PYTHONPATH"] = package_root + (
         os.pathsep + environment["PYTHONPATH"] if environment.get("PYTHONPATH") else ""
     )
+    return environment
+
+
+def _run_child(
+    command: list[str], log_path: Path, timeout_s: float, show: ProgressSink, extra_environment: dict[str, str]
+) -> ChildResult:
+    """Run one child in its own session, relay its progress events to `show`, kill it at the deadline.
+
+    Ctrl-C or SIGTERM in the parent kills the child's whole session and re-raises.
+    """
+    environment = _child_environment(extra_environment)
     final: ProgressEvent | None = None
     timed_out = False
     with open(log_path, "a") as log:
@@ -185,6 +191,7 @@ def _run_child(
 
 
 def uses_cache(config: CellConfig) -> bool:
+    # Imported when a cell is launched: the methods import torch (seconds), which the launcher's import must not.
     from benchmark.methods.registry import get_method_class
 
     return get_method_class(config.method.name).uses_cache

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from benchmark.errors import TowerError
+from benchmark.methods.side_encoder import SideNetworkMethod, SidePlan
+from benchmark.models.presets_registry import get_preset
+
 GIB = 1024**3
 # max_seq_len beyond this many times the longest history (and beyond it by SLACK items) is mostly padding.
 FAR_BEYOND_FACTOR = 4
@@ -46,7 +50,6 @@ class TowerShape:
 def tower_shape(modality: str, tower: dict[str, Any]) -> TowerShape | None:
     """The shape of a suite's tower entry: the preset's architecture, or a local checkpoint's own config.json;
     None for a config that does not name its layers and width at the top level (a plug-in's preset)."""
-    from benchmark.models.presets_registry import get_preset
 
     config = dict(get_preset(tower["preset"]).config)
     local = Path(tower["weights"]) / "config.json" if tower["weights"] != "random" else None
@@ -77,8 +80,6 @@ def plan_problem(method_class: Any, options: Any, towers: dict[str, TowerShape],
     """Why a side-network method cannot build its layer plan on these towers (hidden-state indices that do not
     exist, groups a tower cannot be split into, towers IISAN cannot pair), or None: the method's own checks, run on
     the presets' shapes, so that validation and the cell agree."""
-    from benchmark.errors import TowerError
-    from benchmark.methods.side_encoder import SideNetworkMethod, SidePlan
 
     if not (isinstance(method_class, type) and issubclass(method_class, SideNetworkMethod)):
         return None

@@ -40,8 +40,9 @@ class ReportWriter:
         if self.writes_file and request_output is None:
             raise MMBenchError(f"--format {self.name} writes a file: add -o FILE")
         if wants_columns and not self.chooses_columns:
-            choosers = ", ".join(w.name for w in REPORT_WRITERS.entries() if w.chooses_columns)
-            raise MMBenchError(f"--wide and --columns choose the columns of --format {choosers or 'table'}")
+            choosers = [w.name for w in REPORT_WRITERS.entries() if w.chooses_columns]
+            listed = ", ".join(choosers[:-1]) + " or " + choosers[-1] if len(choosers) > 1 else "".join(choosers)
+            raise MMBenchError(f"--wide and --columns choose the columns of --format {listed}")
 
 
 REPORT_WRITERS: Registry[ReportWriter] = Registry("report format", package="benchmark.report.writers")
