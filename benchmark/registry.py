@@ -1,8 +1,7 @@
 """One registry type for every kind of extension: a name -> entry map that refuses a name registered twice for
 another entry, looks its plug-ins up first, and answers an unknown name with the closest known one.
 
-Methods, dataset formats, modalities and launchers use it; tower presets (read from JSON files) are to move
-onto it (issue 25).
+Methods, dataset formats, modalities, tower presets, launchers and report writers use it.
 """
 
 from __future__ import annotations

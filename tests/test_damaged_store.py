@@ -186,12 +186,12 @@ def test_exit_codes_each_mean_one_thing(tmp_path):
 
 
 def test_an_unexpected_error_in_compare_is_not_exit_1(tmp_path, monkeypatch):
-    import benchmark.compare.run as compare_run
+    from benchmark.cli import report_commands
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(compare_run, "compare_results", broken)
+    monkeypatch.setattr(report_commands, "compare_results", broken)
     side = write_side(tmp_path / "side", runs(1))
     outcome = CliRunner().invoke(app, ["compare", str(side), str(side)])
     assert outcome.exit_code == 70

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from benchmark.api.notify import Notify
 from benchmark.errors import MMBenchError, UnknownNameError
-from benchmark.launch.launchers import LAUNCHERS, LaunchRequest, launcher_option_overrides, make_launcher
+from benchmark.launch.launchers import LAUNCHERS, LauncherOptions, LaunchRequest, make_launcher, sort_launcher_options
 from benchmark.launch.local import CellOutcome
 from benchmark.launch.resume import ResumePlan, plan_resume
 from benchmark.plan.loader import load_suite
@@ -51,6 +51,7 @@ class PlannedRun:
 
     suite: SuiteConfig
     cells: list[Cell]
+    launcher_options: LauncherOptions = field(default_factory=lambda: LauncherOptions([], {}))
 
 
 @dataclass(frozen=True)
@@ -85,19 +86,18 @@ def select_cells(suite: SuiteConfig, only: str | None, where: Path) -> list[Cell
 def plan_run(request: RunRequest, warnings: list[str]) -> PlannedRun:
     """Load and check the suite with the request's overrides and choose the cells. A typo in a launcher's name or
     option is refused here, before anything runs (a dry run too); `warnings` gets the suite's warnings."""
-    launcher_overrides: list[str] = []
+    options = LauncherOptions([], {})
     try:
-        if request.launcher_options:
-            launcher = (
-                request.launcher or load_suite(request.suite, list(request.overrides), check_data=False).run.launcher
-            )
-            launcher_overrides = launcher_option_overrides(launcher, list(request.launcher_options))
-        elif request.launcher is not None:
+        if request.launcher is not None:
             LAUNCHERS.get(request.launcher)
+        if request.launcher_options:
+            suite_launcher = load_suite(request.suite, list(request.overrides), check_data=False).run.launcher
+            options = sort_launcher_options(request.launcher or suite_launcher, list(request.launcher_options))
     except UnknownNameError as error:
         raise MMBenchError(f"--launcher: {error}") from error
-    suite = load_suite(request.suite, [*request.overrides, *launcher_overrides], request.repeats, warnings=warnings)
-    return PlannedRun(suite, select_cells(suite, request.only, request.suite))
+    overrides = [*request.overrides, *options.suite_overrides]
+    suite = load_suite(request.suite, overrides, request.repeats, warnings=warnings)
+    return PlannedRun(suite, select_cells(suite, request.only, request.suite), options)
 
 
 def _resume_notes(plan: ResumePlan, cells: list[Cell], results: Path, notify: Notify) -> list[dict[str, str]]:
@@ -123,7 +123,8 @@ def execute_run(planned: PlannedRun, request: RunRequest, console: Console, noti
     """Run the planned cells not done yet into a new run directory of `request.results`, then merge its rows into
     one file. Ctrl-C or SIGTERM stops the running cell and keeps every row written (KeyboardInterrupt is raised
     on, with the run directory in the message sent to `notify`)."""
-    launcher = make_launcher(LaunchRequest(planned.suite.run, request.gpus, request.lock), request.launcher)
+    launch_request = LaunchRequest(planned.suite.run, request.gpus, request.lock, planned.launcher_options.own)
+    launcher = make_launcher(launch_request, request.launcher)
     ensure_writable(request.results)
     plan = plan_resume(planned.cells, request.results, request.force, request.skip_failed)
     skipped = _resume_notes(plan, planned.cells, request.results, notify)

@@ -33,6 +33,8 @@ class LaunchRequest:
     run: RunConfig
     gpus: str | None = None  # pool: all, NVML indices, or fake:N
     lock: bool = True  # hold each device's lock while timing a cell on it
+    # `--launcher-option` settings the launcher reads itself (those its `option_keys` map to None), as given.
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Launcher(Protocol):
@@ -48,9 +50,10 @@ class Launcher(Protocol):
 
 class LauncherType(Protocol):
     """A registered launcher: builds itself from a request, or says in one line why it cannot. `option_keys` maps
-    each `--launcher-option` it accepts to the key of the suite's `run:` section that holds it."""
+    each `--launcher-option` it accepts to the key of the suite's `run:` section that holds it (validated with the
+    suite), or to None for an option it reads from `request.options` and checks itself (a plug-in's own)."""
 
-    option_keys: ClassVar[dict[str, str]]
+    option_keys: ClassVar[dict[str, str | None]]
 
     def create(self, request: LaunchRequest) -> Launcher: ...
 
@@ -59,7 +62,7 @@ class LauncherType(Protocol):
 class LocalLauncher:
     lock: bool = True
     name: str = "local"
-    option_keys: ClassVar[dict[str, str]] = {}
+    option_keys: ClassVar[dict[str, str | None]] = {}
 
     @classmethod
     def create(cls, request: LaunchRequest) -> LocalLauncher:
@@ -78,7 +81,7 @@ class PoolLauncher:
     devices: list[PoolDevice]
     lock: bool = True
     name: str = "pool"
-    option_keys: ClassVar[dict[str, str]] = {"gpus": "run.gpus"}
+    option_keys: ClassVar[dict[str, str | None]] = {"gpus": "run.gpus"}
 
     @classmethod
     def create(cls, request: LaunchRequest) -> PoolLauncher:
@@ -101,7 +104,9 @@ class SlurmLauncher:
     settings: SlurmConfig
     lock: bool = True
     name: str = "slurm"
-    option_keys: ClassVar[dict[str, str]] = {f.name: f"run.slurm.{f.name}" for f in dataclasses.fields(SlurmConfig)}
+    option_keys: ClassVar[dict[str, str | None]] = {
+        f.name: f"run.slurm.{f.name}" for f in dataclasses.fields(SlurmConfig)
+    }
 
     @classmethod
     def create(cls, request: LaunchRequest) -> SlurmLauncher:
@@ -134,11 +139,19 @@ def launcher_names() -> list[str]:
     return LAUNCHERS.names()
 
 
-def launcher_option_overrides(launcher: str, options: list[str]) -> list[str]:
-    """`--launcher-option KEY=VALUE` settings as the suite overrides (`run.slurm.partition=gpu`) they stand for;
-    an option the launcher does not have is refused with the closest one it has."""
+@dataclass(frozen=True)
+class LauncherOptions:
+    """`--launcher-option KEY=VALUE` settings sorted by who checks them: suite overrides (`run.slurm.partition=gpu`,
+    validated with the suite) and the options the launcher reads itself."""
+
+    suite_overrides: list[str]
+    own: dict[str, str]
+
+
+def sort_launcher_options(launcher: str, options: list[str]) -> LauncherOptions:
+    """`options` for the launcher named `launcher`; an option it does not have is refused with the closest one."""
     keys = LAUNCHERS.get(launcher).option_keys
-    overrides = []
+    sorted_options = LauncherOptions([], {})
     for option in options:
         key, separator, value = option.partition("=")
         key = key.strip()
@@ -147,12 +160,16 @@ def launcher_option_overrides(launcher: str, options: list[str]) -> list[str]:
         if key not in keys:
             close = difflib.get_close_matches(key, list(keys), n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            known = ", ".join(keys) or "none"
             raise MMBenchError(
-                f"--launcher-option {option}: the {launcher} launcher has no option '{key}' ({hint}options: {known})"
+                f"--launcher-option {option}: the {launcher} launcher has no option '{key}' "
+                f"({hint}options: {', '.join(keys) or 'none'})"
             )
-        overrides.append(f"{keys[key]}={value}")
-    return overrides
+        suite_key = keys[key]
+        if suite_key is None:
+            sorted_options.own[key] = value
+        else:
+            sorted_options.suite_overrides.append(f"{suite_key}={value}")
+    return sorted_options
 
 
 def make_launcher(request: LaunchRequest, launcher: str | None = None) -> Launcher:

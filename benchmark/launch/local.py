@@ -381,7 +381,11 @@ def _died(result: ChildResult, log_path: Path, what: str) -> str:
     return f"{what} process died ({reason}) before writing its row; log tail:\n{_log_tail(log_path)}"
 
 
-def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, lock: bool = True) -> list[CellOutcome]:
+def run_cells(
+    cells: list[Cell], run_dir: Path, run_id: str, console: Console, lock: bool = True, launcher: str = "local"
+) -> list[CellOutcome]:
+    """The cells one at a time on this machine, with progress on `console`; rows name `launcher` (a plug-in that
+    runs its cells this way names itself)."""
     outcomes: list[CellOutcome] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
@@ -389,7 +393,7 @@ def run_cells(cells: list[Cell], run_dir: Path, run_id: str, console: Console, l
         step_task = progress.add_task("", total=None)
         for cell in cells:
             progress.update(step_task, description=f"{cell.cell_id} [starting]", completed=0, total=None)
-            outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task, lock)
+            outcome = run_cell_subprocess(cell, run_dir, run_id, progress, step_task, lock, launcher=launcher)
             outcomes.append(outcome)
             marker = status_marker(outcome.status)
             progress.console.print(

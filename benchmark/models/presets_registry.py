@@ -9,8 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UnknownNameError
-from benchmark.plugins import load_plugins
+from benchmark.registry import Registry
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -27,9 +26,6 @@ class TowerPreset:
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
 
-_REGISTERED: dict[str, TowerPreset] = {}
-
-
 def preset_from_json(data: dict[str, Any]) -> TowerPreset:
     return TowerPreset(
         name=data["name"],
@@ -43,9 +39,15 @@ def preset_from_json(data: dict[str, Any]) -> TowerPreset:
     )
 
 
+PRESETS: Registry[TowerPreset] = Registry("tower preset")
+
+
 @cache
-def _shipped_presets() -> dict[str, TowerPreset]:
-    return {preset.name: preset for preset in map(preset_from_json, map(_read_json, sorted(PRESET_DIR.glob("*.json"))))}
+def _register_shipped() -> None:
+    """The presets shipped as JSON, registered once, before any plug-in's (so a plug-in cannot take their names)."""
+    for path in sorted(PRESET_DIR.glob("*.json")):
+        preset = preset_from_json(_read_json(path))
+        PRESETS.register(preset.name, preset)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -54,24 +56,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def register_preset(preset: TowerPreset) -> TowerPreset:
-    """A preset from outside the package (a module named in MMBENCH_PLUGINS)."""
-    if preset.name in _shipped_presets() or _REGISTERED.get(preset.name, preset) != preset:
-        raise ValueError(f"tower preset '{preset.name}' registered twice")
-    _REGISTERED[preset.name] = preset
-    return preset
-
-
-def _load_presets() -> dict[str, TowerPreset]:
-    load_plugins()
-    return {**_shipped_presets(), **_REGISTERED}
+    """A preset from outside the package (a module named in MMBENCH_PLUGINS); a shipped preset's name is taken."""
+    _register_shipped()
+    return PRESETS.register(preset.name, preset)
 
 
 def preset_names() -> list[str]:
-    return list(_load_presets())
+    _register_shipped()
+    return PRESETS.names()
 
 
 def get_preset(name: str) -> TowerPreset:
-    presets = _load_presets()
-    if name not in presets:
-        raise UnknownNameError(f"unknown tower preset '{name}' (known: {', '.join(presets)})")
-    return presets[name]
+    _register_shipped()
+    return PRESETS.get(name)
