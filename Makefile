@@ -9,7 +9,7 @@ GPU_RESULTS ?= results/gpu-check
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
 
-.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report bench-overhead lint lock test-min test-gpu-versions min-lock clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report bench-overhead rows-equal lint lock test-min test-gpu-versions min-lock clean
 
 # constraints/lock.txt pins every other package to the versions the tests passed with (`make lock` refreshes it).
 LOCK        ?= constraints/lock.txt
@@ -106,6 +106,20 @@ gpu-wheels:
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 		-d .whl polars==2.1.0 polars-runtime-32==2.1.0
 
+# Behaviour unchanged by a refactor? The smoke suite on BASE (a git revision) and on the working tree, each with its
+# own cache, and their rows compared on every column not measured anew each run (scripts/same_rows.py; exit 1 and
+# the differences when they differ).
+BASE ?= HEAD
+ROWS_EQUAL := .rows-equal
+rows-equal: setup
+	rm -rf $(ROWS_EQUAL) && git worktree prune && git worktree add -q --detach $(ROWS_EQUAL)/base $(BASE)
+	cd $(ROWS_EQUAL)/base && PYTHONPATH=$$PWD MMBENCH_CACHE=$(abspath $(ROWS_EQUAL))/cache-base \
+		$(abspath $(PY)) -m benchmark run suites/smoke.yaml --results $(abspath $(ROWS_EQUAL))/base-results
+	MMBENCH_CACHE=$(abspath $(ROWS_EQUAL))/cache-head $(PY) -m benchmark run suites/smoke.yaml \
+		--results $(ROWS_EQUAL)/head-results
+	$(PY) scripts/same_rows.py $(ROWS_EQUAL)/base-results $(ROWS_EQUAL)/head-results
+	git worktree remove --force $(ROWS_EQUAL)/base
+
 # mmbench's step against a plain PyTorch loop of the same work, every method, interleaved (benchmark/overhead): on a
 # CPU the tiny shapes and the cached methods at paper shapes, on a GPU every method at paper shapes.
 bench-overhead: setup
@@ -126,9 +140,9 @@ bench-report: setup
 # on the packages others rely on (results, suite, profile).
 lint: setup
 	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
-	$(VENV)/bin/ruff check benchmark tests
-	$(VENV)/bin/ruff format --check benchmark tests
-	$(VENV)/bin/mypy benchmark/results benchmark/suite benchmark/profile
+	$(VENV)/bin/ruff check benchmark tests examples scripts
+	$(VENV)/bin/ruff format --check benchmark tests examples scripts
+	$(VENV)/bin/mypy benchmark
 	$(VENV)/bin/lint-imports --no-cache
 
 clean:

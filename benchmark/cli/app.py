@@ -41,7 +41,7 @@ def main_options(
 
 def main() -> None:
     """The `mmbench` program: the commands, with `| head` ending it quietly with exit 0."""
-    sys.stdout = ClosedPipeGuard(sys.stdout)  # type: ignore[assignment]
+    sys.stdout = ClosedPipeGuard(sys.stdout)
     try:
         app()
     except OutputClosed:

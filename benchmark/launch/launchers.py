@@ -53,7 +53,8 @@ class LauncherType(Protocol):
     each `--launcher-option` it accepts to the key of the suite's `run:` section that holds it (validated with the
     suite), or to None for an option it reads from `request.options` and checks itself (a plug-in's own)."""
 
-    option_keys: ClassVar[dict[str, str | None]]
+    @property
+    def option_keys(self) -> dict[str, str | None]: ...  # a class attribute of the launcher class
 
     def create(self, request: LaunchRequest) -> Launcher: ...
 

@@ -142,8 +142,8 @@ class LearnedGates(nn.Module):
         return torch.sigmoid(self.logits / GATE_TEMPERATURE)
 
 
-class IntraModalSAN(nn.Module):
-    """Block i reads g_i * h[idx_i] + (1 - g_i) * s_{i-1}, with s_0 = 0."""
+class GatedSANStack(nn.Module):
+    """`blocks` SANBs in a row and one learned gate per block: what the intra- and inter-modal networks share."""
 
     def __init__(self, blocks: int, width: int, bottleneck: int, activation: Activation, init: str = "default"):
         super().__init__()
@@ -151,6 +151,10 @@ class IntraModalSAN(nn.Module):
         if init == "reference":
             reference_init(self.blocks)
         self.gates = LearnedGates(blocks)
+
+
+class IntraModalSAN(GatedSANStack):
+    """Block i reads g_i * h[idx_i] + (1 - g_i) * s_{i-1}, with s_0 = 0."""
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         """states [n, blocks, width] -> the last block's output [n, width]."""
@@ -161,15 +165,8 @@ class IntraModalSAN(nn.Module):
         return side
 
 
-class InterModalSAN(nn.Module):
+class InterModalSAN(GatedSANStack):
     """u_i = SANB(u_{i-1} + g'_i * h_a[idx_i] + (1 - g'_i) * h_b[idx_i]), u_0 = 0 (a = image, b = text in IISAN)."""
-
-    def __init__(self, blocks: int, width: int, bottleneck: int, activation: Activation, init: str = "default"):
-        super().__init__()
-        self.blocks = nn.ModuleList(SANB(width, bottleneck, activation) for _ in range(blocks))
-        if init == "reference":
-            reference_init(self.blocks)
-        self.gates = LearnedGates(blocks)
 
     def forward(self, states_a: torch.Tensor, states_b: torch.Tensor) -> torch.Tensor:
         gates = self.gates()

@@ -36,6 +36,8 @@ class Modality:
     takes_image_size: ClassVar[bool] = False
     # Datasets may hold this modality as one `<folder>/<item_id>.npy` array per item (None: not an array folder).
     array_folder: ClassVar[str | None] = None
+    # Its pooling mask marks tokens (text): a row's tokens_per_s counts them.
+    counts_tokens: ClassVar[bool] = False
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         """The feature tensors of every item (row 0: padding), keyed by `feature_keys`."""

@@ -59,6 +59,7 @@ class Text(Modality):
     name = "text"
     description = "item titles, max_tokens tokens each"
     feature_keys = ("text_ids", "text_mask")
+    counts_tokens = True
     seed_offset = 0
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:

@@ -8,20 +8,15 @@ from typing import Any
 import torch
 
 from benchmark.data.dataset import ItemFeatures
-from benchmark.data.hidden_state_store import CacheKey, HiddenStateCache, build_cache, building, find_cache
+from benchmark.data.hidden_state_store import HiddenStateCache, build_cache, building, find_cache
 from benchmark.data.raw import RawDataset
 from benchmark.errors import CacheMissingError
 from benchmark.methods.side_network import kept_states
 from benchmark.modalities.registry import get_modality
 from benchmark.progress import ProgressSink, phase, step
 from benchmark.suite.config import CellConfig, TowerConfig
+from benchmark.train.cell_plan import CellPlan, assemble, cache_keys, method_of, read_data
 from benchmark.train.precision import autocast_factory
-from benchmark.train.seeding import seed_everything
-
-
-def cache_key(indices: list[int], tower: Any, raw: RawDataset, tower_config: TowerConfig, precision: str) -> CacheKey:
-    shape = get_modality(tower.modality).input_shape(tower, tower_config)
-    return CacheKey(tower.identity, raw.fingerprint(), tuple(indices), shape, precision, tower.pooling)
 
 
 def _kept_state_batches(
@@ -49,26 +44,14 @@ def _step_reporter(progress: ProgressSink, total: int) -> Callable[[int], None]:
     return lambda _count: progress(step(next(steps), total))
 
 
-def cache_keys(
-    method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig], precision: str
-) -> dict[str, CacheKey]:
-    plan = method.layer_plan(towers)
-    return {
-        modality: cache_key(plan[modality], tower, raw, tower_configs[modality], precision)
-        for modality, tower in towers.items()
-    }
-
-
-def find_caches(
-    method: Any, towers: dict[str, Any], raw: RawDataset, tower_configs: dict[str, TowerConfig], precision: str
-) -> dict[str, HiddenStateCache]:
+def find_caches(plan: CellPlan) -> dict[str, HiddenStateCache]:
     """The caches a cached cell trains from; a missing one is an error (the launcher builds them before the cell)."""
     caches = {}
-    for modality, key in cache_keys(method, towers, raw, tower_configs, precision).items():
+    for modality, key in plan.cache_keys().items():
         cache = find_cache(key)
         if cache is None:
             raise CacheMissingError(
-                f"no hidden-state cache for the {modality} tower '{towers[modality].preset_name}' "
+                f"no hidden-state cache for the {modality} tower '{plan.towers[modality].preset_name}' "
                 f"(key {key.digest}): `mmbench run` builds it in its own process before the cell; "
                 f"outside a run, use `mmbench cache build SUITE`"
             )
@@ -123,27 +106,19 @@ def ensure_caches(
 
 
 def ensure_cell_caches(config: CellConfig, progress: ProgressSink) -> dict[str, tuple[HiddenStateCache, bool]]:
-    """Find or build every cache one cell's method trains from (nothing for uncached methods)."""
-    from benchmark.formats.registry import load_raw_dataset
-    from benchmark.methods.registry import get_method_class
-    from benchmark.train.features import build_towers_and_features
-    from benchmark.train.precision import resolve_device
-
-    method = get_method_class(config.method.name)(config.method.options)
-    if not method.uses_cache:
+    """Find or build every cache one cell's method trains from (nothing for uncached methods), from the same plan
+    the cell assembles."""
+    if not method_of(config).uses_cache:
         return {}
-    seed_everything(config.seed)
-    raw = load_raw_dataset(config.dataset)
-    towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
-    device = resolve_device(config.train.device)
+    plan = assemble(read_data(config))
     return ensure_caches(
-        method,
-        towers,
-        raw,
-        features,
-        tower_configs,
+        plan.method,
+        plan.towers,
+        plan.raw,
+        plan.features,
+        plan.tower_configs,
         config.train.precision,
-        device,
+        plan.device,
         config.eval.item_batch_size,
         progress,
     )

@@ -18,12 +18,10 @@ from benchmark.data.dataset import ItemFeatures, SplitDataset, split_leave_one_o
 from benchmark.data.raw import RawDataset
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
 from benchmark.errors import DatasetError
-from benchmark.formats.registry import load_raw_dataset
-from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import states_key
 from benchmark.models.towers import count_parameters
 from benchmark.profile.nvml import NvmlDevice, device_used_bytes, nvml_device_for_torch
-from benchmark.progress import ProgressSink, phase
+from benchmark.progress import ProgressSink
 from benchmark.results.pieces import (
     CacheFacts,
     CellRecord,
@@ -32,13 +30,11 @@ from benchmark.results.pieces import (
     ModelFacts,
 )
 from benchmark.suite.config import CellConfig
+from benchmark.train.cell_plan import CellPlan, assemble, read_data
 from benchmark.train.evaluator import Evaluator
-from benchmark.train.features import build_towers_and_features
 from benchmark.train.hidden_state_build import cache_origin, find_caches
-from benchmark.train.model_setup import device_peak, store_frozen_towers, text_tokens_per_item
-from benchmark.train.precision import resolve_device
+from benchmark.train.model_setup import device_peak, store_frozen_towers, tokens_per_item_of
 from benchmark.train.recommender import Recommender
-from benchmark.train.seeding import seed_everything
 from benchmark.train.trainer import Trainer
 from benchmark.units import GIB
 
@@ -60,18 +56,16 @@ def run_cell(
 
 def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, built_caches: set[str]) -> None:
     setup_started = time.perf_counter()
-    seed_everything(config.seed)
-    device = resolve_device(config.train.device)
-    nvml_device = _device_facts(config, device, record)
-    progress(phase("data"))
-    raw = load_raw_dataset(config.dataset)
-    split = _split(config, raw, record)
-    progress(phase("towers"))
-    model, features, tokens_per_item, off_device_params = _build_model(config, raw, split, device, record, built_caches)
+    data = read_data(config, progress)
+    nvml_device = _device_facts(config, data.device, record)
+    split = _split(config, data.raw, record)
+    plan = assemble(data, progress)
+    model, features, tokens_per_item, off_device_params = _build_model(plan, split, record, built_caches)
+    del plan  # a cached method's towers and the media they read are done: they never reach the training device
     trainable, total = count_parameters(model)
     total += off_device_params  # frozen towers count in the total even when only their cache is used
     record.add(ModelFacts(trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started))
-    _train_and_evaluate(config, model, split, features, device, nvml_device, record, progress, tokens_per_item)
+    _train_and_evaluate(config, model, split, features, data.device, nvml_device, record, progress, tokens_per_item)
 
 
 def _device_facts(config: CellConfig, device: torch.device, record: CellRecord) -> NvmlDevice | None:
@@ -119,26 +113,19 @@ def _split(config: CellConfig, raw: RawDataset, record: CellRecord) -> SplitData
 
 
 def _build_model(
-    config: CellConfig,
-    raw: RawDataset,
-    split: SplitDataset,
-    device: torch.device,
-    record: CellRecord,
-    built_caches: set[str],
+    plan: CellPlan, split: SplitDataset, record: CellRecord, built_caches: set[str]
 ) -> tuple[Recommender, ItemFeatures, torch.Tensor | None, int]:
-    """The recommender on the device (towers, the method's item encoder, the user encoder), the item features it
-    trains on (the hidden-state caches for a cached method), the text tokens of each item, and the parameters of
-    the towers a cached method leaves off the device."""
-    train_config = config.train
-    towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, raw)
-    tokens_per_item = text_tokens_per_item(features) if "text" in towers else None
-    method = get_method_class(config.method.name)(config.method.options)
+    """The recommender on the device (the method's item encoder over the plan's towers, the user encoder), the item
+    features it trains on (the hidden-state caches for a cached method), the tokens of each item, and the
+    parameters of the towers a cached method leaves off the device."""
+    train_config, method, towers, features = plan.config.train, plan.method, plan.towers, plan.features
+    tokens_per_item = tokens_per_item_of(features, list(towers))
     off_device_params = 0
     if method.uses_cache:
         # The launcher built the caches in their own process: this one's CUDA context never sees the towers.
-        caches = find_caches(method, towers, raw, tower_configs, train_config.precision)
+        caches = find_caches(plan)
         features = ItemFeatures({states_key(modality): cache.open_states() for modality, cache in caches.items()})
-        origins = {cache_origin(cache, built_caches, device) for cache in caches.values()}
+        origins = {cache_origin(cache, built_caches, plan.device) for cache in caches.values()}
         origin = next(o for o in ("reused_other_hardware", "built", "reused") if o in origins)
         record.add(
             CacheFacts(
@@ -149,8 +136,7 @@ def _build_model(
             )
         )
         off_device_params = sum(count_parameters(tower)[1] for tower in towers.values())
-    item_encoder = method.build_item_encoder(towers, train_config.embed_dim)
-    del towers  # a cached method's towers are done: they never reach the training device
+    item_encoder = method.build_item_encoder(dict(towers), train_config.embed_dim)
     log_probability = None
     if train_config.logq_correction:
         probability = (split.item_counts + 1) / (split.item_counts.sum() + len(split.item_counts))
@@ -164,7 +150,7 @@ def _build_model(
         train_config.dropout,
         log_probability,
         train_config.user_encoder,
-    ).to(device)
+    ).to(plan.device)
     store_frozen_towers(model, train_config.precision, train_config.frozen_weights)
     return model, features, tokens_per_item, off_device_params
 

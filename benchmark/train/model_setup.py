@@ -16,13 +16,19 @@ from benchmark.results.pieces import (
 from benchmark.train.precision import DTYPES
 
 
-def text_tokens_per_item(features: ItemFeatures) -> torch.Tensor | None:
-    """Real (non-padding) text tokens of every item, for tokens per second (None when the features hold none); the
-    padding item (row 0, what a static batch's padding slots encode) has none."""
-    mask = get_modality("text").pooling_mask(features.tensors) if "text_mask" in features.tensors else None
-    if mask is None:
+def tokens_per_item_of(features: ItemFeatures, modalities: list[str]) -> torch.Tensor | None:
+    """Real (non-padding) tokens of every item, summed over the modalities that count tokens (text), for tokens
+    per second; None when none of `modalities` does. The padding item (row 0, what a static batch's padding slots
+    encode) has none."""
+    masks = [
+        get_modality(modality).pooling_mask(features.tensors)
+        for modality in modalities
+        if get_modality(modality).counts_tokens
+    ]
+    present = [mask for mask in masks if mask is not None]
+    if not present:
         return None
-    tokens = mask.sum(dim=1).to(torch.int64)
+    tokens = torch.stack([mask.sum(dim=1).to(torch.int64) for mask in present]).sum(dim=0)
     tokens[0] = 0
     return tokens
 

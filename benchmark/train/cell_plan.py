@@ -1,0 +1,89 @@
+"""A cell's plan: its configuration resolved once into the objects both the cell and its hidden-state cache build
+assemble from (method, device, dataset, towers, their item features), and the cache keys computed from it in one
+place, so that the two processes always agree on which caches a cell trains from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.data.dataset import ItemFeatures
+from benchmark.data.hidden_state_store import CacheKey
+from benchmark.data.raw import RawDataset
+from benchmark.formats.registry import load_raw_dataset
+from benchmark.methods.registry import Method, get_method_class
+from benchmark.methods.side_encoder import SideNetworkMethod
+from benchmark.modalities.registry import get_modality
+from benchmark.models.towers import Tower
+from benchmark.progress import ProgressSink, phase
+from benchmark.suite.config import CellConfig, TowerConfig
+from benchmark.train.features import build_towers_and_features
+from benchmark.train.precision import resolve_device
+from benchmark.train.seeding import seed_everything
+
+
+def method_of(config: CellConfig) -> Method:
+    """The cell's method, built with its options."""
+    return get_method_class(config.method.name)(config.method.options)
+
+
+@dataclass(frozen=True)
+class CellData:
+    """The first half of a plan: seeded, the method and device resolved, the dataset read (once per process)."""
+
+    config: CellConfig
+    method: Method
+    device: torch.device
+    raw: RawDataset
+
+
+@dataclass(frozen=True)
+class CellPlan(CellData):
+    towers: dict[str, Tower]  # by modality; random weights seeded by the cell's seed
+    tower_configs: dict[str, TowerConfig]
+    features: ItemFeatures  # what the towers read, per item
+
+    def cache_keys(self) -> dict[str, CacheKey]:
+        return cache_keys(self.method, self.towers, self.raw, self.tower_configs, self.config.train.precision)
+
+
+def cache_keys(
+    method: Method, towers: dict[str, Tower], raw: RawDataset, tower_configs: dict[str, TowerConfig], precision: str
+) -> dict[str, CacheKey]:
+    """The hidden-state cache of each tower a cached method trains from, keyed by the tower, the dataset's contents,
+    the layers the method keeps, the input shape, the precision and the pooling: the one place a key is made."""
+    if not isinstance(method, SideNetworkMethod):
+        raise TypeError(f"method '{method.name}' trains through its towers: it has no caches")
+    layers = method.layer_plan(towers)
+    return {
+        modality: CacheKey(
+            tower.identity,
+            raw.fingerprint(),
+            tuple(layers[modality]),
+            get_modality(modality).input_shape(tower, tower_configs[modality]),
+            precision,
+            tower.pooling,
+        )
+        for modality, tower in towers.items()
+    }
+
+
+def read_data(config: CellConfig, progress: ProgressSink | None = None) -> CellData:
+    """Seed, resolve the method and the device, read the dataset."""
+    seed_everything(config.seed)
+    method = method_of(config)
+    device = resolve_device(config.train.device)
+    if progress is not None:
+        progress(phase("data"))
+    return CellData(config, method, device, load_raw_dataset(config.dataset))
+
+
+def assemble(data: CellData, progress: ProgressSink | None = None) -> CellPlan:
+    """The towers and the item features they read, built after the data in the same order for the cell and its
+    cache build (so the same random weights)."""
+    if progress is not None:
+        progress(phase("towers"))
+    config = data.config
+    towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, data.raw)
+    return CellPlan(config, data.method, data.device, data.raw, towers, tower_configs, features)
