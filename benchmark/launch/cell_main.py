@@ -18,11 +18,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from benchmark import __version__
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
 from benchmark.launch.placement import placement_columns
 from benchmark.progress import ProgressEvent, done
-from benchmark.results.schema import empty_row
+from benchmark.results.cell_row import begin_row, finish_row
 from benchmark.results.store import write_row
 from benchmark.suite.config import CellConfig
 
@@ -74,37 +73,27 @@ def _run(arguments: argparse.Namespace) -> int:
         # Nothing is ever fetched from a model hub unless the suite says so.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    row = empty_row()
-    row.update(
-        run_id=arguments.run_id,
-        mmbench_version=__version__,
-        device_lock=arguments.device_lock,
-        start_time=dt.datetime.now(dt.timezone.utc),
-        **placement_columns(os.environ),
-    )
+    started = dt.datetime.now(dt.timezone.utc)
+    row = begin_row(config, arguments.run_id, arguments.device_lock, started, placement_columns(os.environ))
     exit_code = 0
     try:
         from benchmark.profile.environment import capture_environment
-        from benchmark.results.cell_row import describe_cell
         from benchmark.train.loop import run_cell
         from benchmark.train.precision import resolve_device
 
-        describe_cell(config, row)
         environment = capture_environment(resolve_device(config.train.device))
         environment["package_versions"] = json.dumps(environment["package_versions"], sort_keys=True)
         row.update({key: value for key, value in environment.items() if key in row})
         run_cell(config, row, emit, built_caches={digest for digest in arguments.built.split(",") if digest})
-        row["status"] = "ok"
+        finish_row(row, "ok", None)
     except CellStopped:
         raise
     except BaseException as error:  # noqa: BLE001 - every failure must still produce a row
-        row["status"] = failure_status(error)
         where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
         location = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
-        row["error"] = f"{type(error).__name__}: {error}{location}"
+        finish_row(row, failure_status(error), f"{type(error).__name__}: {error}{location}")
         traceback.print_exc(file=sys.stderr)
         exit_code = 3 if row["status"] == "oom" else 2
-    row["end_time"] = dt.datetime.now(dt.timezone.utc)
     write_row(arguments.row_parquet, row)
     emit(done(row["status"], row["error"]))
     return exit_code

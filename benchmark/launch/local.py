@@ -31,9 +31,8 @@ from benchmark.launch.host_memory import HostMemoryReading, HostMemoryWatch
 from benchmark.launch.placement import LAUNCHER, placement_columns
 from benchmark.launch.resume import finished_elsewhere, launcher_hardware_columns
 from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
-from benchmark.results.cell_row import describe_cell
+from benchmark.results.cell_row import begin_row, finish_row
 from benchmark.results.run_status import SKIPPED_MARK
-from benchmark.results.schema import empty_row
 from benchmark.results.store import cell_file_name, write_row
 from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
@@ -75,19 +74,10 @@ def _fallback_row(
     device_lock: str,
     environment: dict[str, str],
 ) -> dict[str, Any]:
-    row = empty_row()
-    describe_cell(cell.config, row)
+    """The row of a cell that did not write its own: what the launcher knows of it and of this machine."""
+    row = begin_row(cell.config, run_id, device_lock, started, placement_columns({**os.environ, **environment}))
     row.update(launcher_hardware_columns(cell.config))
-    row.update(placement_columns({**os.environ, **environment}))
-    row.update(
-        run_id=run_id,
-        status=status,
-        error=error,
-        device_lock=device_lock,
-        start_time=started,
-        end_time=dt.datetime.now(dt.timezone.utc),
-    )
-    return row
+    return finish_row(row, status, error)
 
 
 # Cell processes running now (a pool runs several): Ctrl-C in the launcher must stop them all.
