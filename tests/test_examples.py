@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from benchmark import plugins
 from benchmark.cli import app
+from benchmark.formats.registry import FORMATS
+from benchmark.launch.launchers import LAUNCHERS
+from benchmark.methods.registry import METHODS
+from benchmark.modalities.registry import MODALITIES
+from benchmark.models.presets_registry import PRESETS, preset_names
+from benchmark.report.writers import REPORT_WRITERS
 from benchmark.results.read import read_results
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "plugins"
@@ -23,6 +32,20 @@ KINDS = {  # extension kind -> its example module
     "launcher": "shard_launcher",
     "report writer": "latex_report",
 }
+
+
+@pytest.fixture(autouse=True)
+def registries_as_before(monkeypatch):
+    """What an example registers is gone after its test (the registries, the plug-ins loaded, the modules), so
+    that no later test sees a `shard` launcher or a `glyph` modality."""
+    preset_names()  # the shipped presets registered first, so that they stay
+    for registry in (METHODS, FORMATS, MODALITIES, PRESETS, LAUNCHERS, REPORT_WRITERS):
+        registry.names(plugins=False)  # the built-ins registered first, so that they stay
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
+    yield
+    for module in KINDS.values():
+        sys.modules.pop(module, None)
 
 
 def install_example(monkeypatch, *modules: str) -> None:

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from benchmark.launch import local
+from benchmark.launch.child_process import ChildResult
 from benchmark.plan.loader import load_suite
 from benchmark.results.read import read_results
 from benchmark.suite.matrix import expand_cells
@@ -44,7 +45,7 @@ def test_a_cell_killed_by_sigkill_says_out_of_memory_with_its_last_reading(monke
 def test_a_sigkill_the_launcher_sent_is_not_blamed_on_memory(tmp_path):
     log = tmp_path / "cell.log"
     log.write_text("")
-    interrupted = local.ChildResult(None, -9, False, None, 0.0, killed_here=True)
+    interrupted = ChildResult(None, -9, False, None, 0.0, killed_here=True)
     assert "sent by mmbench: the run was interrupted" in local._died(interrupted, log, "cell")
-    other = local.ChildResult(None, 139, False)
+    other = ChildResult(None, 139, False)
     assert "(exit code 139)" in local._died(other, log, "cell")

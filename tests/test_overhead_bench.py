@@ -14,18 +14,23 @@ import torch
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import build_tower, count_parameters
-from benchmark.overhead import plain_loop
+from benchmark.overhead import plain_loop, plain_model, plain_towers
 from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train.recommender import Recommender
 from tests.conftest import ROOT
 
+PLAIN_MODULES = ("plain_loop", "plain_model", "plain_towers")
 
-def test_the_plain_loop_imports_nothing_of_mmbench():
-    tree = ast.parse((ROOT / "benchmark/overhead/plain_loop.py").read_text())
+
+@pytest.mark.parametrize("name", PLAIN_MODULES)
+def test_the_plain_loop_imports_nothing_of_mmbench(name):
+    """The plain loop's modules import one another and nothing else of mmbench."""
+    tree = ast.parse((ROOT / f"benchmark/overhead/{name}.py").read_text())
     modules = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     modules += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert modules and not [module for module in modules if module.startswith("benchmark")]
+    own = {f"benchmark.overhead.{module}" for module in PLAIN_MODULES}
+    assert modules and not [module for module in modules if module.startswith("benchmark") and module not in own]
 
 
 def _mmbench_trainable(config) -> int:
@@ -42,7 +47,7 @@ def test_every_plain_method_trains_as_many_parameters_as_mmbench(suite):
     for cell in expand_cells(load_suite(ROOT / suite)):
         if suite.endswith("paper.yaml") and not cell.config.method.name.endswith("_cached"):
             continue  # paper-scale towers: the cached methods build the same side networks without them
-        plain, _ = plain_loop.build_model(cell.config.to_dict())
+        plain, _ = plain_model.build_model(cell.config.to_dict())
         ours = sum(p.numel() for p in plain.parameters() if p.requires_grad)
         assert ours == _mmbench_trainable(cell.config), cell.cell_id
 
@@ -50,8 +55,8 @@ def test_every_plain_method_trains_as_many_parameters_as_mmbench(suite):
 def test_the_plain_loop_refuses_what_it_does_not_cover():
     cell = expand_cells(load_suite(ROOT / "suites/overhead-tiny.yaml"))[0].config.to_dict()
     cell["train"]["step_shapes"] = "dynamic"
-    with pytest.raises(plain_loop.Unsupported, match="static step shapes"):
-        plain_loop.build_model(cell)
+    with pytest.raises(plain_towers.Unsupported, match="static step shapes"):
+        plain_model.build_model(cell)
 
 
 def test_the_plain_loop_trains(tmp_path):

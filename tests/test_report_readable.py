@@ -144,7 +144,7 @@ def test_one_colour_per_method_in_every_plot():
     # Before: the time-to-accuracy plot gave each repeat a new colour and a method's colour changed between panels.
     go = pytest.importorskip("plotly.graph_objects")
     from benchmark.report.figures import method_colours
-    from benchmark.report.html import pareto_figure, tradeoff_figure, tta_figure
+    from benchmark.report.html_figures import pareto_figure, tradeoff_figure, tta_figure
 
     other = board_rows(repeats=2, dataset="e").filter(pl.col("method") != "fft")  # one method fewer in this group
     board = build_leaderboard(pl.concat([board_rows(repeats=2), other]))
@@ -196,7 +196,7 @@ def test_labels_of_nearly_equal_points_do_not_overlap():
 def test_pareto_labels_and_baselines_do_not_overlap():
     # Before: "lora" and "lora-r4" printed on each other, and so did "popularity 0.048" and "random 0.041".
     go = pytest.importorskip("plotly.graph_objects")
-    from benchmark.report.html import CANVAS, pareto_figure
+    from benchmark.report.html_figures import CANVAS, pareto_figure
 
     entries = [
         {"method": "fft", "epoch_s": 40.0, "trainable_params": 100, "peak_mem_gib": 4.0, "test_ndcg@10": 0.09},

@@ -15,15 +15,14 @@ from typing import Any
 import polars as pl
 
 from benchmark.analysis.intervals import INTERVAL_DESCRIPTION, MIN_INTERVAL_RUNS, bootstrap_median_interval
-from benchmark.analysis.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS, Costs, tpme, tpme_fft
+from benchmark.analysis.ranking import NOISY_STEP_CV, rank
+from benchmark.analysis.tpme import MIN_GROUP_SIZE, PAPER_WEIGHTS
 from benchmark.analysis.versions import with_stack
-from benchmark.suite.matrix import RUN_KEYS, config_id
+from benchmark.suite.matrix import config_id
 
 # Rows are only compared within a group: same data, towers, precision, batch and hardware.
 DEFAULT_GROUP_BY = ["dataset", "towers", "precision", "batch_size", "max_seq_len", "hardware"]
-FFT_METHOD = "fft"
 SORTS = ("tpme", "tpme_amortized")
-NOISY_STEP_CV = 0.05  # step-time coefficient of variation above which a row is flagged
 # Where a configuration's memory goes, in bytes (static parts, then the dynamic ones).
 MEMORY_BREAKDOWN_COLUMNS = [
     "weights_trainable_bytes",
@@ -99,17 +98,6 @@ DESCRIPTIVE = [
     "batch_size",
     "max_seq_len",
 ]
-# Config keys never shown as a variant: they name the method (its own column) or the run.
-_QUIET_KEYS = {
-    "suite",
-    "cell_id",
-    "timeout_s",
-    "method.name",
-    "method.label",
-    "method.towers",
-    "eval.tta_fraction",
-    *RUN_KEYS,
-}
 
 CAVEATS = {
     "estimated": "epoch time estimated from the median step (max_steps cut the epoch)",
@@ -222,7 +210,7 @@ def build_leaderboard(
     )
     failures = rows.filter(pl.col("status") != "ok").select([c for c in failure_columns if c in rows.columns])
     table = _aggregate(ok, group_by)
-    table = _rank(table, group_by, weights, failures)
+    table = rank(table, group_by, weights, failures)
     order = [*group_by, sort]
     return Leaderboard(table.sort(order, nulls_last=True), failures, group_by, weights, sort)
 
@@ -273,154 +261,6 @@ def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
         [pl.Series(name, values, dtype=pl.Float64) for name, values in bounds.items()]
         + [pl.Series(name, values, dtype=pl.Int64) for name, values in counts.items()]
     ).drop([f"{c}_runs" for c in INTERVAL_COLUMNS])
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(value, dict):
-        flat: dict[str, str] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: json.dumps(value, sort_keys=True)}
-
-
-def _variants(group: pl.DataFrame) -> list[str]:
-    """Per row, the configuration keys that differ inside its group (the rows are distinct configurations)."""
-    configs = []
-    for text, hardware in zip(group["config_json"], group["hardware"]):
-        flat = {key: value for key, value in _flatten(json.loads(text)).items() if key not in _QUIET_KEYS}
-        flat["hardware"] = json.dumps(hardware)
-        configs.append(flat)
-    labels = group["method_label"].to_list()
-
-    def differing(members: list[dict[str, str]], keep: Any) -> set[str]:
-        keys = set().union(*members)
-        return {key for key in keys if keep(key) and len({member.get(key) for member in members}) > 1}
-
-    # Across methods, method options differ by nature; among configurations of one label they are a variant.
-    shared = differing(configs, lambda key: not key.startswith("method."))
-    variants = []
-    for config, label in zip(configs, labels):
-        same_label = [other for other, other_label in zip(configs, labels) if other_label == label]
-        keys = shared | differing(same_label, lambda key: True)
-        for named in ("dataset", "towers"):
-            if f"{named}.name" in keys:  # a differing name stands for the rest of that entry
-                keys = {key for key in keys if not key.startswith(f"{named}.") or key == f"{named}.name"}
-        shown = [f"{key}={json.loads(config[key]) if key in config else '–'}" for key in sorted(keys)]
-        variants.append(", ".join(shown))
-    return variants
-
-
-def _distance(a: dict[str, str], b: dict[str, str]) -> int:
-    return sum(1 for key in set(a) | set(b) if not key.startswith("method.") and a.get(key) != b.get(key))
-
-
-def _costs(row: dict[str, Any], epoch_column: str) -> Costs | None:
-    values = (row[epoch_column], row["trainable_params"], row["peak_mem_gib"])
-    return Costs(*values) if None not in values else None
-
-
-def _rank(
-    table: pl.DataFrame, group_by: list[str], weights: tuple[float, float, float], failures: pl.DataFrame
-) -> pl.DataFrame:
-    scored_columns = ("tpme", "tpme_amortized", "tpme_fft", "epoch_vs_fft", "mem_vs_fft")
-    if table.is_empty():
-        return table.with_columns(
-            *[pl.lit(None, pl.Float64).alias(c) for c in scored_columns],
-            pl.lit(None, pl.Int64).alias("group_size"),
-            pl.lit(None, pl.String).alias("variant"),
-            pl.lit(None, pl.String).alias("fft_anchor"),
-            pl.lit(None, pl.List(pl.String)).alias("caveats"),
-        )
-    parts = []
-    for key, group in table.group_by(group_by, maintain_order=True):
-        members = group.to_dicts()
-        flats = [_flatten(json.loads(m["config_json"])) for m in members]
-        costs = [_costs(m, "epoch_s") for m in members]
-        amortized = [_costs(m, "epoch_amortized_s") for m in members]
-        sources = {m["peak_mem_source"] for m, c in zip(members, costs) if c is not None}
-        mixed_memory = len(sources) > 1 or any("+" in (source or "") for source in sources)
-        kinds = {kind for m in members for kind in (m["epoch_kinds"] or [])}
-        group_caveats = (["mixed-memory"] if mixed_memory else []) + (["mixed-epoch"] if len(kinds) > 1 else [])
-        if len({stack for m in members for stack in (m["stacks"] or [])}) > 1:
-            group_caveats.append("mixed-versions")
-
-        tpme_values, tpme_amortized = _scores(costs, weights, mixed_memory), _scores(amortized, weights, mixed_memory)
-        fft_indices = [i for i, m in enumerate(members) if m["method"] == FFT_METHOD and costs[i] is not None]
-        anchor_state = "ok" if fft_indices else _missing_fft_state(failures, group_by, key)
-        fft_values, epoch_ratio, memory_ratio, anchors, row_caveats = [], [], [], [], []
-        for index, (member, cost) in enumerate(zip(members, costs)):
-            caveats = list(group_caveats)
-            fft = None
-            if fft_indices and not mixed_memory:
-                # Several FFT configurations (an lr sweep): the anchor is the one whose settings are closest.
-                nearest = min(fft_indices, key=lambda i: (_distance(flats[index], flats[i]), members[i]["config_id"]))
-                fft = costs[nearest]
-                anchors.append(members[nearest]["config_id"])
-            else:
-                anchors.append(None)
-                if not fft_indices:
-                    caveats.append("fft-oom" if anchor_state == "oom" else "no-fft")
-            if cost is not None and fft is not None:
-                fft_values.append(tpme_fft([cost], fft, weights)[0])
-                epoch_ratio.append(cost.epoch_s / fft.epoch_s if fft.epoch_s > 0 else None)
-                memory_ratio.append(cost.peak_mem_gib / fft.peak_mem_gib if fft.peak_mem_gib > 0 else None)
-            else:
-                fft_values.append(None)
-                epoch_ratio.append(None)
-                memory_ratio.append(None)
-            caveats += _row_caveats(member)
-            row_caveats.append(caveats)
-        parts.append(
-            group.with_columns(
-                pl.Series("tpme", tpme_values, dtype=pl.Float64),
-                pl.Series("tpme_amortized", tpme_amortized, dtype=pl.Float64),
-                pl.Series("tpme_fft", fft_values, dtype=pl.Float64),
-                pl.Series("epoch_vs_fft", epoch_ratio, dtype=pl.Float64),
-                pl.Series("mem_vs_fft", memory_ratio, dtype=pl.Float64),
-                pl.lit(sum(c is not None for c in costs), pl.Int64).alias("group_size"),
-                pl.Series("variant", _variants(group), dtype=pl.String),
-                pl.Series("fft_anchor", anchors, dtype=pl.String),
-                pl.Series("caveats", row_caveats, dtype=pl.List(pl.String)),
-            )
-        )
-    return pl.concat(parts, how="vertical_relaxed")
-
-
-def _scores(costs: list[Costs | None], weights: tuple[float, float, float], mixed_memory: bool) -> list[float | None]:
-    """TPME over the rows that have all three costs; none at all where memory figures are not comparable."""
-    present = [c for c in costs if c is not None]
-    if mixed_memory or not present:
-        return [None] * len(costs)
-    values = iter(tpme(present, weights))
-    return [next(values) if c is not None else None for c in costs]
-
-
-def _row_caveats(member: dict[str, Any]) -> list[str]:
-    caveats = []
-    if "estimated" in (member["epoch_kinds"] or []):
-        caveats.append("estimated")
-    if member["step_cv"] is not None and member["step_cv"] > NOISY_STEP_CV:
-        caveats.append("noisy")
-    if member["contended"]:
-        caveats.append("contended")
-    if member["unlocked"]:
-        caveats.append("unlocked")
-    if "reused_other_hardware" in (member["cache_origins"] or []):
-        caveats.append("cache-foreign")
-    if member["warning_count"]:
-        caveats.append("warnings")
-    return caveats
-
-
-def _missing_fft_state(failures: pl.DataFrame, group_by: list[str], key: tuple[Any, ...]) -> str:
-    """'oom' when the group's FFT cell ran out of memory, else 'missing'."""
-    if failures.is_empty() or any(column not in failures.columns for column in group_by):
-        return "missing"
-    matches = failures.filter(pl.col("method") == FFT_METHOD)
-    for column, value in zip(group_by, key):
-        matches = matches.filter(pl.col(column) == value)
-    return "oom" if (matches["status"] == "oom").any() else "missing"
 
 
 def group_label(row: dict[str, Any], group_by: list[str]) -> str:

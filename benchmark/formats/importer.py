@@ -7,7 +7,6 @@ into place at the end: a failed or killed import never leaves a half-written dat
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from benchmark.data.problems import DatasetProblem, counts_by_kind, summarise
 from benchmark.data.raw import RawDataset
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, too_short, unusable, usable_users
 from benchmark.errors import DatasetError, DatasetProblems
+from benchmark.formats.import_layout import write_layout
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
 from benchmark.modalities.media import check_images, media_problems
@@ -134,12 +134,49 @@ def import_dataset(
     force: bool = False,
     encoding: str = "utf-8",
 ) -> dict[str, Any]:
+    """Read `source`, check it, keep what a suite can use, renumber its items and write the layout at `out` (whole or
+    not at all); returns the summary, which the import also writes as its manifest."""
     started = time.perf_counter()
     if min_seq_len < MIN_SEQUENCE_LENGTH:
         # Shorter users would be written only for every suite to drop them.
         raise DatasetError(f"--min-seq-len {min_seq_len} is below the rule: {RULE}")
     check_output_location(source, out, force)
     raw = read_dataset(data_format, source, on_error, encoding)
+    problems, bad = _problems_and_bad_items(raw, verify_images, min_seq_len)
+    if problems and on_error == "fail":
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in counts_by_kind(problems).items())
+        raise DatasetProblems(
+            f"{len(problems)} problem(s) in {source} ({kinds}; nothing was written; --on-error skip drops the bad "
+            f"rows; --problems FILE writes them all):\n{summarise(problems, MAX_LISTED)}",
+            [str(p) for p in problems],
+        )
+    users = _kept_users(raw, bad, k, max_seq_len, min_seq_len)
+    sequences = [s for _, s in users]
+    if not sequences:
+        raise DatasetError(f"{source}: no user is left after filtering (k-core {k}, minimum length {min_seq_len})")
+    kept_items = np.unique(np.concatenate(sequences))
+    new_id = np.zeros(raw.n_items + 1, dtype=np.int64)
+    new_id[kept_items] = np.arange(1, len(kept_items) + 1)
+    options = {"k_core": k, "max_seq_len": max_seq_len, "min_seq_len": min_seq_len, "on_error": on_error}
+    summary = _import_summary(source, data_format, out, options, raw, sequences, kept_items, problems)
+    try:
+        # An earlier import at `out` is replaced (check_output_location refused anything else).
+        with atomic_directory(out, replace=True, prefix=f".{out.name}.importing-") as staging:
+            write_layout(staging, raw, kept_items, new_id, users, copy_media)
+            summary["seconds"] = time.perf_counter() - started
+            (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
+    except OSError as error:
+        raise DatasetError(
+            f"cannot write the import to {out}: {error.strerror or error} (nothing was written)"
+        ) from error
+    return summary
+
+
+def _problems_and_bad_items(
+    raw: RawDataset, verify_images: bool, min_seq_len: int
+) -> tuple[list[DatasetProblem], np.ndarray]:
+    """Every problem of the dataset (as read, its images, users shorter than `min_seq_len`), and a mask over the item
+    ids (row 0: padding) of the items whose image is missing or unreadable."""
     problems = list(raw.problems)
     has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
     bad = np.zeros(raw.n_items + 1, dtype=bool)
@@ -153,13 +190,14 @@ def import_dataset(
     for user, sequence in zip(raw.user_keys, raw.sequences):
         if len(sequence) < min_seq_len:
             problems.append(too_short(user, len(sequence), min_seq_len))
-    if problems and on_error == "fail":
-        kinds = ", ".join(f"{kind}: {count}" for kind, count in counts_by_kind(problems).items())
-        raise DatasetProblems(
-            f"{len(problems)} problem(s) in {source} ({kinds}; nothing was written; --on-error skip drops the bad "
-            f"rows; --problems FILE writes them all):\n{summarise(problems, MAX_LISTED)}",
-            [str(p) for p in problems],
-        )
+    return problems, bad
+
+
+def _kept_users(
+    raw: RawDataset, bad: np.ndarray, k: int, max_seq_len: int, min_seq_len: int
+) -> list[tuple[str, np.ndarray]]:
+    """The users an import writes, each with the items it keeps: long enough, without bad items, k-core filtered,
+    truncated to what the split reads."""
     users = [
         (user, np.asarray(s, dtype=np.int64)) for user, s in zip(raw.user_keys, raw.sequences) if len(s) >= min_seq_len
     ]
@@ -167,104 +205,45 @@ def import_dataset(
     # k-core is off by default: the layouts mmbench reads are published already filtered (IISAN's Amazon files are).
     users = k_core([(user, s) for user, s in users if len(s) >= min_seq_len], raw.n_items, k)
     # Keep what the leave-one-out split reads: the last max_seq_len + 1 training items, then valid and test.
-    users = [(user, s[-(max_seq_len + 3) :]) for user, s in users if len(s) >= min_seq_len]
-    sequences = [s for _, s in users]
-    if not sequences:
-        raise DatasetError(f"{source}: no user is left after filtering (k-core {k}, minimum length {min_seq_len})")
-    kept_items = np.unique(np.concatenate(sequences))
-    new_id = np.zeros(raw.n_items + 1, dtype=np.int64)
-    new_id[kept_items] = np.arange(1, len(kept_items) + 1)
-    summary = {
+    return [(user, s[-(max_seq_len + 3) :]) for user, s in users if len(s) >= min_seq_len]
+
+
+def _import_summary(
+    source: Path,
+    data_format: str,
+    out: Path,
+    options: dict[str, Any],
+    raw: RawDataset,
+    sequences: list[np.ndarray],
+    kept_items: np.ndarray,
+    problems: list[DatasetProblem],
+) -> dict[str, Any]:
+    """What an import read and wrote, the share of each it kept, a warning when it dropped many users, the problems
+    it skipped; `seconds` is filled in once the layout is written."""
+    read = {"users": len(raw.sequences), "items": raw.n_items, "interactions": int(sum(len(s) for s in raw.sequences))}
+    written: dict[str, Any] = {
+        "users": len(sequences),
+        "items": int(len(kept_items)),
+        "interactions": int(sum(len(s) for s in sequences)),
+        "split": {"train_sequences": usable_users(sequences), "valid": len(sequences), "test": len(sequences)},
+    }
+    kept = {what: written[what] / read[what] if read[what] else None for what in ("users", "items", "interactions")}
+    warnings: list[str] = []
+    if kept["users"] is not None and kept["users"] < 1.0 - DROP_WARNING:
+        warnings.append(
+            f"dropped {1 - kept['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of "
+            f"{len(raw.sequences)}): "
+            f"check --k-core ({options['k_core']}), --min-seq-len ({options['min_seq_len']}) and the problems listed"
+        )
+    return {
         "source": str(source),
         "format": data_format,
         "out": str(out),
-        "options": {"k_core": k, "max_seq_len": max_seq_len, "min_seq_len": min_seq_len, "on_error": on_error},
-        "read": {
-            "users": len(raw.sequences),
-            "items": raw.n_items,
-            "interactions": int(sum(len(s) for s in raw.sequences)),
-        },
-        "written": {
-            "users": len(sequences),
-            "items": int(len(kept_items)),
-            "interactions": int(sum(len(s) for s in sequences)),
-            "split": {
-                "train_sequences": usable_users(sequences),
-                "valid": len(sequences),
-                "test": len(sequences),
-            },
-        },
-        "kept": {},
-        "warnings": [],
+        "options": options,
+        "read": read,
+        "written": written,
+        "kept": kept,
+        "warnings": warnings,
         "skipped": _summarise_problems(problems),
         "seconds": None,
     }
-    for what in ("users", "items", "interactions"):
-        summary["kept"][what] = summary["written"][what] / summary["read"][what] if summary["read"][what] else None
-    if summary["kept"]["users"] is not None and summary["kept"]["users"] < 1.0 - DROP_WARNING:
-        summary["warnings"].append(
-            f"dropped {1 - summary['kept']['users']:.1%} of the users ({len(raw.sequences) - len(sequences)} of "
-            f"{len(raw.sequences)}): "
-            f"check --k-core ({k}), --min-seq-len ({min_seq_len}) and the problems listed"
-        )
-    try:
-        # An earlier import at `out` is replaced (check_output_location refused anything else).
-        with atomic_directory(out, replace=True, prefix=f".{out.name}.importing-") as staging:
-            _write_layout(staging, raw, kept_items, new_id, users, copy_media)
-            summary["seconds"] = time.perf_counter() - started
-            (staging / IMPORT_MANIFEST).write_text(json.dumps(summary, indent=2))
-    except OSError as error:
-        raise DatasetError(
-            f"cannot write the import to {out}: {error.strerror or error} (nothing was written)"
-        ) from error
-    return summary
-
-
-def _write_layout(
-    directory: Path,
-    raw: RawDataset,
-    kept_items: np.ndarray,
-    new_id: np.ndarray,
-    users: list[tuple[str, np.ndarray]],
-    copy_media: bool,
-) -> None:
-    with (
-        open(directory / "items.tsv", "w", encoding="utf-8") as items,
-        open(directory / "item_map.tsv", "w", encoding="utf-8") as mapping,
-    ):
-        mapping.write("item_id\toriginal_item_id\n")
-        for old in kept_items:
-            items.write(f"{new_id[old]}\t{raw.titles[old - 1]}\n")
-            mapping.write(f"{new_id[old]}\t{raw.item_keys[old - 1]}\n")
-    with open(directory / "users.tsv", "w", encoding="utf-8") as handle:
-        for user, sequence in users:
-            handle.write(f"{user}\t{' '.join(map(str, new_id[sequence].tolist()))}\n")
-    _write_media(directory, raw, kept_items, new_id, copy_media)
-
-
-def _write_media(
-    directory: Path, raw: RawDataset, kept_items: np.ndarray, new_id: np.ndarray, copy_media: bool
-) -> None:
-    def place(source: Path, target: Path) -> None:
-        if copy_media:
-            shutil.copyfile(source, target)
-        else:
-            target.symlink_to(source.resolve())
-
-    if raw.image_lmdb is not None:
-        from benchmark.data.dataset import image_sources
-
-        (directory / "images").mkdir()
-        sources = list(image_sources(raw))
-        for old in kept_items:
-            (directory / "images" / f"{new_id[old]}.jpg").write_bytes(sources[old - 1][1].getvalue())
-    elif any(p is not None for p in raw.image_paths):
-        (directory / "images").mkdir()
-        for old in kept_items:
-            if raw.image_paths[old - 1] is not None:
-                place(raw.image_paths[old - 1], directory / "images" / f"{new_id[old]}.jpg")
-    for modality, paths in raw.extra_paths.items():
-        (directory / modality).mkdir()
-        for old in kept_items:
-            if paths[old - 1] is not None:
-                place(paths[old - 1], directory / modality / f"{new_id[old]}.npy")

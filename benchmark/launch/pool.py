@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark.launch.child_process import kill_running_children
 from benchmark.launch.devices import PoolDevice
 from benchmark.launch.local import (
     CellOutcome,
-    kill_running_children,
     prebuild_cell_caches,
     record_crash,
     run_cell_subprocess,

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from benchmark.overhead.plain_loop import Unsupported, run
+from benchmark.overhead.plain_loop import run
+from benchmark.overhead.plain_towers import Unsupported
 from benchmark.profile.op_census import OpCensus
 
 

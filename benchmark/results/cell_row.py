@@ -9,13 +9,9 @@ import json
 from typing import Any
 
 from benchmark import __version__
-from benchmark.results.schema import empty_row
-from benchmark.suite.config import CellConfig, TowerConfig
+from benchmark.results.schema import COLUMNS, empty_row
+from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import config_hash, config_id
-
-
-def _preset(tower: TowerConfig | None) -> str | None:
-    return tower.preset if tower is not None else None
 
 
 def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
@@ -29,8 +25,14 @@ def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
         repeat=config.repeat,
         dataset=config.dataset.name,
         towers=towers.name,
-        # Columns for the built-in modalities; a plug-in modality's tower is in config_json (and `towers`).
-        **{f"{modality}_tower": _preset(towers.get(modality)) for modality in ("text", "image", "video", "audio")},
+        # Every modality's preset, plug-ins' included; the schema's `<modality>_tower` columns (the built-in
+        # modalities, which reports show) are filled from the same map.
+        tower_presets=json.dumps({modality: tower.preset for modality, tower in towers.by_modality.items()}),
+        **{
+            f"{modality}_tower": tower.preset
+            for modality, tower in towers.by_modality.items()
+            if f"{modality}_tower" in COLUMNS
+        },
         method=config.method.name,
         method_label=config.method.label,
         precision=config.train.precision,

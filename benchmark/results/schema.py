@@ -46,6 +46,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("image_tower", _S),
     ("video_tower", _S),
     ("audio_tower", _S),
+    ("tower_presets", _S),  # JSON {modality: preset}, every modality of the tower set (schema 6)
     ("method", _S),
     ("method_label", _S),
     ("precision", _S),

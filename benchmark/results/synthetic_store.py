@@ -25,6 +25,7 @@ HARDWARE = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB")
 CELLS_PER_RUN = 500
 # One row in a thousand ends in a failure status (oom, error, crashed, timeout), as real sweeps do.
 FAILURES = ("oom", "error", "crashed", "timeout")
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the first row's start time
 
 
 def _config(method: str, towers: str, batch: int, seed: int, repeat: int) -> dict[str, Any]:
@@ -46,66 +47,76 @@ def synthetic_rows(count: int, seed: int = 0, start: int = 0) -> list[dict[str, 
     repeats, so every configuration has many runs once count passes a few hundred. `start`: the index of the first
     row (stores written in parts continue each other's runs)."""
     rng = np.random.default_rng(seed)
-    epoch = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    rows = []
     configurations = [(m, t, b) for m in METHODS for t in TOWERS for b in BATCHES]
-    for index in range(start, start + count):
-        method, towers, batch = configurations[index % len(configurations)]
-        hardware = HARDWARE[(index // CELLS_PER_RUN) % len(HARDWARE)]  # one machine per run directory
-        run = index // len(configurations)
-        run_seed, repeat = run % 5, run // 5
-        config = _config(method, towers, batch, run_seed, repeat)
-        scale = (1 + METHODS.index(method)) * (1 + TOWERS.index(towers)) * batch / 16
-        failed = rng.random() < 0.001
-        steps = (scale * (1 + 0.03 * rng.standard_normal(20))).round(3).tolist()
-        row = empty_row()
-        row.update(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "suite": "bench",
-                "run_id": f"bench-{index // CELLS_PER_RUN:05d}",
-                "cell_id": f"synthetic/{towers}/{method}/batch={batch}/seed={run_seed}/repeat={repeat}",
-                "config_hash": config_hash(config),
-                "config_id": config_id(config),
-                "config_json": json.dumps(config, sort_keys=True),
-                "status": str(rng.choice(FAILURES)) if failed else "ok",
-                "error": "synthetic failure" if failed else None,
-                "warnings": [],
-                "dataset": "synthetic",
-                "towers": towers,
-                "method": method,
-                "method_label": method,
-                "precision": "bf16",
-                "batch_size": batch,
-                "max_seq_len": 10,
-                "seed": run_seed,
-                "repeat": repeat,
-                "trainable_params": int(1e6 * (1 + METHODS.index(method))),
-                "total_params": int(2e8 * (1 + TOWERS.index(towers))),
-                "step_ms": steps,
-                "step_ms_median": float(np.median(steps)),
-                "measured_steps": len(steps),
-                "epoch_s": float(np.median(steps)) * 0.5,
-                "epoch_kind": "measured",
-                "peak_mem_gib": round(scale * (1 + 0.001 * rng.standard_normal()), 4),
-                "peak_mem_source": "nvml_process",
-                "nvml_peak_process_gib": round(scale, 4),
-                "test_ndcg@10": float(0.05 + 0.01 * rng.random()),
-                "test_hr@10": float(0.1 + 0.02 * rng.random()),
-                "gpu_name": hardware,
-                "device": "cuda",
-                "driver_version": "580.65.06",
-                "cuda_version": "13.0",
-                "torch_version": "2.11.0",
-                "start_time": epoch + timedelta(seconds=index),
-                "end_time": epoch + timedelta(seconds=index + 30),
-            }
-        )
-        if failed:
-            for column in ("step_ms", "step_ms_median", "epoch_s", "peak_mem_gib", "test_ndcg@10", "test_hr@10"):
-                row[column] = [] if column == "step_ms" else None
-        rows.append(row)
-    return rows
+    return [_synthetic_row(index, configurations, rng) for index in range(start, start + count)]
+
+
+def _synthetic_row(index: int, configurations: list[tuple[str, str, int]], rng: np.random.Generator) -> dict[str, Any]:
+    """Row `index`: its configuration, run, seed and repeat follow from the index; its figures are drawn from `rng`
+    (in a fixed order, so that a seed gives the same rows)."""
+    method, towers, batch = configurations[index % len(configurations)]
+    run = index // len(configurations)
+    run_seed, repeat = run % 5, run // 5
+    config = _config(method, towers, batch, run_seed, repeat)
+    scale = (1 + METHODS.index(method)) * (1 + TOWERS.index(towers)) * batch / 16
+    failed = rng.random() < 0.001
+    steps = (scale * (1 + 0.03 * rng.standard_normal(20))).round(3).tolist()
+    row = empty_row()
+    row.update(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "suite": "bench",
+            "run_id": f"bench-{index // CELLS_PER_RUN:05d}",
+            "cell_id": f"synthetic/{towers}/{method}/batch={batch}/seed={run_seed}/repeat={repeat}",
+            "config_hash": config_hash(config),
+            "config_id": config_id(config),
+            "config_json": json.dumps(config, sort_keys=True),
+            "status": str(rng.choice(FAILURES)) if failed else "ok",
+            "error": "synthetic failure" if failed else None,
+            "warnings": [],
+            "dataset": "synthetic",
+            "towers": towers,
+            "method": method,
+            "method_label": method,
+            "precision": "bf16",
+            "batch_size": batch,
+            "max_seq_len": 10,
+            "seed": run_seed,
+            "repeat": repeat,
+        }
+    )
+    row.update(_measurements(index, method, towers, scale, steps, rng))
+    if failed:
+        for column in ("step_ms", "step_ms_median", "epoch_s", "peak_mem_gib", "test_ndcg@10", "test_hr@10"):
+            row[column] = [] if column == "step_ms" else None
+    return row
+
+
+def _measurements(
+    index: int, method: str, towers: str, scale: float, steps: list[float], rng: np.random.Generator
+) -> dict[str, Any]:
+    """Row `index`'s sizes, step times, memory, accuracy and the machine it ran on (one per run directory)."""
+    return {
+        "trainable_params": int(1e6 * (1 + METHODS.index(method))),
+        "total_params": int(2e8 * (1 + TOWERS.index(towers))),
+        "step_ms": steps,
+        "step_ms_median": float(np.median(steps)),
+        "measured_steps": len(steps),
+        "epoch_s": float(np.median(steps)) * 0.5,
+        "epoch_kind": "measured",
+        "peak_mem_gib": round(scale * (1 + 0.001 * rng.standard_normal()), 4),
+        "peak_mem_source": "nvml_process",
+        "nvml_peak_process_gib": round(scale, 4),
+        "test_ndcg@10": float(0.05 + 0.01 * rng.random()),
+        "test_hr@10": float(0.1 + 0.02 * rng.random()),
+        "gpu_name": HARDWARE[(index // CELLS_PER_RUN) % len(HARDWARE)],
+        "device": "cuda",
+        "driver_version": "580.65.06",
+        "cuda_version": "13.0",
+        "torch_version": "2.11.0",
+        "start_time": EPOCH + timedelta(seconds=index),
+        "end_time": EPOCH + timedelta(seconds=index + 30),
+    }
 
 
 def write_store(root: Path, count: int, corrupt: int = 3, seed: int = 0, start: int = 0) -> list[Path]:
