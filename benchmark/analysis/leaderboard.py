@@ -35,10 +35,8 @@ MEMORY_BREAKDOWN_COLUMNS = [
     "cuda_context_bytes",
 ]
 # Counts (parameters, bytes, FLOPs): their median stays a whole number.
-COUNT_COLUMNS = [
-    "trainable_params",
-    "total_params",
-    *MEMORY_BREAKDOWN_COLUMNS,
+# One step's work: its FLOPs by who did them, its kernels and synchronisations.
+STEP_WORK_COLUMNS = [
     "flops_per_step",
     "flops_tower",
     "flops_side",
@@ -47,6 +45,7 @@ COUNT_COLUMNS = [
     "step_kernels",
     "step_syncs",
 ]
+COUNT_COLUMNS = ["trainable_params", "total_params", *MEMORY_BREAKDOWN_COLUMNS, *STEP_WORK_COLUMNS]
 MEDIAN_COLUMNS = [
     *COUNT_COLUMNS,
     "trainable_pct",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.analysis.intervals import MIN_INTERVAL_RUNS
-from benchmark.analysis.leaderboard import MEMORY_BREAKDOWN_COLUMNS, Leaderboard, group_label
+from benchmark.analysis.leaderboard import MEMORY_BREAKDOWN_COLUMNS, STEP_WORK_COLUMNS, Leaderboard, group_label
 from benchmark.units import MIB
 
 RAW_COLUMNS = [
@@ -53,13 +53,7 @@ RAW_COLUMNS = [
     "samples_per_s",
     "items_per_s",
     "tokens_per_s",
-    "flops_per_step",
-    "flops_tower",
-    "flops_side",
-    "flops_user",
-    "flops_other",
-    "step_kernels",
-    "step_syncs",
+    *STEP_WORK_COLUMNS,
     "tflops_per_s",
     "peak_tflops",
     "mfu",
