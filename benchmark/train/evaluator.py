@@ -9,14 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.dataset import ItemFeatures, SplitDataset
 from benchmark.profile.timers import synchronize
-from benchmark.progress import ProgressSink, phase
+from benchmark.progress import phase
 from benchmark.results.pieces import (
     Accuracy,
 )
 from benchmark.results.schema import EVAL_KS
-from benchmark.suite.config import CellConfig
 from benchmark.train.evaluate import (
     ModelScorer,
     PopularityScorer,
@@ -28,22 +26,16 @@ from benchmark.train.evaluate import (
 
 EARLY_STOPPING_METRIC = "ndcg@10"
 from benchmark.train.precision import autocast_factory
-from benchmark.train.recommender import Recommender
+from benchmark.train.setup import TrainingSetup
 
 
 class Evaluator:
     """Validation during training (early stopping on NDCG@10), then valid and test at the best epoch."""
 
-    def __init__(
-        self,
-        model: Recommender,
-        split: SplitDataset,
-        features: ItemFeatures,
-        config: CellConfig,
-        device: torch.device,
-        progress: ProgressSink,
-    ):
-        self.model, self.split, self.features, self.device, self.progress = model, split, features, device, progress
+    def __init__(self, setup: TrainingSetup) -> None:
+        config, device = setup.config, setup.device
+        self.model, self.split, self.features, self.device = setup.model, setup.split, setup.features, device
+        self.progress = setup.progress
         self.eval_config = config.eval
         self.seed = config.seed
         self.ks = [k for k in self.eval_config.ks if k in EVAL_KS]

@@ -35,6 +35,7 @@ from benchmark.train.evaluator import Evaluator
 from benchmark.train.hidden_state_build import cache_origin, find_caches
 from benchmark.train.model_setup import device_peak, store_frozen_towers, tokens_per_item_of
 from benchmark.train.recommender import Recommender
+from benchmark.train.setup import TrainingSetup
 from benchmark.train.trainer import Trainer
 from benchmark.units import GIB
 
@@ -168,8 +169,9 @@ def _train_and_evaluate(
 ) -> None:
     """Train with every measurement running, then the final evaluation; each piece lands in `record` as it ends,
     also when training fails."""
-    evaluator = Evaluator(model, split, features, config, device, progress) if config.eval.enabled else None
-    trainer = Trainer(model, split, features, config, device, nvml_device, evaluator, progress, tokens_per_item)
+    setup = TrainingSetup(model, split, features, config, device, progress)
+    evaluator = Evaluator(setup) if config.eval.enabled else None
+    trainer = Trainer(setup, nvml_device, evaluator, tokens_per_item)
     if trainer.loss.fallback:
         print(f"warning: {trainer.loss.fallback}", file=sys.stderr)
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.dataset import ItemFeatures, SplitDataset, steps_per_epoch
+from benchmark.data.dataset import steps_per_epoch
 from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import NoMeasuredStepsError
 from benchmark.profile.nvml import NvmlDevice
@@ -20,7 +20,7 @@ from benchmark.profile.static_memory import static_memory
 from benchmark.profile.step_cost import count_step_cost
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms, sync_debug, synchronize
 from benchmark.profile.training import TrainingProfiler
-from benchmark.progress import ProgressSink, phase, step
+from benchmark.progress import phase, step
 from benchmark.results.pieces import (
     Compilation,
     ContentionFigures,
@@ -38,10 +38,9 @@ from benchmark.train.compile import CompiledLoss
 
 # Devices where torch's fused AdamW runs (one multi-tensor kernel, step counters on the device).
 FUSED_OPTIMIZER_DEVICES = ("cuda", "cpu")
-from benchmark.suite.config import CellConfig
 from benchmark.train.evaluator import Evaluator
 from benchmark.train.precision import DTYPES, autocast_factory, grad_scaler
-from benchmark.train.recommender import Recommender
+from benchmark.train.setup import TrainingSetup
 
 
 class Trainer:
@@ -50,20 +49,16 @@ class Trainer:
 
     def __init__(
         self,
-        model: Recommender,
-        split: SplitDataset,
-        features: ItemFeatures,
-        config: CellConfig,
-        device: torch.device,
+        setup: TrainingSetup,
         nvml_device: NvmlDevice | None,
         evaluator: Evaluator | None,
-        progress: ProgressSink,
         tokens_per_item: torch.Tensor | None = None,
     ) -> None:
-        self.model, self.split, self.features, self.config = model, split, features, config
+        model, split, config, device = setup.model, setup.split, setup.config, setup.device
+        self.model, self.split, self.features, self.config = model, split, setup.features, config
         self.tokens_per_item = tokens_per_item
         self.train_config = config.train
-        self.device, self.evaluator, self.progress = device, evaluator, progress
+        self.device, self.evaluator, self.progress = device, evaluator, setup.progress
         self.steps_per_epoch = steps_per_epoch(split, config.train.batch_size)
         self.timing: Timing | None = None  # set when training ends, however it ends
         self.measurement: tuple[TrainingMemory, Energy, ContentionFigures] | None = None
