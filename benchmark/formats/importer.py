@@ -21,7 +21,8 @@ from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.import_layout import write_layout
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
-from benchmark.modalities.media import check_images, media_problems
+from benchmark.modalities.media import check_images
+from benchmark.modalities.registry import get_modality
 
 MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carry all of them
 DROP_WARNING = 0.10  # warn when an import drops more than this share of the users
@@ -60,7 +61,7 @@ def inspect_dataset(path: Path, data_format: str, check_media: bool = True, enco
         problems += check_images(raw, verify=False)
     if check_media:
         for modality in sorted(raw.extra_paths):  # a folder exists: every item should have its file
-            problems += media_problems(raw, modality)
+            problems += get_modality(modality).media_problems(raw, decode=False)
     problems += [
         too_short(user, len(sequence))
         for user, sequence in zip(raw.user_keys, raw.sequences)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from benchmark.data.problems import DatasetProblem
+from benchmark.modalities.media import check_images, no_image
 from benchmark.modalities.registry import Modality, register_modality
 
 if TYPE_CHECKING:
@@ -21,6 +23,13 @@ class Image(Modality):
     feature_keys = ("pixels",)
     seed_offset = 1
     takes_image_size = True
+    reads_item_files = True
+
+    def media_problems(self, raw: RawDataset, decode: bool) -> list[DatasetProblem]:
+        if decode or raw.image_lmdb is not None:
+            return check_images(raw, verify=decode)
+        # Presence only: the reader listed the folder already, so this opens no file.
+        return [no_image(raw, key) for key, path in zip(raw.item_keys, raw.image_paths) if path is None]
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         from benchmark.data.dataset import load_images

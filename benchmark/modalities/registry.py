@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from benchmark.modalities.media import array_problems
 from benchmark.registry import Registry
 
 if TYPE_CHECKING:
     import torch
 
+    from benchmark.data.problems import DatasetProblem
     from benchmark.data.raw import RawDataset
     from benchmark.models.towers import Tower
     from benchmark.suite.config import TowerConfig
@@ -38,6 +40,8 @@ class Modality:
     array_folder: ClassVar[str | None] = None
     # Its pooling mask marks tokens (text): a row's tokens_per_s counts them.
     counts_tokens: ClassVar[bool] = False
+    # Its towers read one file per item from the dataset (a picture; every array-folder modality does too).
+    reads_item_files: ClassVar[bool] = False
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         """The feature tensors of every item (row 0: padding), keyed by `feature_keys`."""
@@ -50,6 +54,18 @@ class Modality:
     def input_shape(self, tower: Tower, tower_config: TowerConfig) -> str:
         """What the tower's input looks like, for a hidden-state cache key (a different shape is a different cache)."""
         raise NotImplementedError
+
+    def media_problems(self, raw: RawDataset, decode: bool) -> list[DatasetProblem]:
+        """One problem per item whose file this modality reads is missing (with `decode`: unreadable). An
+        array-folder modality checks its `<folder>/<item>.npy` files; one that reads other files overrides this."""
+        if self.array_folder is None:
+            return []
+        return array_problems(raw, self.name, self.array_folder, decode)
+
+    @property
+    def item_files(self) -> bool:
+        """Whether its towers read one file per item (what `validate` checks is there)."""
+        return self.reads_item_files or self.array_folder is not None
 
     def pooling_mask(self, features: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Which tokens mean pooling averages over ([n, tokens] of 0/1); None: all of them."""

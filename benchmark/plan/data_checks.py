@@ -14,8 +14,7 @@ from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, unusable, us
 from benchmark.errors import MMBenchError
 from benchmark.formats.registry import load_raw_dataset
 from benchmark.methods.registry import get_method_class
-from benchmark.modalities.media import media_modalities, media_problems
-from benchmark.modalities.registry import modality_names
+from benchmark.modalities.registry import get_modality, modality_names
 from benchmark.plan.entry_checks import setting_values, unless_broken
 from benchmark.plan.feasibility import (
     GIB,
@@ -245,7 +244,7 @@ def _check_media(
     """Every media file a tower of this dataset's cells reads: present (and, with `decode`, decodable)."""
 
     used = {m for tower_set in _used_tower_sets(suite) for m in modality_names() if tower_set.get(m)}
-    for modality in media_modalities([m for m in modality_names() if m in used]):
+    for modality in [m for m in modality_names() if m in used and get_modality(m).item_files]:
         if facts.raw is None:  # synthetic: generated with the media its options ask for (images always)
             if modality != "image" and not dataset["options"].get(modality):
                 validator.problem(
@@ -254,7 +253,7 @@ def _check_media(
                     f"set `{modality}: true` in its options",
                 )
             continue
-        problems = media_problems(facts.raw, modality, decode)
+        problems = get_modality(modality).media_problems(facts.raw, decode)
         if not problems:
             continue
         kinds = ", ".join(f"{kind}: {count}" for kind, count in counts_by_kind(problems).items())
