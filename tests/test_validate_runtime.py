@@ -211,3 +211,38 @@ def test_memory_limit_is_the_largest_gpu_without_a_cuda_context(monkeypatch):
     assert feasibility.memory_limit("cpu")[1] == "host memory"
     monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML: import fails
     assert feasibility.memory_limit("cuda") is None and feasibility.memory_limit("auto")[1] == "host memory"
+
+
+# --- a generated format from a plug-in is checked like the built-in synthetic one ----------------------------------
+
+
+def test_a_generated_plugin_format_is_checked_from_its_options_without_generating(write_suite, monkeypatch):
+    """No check special-cases the name 'synthetic': a plug-in's generated format says what its options decide
+    (`predict`), and validation checks the suite against that without generating anything."""
+    from benchmark.errors import MMBenchError
+    from benchmark.formats.registry import FORMATS, DatasetFormat, PredictedData
+
+    def never(options):
+        raise MMBenchError("validation generated the data")
+
+    def predict(options):
+        problems = (("length", "length 2 leaves no usable user"),) if options["length"] < 4 else ()
+        return PredictedData(options["users"], 12, options["length"], ("image",), problems, (), "ask for {modality}")
+
+    monkeypatch.setattr(FORMATS, "_entries", {**FORMATS._entries})
+    FORMATS.register(
+        "counted",
+        DatasetFormat("counted", read=never, needs_path=False, options={"users": 6, "length": 5}, generate=never,
+                      predict=predict, importable=False),
+    )  # fmt: skip
+    path = write_suite()
+    synthetic = "options: {users: 40, items: 60, clusters: 4, min_len: 5, max_len: 9, image_size: 16, seed: 1}"
+    text = path.read_text().replace(
+        f"format: synthetic\n    {synthetic}", "format: counted\n    options: {users: 6, length: 2}"
+    )
+    path.write_text(text.replace("batch_size: 8", "batch_size: 16"))
+    problems = problems_of(path)
+    assert "datasets[0].options.length: length 2 leaves no usable user" in problems
+    path.write_text(text.replace("length: 2", "length: 5").replace("batch_size: 8", "batch_size: 16"))
+    problems = problems_of(path)
+    assert "batch_size 16" in problems and "6" in problems and "validation generated the data" not in problems

@@ -23,6 +23,20 @@ Reader = Callable[[Path, str, str], "RawDataset"]  # (directory, on_error "fail"
 
 
 @dataclass(frozen=True)
+class PredictedData:
+    """What a generated format's options decide about its data, known without generating it (`validate` checks a
+    suite against it)."""
+
+    users: int  # one sequence per user
+    items: int
+    longest: int  # items in the longest user sequence
+    media: tuple[str, ...]  # the modalities it generates one file per item for
+    problems: tuple[tuple[str, str], ...] = ()  # (option, message): the data would be unusable
+    warnings: tuple[tuple[str, str], ...] = ()  # (option, message)
+    missing_media_hint: str = ""  # how to ask for a modality it does not generate ("{modality}" filled in)
+
+
+@dataclass(frozen=True)
 class DatasetFormat:
     name: str
     read: Reader
@@ -32,6 +46,8 @@ class DatasetFormat:
     # Generated formats (synthetic) make their directory from the options instead of reading a path.
     generate: Callable[[dict[str, Any]], Path] | None = None
     importable: bool = True  # `mmbench data import --format` accepts it
+    # A generated format's data, from its options alone (None: the data must be read to be known).
+    predict: Callable[[dict[str, Any]], PredictedData] | None = None
 
     def load(self, dataset: DatasetConfig, on_error: str = "fail") -> RawDataset:
         """Read the dataset a suite entry names."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.formats.amazon_iisan import read_amazon_iisan
-from benchmark.formats.registry import DatasetFormat, register_format
+from benchmark.formats.registry import DatasetFormat, PredictedData, register_format
 
 SYNTHETIC_OPTIONS: dict[str, Any] = {
     "users": 200,
@@ -27,6 +28,30 @@ SYNTHETIC_OPTIONS: dict[str, Any] = {
     "audio_mels": 32,
 }
 
+
+def predict_synthetic(options: dict[str, Any]) -> PredictedData:
+    """One sequence per user, lengths drawn from min_len..max_len; images always, clips and spectrograms when
+    asked for."""
+    problems: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    if options["max_len"] < MIN_SEQUENCE_LENGTH:
+        problems.append(("max_len", f"max_len {options['max_len']} leaves no usable user: {RULE}"))
+    elif options["min_len"] > options["max_len"]:
+        problems.append(("min_len", f"min_len {options['min_len']} is above max_len {options['max_len']}"))
+    elif options["min_len"] < MIN_SEQUENCE_LENGTH:
+        warnings.append(
+            (
+                "min_len",
+                f"users shorter than {MIN_SEQUENCE_LENGTH} items are dropped (min_len {options['min_len']}): {RULE}",
+            )
+        )
+    media = ("image", *(modality for modality in ("video", "audio") if options[modality]))
+    return PredictedData(
+        options["users"], options["items"], options["max_len"], media, tuple(problems), tuple(warnings),
+        "set `{modality}: true` in its options",
+    )  # fmt: skip
+
+
 register_format(
     DatasetFormat(
         "synthetic",
@@ -35,6 +60,7 @@ register_format(
         options=SYNTHETIC_OPTIONS,
         generate=ensure_synthetic,
         importable=False,
+        predict=predict_synthetic,
         description="deterministic users/items/titles/images with latent clusters, written in the amazon-iisan layout",
     )
 )

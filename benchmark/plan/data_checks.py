@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from benchmark.data.problems import counts_by_kind
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE, unusable, usable_users
 from benchmark.errors import MMBenchError
-from benchmark.formats.registry import load_raw_dataset
+from benchmark.formats.registry import PredictedData, get_format, load_raw_dataset
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import get_modality, modality_names
 from benchmark.plan.entry_checks import setting_values, unless_broken
@@ -41,14 +41,15 @@ MEDIA_PROBLEMS_LISTED = 3
 
 @dataclass(frozen=True)
 class _DataFacts:
-    """What the data checks need to know about one dataset (read once, or known from synthetic options)."""
+    """What the data checks need to know about one dataset (read once, or known from a generated format's options)."""
 
     name: str
     users: int
     sequences: int  # training sequences: one per user of MIN_SEQUENCE_LENGTH items or more
     items: int
     longest: int  # items in the longest user sequence
-    raw: RawDataset | None = None  # a real dataset as read (media checks); None for synthetic data
+    raw: RawDataset | None = None  # a real dataset as read (media checks); None for generated data
+    predicted: PredictedData | None = None  # generated data, as its options decide it
 
 
 def check_against_data(suite: dict[str, Any], validator: Validator, decode_media: bool) -> None:
@@ -82,24 +83,17 @@ def check_against_data(suite: dict[str, Any], validator: Validator, decode_media
 def _dataset_facts(index: int, dataset: dict[str, Any], validator: Validator) -> _DataFacts | None:
 
     name = dataset["name"]
-    if dataset["format"] == "synthetic":
-        # Known without generating it: one sequence per user, lengths drawn from min_len..max_len.
-        options = dataset["options"]
+    data_format = get_format(dataset["format"])
+    if data_format.predict is not None:  # a generated format: known without generating it
+        predicted = data_format.predict({**data_format.options, **dataset["options"]})
         path = ("datasets", index, "options")
-        if options["max_len"] < MIN_SEQUENCE_LENGTH:
-            validator.problem(path + ("max_len",), f"max_len {options['max_len']} leaves no usable user: {RULE}")
+        for option, message in predicted.problems:
+            validator.problem(path + (option,), message)
+        for option, message in predicted.warnings:
+            validator.warn(path + (option,), message)
+        if predicted.problems:
             return None
-        if options["min_len"] > options["max_len"]:
-            validator.problem(
-                path + ("min_len",), f"min_len {options['min_len']} is above max_len {options['max_len']}"
-            )
-            return None
-        if options["min_len"] < MIN_SEQUENCE_LENGTH:
-            validator.warn(
-                path + ("min_len",),
-                f"users shorter than {MIN_SEQUENCE_LENGTH} items are dropped (min_len {options['min_len']}): {RULE}",
-            )
-        return _DataFacts(name, options["users"], options["users"], options["items"], options["max_len"])
+        return _DataFacts(name, predicted.users, predicted.users, predicted.items, predicted.longest, None, predicted)
     try:
         raw = load_raw_dataset(build(DatasetConfig, dataset))
     except MMBenchError as error:
@@ -245,13 +239,15 @@ def _check_media(
 
     used = {m for tower_set in _used_tower_sets(suite) for m in modality_names() if tower_set.get(m)}
     for modality in [m for m in modality_names() if m in used and get_modality(m).item_files]:
-        if facts.raw is None:  # synthetic: generated with the media its options ask for (images always)
-            if modality != "image" and not dataset["options"].get(modality):
+        if facts.predicted is not None:  # generated with the media its options ask for
+            if modality not in facts.predicted.media:
                 validator.problem(
                     ("datasets", index, "options"),
-                    f"synthetic dataset '{facts.name}' has no {modality}, which a tower set reads: "
-                    f"set `{modality}: true` in its options",
+                    f"{dataset['format']} dataset '{facts.name}' has no {modality}, which a tower set reads: "
+                    + facts.predicted.missing_media_hint.format(modality=modality),
                 )
+            continue
+        if facts.raw is None:
             continue
         problems = get_modality(modality).media_problems(facts.raw, decode)
         if not problems:
