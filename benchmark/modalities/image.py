@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +24,14 @@ class Image(Modality):
     seed_offset = 1
     takes_image_size = True
     reads_item_files = True
+
+    def sequence_length(self, tower_entry: dict[str, Any], model_config: dict[str, Any]) -> int:
+        if not model_config.get("patch_size"):
+            return 1
+        side = int(tower_entry.get("image_size") or model_config.get("image_size") or 0) // int(
+            model_config["patch_size"]
+        )
+        return side * side + 1  # patches and the CLS token
 
     def media_problems(self, raw: RawDataset, decode: bool) -> list[DatasetProblem]:
         if decode or raw.image_lmdb is not None:

@@ -62,6 +62,11 @@ class Modality:
             return []
         return array_problems(raw, self.name, self.array_folder, decode)
 
+    def sequence_length(self, tower_entry: dict[str, Any], model_config: dict[str, Any]) -> int:
+        """How many positions a tower of this modality runs per item, from the suite's tower entry and the
+        architecture (what `validate` sizes a step's memory with); one unless the modality knows better."""
+        return 1
+
     @property
     def item_files(self) -> bool:
         """Whether its towers read one file per item (what `validate` checks is there)."""

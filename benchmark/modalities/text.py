@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -61,6 +61,9 @@ class Text(Modality):
     feature_keys = ("text_ids", "text_mask")
     counts_tokens = True
     seed_offset = 0
+
+    def sequence_length(self, tower_entry: dict[str, Any], model_config: dict[str, Any]) -> int:
+        return int(tower_entry["max_tokens"])
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         from benchmark.modalities.tokenize import hash_tokenize, pretrained_tokenize

@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from benchmark.errors import TowerError
 from benchmark.methods.side_encoder import SideNetworkMethod, SidePlan
+from benchmark.modalities.registry import get_modality
 from benchmark.models.presets_registry import get_preset
 
 GIB = 1024**3
@@ -57,12 +58,7 @@ def tower_shape(modality: str, tower: dict[str, Any]) -> TowerShape | None:
         config.update(_checkpoint_config(local))
     if not isinstance(config.get("num_hidden_layers"), int) or not isinstance(config.get("hidden_size"), int):
         return None
-    tokens = 1
-    if modality == "text":
-        tokens = int(tower["max_tokens"])
-    elif modality == "image" and config.get("patch_size"):
-        side = int(tower.get("image_size") or config.get("image_size") or 0) // int(config["patch_size"])
-        tokens = side * side + 1  # patches and the CLS token
+    tokens = get_modality(modality).sequence_length(tower, config)
     return TowerShape(modality, tower["preset"], int(config["num_hidden_layers"]), int(config["hidden_size"]), tokens)
 
 
