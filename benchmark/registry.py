@@ -17,6 +17,12 @@ from benchmark.plugins import discover, load_plugins
 Entry = TypeVar("Entry")
 
 
+def closest_hint(name: str, known: list[str]) -> str:
+    """ "did you mean 'x'? " for the known name closest to `name`, or "" when none is close."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 class Registry(Generic[Entry]):
     def __init__(
         self, kind: str, package: str | None = None, same: Callable[[Entry, Entry], bool] = operator.eq
@@ -61,7 +67,7 @@ class Registry(Generic[Entry]):
         self._load()
         if name not in self._entries:
             known = list(self._entries)
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise UnknownNameError(f"unknown {self.kind} '{name}' ({hint}known: {', '.join(known)})")
+            raise UnknownNameError(
+                f"unknown {self.kind} '{name}' ({closest_hint(name, known)}known: {', '.join(known)})"
+            )
         return self._entries[name]

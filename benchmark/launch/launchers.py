@@ -10,7 +10,6 @@ MMBENCH_PLUGINS) adds one with `LAUNCHERS.register(name, its class)`; the class 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -20,7 +19,7 @@ from rich.console import Console
 from benchmark.errors import MMBenchError
 from benchmark.launch.devices import PoolDevice, pool_devices
 from benchmark.launch.local import CellOutcome, run_cells
-from benchmark.registry import Registry
+from benchmark.registry import Registry, closest_hint
 from benchmark.results.manifest import Manifest
 from benchmark.suite.config import RunConfig, SlurmConfig
 from benchmark.suite.matrix import Cell
@@ -159,11 +158,9 @@ def sort_launcher_options(launcher: str, options: list[str]) -> LauncherOptions:
         if not separator or not key:
             raise MMBenchError(f"--launcher-option {option}: expected KEY=VALUE")
         if key not in keys:
-            close = difflib.get_close_matches(key, list(keys), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
             raise MMBenchError(
                 f"--launcher-option {option}: the {launcher} launcher has no option '{key}' "
-                f"({hint}options: {', '.join(keys) or 'none'})"
+                f"({closest_hint(key, list(keys))}options: {', '.join(keys) or 'none'})"
             )
         suite_key = keys[key]
         if suite_key is None:
