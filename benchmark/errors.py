@@ -45,3 +45,7 @@ class CacheMissingError(MMBenchError):
 
 class NoMeasuredStepsError(MMBenchError):
     """Every step of a cell was warm-up: it measured nothing, so it cannot be an ok row."""
+
+
+class MeasurementNotReadyError(MMBenchError):
+    """A tracker's measurement was read before its `with` block ended (a harness bug, never bad input)."""

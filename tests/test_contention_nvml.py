@@ -112,16 +112,17 @@ def test_an_unidentified_device_gets_no_handle_never_index_0():
 def test_energy_is_not_read_on_a_mig_slice():
     import torch
 
+    from benchmark.profile.energy_tracker import EnergyTracker
     from benchmark.profile.nvml import NvmlDevice
-    from benchmark.profile.training import TrainingProfiler
 
     class Counter(FakeNvml):
         def nvmlDeviceGetTotalEnergyConsumption(self, handle):
             return 1000
 
-    profiler = TrainingProfiler(torch.device("cpu"), NvmlDevice(Counter(), "mig0", "mig"), nvml_hz=100)
-    profiler.begin_energy()
-    assert profiler.energy_measuring is False
+    with EnergyTracker(torch.device("cpu"), NvmlDevice(Counter(), "mig0", "mig")) as energy:
+        energy.begin()
+        assert energy.measuring is False
+    assert energy.measurement.energy_j_measured is None
 
 
 def test_device_keys(monkeypatch, write_suite):

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from benchmark.data.collate import collate_train_batch
-from benchmark.data.dataset import ItemFeatures, left_pad, load_images, split_leave_one_out
+from benchmark.data.dataset import ItemFeatures, left_pad, split_leave_one_out
 from benchmark.data.synthetic import ensure_synthetic
 from benchmark.errors import DatasetError
 from benchmark.formats.amazon_iisan import read_amazon_iisan
+from benchmark.modalities.item_files import load_images
 
 OPTIONS = {
     "users": 30,

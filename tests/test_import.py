@@ -11,10 +11,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from benchmark.cli import app
-from benchmark.data.dataset import load_images, split_leave_one_out
+from benchmark.data.dataset import split_leave_one_out
 from benchmark.errors import DatasetError
 from benchmark.formats.importer import import_dataset, inspect_dataset, k_core
 from benchmark.formats.registry import load_raw_dataset, read_dataset
+from benchmark.modalities.item_files import load_images
 
 runner = CliRunner()
 
@@ -93,7 +94,7 @@ def test_lmdb_images(tmp_path):
             transaction.put(key.encode(), buffer.getvalue())
     environment.close()
     raw = read_dataset("amazon-iisan", directory)
-    assert raw.image_lmdb is not None
+    assert "image" in raw.media_stores and raw.has_media("image")
     pixels = load_images(raw, 4)
     assert pixels[1, 0].float().mean() > 200 and pixels[2, 2].float().mean() > 200
     summary = import_dataset(directory, "amazon-iisan", tmp_path / "out", k=0)
@@ -147,7 +148,7 @@ def test_import_fails_writing_nothing_or_skips_with_a_summary(tmp_path):
     assert decoded == {"u1": ["a", "b", "c", "a"], "u4": ["c", "a", "b", "c"]}
     assert json.loads((out / "manifest.json").read_text())["written"]["users"] == len(written)
     raw = load_raw_dataset({"format": "mmbench", "path": str(out)})
-    assert raw.n_items == 3 and all(p is not None and p.is_symlink() for p in raw.image_paths)
+    assert raw.n_items == 3 and all(p is not None and p.is_symlink() for p in raw.media_paths("image"))
     with pytest.raises(DatasetError, match="already exists"):
         import_dataset(directory, "amazon-iisan", out, k=0, on_error="skip")
 

@@ -211,3 +211,13 @@ def test_slurm_without_submitit_is_one_clear_error(monkeypatch, write_suite):
     monkeypatch.setitem(sys.modules, "submitit", None)
     outcome = CliRunner().invoke(app, ["run", str(write_suite()), "--launcher", "slurm"])
     assert outcome.exit_code == 2 and "pip install 'mmbench[slurm]'" in outcome.stderr
+
+
+def test_a_cell_knows_from_planning_whether_it_trains_from_a_cache(write_suite):
+    # Before: the launcher looked each cell's method up by name to decide whether to build caches first. Planning
+    # resolves it once, and the launcher reads `Cell.uses_cache`.
+    from benchmark.plan.cells import planned_cells
+    from benchmark.plan.loader import load_suite
+
+    cells = planned_cells(load_suite(write_suite("[fft, iisan_cached]")))
+    assert {cell.config.method.name: cell.uses_cache for cell in cells} == {"fft": False, "iisan_cached": True}

@@ -7,10 +7,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from benchmark.errors import MeasurementNotReadyError
 from benchmark.profile.memory import RssSampler, choose_peak_memory, torch_peaks_gib
 from benchmark.profile.nvml import NvmlDevice, NvmlSampler
+from benchmark.profile.step_timing import StepTiming, StepWork
 from benchmark.profile.timers import StepClock, single_epoch_without_warmup, summarize_ms
-from benchmark.profile.training import TrainingProfiler
+from benchmark.profile.training import TrainingTrackers
 
 
 class FakeNvml:
@@ -79,26 +81,83 @@ class FakeEnergyNvml(FakeNvml):
         return next(self.energy)
 
 
-def test_training_profiler_excludes_evaluation_energy():
-    profiler = TrainingProfiler(torch.device("cpu"), NvmlDevice(FakeEnergyNvml(), "h", "gpu"), nvml_hz=200)
-    profiler.start()
-    profiler.begin_energy()
-    profiler.pause()
-    profiler.resume()
-    memory, energy, _ = profiler.stop()
+def test_training_trackers_leave_evaluation_energy_out():
+    trackers = TrainingTrackers(torch.device("cpu"), NvmlDevice(FakeEnergyNvml(), "h", "gpu"), nvml_hz=200)
+    with trackers:
+        trackers.energy.begin()
+        with trackers.evaluation():
+            pass
+    memory, energy, _ = trackers.measurements
     columns = {**memory.columns(), **energy.columns()}
     assert columns["energy_j_measured"] == pytest.approx((5000 - 1000 + 10000 - 9000) / 1000)
     assert columns["nvml_peak_process_gib"] is not None and columns["peak_mem_source"] == "nvml_process"
+    evaluation = trackers.evaluation_memory.measurement
+    assert evaluation.eval_peak_rss_gib is not None and evaluation.eval_peak_alloc_gib is None  # no CUDA here
 
 
-def test_training_profiler_on_cpu_has_no_energy():
-    profiler = TrainingProfiler(torch.device("cpu"), None, nvml_hz=200)
-    profiler.start()
-    profiler.begin_energy()
-    memory, energy, _ = profiler.stop()
+def test_training_trackers_on_cpu_have_no_energy():
+    trackers = TrainingTrackers(torch.device("cpu"), None, nvml_hz=200)
+    with trackers:
+        trackers.energy.begin()
+    memory, energy, contention = trackers.measurements
     columns = {**memory.columns(), **energy.columns()}
     assert columns["energy_j_measured"] is None and columns["nvml_samples"] is None
     assert columns["peak_mem_source"] == "cpu_rss" and columns["torch_peak_reserved_gib"] is None
+    assert contention.other_gpu_processes is None  # no NVML: unknown, not 0
+    assert trackers.evaluation_memory.measurement.eval_peak_rss_gib is None  # no evaluation ran
+
+
+def test_a_tracker_is_read_after_its_block_and_measures_a_block_that_raised():
+    trackers = TrainingTrackers(torch.device("cpu"), None, nvml_hz=200)
+    with pytest.raises(MeasurementNotReadyError, match="MemoryTracker"):
+        _ = trackers.memory.measurement
+    with pytest.raises(RuntimeError, match="the cell failed"), trackers:
+        raise RuntimeError("the cell failed")
+    memory, _, _ = trackers.measurements
+    assert memory.cpu_peak_rss_gib is not None and memory.cpu_peak_rss_gib > 0
+
+
+def _work(items: int) -> StepWork:
+    return StepWork(sequences=2, items_encoded=items, real_items=items - 1, tokens=None)
+
+
+def test_step_timing_keeps_warmup_compile_and_measured_steps_apart(monkeypatch):
+    clock = iter([0.0, 10.0, 11.5, 12.0, 20.0, 30.0])  # epoch 1: start, untimed from/to, end; epoch 2: start, end
+    monkeypatch.setattr("benchmark.profile.step_timing.time.perf_counter", lambda: next(clock))
+    timing = StepTiming(torch.device("cpu"), steps_per_epoch=2, num_workers=0)
+    with timing:
+        with timing.epoch() as first:
+            timing.warmup_step(100.0, loss=3.0)
+            with timing.untimed():
+                pass
+            timing.compile_step(loss=2.5)
+            first.waited_s = 0.25
+        with timing.epoch() as second:
+            timing.measured_step(40.0, 5.0, 2.0, _work(8))
+            timing.measured_step(60.0, 7.0, 1.0, _work(12))
+            second.waited_s = 0.5
+    measured = timing.measurement
+    assert measured.warmup_ms == [100.0] and measured.step_ms == [40.0, 60.0] and measured.measured_steps == 2
+    assert measured.train_loss == [3.0, 2.5, 2.0, 1.0] and measured.final_loss == 1.0
+    assert measured.epoch_s_samples == [10.5, 10.0]  # the first epoch without its 1.5 s of untimed counting
+    assert measured.epoch_s == 10.0 and measured.epoch_kind == "measured" and measured.data_wait_s_per_epoch == 0.5
+    assert measured.epochs_trained == 2.0 and measured.samples_per_s == pytest.approx(4 / 0.1)
+    assert measured.items_per_s == pytest.approx(18 / 0.1) and measured.tokens_per_s is None
+    assert timing.train_s == 20.5
+
+
+def test_a_cut_or_failed_epoch_is_no_epoch_sample():
+    timing = StepTiming(torch.device("cpu"), steps_per_epoch=4, num_workers=0)
+    with timing:
+        with timing.epoch() as cut:
+            timing.measured_step(40.0, 1.0, 2.0, StepWork(1, 4, 4, tokens=16))
+            cut.complete = False
+        with pytest.raises(RuntimeError), timing.epoch():
+            raise RuntimeError("out of memory")
+    measured = timing.measurement
+    assert measured.epoch_s_samples == [] and measured.epochs_run == 0
+    assert measured.epoch_kind == "estimated" and measured.epoch_s == pytest.approx((40.0 + 1.0) * 4 / 1000)
+    assert measured.tokens_per_s == pytest.approx(16 / 0.04)
 
 
 def test_peak_memory_source_order():

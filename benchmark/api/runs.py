@@ -15,13 +15,14 @@ from benchmark.errors import MMBenchError, UnknownNameError
 from benchmark.launch.launchers import LAUNCHERS, LauncherOptions, LaunchRequest, make_launcher, sort_launcher_options
 from benchmark.launch.local import CellOutcome
 from benchmark.launch.resume import ResumePlan, plan_resume
+from benchmark.plan.cells import planned_cells
 from benchmark.plan.loader import load_suite
 from benchmark.results.compacted_file import COMPACTED_NAME
 from benchmark.results.compaction import compact_run
 from benchmark.results.manifest import new_manifest
 from benchmark.results.store import ensure_writable
 from benchmark.suite.config import SuiteConfig
-from benchmark.suite.matrix import Cell, expand_cells
+from benchmark.suite.matrix import Cell
 
 # An OOM is a measurement (this method does not fit); these are failures, and make `mmbench run` exit 1.
 FAILED_STATUSES = ("error", "crashed", "timeout")
@@ -75,7 +76,7 @@ class RunSummary:
 
 def select_cells(suite: SuiteConfig, only: str | None, where: Path) -> list[Cell]:
     """The suite's cells, or those whose id matches the `only` glob (an error when none does)."""
-    cells = expand_cells(suite)
+    cells = planned_cells(suite)
     if only:
         cells = [cell for cell in cells if fnmatch.fnmatch(cell.cell_id, only)]
         if not cells:

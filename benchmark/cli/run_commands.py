@@ -33,12 +33,12 @@ def validate(
     """
     # Imported when the command runs: the suite's methods import torch (seconds), which `--help`, `report` and
     # `compare` never need.
+    from benchmark.plan.cells import planned_cells
     from benchmark.plan.loader import load_suite
-    from benchmark.suite.matrix import expand_cells
 
     warnings: list[str] = []
     try:
-        cells = expand_cells(load_suite(suite, warnings=warnings, decode_media=deep))
+        cells = planned_cells(load_suite(suite, warnings=warnings, decode_media=deep))
     except SuiteError as error:
         if as_json:
             print_json(

@@ -1,12 +1,10 @@
-"""Leave-one-out splits, item features (tokens, pixels) and training batches."""
+"""Leave-one-out splits, item features (arrays per item) and training batches."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -73,7 +71,7 @@ def left_pad(sequences: list[np.ndarray], length: int) -> torch.Tensor:
     return batch
 
 
-def _require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
+def require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
     paths = raw.media_paths(modality)
     missing = [raw.item_keys[i] for i, path in enumerate(paths) if path is None]
     if missing:
@@ -86,7 +84,7 @@ def _require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
 
 def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torch.Tensor:
     """Stack every item's .npy array ([n_items + 1, ...], row 0 zero); shapes must agree."""
-    paths = _require_media(raw, modality, f"{modality}/")
+    paths = require_media(raw, modality, f"{modality}/")
     first = None
     stacked: torch.Tensor | None = None
     for index, path in enumerate(paths, start=1):
@@ -106,49 +104,6 @@ def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torc
             )
         stacked[index] = torch.from_numpy(array).to(dtype)
     return cast(torch.Tensor, stacked)  # a dataset has items, so the loop ran
-
-
-def load_images(raw: RawDataset, image_size: int) -> torch.Tensor:
-    """uint8 pixels [n_items + 1, 3, size, size]; row 0 is padding. Missing or unreadable images are errors."""
-    from PIL import Image
-
-    pixels = torch.zeros((raw.n_items + 1, 3, image_size, image_size), dtype=torch.uint8)
-    for index, (where, source) in enumerate(image_sources(raw), start=1):
-        try:
-            with Image.open(source) as image:
-                image = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-                pixels[index] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
-        except OSError as error:
-            raise DatasetError(f"{where}: unreadable image for item '{raw.item_keys[index - 1]}': {error}") from error
-    return pixels
-
-
-def image_sources(raw: RawDataset) -> Iterator[tuple[str, Any]]:
-    """(where, file or bytes stream) per item, in item order; missing images are one error listing them."""
-    if raw.image_lmdb is None:
-        for path in _require_media(raw, "image", "images/"):
-            yield str(path), path
-        return
-    try:
-        import lmdb
-    except ImportError as error:
-        raise DatasetError(
-            f"{raw.image_lmdb}: reading images from LMDB needs the lmdb package (pip install lmdb)"
-        ) from error
-    environment = lmdb.open(str(raw.image_lmdb), readonly=True, lock=False, subdir=raw.image_lmdb.is_dir())
-    try:
-        with environment.begin() as transaction:
-            values = [transaction.get(key.encode()) for key in raw.item_keys]
-        missing = [key for key, value in zip(raw.item_keys, values) if value is None]
-        if missing:
-            listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise DatasetError(
-                f"{raw.image_lmdb}: {len(missing)} of {raw.n_items} items have no image in the LMDB ({listed})"
-            )
-        for key, value in zip(raw.item_keys, values):
-            yield f"{raw.image_lmdb}[{key}]", io.BytesIO(cast(bytes, value))  # none missing: checked above
-    finally:
-        environment.close()
 
 
 @dataclass

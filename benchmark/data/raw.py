@@ -21,24 +21,25 @@ class RawDataset:
     source: str
     item_keys: list[str]  # external id of internal item i+1
     titles: list[str]
-    image_paths: list[Path | None]
     user_keys: list[str]
     sequences: list[list[int]]
-    # Optional modalities: per item a .npy clip (uint8 [frames, 3, s, s]) / spectrogram ([frames, mels]), or None.
-    extra_paths: dict[str, list[Path | None]] = field(default_factory=dict)
-    # Images in an LMDB (key: item id, value: encoded image bytes) instead of a folder.
-    image_lmdb: Path | None = None
+    # Per modality whose folder the dataset has: each item's file in it (a picture, a .npy clip or spectrogram), or
+    # None where the item has none.
+    media: dict[str, list[Path | None]] = field(default_factory=dict)
+    # Per modality that reads files: the folder they were looked for in (named in "missing file" problems).
+    media_folders: dict[str, Path] = field(default_factory=dict)
+    # Per modality stored in one file instead of a folder (an LMDB: key item id, value the file's bytes).
+    media_stores: dict[str, Path] = field(default_factory=dict)
     problems: list[DatasetProblem] = field(default_factory=list)  # rows skipped under on_error="skip"
-    image_dir: Path | None = None  # where `<item_id>.jpg` files are expected (named in "no image" problems)
 
     @property
     def n_items(self) -> int:
         return len(self.item_keys)
 
     def fingerprint(self) -> str:
-        """Identity of the item content (ids, titles, image files) that hidden-state caches key on."""
+        """Identity of the item content (ids, titles, media files) that hidden-state caches key on."""
         digest = hashlib.sha256()
-        media = [self.image_paths] + [self.extra_paths[name] for name in sorted(self.extra_paths)]
+        media = [self.media[name] for name in sorted(self.media)]
         for index, (key, title) in enumerate(zip(self.item_keys, self.titles)):
             stamps = []
             for paths in media:
@@ -46,13 +47,17 @@ class RawDataset:
                 stat = path.stat() if path is not None else None
                 stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-")
             digest.update(f"{key}\t{title}\t{' '.join(stamps)}\n".encode())
-        if self.image_lmdb is not None:
-            for file in sorted(self.image_lmdb.glob("*.mdb")):
+        for name in sorted(self.media_stores):
+            for file in sorted(self.media_stores[name].glob("*.mdb")):
                 digest.update(f"{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}".encode())
         return digest.hexdigest()[:16]
 
     def media_paths(self, modality: str) -> list[Path | None]:
-        return self.image_paths if modality == "image" else self.extra_paths.get(modality, [None] * self.n_items)
+        return self.media.get(modality, [None] * self.n_items)
+
+    def has_media(self, modality: str) -> bool:
+        """Whether the dataset holds any file of `modality` (in its folder or its store)."""
+        return modality in self.media_stores or any(path is not None for path in self.media_paths(modality))
 
 
 def raise_if_problems(problems: list[DatasetProblem], what: str, on_error: str = "fail") -> None:
@@ -147,12 +152,6 @@ def read_sequences(
         user_keys.append(user.strip())
         sequences.append(sequence)
     return user_keys, sequences
-
-
-def image_lmdb(directory: Path, image_dir: Path) -> Path | None:
-    """`images.lmdb` beside the data, used when there is no image folder."""
-    path = directory / "images.lmdb"
-    return path if path.exists() and not image_dir.is_dir() else None
 
 
 def media_files(folder: Path, item_keys: list[str], suffix: str) -> list[Path | None]:

@@ -14,7 +14,7 @@ from benchmark.formats.registry import DatasetFormat, register_format
 
 
 def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "utf-8") -> RawDataset:
-    items_path, users_path, image_dir = directory / "items.tsv", directory / "users.tsv", directory / "images"
+    items_path, users_path = directory / "items.tsv", directory / "users.tsv"
     for required in (items_path, users_path):
         if not required.is_file():
             raise DatasetError(
@@ -33,7 +33,7 @@ def read_amazon_iisan(directory: Path, on_error: str = "fail", encoding: str = "
     )
     user_keys, sequences = raw.read_sequences(rows, users_path, items.index, "items.tsv", problems)
     raw.raise_if_problems(problems, str(users_path), on_error)
-    return assemble(directory, items, user_keys, sequences, image_dir, problems)
+    return assemble(directory, items, user_keys, sequences, problems)
 
 
 register_format(

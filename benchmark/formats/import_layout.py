@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.raw import RawDataset
+from benchmark.modalities.registry import file_modalities
 
 
 def write_layout(
@@ -41,20 +42,21 @@ def _write_media(
         else:
             target.symlink_to(source.resolve())
 
-    if raw.image_lmdb is not None:
-        from benchmark.data.dataset import image_sources
+    for modality in file_modalities():
+        name, suffix = modality.name, modality.item_suffix
+        if not raw.has_media(name):
+            continue
+        folder = directory / str(modality.item_folder)
+        folder.mkdir()
+        if name in raw.media_stores:  # one file holding every item's: written out as the files it holds
+            from benchmark.modalities.item_files import stored_files  # imports torch: only when there is a store
 
-        (directory / "images").mkdir()
-        sources = list(image_sources(raw))
+            stored = list(stored_files(raw, name))
+            for old in kept_items:
+                (folder / f"{new_id[old]}{suffix}").write_bytes(stored[old - 1][1].getvalue())
+            continue
+        paths = raw.media_paths(name)
         for old in kept_items:
-            (directory / "images" / f"{new_id[old]}.jpg").write_bytes(sources[old - 1][1].getvalue())
-    elif any(p is not None for p in raw.image_paths):
-        (directory / "images").mkdir()
-        for old in kept_items:
-            if raw.image_paths[old - 1] is not None:
-                place(raw.image_paths[old - 1], directory / "images" / f"{new_id[old]}.jpg")
-    for modality, paths in raw.extra_paths.items():
-        (directory / modality).mkdir()
-        for old in kept_items:
-            if paths[old - 1] is not None:
-                place(paths[old - 1], directory / modality / f"{new_id[old]}.npy")
+            source = paths[old - 1]
+            if source is not None:
+                place(source, folder / f"{new_id[old]}{suffix}")

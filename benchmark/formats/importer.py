@@ -21,7 +21,7 @@ from benchmark.errors import DatasetError, DatasetProblems
 from benchmark.formats.import_layout import write_layout
 from benchmark.formats.mmbench import IMPORT_MANIFEST
 from benchmark.formats.registry import read_dataset
-from benchmark.modalities.media import check_images
+from benchmark.modalities.media import IMAGE, check_images
 from benchmark.modalities.registry import get_modality
 
 MAX_LISTED = 20  # problems shown on a terminal; --json and --problems FILE carry all of them
@@ -56,11 +56,13 @@ def inspect_dataset(path: Path, data_format: str, check_media: bool = True, enco
     empty, or without a user of MIN_SEQUENCE_LENGTH items."""
     raw = read_dataset(data_format, path, "skip", encoding)
     problems = list(raw.problems)
-    has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
+    # Pictures get a header read (the import drops items whose picture is missing or unreadable); every other
+    # modality the dataset has a folder of: is each item's file there.
+    has_images = raw.has_media(IMAGE)
     if check_media and has_images:
         problems += check_images(raw, verify=False)
     if check_media:
-        for modality in sorted(raw.extra_paths):  # a folder exists: every item should have its file
+        for modality in sorted(set(raw.media) - {IMAGE}):
             problems += get_modality(modality).media_problems(raw, decode=False)
     problems += [
         too_short(user, len(sequence))
@@ -83,7 +85,7 @@ def inspect_dataset(path: Path, data_format: str, check_media: bool = True, enco
         "items_without_text": kinds.get("empty title", 0),
         "items_without_image": kinds.get("no image", 0) if has_images else raw.n_items,
         "unreadable_images": kinds.get("unreadable image", 0),
-        "optional_media": sorted(raw.extra_paths),
+        "optional_media": sorted(set(raw.media) - {IMAGE}),
         "problems": _summarise_problems(problems),
     }
 
@@ -179,7 +181,7 @@ def _problems_and_bad_items(
     """Every problem of the dataset (as read, its images, users shorter than `min_seq_len`), and a mask over the item
     ids (row 0: padding) of the items whose image is missing or unreadable."""
     problems = list(raw.problems)
-    has_images = raw.image_lmdb is not None or any(p is not None for p in raw.image_paths)
+    has_images = raw.has_media(IMAGE)
     bad = np.zeros(raw.n_items + 1, dtype=bool)
     if has_images:
         image_problems = check_images(raw, verify_images)

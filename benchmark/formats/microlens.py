@@ -55,8 +55,8 @@ def read_microlens(directory: Path, on_error: str = "fail", encoding: str = "utf
     )
     user_keys, sequences = raw.read_sequences(rows, pairs_path, items.index, titles_path.name, problems)
     raw.raise_if_problems(problems, str(pairs_path), on_error)
-    covers = _covers_folder(directory)
-    return assemble(directory, items, user_keys, sequences, covers, problems)
+    # MicroLens keeps its pictures as covers: the image modality reads them from there.
+    return assemble(directory, items, user_keys, sequences, problems, folders={"image": _covers_folder(directory)})
 
 
 register_format(

@@ -102,7 +102,7 @@ def read_recbole(directory: Path, on_error: str = "fail", encoding: str = "utf-8
         user_keys.append(user)
         sequences.append(sequence)
     raise_if_problems(problems, str(inter_path), on_error)
-    return assemble(directory, items, user_keys, sequences, directory / "images", problems)
+    return assemble(directory, items, user_keys, sequences, problems)
 
 
 register_format(

@@ -15,7 +15,6 @@ from benchmark.suite.matrix import Cell
 
 def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, Any]]:
     """One entry per cache: the cell it serves, 'built' or 'found', its directory, size and build time."""
-    from benchmark.methods.registry import get_method_class
     from benchmark.train.hidden_state_build import ensure_cell_caches
 
     entries: list[dict[str, Any]] = []
@@ -27,7 +26,7 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, An
 
         for cell in cells:
             config = cell.config
-            if not get_method_class(config.method.name).uses_cache:
+            if not cell.uses_cache:
                 continue
             # Cells differing only in training settings share caches: build once per distinct input.
             identity = json.dumps(

@@ -29,7 +29,6 @@ from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import begin_row, finish_row
 from benchmark.results.run_status import SKIPPED_MARK
 from benchmark.results.store import cell_file_name, write_row
-from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import Cell
 
 LOG_TAIL_CHARS = 1500
@@ -67,13 +66,6 @@ def _fallback_row(
     row = begin_row(cell.config, run_id, device_lock, started, placement_columns({**os.environ, **environment}))
     row.update(launcher_hardware_columns(cell.config))
     return finish_row(row, status, error)
-
-
-def uses_cache(config: CellConfig) -> bool:
-    # Imported when a cell is launched: the methods import torch (seconds), which the launcher's import must not.
-    from benchmark.methods.registry import get_method_class
-
-    return get_method_class(config.method.name).uses_cache
 
 
 @dataclass(frozen=True)
@@ -212,7 +204,7 @@ def run_cell_subprocess(
                 files.log.write_text(f"{SKIPPED_MARK} {reason}\n")
                 return CellOutcome(cell.cell_id, "skipped", reason, done_by)
             built: list[str] = []
-            if uses_cache(cell.config):
+            if cell.uses_cache:
                 built, failure = _build_caches(files, timeout_s, show, environment)
                 if failure is not None:
                     return record(*failure)

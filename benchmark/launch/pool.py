@@ -24,7 +24,6 @@ from benchmark.launch.local import (
     record_crash,
     run_cell_subprocess,
     status_marker,
-    uses_cache,
 )
 from benchmark.suite.matrix import Cell
 
@@ -43,7 +42,7 @@ def caches_to_prebuild(cells: list[Cell]) -> list[Cell]:
     seen: set[str] = set()
     chosen = []
     for cell in cells:
-        if not uses_cache(cell.config):
+        if not cell.uses_cache:
             continue
         group = cache_group(cell)
         if group not in seen:

@@ -25,7 +25,7 @@ class Audio(Modality):
     description = "one spectrogram per item (audio/<item_id>.npy, [frames, mel bins])"
     feature_keys = ("audio",)
     seed_offset = 3
-    array_folder = "audio"
+    item_folder = "audio"
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         from benchmark.data.dataset import load_array_media

@@ -23,7 +23,9 @@ class Image(Modality):
     feature_keys = ("pixels",)
     seed_offset = 1
     takes_image_size = True
-    reads_item_files = True
+    item_folder = "images"
+    item_suffix = ".jpg"
+    item_store = "images.lmdb"
 
     def sequence_length(self, tower_entry: dict[str, Any], model_config: dict[str, Any]) -> int:
         if not model_config.get("patch_size"):
@@ -34,13 +36,13 @@ class Image(Modality):
         return side * side + 1  # patches and the CLS token
 
     def media_problems(self, raw: RawDataset, decode: bool) -> list[DatasetProblem]:
-        if decode or raw.image_lmdb is not None:
+        if decode or self.name in raw.media_stores:
             return check_images(raw, verify=decode)
         # Presence only: the reader listed the folder already, so this opens no file.
-        return [no_image(raw, key) for key, path in zip(raw.item_keys, raw.image_paths) if path is None]
+        return [no_image(raw, key) for key, path in zip(raw.item_keys, raw.media_paths(self.name)) if path is None]
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
-        from benchmark.data.dataset import load_images
+        from benchmark.modalities.item_files import load_images
 
         assert tower.image_size is not None  # set for every tower that takes an image size
         return {"pixels": load_images(raw, tower.image_size)}

@@ -13,11 +13,13 @@ from benchmark.data.problems import DatasetProblem
 from benchmark.data.raw import RawDataset
 from benchmark.errors import DatasetError
 
+IMAGE = "image"  # the modality whose files check_images reads (pictures, in a folder or an LMDB)
 
-def array_problems(raw: RawDataset, modality: str, array_folder: str, decode: bool) -> list[DatasetProblem]:
-    """One problem per item whose `<array_folder>/<item>.npy` is missing (with `decode`: unreadable, or shaped
-    unlike the first item's)."""
-    folder = Path(raw.source) / array_folder
+
+def array_problems(raw: RawDataset, modality: str, decode: bool) -> list[DatasetProblem]:
+    """One problem per item whose `<folder>/<item>.npy` is missing (with `decode`: unreadable, or shaped unlike the
+    first item's)."""
+    folder = raw.media_folders.get(modality, Path(raw.source) / modality)
     problems = []
     first_shape: tuple[int, ...] | None = None
     for key, path in zip(raw.item_keys, raw.media_paths(modality)):
@@ -50,7 +52,8 @@ def array_problems(raw: RawDataset, modality: str, array_folder: str, decode: bo
 
 
 def no_image(raw: RawDataset, key: str) -> DatasetProblem:
-    where_expected = f" at {raw.image_dir / f'{key}.jpg'}" if raw.image_dir is not None else ""
+    folder = raw.media_folders.get(IMAGE)
+    where_expected = f" at {folder / f'{key}.jpg'}" if folder is not None else ""
     return DatasetProblem("no image", f"item '{key}': no image{where_expected}", item=key)
 
 
@@ -59,15 +62,16 @@ def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
     from PIL import Image
 
     sources: list[tuple[str | None, Any]]  # (where, file or bytes stream); (None, None) for a missing image
-    if raw.image_lmdb is not None:
-        from benchmark.data.dataset import image_sources
+    store = raw.media_stores.get(IMAGE)
+    if store is not None:
+        from benchmark.modalities.item_files import image_sources  # reads the LMDB: imports torch
 
         try:
             sources = list(image_sources(raw))
         except DatasetError as error:
-            return [DatasetProblem("other", str(error), str(raw.image_lmdb))]
+            return [DatasetProblem("other", str(error), str(store))]
     else:
-        sources = [(str(path), path) if path is not None else (None, None) for path in raw.image_paths]
+        sources = [(str(path), path) if path is not None else (None, None) for path in raw.media_paths(IMAGE)]
     problems = []
     for key, (where, source) in zip(raw.item_keys, sources):
         if source is None:

@@ -36,12 +36,14 @@ class Modality:
     seed_offset: ClassVar[int]
     # Towers that take `image_size` (pixels or frames): the suite's image_size reaches their config.
     takes_image_size: ClassVar[bool] = False
-    # Datasets may hold this modality as one `<folder>/<item_id>.npy` array per item (None: not an array folder).
-    array_folder: ClassVar[str | None] = None
+    # Its towers read one file per item, `<item_folder>/<item_id><item_suffix>` in the dataset's directory (a format
+    # may name another folder); None: nothing read from files. The default suffix is a .npy array per item.
+    item_folder: ClassVar[str | None] = None
+    item_suffix: ClassVar[str] = ".npy"
+    # A file beside the dataset that may hold every item's file instead of the folder (an LMDB keyed by item id).
+    item_store: ClassVar[str | None] = None
     # Its pooling mask marks tokens (text): a row's tokens_per_s counts them.
     counts_tokens: ClassVar[bool] = False
-    # Its towers read one file per item from the dataset (a picture; every array-folder modality does too).
-    reads_item_files: ClassVar[bool] = False
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         """The feature tensors of every item (row 0: padding), keyed by `feature_keys`."""
@@ -56,11 +58,11 @@ class Modality:
         raise NotImplementedError
 
     def media_problems(self, raw: RawDataset, decode: bool) -> list[DatasetProblem]:
-        """One problem per item whose file this modality reads is missing (with `decode`: unreadable). An
-        array-folder modality checks its `<folder>/<item>.npy` files; one that reads other files overrides this."""
-        if self.array_folder is None:
+        """One problem per item whose file this modality reads is missing (with `decode`: unreadable). The default
+        checks `.npy` arrays; a modality whose files are something else overrides this."""
+        if self.item_folder is None:
             return []
-        return array_problems(raw, self.name, self.array_folder, decode)
+        return array_problems(raw, self.name, decode)
 
     def sequence_length(self, tower_entry: dict[str, Any], model_config: dict[str, Any]) -> int:
         """How many positions a tower of this modality runs per item, from the suite's tower entry and the
@@ -70,7 +72,7 @@ class Modality:
     @property
     def item_files(self) -> bool:
         """Whether its towers read one file per item (what `validate` checks is there)."""
-        return self.reads_item_files or self.array_folder is not None
+        return self.item_folder is not None
 
     def pooling_mask(self, features: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Which tokens mean pooling averages over ([n, tokens] of 0/1); None: all of them."""
@@ -107,9 +109,9 @@ def get_modality(name: str) -> Modality:
     return MODALITIES.get(name)
 
 
-def array_modalities() -> list[Modality]:
-    """Modalities a dataset stores as one .npy array per item in a folder of their own."""
-    return [modality for modality in map(get_modality, modality_names()) if modality.array_folder is not None]
+def file_modalities() -> list[Modality]:
+    """Modalities a dataset stores as one file per item, in a folder of their own (or a store beside it)."""
+    return [modality for modality in map(get_modality, modality_names()) if modality.item_folder is not None]
 
 
 def describe(modality: Modality) -> dict[str, Any]:

@@ -22,7 +22,7 @@ class Video(Modality):
     feature_keys = ("video",)
     seed_offset = 2
     takes_image_size = True
-    array_folder = "video"
+    item_folder = "video"
 
     def features(self, raw: RawDataset, tower: Tower, tower_config: TowerConfig) -> dict[str, torch.Tensor]:
         from benchmark.data.dataset import load_array_media

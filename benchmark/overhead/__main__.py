@@ -178,15 +178,15 @@ def main(argv: list[str]) -> int:
 
     import torch
 
+    from benchmark.plan.cells import planned_cells
     from benchmark.plan.loader import load_suite
-    from benchmark.suite.matrix import expand_cells
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     device_name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
     plan = [(suite, arguments.only) for suite in arguments.suites] or default_plan(device, arguments.only)
     cells = []
     for suite, globs in plan:
-        for cell in expand_cells(load_suite(suite)):
+        for cell in planned_cells(load_suite(suite)):
             if globs is None or any(fnmatch.fnmatch(cell.cell_id, glob) for glob in globs):
                 cells.append((suite, cell))
     if not cells:

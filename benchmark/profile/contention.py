@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
+
+from benchmark.profile.tracker import Tracker
+from benchmark.results.pieces import ContentionFigures
 
 # More than half a core busy with other work, or any other process on the GPU, marks a row contended.
 OTHER_BUSY_CORES_LIMIT = 0.5
@@ -82,3 +86,23 @@ def judge(other_cores: float | None, load: float | None, other_gpu_pids: set[int
         bool(reasons),
         "; ".join(reasons) or None,
     )
+
+
+class ContentionTracker(Tracker[ContentionFigures]):
+    """Contention over the `with` block: other work on the CPU cores, other processes on the GPU (`other_gpu_pids`
+    gives those the memory tracker's NVML sampler saw; None without NVML)."""
+
+    def __init__(self, other_gpu_pids: Callable[[], set[int] | None], cpu_cell: bool):
+        super().__init__()
+        self.monitor = ContentionMonitor()
+        self.other_gpu_pids = other_gpu_pids
+        self.cpu_cell = cpu_cell
+
+    def start(self) -> None:
+        self.monitor.start()
+
+    def stop(self) -> ContentionFigures:
+        found = self.monitor.stop(self.other_gpu_pids(), cpu_cell=self.cpu_cell)
+        return ContentionFigures(
+            found.contended, found.reason, found.other_gpu_processes, found.other_busy_cores, found.load_avg_1m
+        )

@@ -16,6 +16,9 @@ from benchmark.suite.config import CellConfig, SuiteConfig, hints, typed_value
 class Cell:
     cell_id: str
     config: CellConfig
+    # Resolved from the method when the suite is planned (plan.cells.planned_cells), so that the launcher never looks
+    # a method up by name: the cell trains from a hidden-state cache that is built, in its own process, first.
+    uses_cache: bool = False
 
     @property
     def config_hash(self) -> str:

@@ -182,8 +182,8 @@ def _train_and_evaluate(
         record.add(trainer.compilation, trainer.learning_curve())
         if trainer.loss.fallback:
             record.warnings.append(trainer.loss.fallback)
+    evaluation_memory = trainer.trackers.evaluation_memory
     if evaluator is not None:
-        trainer.profiler.evaluation.start()
-        record.add(evaluator.final())
-        trainer.profiler.evaluation.stop()
-    record.add(trainer.profiler.evaluation.figures())
+        with evaluation_memory.span():
+            record.add(evaluator.final())
+    record.add(evaluation_memory.measurement)

@@ -16,7 +16,7 @@ def read_toy(directory: Path, on_error: str, encoding: str) -> RawDataset:
             users.append(user.strip())
             sequences.append([index.setdefault(key, len(index) + 1) for key in items.split()])
     keys = sorted(index, key=index.get)
-    return RawDataset(str(directory), keys, [f"toy item {key}" for key in keys], [None] * len(keys), users, sequences)
+    return RawDataset(str(directory), keys, [f"toy item {key}" for key in keys], users, sequences)
 
 
 register_format(DatasetFormat("toy", read=read_toy, description="one user per line: `user: item item item`"))
