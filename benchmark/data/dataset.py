@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import numpy as np
 import torch
 
-from benchmark.data.raw import RawDataset
+from benchmark.data.raw import RawDataset, require_media
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, unusable
 from benchmark.errors import DatasetError
 
@@ -69,17 +68,6 @@ def left_pad(sequences: list[np.ndarray], length: int) -> torch.Tensor:
         if len(sequence):
             batch[row, length - len(sequence) :] = torch.from_numpy(np.ascontiguousarray(sequence))
     return batch
-
-
-def require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
-    paths = raw.media_paths(modality)
-    missing = [raw.item_keys[i] for i, path in enumerate(paths) if path is None]
-    if missing:
-        listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise DatasetError(
-            f"{raw.source}: {len(missing)} of {raw.n_items} items have no {modality} in {where} ({listed})"
-        )
-    return paths  # type: ignore[return-value]
 
 
 def load_array_media(raw: RawDataset, modality: str, dtype: torch.dtype) -> torch.Tensor:

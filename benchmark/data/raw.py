@@ -60,6 +60,17 @@ class RawDataset:
         return modality in self.media_stores or any(path is not None for path in self.media_paths(modality))
 
 
+def require_media(raw: RawDataset, modality: str, where: str) -> list[Path]:
+    paths = raw.media_paths(modality)
+    missing = [raw.item_keys[i] for i, path in enumerate(paths) if path is None]
+    if missing:
+        listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DatasetError(
+            f"{raw.source}: {len(missing)} of {raw.n_items} items have no {modality} in {where} ({listed})"
+        )
+    return paths  # type: ignore[return-value]
+
+
 def raise_if_problems(problems: list[DatasetProblem], what: str, on_error: str = "fail") -> None:
     """Stop with every problem listed, unless the caller chose to skip bad rows (then they are kept for the summary)."""
     if problems and on_error == "fail":

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.raw import RawDataset
+from benchmark.modalities.media import stored_files
 from benchmark.modalities.registry import file_modalities
 
 
@@ -49,8 +50,6 @@ def _write_media(
         folder = directory / str(modality.item_folder)
         folder.mkdir()
         if name in raw.media_stores:  # one file holding every item's: written out as the files it holds
-            from benchmark.modalities.item_files import stored_files  # imports torch: only when there is a store
-
             stored = list(stored_files(raw, name))
             for old in kept_items:
                 (folder / f"{new_id[old]}{suffix}").write_bytes(stored[old - 1][1].getvalue())

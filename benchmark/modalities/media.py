@@ -4,13 +4,15 @@ meet while loading features is found before it runs."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from benchmark.data.problems import DatasetProblem
-from benchmark.data.raw import RawDataset
+from benchmark.data.raw import RawDataset, require_media
 from benchmark.errors import DatasetError
 
 IMAGE = "image"  # the modality whose files check_images reads (pictures, in a folder or an LMDB)
@@ -64,8 +66,6 @@ def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
     sources: list[tuple[str | None, Any]]  # (where, file or bytes stream); (None, None) for a missing image
     store = raw.media_stores.get(IMAGE)
     if store is not None:
-        from benchmark.modalities.item_files import image_sources  # reads the LMDB: imports torch
-
         try:
             sources = list(image_sources(raw))
         except DatasetError as error:
@@ -88,3 +88,38 @@ def check_images(raw: RawDataset, verify: bool) -> list[DatasetProblem]:
                 )
             )
     return problems
+
+
+def image_sources(raw: RawDataset) -> Iterator[tuple[str, Any]]:
+    """(where, file or bytes stream) per item, in item order; missing images are one error listing them."""
+    if IMAGE in raw.media_stores:
+        yield from stored_files(raw, IMAGE)
+        return
+    for path in require_media(raw, IMAGE, f"{raw.media_folders.get(IMAGE, IMAGE)}/"):
+        yield str(path), path
+
+
+def stored_files(raw: RawDataset, modality: str) -> Iterator[tuple[str, io.BytesIO]]:
+    """(where, bytes) of every item's file in the modality's store (an LMDB keyed by item id), in item order;
+    items missing from it are one error listing them."""
+    store = raw.media_stores[modality]
+    try:
+        import lmdb
+    except ImportError as error:
+        raise DatasetError(
+            f"{store}: reading {modality} files from LMDB needs the lmdb package (pip install lmdb)"
+        ) from error
+    environment = lmdb.open(str(store), readonly=True, lock=False, subdir=store.is_dir())
+    try:
+        with environment.begin() as transaction:
+            values = [transaction.get(key.encode()) for key in raw.item_keys]
+        missing = [key for key, value in zip(raw.item_keys, values) if value is None]
+        if missing:
+            listed = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise DatasetError(
+                f"{store}: {len(missing)} of {raw.n_items} items have no {modality} in the LMDB ({listed})"
+            )
+        for key, value in zip(raw.item_keys, values):
+            yield f"{store}[{key}]", io.BytesIO(cast(bytes, value))  # none missing: checked above
+    finally:
+        environment.close()
