@@ -98,7 +98,7 @@ min-lock:
 gpu-check:
 	@if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then \
 		$(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_SITE) .whl/*.whl; fi
-	@PYTHONPATH=.:$(GPU_SITE) PYTHONUNBUFFERED=1 GPU_RESULTS=$(GPU_RESULTS) $(GPU_PYTHON) -m benchmark.launch.gpu_check
+	@PYTHONPATH=.:$(GPU_SITE) PYTHONUNBUFFERED=1 GPU_RESULTS=$(GPU_RESULTS) $(GPU_PYTHON) -m bench.gpu_check
 
 # Wheels the GPU image lacks (polars for `report`), for the device tool's `carry`.
 gpu-wheels:
@@ -120,29 +120,29 @@ rows-equal: setup
 	$(PY) scripts/same_rows.py $(ROWS_EQUAL)/base-results $(ROWS_EQUAL)/head-results
 	git worktree remove --force $(ROWS_EQUAL)/base
 
-# mmbench's step against a plain PyTorch loop of the same work, every method, interleaved (benchmark/overhead): on a
+# mmbench's step against a plain PyTorch loop of the same work, every method, interleaved (bench/overhead): on a
 # CPU the tiny shapes and the cached methods at paper shapes, on a GPU every method at paper shapes.
 bench-overhead: setup
-	$(PY) -m benchmark.overhead --rounds 3
+	$(PY) -m bench.overhead --rounds 3
 
 # `mmbench data import` on 1 million interactions (100k users x 10, 50k items with images).
 bench-import: setup
 	rm -rf /tmp/mmbench-large /tmp/mmbench-large-imported
-	$(PY) -m benchmark.data.large /tmp/mmbench-large
+	$(PY) -m bench.large_dataset /tmp/mmbench-large
 	$(VENV)/bin/mmbench data import /tmp/mmbench-large --format amazon-iisan --out /tmp/mmbench-large-imported
 
 # `report` and `compare` on stores of 1,000, 10,000 and 100,000 synthetic rows, one file per cell and compacted
 # (writing the 100,000-row store takes minutes the first time; it is kept under /tmp/mmbench-bench-report).
 bench-report: setup
-	$(PY) -m benchmark.analysis.bench_report
+	$(PY) -m bench.report_scale
 
 # Guard-rails, run by CI: lint (pyflakes, bugbear, import order, pyupgrade, 120 columns), format, and strict types
 # on the packages others rely on (results, suite, profile).
 lint: setup
 	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
-	$(VENV)/bin/ruff check benchmark tests examples scripts
-	$(VENV)/bin/ruff format --check benchmark tests examples scripts
-	$(VENV)/bin/mypy benchmark
+	$(VENV)/bin/ruff check benchmark bench tests examples scripts
+	$(VENV)/bin/ruff format --check benchmark bench tests examples scripts
+	$(VENV)/bin/mypy benchmark bench
 	$(VENV)/bin/lint-imports --no-cache
 
 clean:

@@ -78,7 +78,9 @@ def test_the_cell_never_builds_a_cache_itself(write_suite, tmp_path, monkeypatch
 
 def test_evaluation_memory_is_released_before_the_next_training_step(write_suite, monkeypatch):
     events: list[str] = []
-    monkeypatch.setattr("benchmark.profile.memory_tracker.release_device_memory", lambda device: events.append("release"))
+    monkeypatch.setattr(
+        "benchmark.profile.memory_tracker.release_device_memory", lambda device: events.append("release")
+    )
     validate, train_step = evaluator.Evaluator.validate, trainer.Trainer.train_step
 
     def recording_validate(self, epoch, train_s):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.launch import gpu_check
-from benchmark.launch.gpu_check import Stage, gpu_stages, run_stages
+from bench import gpu_check
+from bench.gpu_check import Stage, gpu_stages, run_stages
 from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from tests.conftest import ROOT

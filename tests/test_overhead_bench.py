@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.overhead import plain_loop, plain_model, plain_towers
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import build_tower, count_parameters
-from benchmark.overhead import plain_loop, plain_model, plain_towers
 from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import expand_cells
 from benchmark.train.recommender import Recommender
@@ -26,10 +26,10 @@ PLAIN_MODULES = ("plain_loop", "plain_model", "plain_towers")
 @pytest.mark.parametrize("name", PLAIN_MODULES)
 def test_the_plain_loop_imports_nothing_of_mmbench(name):
     """The plain loop's modules import one another and nothing else of mmbench."""
-    tree = ast.parse((ROOT / f"benchmark/overhead/{name}.py").read_text())
+    tree = ast.parse((ROOT / f"bench/overhead/{name}.py").read_text())
     modules = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     modules += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    own = {f"benchmark.overhead.{module}" for module in PLAIN_MODULES}
+    own = {f"bench.overhead.{module}" for module in PLAIN_MODULES}
     assert modules and not [module for module in modules if module.startswith("benchmark") and module not in own]
 
 
@@ -77,7 +77,7 @@ def test_the_benchmark_compares_a_cell_with_its_plain_loop(tmp_path, write_suite
     )
     suite = write_suite(text=text)
     out = tmp_path / "overhead.json"
-    command = [sys.executable, "-m", "benchmark.overhead", str(suite), "--only", "*/iisan_cached/*", "--rounds", "1"]
+    command = [sys.executable, "-m", "bench.overhead", str(suite), "--only", "*/iisan_cached/*", "--rounds", "1"]
     command += ["--results", str(tmp_path / "results"), "--out", str(out), "--json"]
     finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
@@ -93,7 +93,7 @@ def test_the_benchmark_compares_a_cell_with_its_plain_loop(tmp_path, write_suite
 
 
 def test_the_comparison_reports_ratio_rounds_and_disagreements():
-    from benchmark.overhead.__main__ import Comparison, Side, render
+    from bench.overhead.__main__ import Comparison, Side, render
 
     comparison = Comparison("d/t/iisan/seed=0", "iisan")
     comparison.mmbench = Side([11.0, 12.0, 13.0, 24.0], [12.0, 24.0], 300, 0, "", 1000)

@@ -75,7 +75,7 @@ def test_gpu_check_without_a_gpu_says_so_and_runs_the_smoke_suite(tmp_path):
 
     environment = {**os.environ, "GPU_RESULTS": str(tmp_path / "gpu-check"), "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "benchmark.launch.gpu_check"],
+        [sys.executable, "-m", "bench.gpu_check"],
         cwd=ROOT,
         env=environment,
         capture_output=True,

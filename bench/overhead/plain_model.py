@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.overhead.plain_towers import (
+from bench.overhead.plain_towers import (
     Bottleneck,
     Unsupported,
     adapt,

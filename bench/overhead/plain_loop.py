@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from benchmark.overhead.plain_model import DTYPES, PlainModel, SideEncoder, build_model
+from bench.overhead.plain_model import DTYPES, PlainModel, SideEncoder, build_model
 
 
 def host_data(cell: dict[str, Any], shape: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""`python -m benchmark.overhead` (`make bench-overhead`): mmbench's harness overhead, method by method.
+"""`python -m bench.overhead` (`make bench-overhead`): mmbench's harness overhead, method by method.
 
 For every cell of the given suites (filtered by --only), each round runs the cell with `mmbench run` — the whole
 harness: subprocess, profiler threads, DataLoader, the row — and then the plain PyTorch loop of the same work
@@ -109,7 +109,7 @@ def run_mmbench(suite: Path, cell_id: str, results: Path) -> Side:
 def run_plain(cell_json: Path, device: str) -> Side:
     with tempfile.TemporaryDirectory(prefix="mmbench-plain-") as scratch:
         out = Path(scratch) / "plain.json"
-        command = [sys.executable, "-m", "benchmark.overhead.plain_main", str(cell_json), str(out)]
+        command = [sys.executable, "-m", "bench.overhead.plain_main", str(cell_json), str(out)]
         finished = subprocess.run([*command, "--device", device], capture_output=True, text=True)
         side = Side()
         if finished.returncode != 0 or not out.is_file():
@@ -161,7 +161,7 @@ def default_plan(device: str, only: list[str] | None) -> list[tuple[Path, list[s
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.overhead", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "suites",
         nargs="*",

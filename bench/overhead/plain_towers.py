@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PRESETS = Path(__file__).resolve().parents[1] / "models" / "presets"
+PRESETS = Path(__file__).resolve().parents[2] / "benchmark" / "models" / "presets"
 TOWER_CLASSES = {"bert": "BertModel", "vit": "ViTModel"}
 
 

@@ -1,4 +1,4 @@
-"""One plain-loop run in its own process: `python -m benchmark.overhead.plain_main CELL_JSON OUT_JSON [--device D]`.
+"""One plain-loop run in its own process: `python -m bench.overhead.plain_main CELL_JSON OUT_JSON [--device D]`.
 
 The loop itself (plain_loop.py) imports nothing of mmbench; this wrapper applies the operator census — the same
 instrument mmbench applies to its own last warm-up step — to the plain loop's last warm-up step, and writes the
@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
-from benchmark.overhead.plain_loop import run
-from benchmark.overhead.plain_towers import Unsupported
+from bench.overhead.plain_loop import run
+from bench.overhead.plain_towers import Unsupported
 from benchmark.profile.op_census import OpCensus
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.overhead.plain_main")
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead.plain_main")
     parser.add_argument("cell_json", type=Path)
     parser.add_argument("out_json", type=Path)
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")

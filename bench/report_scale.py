@@ -4,7 +4,7 @@
 Times are wall clock of the whole command as a user runs it (`python -m benchmark ...`: start-up and imports
 included), the median of `--repeat` runs. Run it alone: on a shared machine the figures say nothing.
 
-    python -m benchmark.analysis.bench_report [--sizes 1000,10000,100000] [--root DIR] [--repeat 3]
+    python -m bench.report_scale [--sizes 1000,10000,100000] [--root DIR] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write a large amazon-iisan dataset quickly, to measure `mmbench data import` at scale.
 
-python -m benchmark.data.large OUT [--users 100000] [--items 50000] [--per-user 10] [--no-images]
+python -m bench.large_dataset OUT [--users 100000] [--items 50000] [--per-user 10] [--no-images]
 """
 
 from __future__ import annotations

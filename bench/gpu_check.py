@@ -110,7 +110,7 @@ def _report(results: Path, out: Path | None) -> int:
 
 def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
     scratch = out or results
-    overhead = [sys.executable, "-m", "benchmark.overhead", str(GPU_SUITE), "--only", PAPER_SLICE, "--rounds", "1"]
+    overhead = [sys.executable, "-m", "bench.overhead", str(GPU_SUITE), "--only", PAPER_SLICE, "--rounds", "1"]
     overhead += ["--results", str(results), "--out", str(scratch / "overhead.json")]
     tests = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "gpu", "-p", "no:cacheprovider", *GPU_TESTS]
     pool = ["run", str(SMOKE_SUITE), "--results", str(results), "--only", "*/lora/*", "--launcher", "pool"]
