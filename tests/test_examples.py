@@ -131,7 +131,11 @@ def test_a_modality_from_a_plugin_module_runs_end_to_end_and_cached(tmp_path, mo
     assert [cell["status"] for cell in json.loads(outcome.stdout)["cells"]] == ["ok", "ok"]
     rows = read_results(tmp_path / "results")[0].sort("method")
     assert rows["method"].to_list() == ["crossan_cached", "lora"]
-    assert rows["towers"].to_list() == ["text+glyph"] * 2 and rows["image_tower"].to_list() == [None, None]
+    assert rows["towers"].to_list() == ["text+glyph"] * 2
+    # Per-modality columns follow the registry: the plug-in's modality has its column, a modality no row uses has none
+    # (before schema 7: four fixed columns, `image_tower` all null and the glyph tower in none).
+    assert rows["glyph_tower"].to_list() == ["glyph-micro"] * 2 and rows["text_tower"].n_unique() == 1
+    assert "image_tower" not in rows.columns and "tower_presets" in rows.columns
     cached = rows.row(0, named=True)
     assert json.loads(cached["config_json"])["towers"]["glyph"]["preset"] == "glyph-micro"
     assert cached["cache_build_s"] is not None and cached["trainable_params"] > 0

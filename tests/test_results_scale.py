@@ -196,3 +196,34 @@ def test_the_synthetic_store_has_what_the_benchmark_needs(tmp_path):
     rows, warnings = read_results(tmp_path)
     assert rows.height == 200 and len(warnings) == 2 and all(str(path) in " ".join(warnings) for path in broken)
     assert rows["method"].n_unique() == 8 and rows["gpu_name"].n_unique() == 1
+
+
+def _schema_5_row(row: dict, **towers: str) -> pa.Table:
+    """A row as schema 5 wrote it: a column per built-in modality, no `tower_presets`."""
+    table = pa.Table.from_pylist([{**row, "schema_version": 5}], schema=RESULT_SCHEMA).drop_columns(["tower_presets"])
+    for modality in ("text", "image", "video", "audio"):
+        table = table.append_column(f"{modality}_tower", pa.array([towers.get(modality)], type=pa.string()))
+    return table
+
+
+@pytest.mark.parametrize("without_polars", [False, True])
+def test_rows_written_before_schema_7_keep_their_towers_when_read_and_compacted(tmp_path, monkeypatch, without_polars):
+    old, new = synthetic_rows(2)
+    run = tmp_path / "run-a"
+    run.mkdir()
+    pq.write_table(_schema_5_row(old, text="bert-base", image="vit-base"), run / "old.parquet")
+    write_row(run / "new.parquet", {**new, "tower_presets": json.dumps({"text": "bert-tiny", "glyph": "glyph-micro"})})
+    rows = read_results(tmp_path)[0].sort("schema_version")
+    assert json.loads(rows["tower_presets"][0]) == {"text": "bert-base", "image": "vit-base"}
+    assert rows["text_tower"].to_list() == ["bert-base", "bert-tiny"]
+    assert rows["image_tower"].to_list() == ["vit-base", None] and rows["glyph_tower"].to_list() == [
+        None,
+        "glyph-micro",
+    ]
+    assert "video_tower" not in rows.columns  # no row has a video tower
+    if without_polars:  # the GPU image compacts with pyarrow alone
+        monkeypatch.setattr(compaction, "_read_candidates", compaction._read_one_by_one)
+    compact_run(run)
+    compacted = read_results(tmp_path)[0].sort("schema_version")
+    assert compacted["text_tower"].to_list() == ["bert-base", "bert-tiny"]
+    assert compacted["image_tower"].to_list() == ["vit-base", None]

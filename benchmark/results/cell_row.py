@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from benchmark import __version__
-from benchmark.results.schema import COLUMNS, empty_row
+from benchmark.results.schema import empty_row
 from benchmark.suite.config import CellConfig
 from benchmark.suite.matrix import config_hash, config_id
 
@@ -25,14 +25,8 @@ def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
         repeat=config.repeat,
         dataset=config.dataset.name,
         towers=towers.name,
-        # Every modality's preset, plug-ins' included; the schema's `<modality>_tower` columns (the built-in
-        # modalities, which reports show) are filled from the same map.
+        # Every modality's preset, plug-ins' included (readers see a `<modality>_tower` column per modality).
         tower_presets=json.dumps({modality: tower.preset for modality, tower in towers.by_modality.items()}),
-        **{
-            f"{modality}_tower": tower.preset
-            for modality, tower in towers.by_modality.items()
-            if f"{modality}_tower" in COLUMNS
-        },
         method=config.method.name,
         method_label=config.method.label,
         precision=config.train.precision,

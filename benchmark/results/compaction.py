@@ -32,7 +32,13 @@ from benchmark.results.compacted_file import (
     already_compacted,
     compacted_sources,
 )
-from benchmark.results.schema import COLUMNS, IDENTITY_COLUMNS, RESULT_SCHEMA
+from benchmark.results.schema import (
+    COLUMNS,
+    IDENTITY_COLUMNS,
+    LEGACY_TOWER_COLUMNS,
+    RESULT_SCHEMA,
+    legacy_tower_presets,
+)
 
 _TEMPORARY_PREFIX = ".compacting-"
 
@@ -49,6 +55,13 @@ class CompactionResult:
 def _aligned(table: pa.Table) -> pa.Table:
     if table.schema.equals(RESULT_SCHEMA, check_metadata=False):  # the common case: written by this version
         return table
+    legacy = [name for name in LEGACY_TOWER_COLUMNS if name in table.column_names]
+    if legacy:  # written before schema 7: its tower columns become `tower_presets`, which the merge keeps
+        rows = table.select(legacy).to_pylist()
+        written = table.column("tower_presets").to_pylist() if "tower_presets" in table.column_names else None
+        presets = [(written[index] if written else None) or legacy_tower_presets(row) for index, row in enumerate(rows)]
+        table = table.drop_columns([*legacy, *(["tower_presets"] if written is not None else [])])
+        table = table.append_column("tower_presets", pa.array(presets, type=pa.string()))
     for field in RESULT_SCHEMA:
         if field.name not in table.column_names:
             table = table.append_column(field.name, pa.nulls(table.num_rows, type=field.type))

@@ -10,6 +10,7 @@ Per-cell files a run's `compacted.parquet` already holds are not read twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,13 @@ from benchmark.results.compacted_file import (
     already_compacted,
     compacted_sources,
 )
-from benchmark.results.schema import IDENTITY_COLUMNS, RESULT_SCHEMA
+from benchmark.results.schema import (
+    IDENTITY_COLUMNS,
+    LEGACY_TOWER_COLUMNS,
+    RESULT_SCHEMA,
+    legacy_tower_presets,
+    tower_column,
+)
 from benchmark.results.store import result_files
 
 _MAGIC = b"PAR1"
@@ -54,7 +61,30 @@ class RowFilter:
 
 
 def _polars_schema() -> pl.Schema:
-    return pl.DataFrame(pl.from_arrow(RESULT_SCHEMA.empty_table())).schema
+    """The current schema, plus the columns older versions wrote that the reader folds into current ones."""
+    current = pl.DataFrame(pl.from_arrow(RESULT_SCHEMA.empty_table())).schema
+    return pl.Schema([*current.items(), *((name, pl.String()) for name in LEGACY_TOWER_COLUMNS)])
+
+
+def _fold_legacy_columns(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows of schema 6 and older keep their towers' presets in `tower_presets`, as newer rows do."""
+    legacy = list(LEGACY_TOWER_COLUMNS)
+    if rows.select(pl.any_horizontal(pl.col(legacy).is_not_null()).any()).item():
+        from_columns = pl.struct(legacy).map_elements(legacy_tower_presets, return_dtype=pl.String)
+        rows = rows.with_columns(tower_presets=pl.coalesce(pl.col("tower_presets"), from_columns))
+    return rows.drop(legacy)
+
+
+def with_tower_columns(rows: pl.DataFrame) -> pl.DataFrame:
+    """One `<modality>_tower` column (the preset) per modality any row's tower set has, plug-ins' included, in the
+    order modalities first appear; null where a row's tower set lacks it."""
+    modalities: dict[str, None] = {}
+    for presets in rows["tower_presets"].drop_nulls().unique(maintain_order=True).to_list():
+        modalities.update(dict.fromkeys(json.loads(presets)))
+    return rows.with_columns(
+        pl.col("tower_presets").str.json_path_match(f"$.{modality}").alias(tower_column(modality))
+        for modality in modalities
+    )
 
 
 def _is_parquet(path: Path) -> bool:
@@ -131,7 +161,7 @@ def read_files(files: Sequence[Path], row_filter: RowFilter | None = None) -> tu
     frames = _read(readable, row_filter, warnings)
     if not frames:
         return empty_results(), warnings
-    rows = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    rows = _fold_legacy_columns(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
     foreign = rows.filter(pl.any_horizontal(pl.col(list(IDENTITY_COLUMNS)).is_null()))
     if not foreign.is_empty():
         for path in foreign["file"].unique(maintain_order=True).to_list():
@@ -144,10 +174,12 @@ def read_results(
     results_dir: Path, row_filter: RowFilter | None = None, **filters: Any
 ) -> tuple[pl.DataFrame, list[str]]:
     """(rows, warnings) of a results directory, a run directory or one Parquet file, filtered by `row_filter`
-    (or its fields as keywords). A file that is not a readable result row is reported in warnings, not fatal."""
+    (or its fields as keywords), with a `<modality>_tower` column per modality of their tower sets. A file that is
+    not a readable result row is reported in warnings, not fatal."""
     if not results_dir.exists():
         raise ResultsError(
             f"results directory {results_dir} does not exist (run `mmbench run SUITE --results {results_dir}` first)"
         )
     files = [results_dir] if results_dir.is_file() else result_files(results_dir)
-    return read_files(_without_compacted_sources(files), row_filter or RowFilter(**filters))
+    rows, warnings = read_files(_without_compacted_sources(files), row_filter or RowFilter(**filters))
+    return with_tower_columns(rows), warnings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -42,11 +43,10 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     # what was compared
     ("dataset", _S),
     ("towers", _S),
-    ("text_tower", _S),
-    ("image_tower", _S),
-    ("video_tower", _S),
-    ("audio_tower", _S),
-    ("tower_presets", _S),  # JSON {modality: preset}, every modality of the tower set (schema 6)
+    # JSON {modality: preset}, every modality of the tower set (schema 6). The reader spreads it into one
+    # `<modality>_tower` column per modality the rows have (read.with_tower_columns): columns follow the modality
+    # registry, plug-ins' included, instead of a fixed list.
+    ("tower_presets", _S),
     ("method", _S),
     ("method_label", _S),
     ("precision", _S),
@@ -199,6 +199,20 @@ COLUMNS = [name for name, _ in FIELDS]
 STATUSES = ("ok", "oom", "error", "crashed", "timeout")
 # The columns every mmbench row has a value in: a Parquet file without them is not a result row.
 IDENTITY_COLUMNS = ("cell_id", "status", "schema_version")
+
+
+# Schema 6 and older wrote one column per built-in modality; a reader folds them into `tower_presets`.
+LEGACY_TOWER_COLUMNS = {"text_tower": "text", "image_tower": "image", "video_tower": "video", "audio_tower": "audio"}
+
+
+def tower_column(modality: str) -> str:
+    return f"{modality}_tower"
+
+
+def legacy_tower_presets(columns: dict[str, str | None]) -> str | None:
+    """`tower_presets` of a row written before schema 7, from its `<modality>_tower` columns (None: none set)."""
+    presets = {LEGACY_TOWER_COLUMNS[name]: preset for name, preset in columns.items() if preset is not None}
+    return json.dumps(presets) if presets else None
 
 
 def empty_row() -> dict[str, Any]:
