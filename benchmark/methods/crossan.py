@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
-from benchmark.methods.side_network import Fusion, ParallelSANBs, SideInit, build_fusion, group_indices
+from benchmark.methods.side_network import FusedSideOptions, Fusion, ParallelSANBs, build_fusion, group_indices
 from benchmark.suite.config import setting
 
 if TYPE_CHECKING:
@@ -32,15 +31,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CROSSANOptions:
-    bottleneck: int = setting(64, minimum=1, help="side adapter width")
-    activation: Activation = setting("gelu")
-    blocks: int = setting(0, minimum=0, help="side blocks per modality (0: the shallowest tower's layers / 2)")
+class CROSSANOptions(FusedSideOptions):
     fusion: Fusion = setting("momef", help="momef (mixture of modality experts, the paper's) or concat")
-    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
-    init: SideInit = setting(
-        "default", help="side adapter initialisation: default (PyTorch's) or reference (IISAN's: N(0, 0.01), zero bias)"
-    )
+    blocks: int = setting(0, minimum=0, help="side blocks per modality (0: the shallowest tower's layers / 2)")
 
 
 class CrossModalMixing(nn.Module):

@@ -13,14 +13,13 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan, check_indices
 from benchmark.methods.side_network import (
     GATE_TEMPERATURE,
     ParallelHeads,
     ParallelSANBs,
-    SideInit,
+    SideAdapterOptions,
     every_nth_layer,
 )
 from benchmark.suite.config import setting
@@ -30,16 +29,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class IISANOptions:
-    bottleneck: int = setting(64, minimum=1, help="side adapter width (768 -> 64 -> 768)")
-    activation: Activation = setting("gelu", help="side adapter activation (the IISAN code: relu)")
+class IISANOptions(SideAdapterOptions):
     layer_stride: int = setting(2, minimum=1, help="keep hidden states 0, stride, 2*stride, ... (layer dropping)")
     layers: tuple[int, ...] = setting((), minimum=0, help="explicit hidden-state indices (overrides layer_stride)")
-    init: SideInit = setting(
-        "default",
-        help="side adapter initialisation: default (PyTorch's Linear init) or reference (the IISAN code's: weights "
-        "N(0, 0.01), biases 0)",
-    )
 
 
 class IISANItemEncoder(SideItemEncoder):

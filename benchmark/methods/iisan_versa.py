@@ -22,14 +22,12 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
-from benchmark.methods.blocks import Activation
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
 from benchmark.methods.side_network import (
-    Fusion,
+    FusedSideOptions,
     InterModalSAN,
     IntraModalSAN,
-    SideInit,
     build_fusion,
     group_indices,
     narrowing_head,
@@ -42,16 +40,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class VersaOptions:
-    bottleneck: int = setting(64, minimum=1, help="side adapter width")
-    activation: Activation = setting("gelu")
+class VersaOptions(FusedSideOptions):
     groups: int = setting(0, minimum=0, help="layer groups of the shallower tower (0: its layers / 2)")
     deep_groups: int = setting(0, minimum=0, help="layer groups of the deeper tower (0: as many as groups)")
-    fusion: Fusion = setting("concat", help="concat (IISAN's Linear) or momef (mixture of modality experts)")
-    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
-    init: SideInit = setting(
-        "default", help="side adapter initialisation: default (PyTorch's) or reference (IISAN's: N(0, 0.01), zero bias)"
-    )
 
 
 class VersaItemEncoder(SideItemEncoder):

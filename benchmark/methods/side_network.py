@@ -7,6 +7,7 @@ ever flows through a tower.
 from __future__ import annotations
 
 import typing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 from benchmark.errors import TowerError
 from benchmark.methods.blocks import Activation, Bottleneck
+from benchmark.suite.config import setting
 
 if TYPE_CHECKING:
     from benchmark.models.towers import Tower
@@ -43,6 +45,30 @@ SANB = Bottleneck
 
 
 SideInit = Literal["default", "reference"]
+Fusion = Literal["concat", "momef"]
+
+
+@dataclass(frozen=True)
+class SideAdapterOptions:
+    """The options every side network's adapters share (IISAN, IISAN-Versa, CROSSAN)."""
+
+    bottleneck: int = setting(64, minimum=1, help="side adapter width (768 -> 64 -> 768)")
+    activation: Activation = setting("gelu", help="side adapter activation (the IISAN code: relu)")
+    init: SideInit = setting(
+        "default",
+        help="side adapter initialisation: default (PyTorch's Linear init) or reference (the IISAN code's: weights "
+        "N(0, 0.01), biases 0)",
+    )
+
+
+@dataclass(frozen=True)
+class FusedSideOptions(SideAdapterOptions):
+    """Side networks that fuse their modality outputs either way (IISAN-Versa, CROSSAN)."""
+
+    fusion: Fusion = setting("concat", help="concat (IISAN's Linear) or momef (mixture of modality experts)")
+    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
+
+
 # The IISAN code's adapter blocks start from N(0, 0.01) weights and zero biases.
 REFERENCE_INIT_STD = 0.01
 
@@ -209,7 +235,6 @@ class ConcatFusion(nn.Module):
         return fused
 
 
-Fusion = Literal["concat", "momef"]
 FUSIONS: tuple[str, ...] = typing.get_args(Fusion)
 
 
