@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -69,10 +68,10 @@ class Text(Modality):
         from benchmark.modalities.tokenize import hash_tokenize, pretrained_tokenize
 
         titles = [""] + raw.titles  # row 0: padding item
-        if tower_config.weights == "random":
+        if tower.weights_dir is None:  # random weights: no vocabulary to tokenize with
             ids, mask = hash_tokenize(titles, tower_config.max_tokens, tower.model_config.vocab_size)
         else:
-            ids, mask = pretrained_tokenize(titles, tower_config.max_tokens, Path(tower_config.weights))
+            ids, mask = pretrained_tokenize(titles, tower_config.max_tokens, tower.weights_dir)
         return {"text_ids": ids, "text_mask": mask}
 
     def model_inputs(self, tower: Tower, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

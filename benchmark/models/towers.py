@@ -13,6 +13,7 @@ from torch import nn
 
 from benchmark.errors import TowerError
 from benchmark.modalities.registry import get_modality
+from benchmark.models.hub import checkpoint_directory
 from benchmark.models.presets_registry import TowerPreset, get_preset
 from benchmark.suite.config import TowerConfig
 
@@ -32,13 +33,21 @@ class Tower(nn.Module):
     image_std: torch.Tensor
 
     def __init__(
-        self, modality: str, model: nn.Module, preset: TowerPreset, weights: str, identity: str, image_size: int | None
+        self,
+        modality: str,
+        model: nn.Module,
+        preset: TowerPreset,
+        weights: str,
+        identity: str,
+        image_size: int | None,
+        weights_dir: Path | None = None,
     ):
         super().__init__()
         self.modality = modality
         self.model = model
         self.preset_name = preset.name
         self.weights = weights
+        self.weights_dir = weights_dir  # the checkpoint it loaded (its tokenizer too); None for random weights
         self.identity = identity  # what a hidden-state cache keys on
         self.pooling = preset.pooling
         self.hidden_size: int = self.model_config.hidden_size
@@ -141,11 +150,7 @@ def _build_local(weights_dir: Path, tower_label: str) -> nn.Module:
         raise TowerError(f"{tower_label}: cannot load weights from {weights_dir}: {error}") from error
 
 
-def _weights_identity(preset: TowerPreset, weights: str, image_size: int | None, seed: int) -> str:
-    if weights == "random":
-        body = json.dumps({"preset": preset.config, "image_size": image_size}, sort_keys=True)
-        return f"random:{preset.name}:{hashlib.sha256(body.encode()).hexdigest()[:12]}:seed={seed}"
-    directory = Path(weights)
+def _local_identity(directory: Path) -> str:
     digest = hashlib.sha256((directory / "config.json").read_bytes())
     for file in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin")):
         stat = file.stat()
@@ -172,15 +177,19 @@ def build_tower(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed * 16 + get_modality(modality).seed_offset)
             model = _build_random(preset, image_size if visual else None)
-    else:
-        directory = Path(weights)
-        if not directory.is_dir():
-            raise TowerError(f"{label}: local weights directory not found: {weights}")
-        model = _build_local(directory, label)
-        if visual:
-            image_size = getattr(model.config, "image_size", image_size)
-    identity = _weights_identity(preset, weights, image_size if visual else None, seed)
-    return Tower(modality, model, preset, weights, identity, image_size if visual else None)
+        body = json.dumps({"preset": preset.config, "image_size": image_size if visual else None}, sort_keys=True)
+        identity = f"random:{preset.name}:{hashlib.sha256(body.encode()).hexdigest()[:12]}:seed={seed}"
+        return Tower(modality, model, preset, weights, identity, image_size if visual else None)
+    directory = checkpoint_directory(weights, tower_config.revision)  # a Hub id absent offline raises, named
+    if directory is None:
+        raise TowerError(f"{label}: local weights directory not found: {weights}")
+    model = _build_local(directory, label)
+    if visual:
+        image_size = getattr(model.config, "image_size", image_size)
+    hub_snapshot = not Path(weights).expanduser().is_dir()
+    # A Hub model is the commit it resolved to; a local directory, its files' sizes and times.
+    identity = f"hub:{weights}@{directory.name}" if hub_snapshot else _local_identity(directory)
+    return Tower(modality, model, preset, weights, identity, image_size if visual else None, directory)
 
 
 @functools.cache

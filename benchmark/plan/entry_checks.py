@@ -16,6 +16,7 @@ from benchmark.errors import MMBenchError
 from benchmark.formats.registry import get_format
 from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import modality_names
+from benchmark.models.hub import HubWeightsMissing, looks_like_hub_id, resolve_hub_weights
 from benchmark.models.presets_registry import get_preset
 from benchmark.plan.feasibility import (
     plan_problem,
@@ -63,7 +64,9 @@ def check_dataset(index: int, dataset: dict[str, Any], validator: Validator, sui
             dataset["path"] = str(_resolve(dataset["path"], suite_dir))
 
 
-def check_tower_set(index: int, tower_set: dict[str, Any], validator: Validator, suite_dir: Path) -> None:
+def check_tower_set(
+    index: int, tower_set: dict[str, Any], validator: Validator, suite_dir: Path, allow_download: bool = False
+) -> None:
 
     modalities = modality_names()
     present = [m for m in modalities if tower_set.get(m)]
@@ -78,15 +81,9 @@ def check_tower_set(index: int, tower_set: dict[str, Any], validator: Validator,
                 f"preset '{tower['preset']}' is a {preset.modality} tower, not {modality}",
             )
         if tower["weights"] != "random":
-            weights_dir = resolve_weights(tower["weights"], suite_dir)
-            if not weights_dir.is_dir():
-                validator.problem(
-                    ("towers", index, modality, "weights"),
-                    f"local weights directory not found: {tower['weights']} (use 'random' for architecture-only "
-                    "towers)",
-                )
-            else:
-                tower["weights"] = str(weights_dir)
+            problem = resolve_tower_weights(tower, suite_dir, allow_download)
+            if problem is not None:
+                validator.problem(("towers", index, modality, "weights"), problem)
 
 
 def check_method(
@@ -272,6 +269,24 @@ def check_unique(names: list[str], section: str, validator: Validator, what: str
         if name in seen:
             validator.problem((section, index), f"duplicate {what} '{name}'{hint}")
         seen.add(name)
+
+
+def resolve_tower_weights(tower: dict[str, Any], suite_dir: Path, allow_download: bool) -> str | None:
+    """Resolve a tower entry's weights in place: a local directory to its absolute path, a Hub id's revision to the
+    commit it names in the Hub cache (downloaded first if allowed). The problem, or None."""
+    text = tower["weights"]
+    directory = resolve_weights(text, suite_dir)
+    if directory.is_dir():
+        tower["weights"] = str(directory)
+        return None if tower.get("revision") is None else "`revision` names a Hub commit; these weights are a directory"
+    if not looks_like_hub_id(text):
+        return f"local weights directory not found: {text} (use 'random' for architecture-only towers)"
+    try:
+        hub = resolve_hub_weights(text, tower.get("revision"), allow_download)
+    except HubWeightsMissing as error:
+        return f"{error} (no local directory {directory} either)"
+    tower["revision"] = hub.commit
+    return None
 
 
 def resolve_weights(text: str, suite_dir: Path) -> Path:

@@ -24,6 +24,7 @@ from typing import Any, cast
 from benchmark.errors import TowerError
 from benchmark.methods.side_encoder import SideNetworkMethod, SidePlan
 from benchmark.modalities.registry import get_modality
+from benchmark.models.hub import HubWeightsMissing, checkpoint_directory
 from benchmark.models.presets_registry import get_preset
 
 GIB = 1024**3
@@ -53,9 +54,12 @@ def tower_shape(modality: str, tower: dict[str, Any]) -> TowerShape | None:
     None for a config that does not name its layers and width at the top level (a plug-in's preset)."""
 
     config = dict(get_preset(tower["preset"]).config)
-    local = Path(tower["weights"]) / "config.json" if tower["weights"] != "random" else None
-    if local is not None and local.is_file():
-        config.update(_checkpoint_config(local))
+    try:
+        checkpoint = checkpoint_directory(tower["weights"], tower.get("revision"))
+    except HubWeightsMissing:  # reported by the entry checks
+        checkpoint = None
+    if checkpoint is not None and (checkpoint / "config.json").is_file():
+        config.update(_checkpoint_config(checkpoint / "config.json"))
     if not isinstance(config.get("num_hidden_layers"), int) or not isinstance(config.get("hidden_size"), int):
         return None
     tokens = get_modality(modality).sequence_length(tower, config)

@@ -142,7 +142,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             check_dataset(index, dataset, validator, suite_dir)
     for index, tower_set in enumerate(suite.get("towers") or []):
         with guard():
-            check_tower_set(index, tower_set, validator, suite_dir)
+            check_tower_set(index, tower_set, validator, suite_dir, bool(suite.get("allow_download")))
     for index, method in enumerate(suite.get("methods") or []):
         with guard():
             check_method(index, method, suite, validator, guard)

@@ -27,6 +27,12 @@ def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
         towers=towers.name,
         # Every modality's preset, plug-ins' included (readers see a `<modality>_tower` column per modality).
         tower_presets=json.dumps({modality: tower.preset for modality, tower in towers.by_modality.items()}),
+        tower_weights=json.dumps(
+            {
+                modality: tower.weights if tower.revision is None else f"{tower.weights}@{tower.revision}"
+                for modality, tower in towers.by_modality.items()
+            }
+        ),
         method=config.method.name,
         method_label=config.method.label,
         precision=config.train.precision,

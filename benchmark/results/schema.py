@@ -47,6 +47,8 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     # `<modality>_tower` column per modality the rows have (read.with_tower_columns): columns follow the modality
     # registry, plug-ins' included, instead of a fixed list.
     ("tower_presets", _S),
+    # JSON {modality: weights}: 'random', a local directory, or a Hub id with the commit it resolved to (id@commit).
+    ("tower_weights", _S),
     ("method", _S),
     ("method_label", _S),
     ("precision", _S),

@@ -59,7 +59,12 @@ Device = Literal["auto", "cpu", "cuda"]
 class TowerConfig:
     preset: str = setting(help="shipped architecture config", choices="presets")
     weights: str = setting(
-        "random", help="'random' (architecture only, offline) or a local directory of a pretrained checkpoint"
+        "random",
+        help="'random' (architecture only, offline), a local directory of a pretrained checkpoint, or a Hub id "
+        "(owner/name, read from the Hub cache; downloaded only with allow_download: true)",
+    )
+    revision: str | None = setting(
+        None, help="a Hub id's branch, tag or commit (default: main); validation replaces it with the commit"
     )
     max_tokens: int = setting(30, minimum=2, help="text length in tokens (text towers)")
     image_size: int | None = setting(

@@ -49,6 +49,16 @@ _ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
     ("train", "user_encoder"): "pre-ln",
     ("method", "options", "init"): "default",  # the side networks' adapter initialisation
 }
+# The same for every tower of a tower set, whatever its modality.
+_ADDED_TOWER_SETTINGS: dict[str, Any] = {"revision": None}
+
+
+def _added_tower_settings(plain: dict[str, Any]) -> dict[tuple[str, ...], Any]:
+    towers = plain.get("towers")
+    entries = [key for key, value in towers.items() if isinstance(value, dict)] if isinstance(towers, dict) else []
+    return {("towers", key, name): legacy for key in entries for name, legacy in _ADDED_TOWER_SETTINGS.items()}
+
+
 # Settings of the analysis, not of the work measured: never hashed (a row's time to accuracy is computed with
 # its own fraction, stored on the row).
 _ANALYSIS_SETTINGS = {("eval", "tta_fraction")}
@@ -85,7 +95,8 @@ def _irrelevant(path: tuple[str, ...], plain: dict[str, Any]) -> bool:
 
 def _work(plain: dict[str, Any]) -> dict[str, Any]:
     work = plain
-    for path, legacy in _ADDED_SETTINGS.items():
+    added = {**_ADDED_SETTINGS, **_added_tower_settings(plain)}
+    for path, legacy in added.items():
         if _value(plain, path) == legacy or _irrelevant(path, plain):
             work = _without(work, path)
     for path in _ANALYSIS_SETTINGS:
