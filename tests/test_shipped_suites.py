@@ -86,3 +86,29 @@ def test_gpu_check_without_a_gpu_says_so_and_runs_the_smoke_suite(tmp_path):
     assert "no CUDA GPU here" in done.stderr
     assert "suites/gpu-check.yaml: ok (14 cells)" in done.stdout
     assert "iisan_cached" in done.stdout and "TPME weights" in done.stdout
+
+
+def test_a_shipped_suite_runs_by_name_from_any_directory(tmp_path, monkeypatch):
+    # Before: `mmbench run smoke` outside the checkout was "smoke: cannot read suite file".
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    planned = runner.invoke(app, ["run", "smoke", "--dry-run", "--json"])
+    assert planned.exit_code == 0, planned.output
+    assert len(json.loads(planned.stdout)) == 6
+    listed = runner.invoke(app, ["suites", "list", "--json"])
+    names = [entry["name"] for entry in json.loads(listed.stdout)]
+    assert names == sorted(path.stem for path in (ROOT / "suites").glob("*.yaml")) and "smoke" in names
+    shown = runner.invoke(app, ["suites", "show", "smoke"])
+    assert shown.exit_code == 0 and shown.stdout == (ROOT / "suites" / "smoke.yaml").read_text()
+    (tmp_path / "mine.yaml").write_text(shown.stdout)  # a start for one's own suite
+    assert runner.invoke(app, ["validate", "mine.yaml"]).exit_code == 0
+
+
+def test_an_unknown_suite_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outcome = CliRunner().invoke(app, ["suites", "show", "smok"])
+    assert outcome.exit_code == 2
+    message = " ".join(outcome.stderr.split())
+    assert "no shipped suite called 'smok' (did you mean 'smoke'? shipped: crossan-4modal, gpu-check," in message
+    missing_file = CliRunner().invoke(app, ["validate", "nowhere/smoke.yaml"])
+    assert missing_file.exit_code == 2 and "nowhere/smoke.yaml: cannot read suite file" in missing_file.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from typing import Any
 
@@ -16,9 +17,11 @@ from benchmark.modalities.registry import describe, get_modality, modality_names
 from benchmark.models.presets_registry import get_preset, preset_names
 from benchmark.report.writers import REPORT_WRITERS
 from benchmark.suite.schema import choices_of, defaults_of
+from benchmark.suite.shipped import shipped_suites, suite_description, suite_path
 
 
 class ListWhat(str, Enum):
+    suites = "suites"
     methods = "methods"
     towers = "towers"
     datasets = "datasets"
@@ -58,6 +61,8 @@ def _dataset_format(name: str) -> dict[str, Any]:
 
 
 def _entries(what: ListWhat) -> list[dict[str, Any]]:
+    if what == ListWhat.suites:
+        return _shipped_entries()
     if what == ListWhat.methods:
         from benchmark.methods.registry import method_names  # imports torch (seconds): only when listing methods
 
@@ -78,11 +83,11 @@ def _entries(what: ListWhat) -> list[dict[str, Any]]:
 
 @app.command("list")
 def list_things(
-    what: ListWhat = typer.Argument(..., help="methods, towers, datasets, modalities, launchers or reports"),
+    what: ListWhat = typer.Argument(..., help="suites, methods, towers, datasets, modalities, launchers or reports"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """List the methods, tower presets, dataset formats, modalities, launchers or report formats this install
-    offers (plug-ins included).
+    """List the shipped suites, methods, tower presets, dataset formats, modalities, launchers or report formats this
+    install offers (plug-ins included).
 
     Example: mmbench list methods --json
     """
@@ -113,3 +118,40 @@ def env(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         say(f"{key:<16} {value}")
+
+
+suites_app = typer.Typer(no_args_is_help=True, help="The suites shipped with mmbench: run one by name.")
+app.add_typer(suites_app, name="suites")
+
+
+def _shipped_entries() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "description": suite_description(path), "path": str(path)}
+        for name, path in shipped_suites().items()
+    ]
+
+
+@suites_app.command("list")
+def suites_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """The shipped suites, each with its description and file. `mmbench run NAME` runs one.
+
+    Example: mmbench suites list
+    """
+    entries = _shipped_entries()
+    print_data(entries, as_json, [f"{entry['name']:<18} {entry['description']}" for entry in entries])
+
+
+@suites_app.command("show")
+def suites_show(name: str = typer.Argument(..., help="a shipped suite's name (mmbench suites list)")) -> None:
+    """Print a shipped suite's YAML: a start for your own (`mmbench suites show smoke > my-suite.yaml`).
+
+    Example: mmbench suites show smoke
+    """
+    try:
+        path = suite_path(name)
+        text = path.read_text(encoding="utf-8")
+    except MMBenchError as error:
+        fail(error)
+    except OSError as error:
+        fail(MMBenchError(f"{name}: cannot read suite file: {error.strerror or error}"))
+    sys.stdout.write(text)

@@ -30,6 +30,7 @@ from benchmark.suite.config import (
     build,
 )
 from benchmark.suite.schema import Validator
+from benchmark.suite.shipped import suite_path
 from benchmark.suite.yaml_lines import KeyPath, load_yaml_with_lines
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def load_suite(
     even where an earlier one found problems, so that all of them are listed at once. `warnings`, when given,
     receives what the suite may run with but probably should not, in the problems' format.
     """
-    path = Path(path)
+    path = suite_path(path)  # a file, or a shipped suite by name
     data, lines = load_yaml_with_lines(path)
     validator = Validator(str(path), lines, catalog.names)
     if not isinstance(data, dict):
