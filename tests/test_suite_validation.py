@@ -9,6 +9,7 @@ from benchmark.errors import SuiteError
 from benchmark.modalities.registry import modality_names
 from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import config_hash, expand_cells
+from tests.conftest import ROOT
 
 
 def problems_of(path) -> list[str]:
@@ -164,3 +165,20 @@ def test_a_tower_set_holds_only_its_towers_and_a_null_modality_is_absent(write_s
     assert [c.config_hash for c in cells] == [c.config_hash for c in cells_with_null]
     assert list(cells[0].config.towers.present(modality_names())) == ["text", "image"]
     assert type(cells[0].config).from_dict(cells[0].config.to_dict(), method_options) == cells[0].config
+
+
+@pytest.mark.parametrize("override", ["train.batch_size=0", "train.batch_size=-3", "train.epochs=0"])
+def test_an_out_of_range_step_setting_is_one_problem_not_a_traceback(override):
+    # Before: `--set train.batch_size=0` ended in ZeroDivisionError from the data checks; -3 added a second,
+    # confusing problem ("-32 step(s) per epoch").
+    with pytest.raises(SuiteError) as raised:
+        load_suite("smoke", [override])
+    key, value = override.split("=")
+    where = f"{ROOT / 'suites' / 'smoke.yaml'}:{_line_of(key)}"
+    assert raised.value.problems == [f"{where}: {key}: must be >= 1, got {value}"]
+
+
+def _line_of(key: str) -> int:
+    name = key.split(".")[1]
+    lines = (ROOT / "suites" / "smoke.yaml").read_text().splitlines()
+    return next(number for number, line in enumerate(lines, start=1) if line.strip().startswith(f"{name}:"))

@@ -125,7 +125,7 @@ def _check_ks(facts: _DataFacts, suite: dict[str, Any], validator: Validator) ->
 
 def _check_steps_against_data(facts: _DataFacts, suite: dict[str, Any], validator: Validator) -> None:
     for value, path in setting_values(suite, "train", "batch_size"):
-        if value > facts.sequences:
+        if value >= 1 and value > facts.sequences:
             validator.problem(
                 path,
                 f"batch_size {value} is larger than the {facts.sequences} training sequences of dataset "
@@ -134,6 +134,8 @@ def _check_steps_against_data(facts: _DataFacts, suite: dict[str, Any], validato
     for (batch, _), (epochs, _), (max_steps, _), (warmup, path) in itertools.product(
         *(setting_values(suite, "train", key) for key in ("batch_size", "epochs", "max_steps", "warmup_steps"))
     ):
+        if batch < 1 or epochs < 1 or warmup < 0:
+            continue  # out of range: the schema reported it, and there is nothing to count steps with
         if batch > facts.sequences or (max_steps is not None and max_steps <= warmup):
             continue  # reported above, or by check_measured_steps
         per_epoch = -(-facts.sequences // batch)

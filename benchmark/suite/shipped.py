@@ -14,7 +14,8 @@ from benchmark.registry import closest_hint
 
 def shipped_suites() -> dict[str, Path]:
     """Every shipped suite by name (its file name without `.yaml`)."""
-    folder = Path(str(importlib.resources.files("benchmark") / "shipped_suites"))
+    # Resolved: in a checkout the folder links to suites/, and messages then name suites/<name>.yaml.
+    folder = Path(str(importlib.resources.files("benchmark") / "shipped_suites")).resolve()
     return (
         {path.stem: path for path in sorted(folder.glob("*.yaml"), key=lambda path: path.stem)}
         if folder.is_dir()
