@@ -29,6 +29,7 @@ from pathlib import Path
 
 GPU_SUITE = Path("suites/gpu-check.yaml")
 GRAPHS_SUITE = Path("suites/gpu-check-graphs.yaml")
+PEFT_SUITE = Path("suites/gpu-check-peft.yaml")
 SMOKE_SUITE = Path("suites/smoke.yaml")
 PAPER_SLICE = "*/bert-base+vit-base/*"
 GPU_TESTS = (
@@ -64,6 +65,8 @@ class Stage:
     name: str
     estimate_s: float  # what it takes on an H100/H200, roughly: a stage that cannot fit is skipped, not cut
     run: Callable[[], int]
+    # Beyond the default 8 minutes: runs when earlier stages left the time (or GPU_CHECK_BUDGET_S allows it).
+    optional: bool = False
 
 
 def run_stages(stages: list[Stage], budget_s: float, after_each: Callable[[], None]) -> tuple[int, list[str]]:
@@ -126,6 +129,12 @@ def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
             "gpu-check.yaml, the cells not run yet (LLM and four-modality slices)", 80, lambda: _mmbench(*suite_rest)
         ),
         Stage("one-GPU pool", 20, lambda: _mmbench(*pool)),
+        Stage(
+            "every PEFT method at paper shapes (gpu-check-peft.yaml)",
+            100,
+            lambda: _mmbench("run", str(PEFT_SUITE), "--results", str(results)),
+            optional=True,
+        ),
         Stage("leaderboard", 10, lambda: _report(results, out)),
     ]
 
@@ -137,7 +146,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         _say("gpu-check: no CUDA GPU here; validating the GPU suites and running the CPU smoke suite instead.")
         code = 0
-        for suite in (GPU_SUITE, GRAPHS_SUITE):
+        for suite in (GPU_SUITE, GRAPHS_SUITE, PEFT_SUITE):
             code = code or _mmbench("validate", str(suite)) or _mmbench("run", str(suite), "--dry-run")
         return (
             code

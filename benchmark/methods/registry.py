@@ -45,6 +45,12 @@ class Method:
         raise NotImplementedError
 
     @classmethod
+    def options_problems(cls, options: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems with well-typed options that only the method can see, each at a key path under `options`
+        (checked when a suite is validated); `options` is an instance of `Options`."""
+        return []
+
+    @classmethod
     def tower_problem(cls, modality: str, preset_name: str) -> str | None:
         """Why this method cannot apply to a tower preset (checked when a suite is validated), or None."""
         return None

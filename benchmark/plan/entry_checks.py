@@ -95,7 +95,11 @@ def check_method(
 ) -> None:
 
     method_class = get_method_class(method["name"])
-    method["options"] = validator.section(method["options"], method_class.Options, ("methods", index, "options"))
+    options_path: tuple[str | int, ...] = ("methods", index, "options")
+    method["options"] = validator.section(method["options"], method_class.Options, options_path)
+    if not validator.reported(options_path):
+        for key_path, message in method_class.options_problems(build(method_class.Options, method["options"])):
+            validator.problem(options_path + key_path, message)
     if method["label"] is None:
         method["label"] = method["name"]
     tower_sets = suite.get("towers") or []
