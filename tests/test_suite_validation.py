@@ -159,8 +159,8 @@ def test_a_tower_set_holds_only_its_towers_and_a_null_modality_is_absent(write_s
     towers = cells[0].config.to_dict()["towers"]
     assert towers == {
         "name": "micro",
-        "text": {"preset": "bert-tiny", "weights": "random", "max_tokens": 8, "image_size": None},
-        "image": {"preset": "vit-micro", "weights": "random", "max_tokens": 30, "image_size": 16},
+        "text": {"preset": "bert-tiny", "weights": "random", "revision": None, "max_tokens": 8, "image_size": None},
+        "image": {"preset": "vit-micro", "weights": "random", "revision": None, "max_tokens": 30, "image_size": 16},
     }
     assert [c.config_hash for c in cells] == [c.config_hash for c in cells_with_null]
     assert list(cells[0].config.towers.present(modality_names())) == ["text", "image"]
