@@ -86,6 +86,7 @@ def kill_and_resume(tmp_path: Path, kills: int, seed: int) -> None:
     )
 
 
+@pytest.mark.slow  # 50 s: a run killed three times over; CI runs it with the slow tests
 def test_killed_runs_resume_to_one_ok_row_per_cell(tmp_path):
     kill_and_resume(tmp_path, kills=3, seed=1)
 

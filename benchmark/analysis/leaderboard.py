@@ -93,6 +93,7 @@ DESCRIPTIVE = [
     "towers",
     "method",
     "method_label",
+    "gradient_checkpointing",
     "precision",
     "batch_size",
     "max_seq_len",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from benchmark.methods.blocks import Activation, Bottleneck
-from benchmark.methods.end_to_end import EndToEndMethod, freeze
+from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions, freeze
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_output_projections
 from benchmark.suite.config import setting
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class AdapterOptions:
+class AdapterOptions(EndToEndOptions):
     bottleneck: int = setting(64, minimum=1, help="adapter width")
     activation: Activation = setting("gelu")
 

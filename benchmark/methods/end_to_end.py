@@ -7,12 +7,15 @@ concatenation is fused by one more Linear.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
+from benchmark.errors import TowerError
 from benchmark.methods.registry import Method
+from benchmark.suite.config import setting
 
 if TYPE_CHECKING:
     from benchmark.models.towers import Tower
@@ -34,15 +37,54 @@ class EndToEndItemEncoder(nn.Module):
         return fused
 
 
+@dataclass(frozen=True)
+class EndToEndOptions:
+    """What every method that trains through the towers can also do: trade recomputation for activation memory."""
+
+    gradient_checkpointing: bool = setting(
+        False, help="keep only each tower layer's input and recompute the layer in backward (less memory, more FLOPs)"
+    )
+    checkpoint_reentrant: bool = setting(
+        False,
+        help="with gradient_checkpointing: torch's reentrant checkpoint (the older kind) instead of non-reentrant",
+    )
+
+
+def checkpointing_mode(options: object) -> str | None:
+    """'non-reentrant', 'reentrant', or None (no gradient checkpointing): what a row records."""
+    if not getattr(options, "gradient_checkpointing", False):
+        return None
+    return "reentrant" if getattr(options, "checkpoint_reentrant", False) else "non-reentrant"
+
+
+def enable_checkpointing(tower: Tower, reentrant: bool) -> None:
+    """transformers' gradient checkpointing of every layer of the tower (a peft-wrapped one too)."""
+    model = tower.model
+    if not getattr(model, "supports_gradient_checkpointing", True):
+        raise TowerError(f"{tower.label}: {type(model).__name__} does not support gradient checkpointing")
+    model.gradient_checkpointing_enable(  # type: ignore[operator]  # transformers' PreTrainedModel method
+        gradient_checkpointing_kwargs={"use_reentrant": reentrant}
+    )
+    if reentrant:
+        # A reentrant checkpoint passes gradients only to inputs that require them: with frozen embeddings (LoRA,
+        # adapters) the layers' own trainable weights would get none without this.
+        model.enable_input_require_grads()  # type: ignore[operator]
+
+
 class EndToEndMethod(Method):
     """Base for methods that adapt the towers in place and train through them."""
+
+    Options = EndToEndOptions
 
     def adapt_tower(self, tower: Tower) -> None:
         raise NotImplementedError
 
     def build_item_encoder(self, towers: dict[str, Tower], embed_dim: int) -> nn.Module:
+        mode = checkpointing_mode(self.options)
         for tower in towers.values():
             self.adapt_tower(tower)
+            if mode is not None:
+                enable_checkpointing(tower, reentrant=mode == "reentrant")
         return EndToEndItemEncoder(towers, embed_dim)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from peft import LoraConfig, get_peft_model
 
-from benchmark.methods.end_to_end import EndToEndMethod
+from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
 from benchmark.suite.config import setting
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class LoRAOptions:
+class LoRAOptions(EndToEndOptions):
     r: int = setting(8, minimum=1, help="rank")
     alpha: int = setting(16, minimum=1, help="scaling numerator (scale = alpha / r)")
     dropout: float = setting(0.0, minimum=0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import TowerError
-from benchmark.methods.end_to_end import EndToEndMethod
+from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
 from benchmark.registry import closest_hint
@@ -34,7 +34,7 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @dataclass(frozen=True)
-class PeftOptions:
+class PeftOptions(EndToEndOptions):
     type: str = setting(
         "LORA", help="peft's method (PeftType): LORA, DORA, RSLORA, IA3, LOHA, LOKR, VERA, OFT, BOFT, ..."
     )

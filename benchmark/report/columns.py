@@ -13,6 +13,7 @@ from benchmark.units import MIB
 RAW_COLUMNS = [
     "method_label",
     "method",
+    "gradient_checkpointing",
     "variant",
     "config_id",
     "towers",
@@ -215,6 +216,12 @@ def _versus_fft(row: dict[str, Any], column: str) -> str:
     return "FFT oom" if "fft-oom" in caveats else "no FFT" if "no-fft" in caveats else MISSING
 
 
+def method_cell(row: dict[str, Any]) -> str:
+    """The method's label, and how its towers keep activations when they recompute them in backward."""
+    mode = row.get("gradient_checkpointing")
+    return str(row["method_label"]) + (f" (checkpointed{', reentrant' if mode == 'reentrant' else ''})" if mode else "")
+
+
 def display_rows(board: Leaderboard) -> list[dict[str, str]]:
     """One dict per leaderboard row, keyed by header in BOARD_COLUMNS order (and 'group')."""
     rows = []
@@ -224,7 +231,7 @@ def display_rows(board: Leaderboard) -> list[dict[str, str]]:
         if not _missing(row["peak_mem_gib"]):
             memory += " " + "+".join(SHORT_SOURCES.get(source, source) for source in row["peak_mem_sources"] or [])
         values = {
-            "method": row["method_label"],
+            "method": method_cell(row),
             "variant": row["variant"] or "",
             "TPME": _number(row["tpme"], ".3f"),
             "TPME-FFT": _versus_fft(row, "tpme_fft"),
@@ -281,7 +288,7 @@ def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
         rows.append(
             {
                 "group": group_label(row, board.group_by),
-                "method": row["method_label"],
+                "method": method_cell(row),
                 "weights MiB trainable/frozen": f"{_mib(row['weights_trainable_bytes'])}/"
                 f"{_mib(row['weights_frozen_bytes'])}",
                 "grads MiB": _mib(row["gradient_bytes"]),

@@ -44,6 +44,7 @@ class ModelFacts(Piece):
     total_params: int
     trainable_pct: float
     setup_s: float
+    gradient_checkpointing: str | None  # non-reentrant | reentrant | None (the towers keep their activations)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("tower_weights", _S),
     ("method", _S),
     ("method_label", _S),
+    ("gradient_checkpointing", _S),  # non-reentrant | reentrant | null (schema 7)
     ("precision", _S),
     ("batch_size", _I),
     ("max_seq_len", _I),

@@ -48,6 +48,8 @@ _ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
     ("train", "frozen_weights"): "fp32",
     ("train", "user_encoder"): "pre-ln",
     ("method", "options", "init"): "default",  # the side networks' adapter initialisation
+    ("method", "options", "gradient_checkpointing"): False,  # the end-to-end methods'
+    ("method", "options", "checkpoint_reentrant"): False,
 }
 # The same for every tower of a tower set, whatever its modality.
 _ADDED_TOWER_SETTINGS: dict[str, Any] = {"revision": None}

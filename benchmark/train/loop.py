@@ -18,6 +18,7 @@ from benchmark.data.dataset import ItemFeatures, SplitDataset, split_leave_one_o
 from benchmark.data.raw import RawDataset
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
 from benchmark.errors import DatasetError
+from benchmark.methods.end_to_end import checkpointing_mode
 from benchmark.modalities.registry import states_key
 from benchmark.models.towers import count_parameters
 from benchmark.profile.nvml import NvmlDevice, device_used_bytes, nvml_device_for_torch
@@ -61,11 +62,17 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     nvml_device = _device_facts(config, data.device, record)
     split = _split(config, data.raw, record)
     plan = assemble(data, progress)
+    plan_options = plan.method.options
     model, features, tokens_per_item, off_device_params = _build_model(plan, split, record, built_caches)
     del plan  # a cached method's towers and the media they read are done: they never reach the training device
     trainable, total = count_parameters(model)
     total += off_device_params  # frozen towers count in the total even when only their cache is used
-    record.add(ModelFacts(trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started))
+    checkpointing = checkpointing_mode(plan_options)
+    record.add(
+        ModelFacts(
+            trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started, checkpointing
+        )
+    )
     _train_and_evaluate(config, model, split, features, data.device, nvml_device, record, progress, tokens_per_item)
 
 
