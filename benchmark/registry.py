@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import difflib
 import operator
+import sys
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from benchmark.errors import UnknownNameError
-from benchmark.plugins import discover, load_plugins
+from benchmark.plugins import BUILT_IN, current_origin, discover, load_plugins
 
 Entry = TypeVar("Entry")
 
@@ -21,6 +22,19 @@ def closest_hint(name: str, known: list[str]) -> str:
     """ "did you mean 'x'? " for the known name closest to `name`, or "" when none is close."""
     close = difflib.get_close_matches(name, known, n=1)
     return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _origin_of_registration() -> str:
+    """Built in when the module whose top-level code is registering belongs to mmbench (even when a plug-in's import
+    caused that module's first import); otherwise where the plug-in loader says it is importing from."""
+    origin = current_origin()
+    if origin == BUILT_IN:
+        return origin
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name != "<module>":
+        frame = frame.f_back  # type: ignore[assignment]  # the outermost frame's f_back is None
+    module = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+    return BUILT_IN if module == "benchmark" or module.startswith("benchmark.") else origin
 
 
 class Registry(Generic[Entry]):
@@ -34,6 +48,7 @@ class Registry(Generic[Entry]):
         self.package = package
         self._same = same
         self._entries: dict[str, Entry] = {}
+        self._origins: dict[str, str] = {}
 
     def register(self, name: str, entry: Entry) -> Entry:
         if not name:
@@ -41,7 +56,13 @@ class Registry(Generic[Entry]):
         if name in self._entries and not self._same(self._entries[name], entry):
             raise ValueError(f"{self.kind} name '{name}' registered twice")
         self._entries[name] = entry
+        self._origins.setdefault(name, _origin_of_registration())
         return entry
+
+    def origin(self, name: str) -> str:
+        """Where `name` was registered from: built in, an installed package's entry point, MMBENCH_PLUGINS."""
+        self._load()
+        return self._origins.get(name, BUILT_IN)
 
     def _load(self, plugins: bool = True) -> None:
         if self.package is not None:

@@ -42,6 +42,7 @@ def registries_as_before(monkeypatch):
     for registry in (METHODS, FORMATS, MODALITIES, PRESETS, LAUNCHERS, REPORT_WRITERS):
         registry.names(plugins=False)  # the built-ins registered first, so that they stay
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        monkeypatch.setattr(registry, "_origins", dict(registry._origins))
     monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
     yield
     for module in KINDS.values():
@@ -164,7 +165,8 @@ def test_a_method_a_preset_a_launcher_and_a_report_writer_from_their_example_fil
     listed = {what: runner.invoke(app, ["list", what, "--json"]) for what in ("methods", "towers", "launchers")}
     assert "top_layers" in {entry["name"] for entry in json.loads(listed["methods"].stdout)}
     assert "bert-mini-2l" in {entry["name"] for entry in json.loads(listed["towers"].stdout)}
-    assert {"name": "shard", "options": ["shard"]} in json.loads(listed["launchers"].stdout)
+    shard = {"name": "shard", "options": ["shard"], "origin": "MMBENCH_PLUGINS module shard_launcher"}
+    assert shard in json.loads(listed["launchers"].stdout)
     refused = runner.invoke(app, ["run", str(suite), "--launcher", "shard", "--launcher-option", "shard=2/2"])
     assert refused.exit_code == 2 and "shard=2/2: expected I/N with 0 <= I < N" in refused.stderr
     results = str(tmp_path / "results")

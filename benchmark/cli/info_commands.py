@@ -11,10 +11,10 @@ import typer
 from benchmark.cli.app import JSON_HELP, app
 from benchmark.cli.output import fail, print_data, print_json, say
 from benchmark.errors import MMBenchError
-from benchmark.formats.registry import format_names, get_format
+from benchmark.formats.registry import FORMATS, format_names, get_format
 from benchmark.launch.launchers import LAUNCHERS
-from benchmark.modalities.registry import describe, get_modality, modality_names
-from benchmark.models.presets_registry import get_preset, preset_names
+from benchmark.modalities.registry import MODALITIES, describe, get_modality, modality_names
+from benchmark.models.presets_registry import PRESETS, get_preset, preset_names
 from benchmark.report.writers import REPORT_WRITERS
 from benchmark.suite.schema import choices_of, defaults_of
 from benchmark.suite.shipped import shipped_suites, suite_description, suite_path
@@ -24,14 +24,16 @@ class ListWhat(str, Enum):
     suites = "suites"
     methods = "methods"
     towers = "towers"
+    presets = "presets"  # the tower presets, as `towers`
     datasets = "datasets"
+    formats = "formats"  # the dataset formats, as `datasets`
     modalities = "modalities"
     launchers = "launchers"
     reports = "reports"
 
 
 def _method(name: str) -> dict[str, Any]:
-    from benchmark.methods.registry import get_method_class  # imports torch (seconds): only when listing methods
+    from benchmark.methods.registry import METHODS, get_method_class  # imports torch (seconds): only when listing
 
     cls = get_method_class(name)
     return {
@@ -41,13 +43,21 @@ def _method(name: str) -> dict[str, Any]:
         "choices": {key: list(values) for key, values in choices_of(cls.Options).items()},
         "needs": list(cls.required_modalities),
         "uses_cache": cls.uses_cache,
+        "origin": METHODS.origin(name),
     }
 
 
 def _tower(name: str) -> dict[str, Any]:
     preset = get_preset(name)
     layers, hidden = preset.config["num_hidden_layers"], preset.config["hidden_size"]
-    return {"name": name, "modality": preset.modality, "shape_of": preset.shape_of, "layers": layers, "hidden": hidden}
+    return {
+        "name": name,
+        "modality": preset.modality,
+        "shape_of": preset.shape_of,
+        "layers": layers,
+        "hidden": hidden,
+        "origin": PRESETS.origin(name),
+    }
 
 
 def _dataset_format(name: str) -> dict[str, Any]:
@@ -57,6 +67,7 @@ def _dataset_format(name: str) -> dict[str, Any]:
         "needs_path": data_format.needs_path,
         "description": data_format.description,
         "options": data_format.options,
+        "origin": FORMATS.origin(name),
     }
 
 
@@ -67,15 +78,23 @@ def _entries(what: ListWhat) -> list[dict[str, Any]]:
         from benchmark.methods.registry import method_names  # imports torch (seconds): only when listing methods
 
         return [_method(name) for name in method_names()]
-    if what == ListWhat.towers:
+    if what in (ListWhat.towers, ListWhat.presets):
         return [_tower(name) for name in preset_names()]
     if what == ListWhat.modalities:
-        return [describe(get_modality(name)) for name in modality_names()]
+        return [{**describe(get_modality(name)), "origin": MODALITIES.origin(name)} for name in modality_names()]
     if what == ListWhat.launchers:
-        return [{"name": name, "options": list(LAUNCHERS.get(name).option_keys)} for name in LAUNCHERS.names()]
+        return [
+            {"name": name, "options": list(LAUNCHERS.get(name).option_keys), "origin": LAUNCHERS.origin(name)}
+            for name in LAUNCHERS.names()
+        ]
     if what == ListWhat.reports:
         return [
-            {"name": w.name, "description": w.description, "writes_file": w.writes_file}
+            {
+                "name": w.name,
+                "description": w.description,
+                "writes_file": w.writes_file,
+                "origin": REPORT_WRITERS.origin(w.name),
+            }
             for w in REPORT_WRITERS.entries()
         ]
     return [_dataset_format(name) for name in format_names()]
@@ -83,7 +102,9 @@ def _entries(what: ListWhat) -> list[dict[str, Any]]:
 
 @app.command("list")
 def list_things(
-    what: ListWhat = typer.Argument(..., help="suites, methods, towers, datasets, modalities, launchers or reports"),
+    what: ListWhat = typer.Argument(
+        ..., help="suites, methods, towers (presets), datasets (formats), modalities, launchers or reports"
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the shipped suites, methods, tower presets, dataset formats, modalities, launchers or report formats this

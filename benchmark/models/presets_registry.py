@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from benchmark.plugins import BUILT_IN, registering_from
 from benchmark.registry import Registry
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -45,9 +46,10 @@ PRESETS: Registry[TowerPreset] = Registry("tower preset")
 @cache
 def _register_shipped() -> None:
     """The presets shipped as JSON, registered once, before any plug-in's (so a plug-in cannot take their names)."""
-    for path in sorted(PRESET_DIR.glob("*.json")):
-        preset = preset_from_json(_read_json(path))
-        PRESETS.register(preset.name, preset)
+    with registering_from(BUILT_IN):
+        for path in sorted(PRESET_DIR.glob("*.json")):
+            preset = preset_from_json(_read_json(path))
+            PRESETS.register(preset.name, preset)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
