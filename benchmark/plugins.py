@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import os
 import pkgutil
@@ -52,12 +53,18 @@ def _import(module: str, origin: str, what: str) -> None:
         raise MMBenchError(f"{what}: cannot import plugin module '{module}': {error}") from error
 
 
-def _entry_points() -> Iterator[tuple[metadata.EntryPoint, str]]:
+@functools.cache
+def _entry_points() -> tuple[tuple[metadata.EntryPoint, str], ...]:
+    """Every installed plug-in's entry points, with where each comes from. Read once a process: listing the installed
+    distributions costs milliseconds, and registries are read thousands of times (a package installed while a
+    process runs is found by the next one)."""
+    found = []
     for group in ENTRY_POINT_GROUPS:
         for entry_point in metadata.entry_points(group=group):
             distribution = entry_point.dist
             package = f"{distribution.name} {distribution.version}" if distribution is not None else "a package"
-            yield entry_point, f"{package} (entry point {group}: {entry_point.name})"
+            found.append((entry_point, f"{package} (entry point {group}: {entry_point.name})"))
+    return tuple(found)
 
 
 def load_plugins() -> None:

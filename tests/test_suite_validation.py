@@ -22,7 +22,13 @@ def test_valid_suite_fills_defaults(write_suite):
     suite = load_suite(write_suite())
     assert suite.train.precision == "fp32"
     assert suite.train.lr == pytest.approx(1e-4)
-    assert dataclasses.asdict(suite.methods[1].options) == {"r": 8, "alpha": 16, "dropout": 0.0}
+    assert dataclasses.asdict(suite.methods[1].options) == {
+        "gradient_checkpointing": False,  # every end-to-end method's
+        "checkpoint_reentrant": False,
+        "r": 8,
+        "alpha": 16,
+        "dropout": 0.0,
+    }
     assert suite.methods[0].label == "fft"
 
 
@@ -54,14 +60,20 @@ def test_every_problem_is_reported_at_once(write_suite):
     assert "towers[0].image.preset: unknown value 'vit-mikro' (did you mean 'vit-micro'?" in joined
     assert "train.warmup_steps: must be >= 0" in joined
     # A bad method option is listed with the structural problems elsewhere, not only once they are fixed.
-    assert "methods[2].options.rank: unknown key (known keys: r, alpha, dropout)" in joined
+    assert (
+        "methods[2].options.rank: unknown key (known keys: gradient_checkpointing, checkpoint_reentrant, r, alpha, dropout)"
+        in joined
+    )
     assert len(problems) == 4
 
 
 def test_unknown_method_option_and_duplicate_label(write_suite):
     path = write_suite(methods="[fft, {name: lora, options: {rank: 4}}, lora]")
     joined = "\n".join(problems_of(path))
-    assert "methods[1].options.rank: unknown key (known keys: r, alpha, dropout)" in joined
+    assert (
+        "methods[1].options.rank: unknown key (known keys: gradient_checkpointing, checkpoint_reentrant, r, alpha, dropout)"
+        in joined
+    )
     assert "methods[2]: duplicate label 'lora'" in joined
 
 
