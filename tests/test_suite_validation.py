@@ -11,6 +11,8 @@ from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import config_hash, expand_cells
 from tests.conftest import ROOT
 
+LORA_KEYS = "gradient_checkpointing, checkpoint_reentrant, r, alpha, dropout"
+
 
 def problems_of(path) -> list[str]:
     with pytest.raises(SuiteError) as caught:
@@ -60,20 +62,14 @@ def test_every_problem_is_reported_at_once(write_suite):
     assert "towers[0].image.preset: unknown value 'vit-mikro' (did you mean 'vit-micro'?" in joined
     assert "train.warmup_steps: must be >= 0" in joined
     # A bad method option is listed with the structural problems elsewhere, not only once they are fixed.
-    assert (
-        "methods[2].options.rank: unknown key (known keys: gradient_checkpointing, checkpoint_reentrant, r, alpha, dropout)"
-        in joined
-    )
+    assert f"methods[2].options.rank: unknown key (known keys: {LORA_KEYS})" in joined
     assert len(problems) == 4
 
 
 def test_unknown_method_option_and_duplicate_label(write_suite):
     path = write_suite(methods="[fft, {name: lora, options: {rank: 4}}, lora]")
     joined = "\n".join(problems_of(path))
-    assert (
-        "methods[1].options.rank: unknown key (known keys: gradient_checkpointing, checkpoint_reentrant, r, alpha, dropout)"
-        in joined
-    )
+    assert f"methods[1].options.rank: unknown key (known keys: {LORA_KEYS})" in joined
     assert "methods[2]: duplicate label 'lora'" in joined
 
 
