@@ -7,8 +7,9 @@ concatenation is fused by one more Linear.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -69,6 +70,18 @@ def enable_checkpointing(tower: Tower, reentrant: bool) -> None:
         # A reentrant checkpoint passes gradients only to inputs that require them: with frozen embeddings (LoRA,
         # adapters) the layers' own trainable weights would get none without this.
         model.enable_input_require_grads()  # type: ignore[operator]
+
+
+def wrap_with_peft(tower: Tower, config: Any) -> None:
+    """Replace the tower's model by peft's wrapper for `config` (peft freezes the base weights and leaves them as
+    they were). peft asks the model for `is_gradient_checkpointing`, which transformers 5 deprecates with a
+    FutureWarning in every such cell's log; that is peft's call to change and nothing a user can act on, so it is
+    silenced here and only here."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        tower.model = get_peft_model(tower.model, config)
 
 
 class EndToEndMethod(Method):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig
 
-from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions
+from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions, wrap_with_peft
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
 from benchmark.suite.config import setting
@@ -39,11 +38,4 @@ class LoRA(EndToEndMethod):
             target_modules=targets,
             bias="none",
         )
-        # get_peft_model freezes the base weights and leaves them untouched: B = 0 at init. peft asks the model for
-        # `is_gradient_checkpointing`, which transformers 5 deprecates with a FutureWarning in every LoRA cell's
-        # log; that is peft's call to change, and nothing a user can act on, so it is silenced here and only here.
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
-            )
-            tower.model = get_peft_model(tower.model, config)
+        wrap_with_peft(tower, config)  # B = 0 at init: the output equals the base model's

@@ -12,12 +12,11 @@ inside a task model, and a tower is an encoder called directly.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import TowerError
-from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions
+from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions, wrap_with_peft
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
 from benchmark.registry import closest_hint
@@ -46,26 +45,12 @@ class PeftOptions(EndToEndOptions):
 
 
 def peft_config_classes() -> dict[str, type]:
-    """Every peft method a tower can take, by its PeftType name (prompt learning left out)."""
+    """Every peft method's config class, by its PeftType name."""
     from peft import PEFT_TYPE_TO_CONFIG_MAPPING
-    from peft.config import PromptLearningConfig
 
     return {
-        str(getattr(peft_type, "value", peft_type)): config_class
-        for peft_type, config_class in PEFT_TYPE_TO_CONFIG_MAPPING.items()
-        if not issubclass(config_class, PromptLearningConfig)
+        str(getattr(kind, "value", kind)): config_class for kind, config_class in PEFT_TYPE_TO_CONFIG_MAPPING.items()
     }
-
-
-def _prompt_learning_types() -> list[str]:
-    from peft import PEFT_TYPE_TO_CONFIG_MAPPING
-    from peft.config import PromptLearningConfig
-
-    return [
-        str(getattr(peft_type, "value", peft_type))
-        for peft_type, config_class in PEFT_TYPE_TO_CONFIG_MAPPING.items()
-        if issubclass(config_class, PromptLearningConfig)
-    ]
 
 
 def resolve_type(options: PeftOptions) -> tuple[type, dict[str, Any]]:
@@ -73,9 +58,12 @@ def resolve_type(options: PeftOptions) -> tuple[type, dict[str, Any]]:
     `ValueError` saying why not."""
     asked = options.type.upper()
     peft_type, flags = ALIASES.get(asked, (asked, {}))
-    classes = peft_config_classes()
+    from peft.config import PromptLearningConfig
+
+    every = peft_config_classes()
+    classes = {name: cls for name, cls in every.items() if not issubclass(cls, PromptLearningConfig)}
     if peft_type not in classes:
-        if peft_type in _prompt_learning_types():
+        if peft_type in every:
             raise ValueError(
                 f"{peft_type} is prompt learning: it prepends virtual tokens inside a task model, and a tower is an "
                 "encoder called directly (not supported)"
@@ -126,16 +114,8 @@ class AnyPeft(EndToEndMethod):
         return []
 
     def adapt_tower(self, tower: Tower) -> None:
-        from peft import get_peft_model
-
         try:
-            config = build_config(self.options, resolve_query_value(tower.model, tower.label))
-            # peft asks the model for `is_gradient_checkpointing`, which transformers 5 deprecates (see lora.py).
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
-                )
-                tower.model = get_peft_model(tower.model, config)
+            wrap_with_peft(tower, build_config(self.options, resolve_query_value(tower.model, tower.label)))
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as error:
             # peft's refusal of this architecture (shapes, layer kinds), named per tower.
             raise TowerError(f"peft {self.options.type} cannot adapt the {tower.label}: {error}") from error

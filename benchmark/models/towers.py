@@ -186,9 +186,9 @@ def build_tower(
     model = _build_local(directory, label)
     if visual:
         image_size = getattr(model.config, "image_size", image_size)
-    hub_snapshot = not Path(weights).expanduser().is_dir()
-    # A Hub model is the commit it resolved to; a local directory, its files' sizes and times.
-    identity = f"hub:{weights}@{directory.name}" if hub_snapshot else _local_identity(directory)
+    # A Hub model is the commit it resolved to (its snapshot directory); a local directory, its files' sizes and times.
+    local = directory == Path(weights).expanduser()
+    identity = _local_identity(directory) if local else f"hub:{weights}@{directory.name}"
     return Tower(modality, model, preset, weights, identity, image_size if visual else None, directory)
 
 

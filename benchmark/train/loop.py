@@ -62,12 +62,11 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
     nvml_device = _device_facts(config, data.device, record)
     split = _split(config, data.raw, record)
     plan = assemble(data, progress)
-    plan_options = plan.method.options
+    checkpointing = checkpointing_mode(plan.method.options)
     model, features, tokens_per_item, off_device_params = _build_model(plan, split, record, built_caches)
     del plan  # a cached method's towers and the media they read are done: they never reach the training device
     trainable, total = count_parameters(model)
     total += off_device_params  # frozen towers count in the total even when only their cache is used
-    checkpointing = checkpointing_mode(plan_options)
     record.add(
         ModelFacts(
             trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started, checkpointing
