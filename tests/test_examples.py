@@ -115,6 +115,7 @@ eval: {enabled: true, ks: [5]}
 """
 
 
+@pytest.mark.slow  # real cells in subprocesses (15-20 s): CI runs it with the slow tests
 def test_a_modality_from_a_plugin_module_runs_end_to_end_and_cached(tmp_path, monkeypatch):
     # The "add a modality" recipe: one module registers the modality (and a tower preset for it);
     # suites then name towers of that modality, cached side networks build and read its hidden states.

@@ -141,6 +141,7 @@ def test_pool_with_fake_devices_runs_real_cells_and_status_shows_the_run(tmp_pat
     assert [cell["state"] for cell in json.loads(status.stdout)["cells"]] == ["done"] * 4
 
 
+@pytest.mark.slow  # real cells in subprocesses (15-20 s): CI runs it with the slow tests
 def test_slurm_launcher_with_the_local_executor_runs_the_suite(tmp_path, write_suite):
     pytest.importorskip("submitit")
     suite = write_suite(methods="[fft, lora]", evaluate=False)
