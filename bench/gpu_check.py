@@ -30,6 +30,7 @@ from pathlib import Path
 GPU_SUITE = Path("suites/gpu-check.yaml")
 GRAPHS_SUITE = Path("suites/gpu-check-graphs.yaml")
 PEFT_SUITE = Path("suites/gpu-check-peft.yaml")
+QLORA_SUITE = Path("suites/gpu-check-qlora.yaml")
 SMOKE_SUITE = Path("suites/smoke.yaml")
 PAPER_SLICE = "*/bert-base+vit-base/*"
 GPU_TESTS = (
@@ -133,6 +134,12 @@ def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
             "every PEFT method at paper shapes (gpu-check-peft.yaml)",
             100,
             lambda: _mmbench("run", str(PEFT_SUITE), "--results", str(results)),
+            optional=True,
+        ),
+        Stage(
+            "quantized bases at paper shapes (gpu-check-qlora.yaml)",
+            60,
+            lambda: _mmbench("run", str(QLORA_SUITE), "--results", str(results)),
             optional=True,
         ),
         Stage("leaderboard", 10, lambda: _report(results, out)),

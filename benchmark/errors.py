@@ -19,6 +19,11 @@ class UnknownNameError(MMBenchError):
     """An unknown method, tower preset or dataset format."""
 
 
+class CellSkipped(MMBenchError):
+    """A cell that cannot run on this machine by design (a quantized base without a CUDA GPU or bitsandbytes): its
+    row says `skipped`, with this reason, instead of failing."""
+
+
 class TowerError(MMBenchError):
     """A tower cannot be built or a method cannot apply to it."""
 

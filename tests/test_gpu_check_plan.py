@@ -46,3 +46,7 @@ def test_the_plan_covers_every_gpu_path(tmp_path):
     labels = {c.config.method.label for c in peft}
     assert labels >= {"lora", "dora", "rslora", "ia3", "loha", "lokr", "vera", "oft", "boft"}
     assert all(c.config.dataset == paper[0].config.dataset for c in peft)  # the paper's shapes and data
+    qlora = expand_cells(load_suite(ROOT / gpu_check.QLORA_SUITE))
+    assert {c.config.method.base_precision for c in qlora} == {None, "nf4", "int8"}
+    assert {c.config.method.name for c in qlora} >= {"lora", "peft", "adapter", "iisan_versa"}
+    assert all(c.config.dataset == paper[0].config.dataset for c in qlora)

@@ -121,6 +121,7 @@ def test_gpus_selection_by_index_and_its_errors():
     assert [d.label for d in devices.pool_devices("fake:2")] == ["fake0", "fake1"]
 
 
+@pytest.mark.slow  # four real cells in subprocesses on two fake devices (35 s): CI runs it with the slow tests
 def test_pool_with_fake_devices_runs_real_cells_and_status_shows_the_run(tmp_path, write_suite):
     # The smoke path: real cells (a cached one too, its cache built once before the fan-out).
     suite = write_suite(methods="[lora, iisan_cached]", evaluate=False)

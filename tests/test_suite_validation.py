@@ -155,7 +155,8 @@ def test_readme_suite_example_is_valid(tmp_path):
     path = tmp_path / "example.yaml"
     path.write_text(example)
     cells = expand_cells(load_suite(path))
-    assert len(cells) == 6 * 2 * 3 and {c.config.train.batch_size for c in cells} == {16, 32}
+    assert len(cells) == 7 * 2 * 3 and {c.config.train.batch_size for c in cells} == {16, 32}
+    assert {c.config.method.base_precision for c in cells} == {None, "nf4"}
 
 
 def test_a_tower_set_holds_only_its_towers_and_a_null_modality_is_absent(write_suite):

@@ -94,6 +94,7 @@ DESCRIPTIVE = [
     "method",
     "method_label",
     "gradient_checkpointing",
+    "base_precision",
     "precision",
     "batch_size",
     "max_seq_len",

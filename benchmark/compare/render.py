@@ -57,7 +57,10 @@ def summary_line(comparison: Comparison) -> str:
     code = comparison.exit_code
     verdict = f"FAIL (exit {code}: {EXIT_CODES[code]})" if code else "PASS"
     failed = len(comparison.failed_in_current)
-    failed_text = f"; {failed} failed cell(s) in current" if failed else ""
+    skipped = len(comparison.skipped_in_current)
+    failed_text = (f"; {failed} failed cell(s) in current" if failed else "") + (
+        f"; {skipped} skipped cell(s) in current" if skipped else ""
+    )
     counted = ", ".join(parts) or "nothing compared"
     return f"{verdict}: {counted} ({len(comparison.figures)} figures{failed_text})"
 
@@ -94,6 +97,9 @@ def render_markdown(comparison: Comparison) -> str:
     if comparison.failed_in_current:
         lines += ["", "**Failed in the current results** (nothing measured, not judged):"]
         lines += [f"- `{cell}`" for cell in comparison.failed_in_current]
+    if comparison.skipped_in_current:
+        lines += ["", "**Skipped in the current results** (not run on this machine by design, not judged):"]
+        lines += [f"- `{cell}`" for cell in comparison.skipped_in_current]
     if comparison.only_in_baseline:
         lines += ["", "**Only in the baseline** (not run now, not compared):"]
         lines += [f"- `{label}`" for label in comparison.only_in_baseline]
@@ -133,5 +139,6 @@ def render_json(comparison: Comparison) -> str:
         "only_in_baseline": comparison.only_in_baseline,
         "only_in_current": comparison.only_in_current,
         "failed_in_current": list(comparison.failed_in_current),
+        "skipped_in_current": list(comparison.skipped_in_current),
     }
     return json.dumps(document, indent=2) + "\n"

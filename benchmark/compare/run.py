@@ -40,6 +40,9 @@ class Comparison:
     fail_on_inconclusive: bool = False
     notes: tuple[str, ...] = ()  # what the reader must know to read the verdicts
     failed_in_current: tuple[str, ...] = ()  # cells whose latest current row failed, named with status and error
+    # cells the current machine did not run by design (a quantized base without a GPU): not failures, not judged;
+    # a figure the baseline measured is then inconclusive, which --fail-on-inconclusive turns into exit 4
+    skipped_in_current: tuple[str, ...] = ()
 
     def counts(self) -> Counter[Verdict]:
         return Counter(figure.verdict for figure in self.figures)
@@ -100,6 +103,7 @@ def compare_results(
         fail_on_inconclusive,
         _version_notes(baseline, current),
         tuple(current.failed_cells()),
+        tuple(current.skipped_cells()),
     )
 
 

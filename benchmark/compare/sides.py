@@ -41,12 +41,21 @@ class Side:
 
     def failed_cells(self) -> list[str]:
         """Each cell whose latest row failed, as 'cell id (status: first line of its error)', in cell order. A cell
-        that failed and then ran (resume re-runs failed cells) is not failed."""
+        that failed and then ran (resume re-runs failed cells) is not failed; a skipped one (not run here by design)
+        is not failed either: see `skipped_cells`."""
+        return self._latest_cells(pl.col("status").is_in(["ok", "skipped"]).not_())
+
+    def skipped_cells(self) -> list[str]:
+        """Each cell whose latest row was skipped on this machine (a quantized base without a CUDA GPU), with the
+        reason, in cell order."""
+        return self._latest_cells(pl.col("status") == "skipped")
+
+    def _latest_cells(self, condition: pl.Expr) -> list[str]:
         latest = self.rows.sort("end_time", nulls_last=False).unique("cell_id", keep="last")
-        failed = latest.filter(pl.col("status") != "ok").sort("cell_id")
+        chosen = latest.filter(condition).sort("cell_id")
         return [
             f"{row['cell_id']} ({row['status']}" + (f": {row['error'].splitlines()[0][:160]})" if row["error"] else ")")
-            for row in failed.select("cell_id", "status", "error").iter_rows(named=True)
+            for row in chosen.select("cell_id", "status", "error").iter_rows(named=True)
         ]
 
     def configurations(self) -> dict[str, pl.DataFrame]:

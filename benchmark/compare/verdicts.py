@@ -74,6 +74,9 @@ def _status(cell: str, config_id: str, baseline: pl.DataFrame, current: pl.DataF
     verdict: Verdict
     if current_ok:  # and the baseline did not run
         verdict = "improvement"
+    elif set(current["status"]) == {"skipped"}:
+        # Not run on this machine by design: nothing to judge, and nothing lost if the baseline did not run either.
+        verdict = "inconclusive" if base_ok else "unchanged"
     elif "oom" in set(current["status"]):
         verdict = "regression" if base_ok else "unchanged"
     else:

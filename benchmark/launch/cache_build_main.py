@@ -13,6 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from benchmark.errors import CellSkipped
 from benchmark.launch.cell_main import emit, failure_status
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
 from benchmark.progress import done
@@ -31,6 +32,10 @@ def main(argv: list[str]) -> int:
     except CellStopped as stopped:  # the build's staging directory was removed on the way out
         print(f"cache build stopped: {stopped}", file=sys.stderr)
         return EXIT_STOPPED
+    except CellSkipped as skipped:  # the launcher writes the cell's skipped row with the reason
+        print(f"cache build skipped: {skipped}", file=sys.stderr)
+        emit(done("skipped", str(skipped)))
+        return 0
     except BaseException as error:  # noqa: BLE001 - the launcher records the failure on the cell's row
         traceback.print_exc(file=sys.stderr)
         status = failure_status(error)

@@ -18,6 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from benchmark.errors import CellSkipped
 from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
 from benchmark.launch.placement import placement_columns
 from benchmark.progress import ProgressEvent, done
@@ -88,6 +89,9 @@ def _run(arguments: argparse.Namespace) -> int:
         finish_row(row, "ok", None)
     except CellStopped:
         raise
+    except CellSkipped as skipped:  # by design on this machine: nothing failed, nothing was measured
+        finish_row(row, "skipped", str(skipped))
+        print(f"cell skipped: {skipped}", file=sys.stderr)
     except BaseException as error:  # noqa: BLE001 - every failure must still produce a row
         where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
         location = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from benchmark.errors import MMBenchError
-from benchmark.launch.local import CellOutcome, run_cell_subprocess
+from benchmark.launch.local import CellOutcome, run_cell_subprocess, status_marker
 from benchmark.launch.placement import JOB_ID, NODE
 from benchmark.results.manifest import Manifest
 from benchmark.results.read import read_results
@@ -116,7 +116,7 @@ def wait_for_array(array: SubmittedArray, run_dir: Path, console: Console, poll_
                 if cell_id in array.jobs and cell_id not in reported:
                     reported.add(cell_id)
                     outcomes[cell_id] = CellOutcome(cell_id, row["status"], row["error"], Path(row["file"]))
-                    marker = "[green]ok[/]" if row["status"] == "ok" else f"[red]{row['status']}[/]"
+                    marker = status_marker(row["status"])
                     console.print(f"{marker} {cell_id} (job {row['slurm_job_id']}, {row['host']})")
         if finished:
             break

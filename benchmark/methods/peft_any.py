@@ -19,6 +19,7 @@ from benchmark.errors import TowerError
 from benchmark.methods.end_to_end import EndToEndMethod, EndToEndOptions, wrap_with_peft
 from benchmark.methods.registry import register_method
 from benchmark.methods.targets import resolve_query_value
+from benchmark.models.quantized_base import bitsandbytes_installed, has_quantized_weights, quantize_linears
 from benchmark.registry import closest_hint
 from benchmark.suite.config import setting
 
@@ -95,6 +96,43 @@ def build_config(options: PeftOptions, targets: list[str]) -> Any:
         raise ValueError(f"{config_class.__name__}: {error}") from error
 
 
+def without_quantized_form(model: Any) -> list[str]:
+    """The peft layers of a wrapped model that sit on a quantized (bitsandbytes) base layer but have no form for one:
+    peft gives a tuner such a form in its `bnb` module or through a quantization backend; any other layer computes
+    with the base weight as if it were a matrix of floats, and fails on the packed integers."""
+    found = []
+    for name, module in model.named_modules():
+        base = getattr(module, "base_layer", None)
+        if base is None or not has_quantized_weights(base):
+            continue
+        if type(module).__module__.endswith(".bnb") or getattr(module, "quantization_backend", None) is not None:
+            continue
+        found.append(f"{name} ({type(module).__module__}.{type(module).__name__})")
+    return found
+
+
+def quantized_probe_problem(options: PeftOptions, base_precision: str) -> str | None:
+    """Why peft's method cannot adapt a quantized base, found by wrapping a probe of two linear layers quantized the
+    way a tower's are (on the CPU: bitsandbytes quantizes there too); None when it can, or when bitsandbytes is not
+    installed here (the cells are then skipped anyway)."""
+    if not bitsandbytes_installed():
+        return None
+    import torch
+    from peft import get_peft_model
+
+    probe = torch.nn.Module()
+    probe.query, probe.value = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+    quantize_linears(probe, base_precision, torch.float32, torch.device("cpu"))
+    try:
+        wrapped = get_peft_model(probe, build_config(options, ["query", "value"]))
+    except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as error:
+        return f"peft {options.type} refuses bitsandbytes' layers: {error}"
+    unsupported = without_quantized_form(wrapped)
+    if unsupported:
+        return f"peft {options.type} has no layer for bitsandbytes' quantized linear layers ({unsupported[0]})"
+    return None
+
+
 @register_method
 class AnyPeft(EndToEndMethod):
     name = "peft"
@@ -113,9 +151,19 @@ class AnyPeft(EndToEndMethod):
             return [(("config",), str(error))]
         return []
 
+    @classmethod
+    def quantized_base_problem(cls, options: Any, base_precision: str) -> str | None:
+        return quantized_probe_problem(options, base_precision)
+
     def adapt_tower(self, tower: Tower) -> None:
         try:
             wrap_with_peft(tower, build_config(self.options, resolve_query_value(tower.model, tower.label)))
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as error:
             # peft's refusal of this architecture (shapes, layer kinds), named per tower.
             raise TowerError(f"peft {self.options.type} cannot adapt the {tower.label}: {error}") from error
+        unsupported = without_quantized_form(tower.model)
+        if unsupported:  # validation refuses these; a suite edited since, or another peft version, meets it here
+            raise TowerError(
+                f"peft {self.options.type} cannot adapt the {tower.label} on its quantized base: "
+                f"{len(unsupported)} layer(s) have no form for bitsandbytes' layers, e.g. {unsupported[0]}"
+            )

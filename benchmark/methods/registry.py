@@ -51,6 +51,12 @@ class Method:
         return []
 
     @classmethod
+    def quantized_base_problem(cls, options: Any, base_precision: str) -> str | None:
+        """Why this method cannot train on towers whose linear layers are quantized (`base_precision`), or None
+        (checked when a suite is validated); `options` is an instance of `Options`."""
+        return None
+
+    @classmethod
     def tower_problem(cls, modality: str, preset_name: str) -> str | None:
         """Why this method cannot apply to a tower preset (checked when a suite is validated), or None."""
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -209,7 +210,15 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
         if id(parameter) in seen:
             continue
         seen.add(id(parameter))
-        total += parameter.numel()
+        values = parameter_values(parameter)
+        total += values
         if parameter.requires_grad:
-            trainable += parameter.numel()
+            trainable += values
     return trainable, total
+
+
+def parameter_values(parameter: torch.Tensor) -> int:
+    """The values a parameter holds: its elements, except for a quantized 4-bit weight (bitsandbytes), which packs
+    two values in each byte and keeps its original shape in its quantization state."""
+    shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
+    return math.prod(shape) if shape is not None else parameter.numel()

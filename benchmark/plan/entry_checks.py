@@ -18,7 +18,9 @@ from benchmark.methods.registry import get_method_class
 from benchmark.modalities.registry import modality_names
 from benchmark.models.hub import HubWeightsMissing, looks_like_hub_id, resolve_hub_weights
 from benchmark.models.presets_registry import get_preset
+from benchmark.models.quantized_base import INSTALL_HINT, bitsandbytes_installed
 from benchmark.plan.feasibility import (
+    largest_gpu,
     plan_problem,
     tower_shape,
 )
@@ -206,6 +208,39 @@ def check_cuda_graphs(suite: dict[str, Any], validator: Validator) -> None:
                 f"compile_mode '{mode}' records its CUDA graphs during the first steps: warmup_steps must be at least "
                 f"{MIN_CUDA_GRAPH_WARMUP} so that no recording is timed",
             )
+
+
+def check_quantized_bases(suite: dict[str, Any], validator: Validator) -> None:
+    """A quantized base (`base_precision`) under a method that trains the base weights is refused, and so is one on
+    device cpu; where the cells would only be recorded as skipped (no bitsandbytes, no GPU visible here), a warning
+    says so before anything runs."""
+    devices = [value for value, _ in setting_values(suite, "train", "device")]
+    local = suite["run"]["launcher"] in ("local", "pool")
+    for index, method in enumerate(suite.get("methods") or []):
+        precision = method.get("base_precision")
+        if precision is None:
+            continue
+        path: KeyPath = ("methods", index, "base_precision")
+        method_class = get_method_class(method["name"])
+        if not validator.reported(("methods", index, "options")):
+            problem = method_class.quantized_base_problem(build(method_class.Options, method["options"]), precision)
+            if problem is not None:
+                validator.problem(path, f"method '{method['name']}' cannot train on a {precision} base: {problem}")
+        if devices == ["cpu"]:
+            validator.problem(
+                path,
+                f"base_precision {precision} runs on a CUDA GPU (bitsandbytes' quantized kernels), and train.device "
+                "is cpu: use device auto or cuda",
+            )
+            continue
+        if not bitsandbytes_installed():
+            validator.warn(
+                path,
+                f"bitsandbytes is not installed here ({INSTALL_HINT}): unless the machine that runs them has it, "
+                "this method's cells are recorded as skipped",
+            )
+        elif local and "cuda" not in devices and largest_gpu() is None:
+            validator.warn(path, "no CUDA GPU is visible here: this method's cells would be recorded as skipped")
 
 
 def modality_problem(method_class: Any, present: set[str]) -> str | None:

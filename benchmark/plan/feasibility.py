@@ -151,7 +151,7 @@ def memory_limit(device: str) -> tuple[int, str] | None:
     context: `mmbench run` must not hold one while its cells are measured), else host memory for cpu and auto;
     None where it cannot be told here (device cuda on a machine without a GPU)."""
     if device != "cpu":
-        gpu = _largest_gpu()
+        gpu = largest_gpu()
         if gpu is not None:
             return gpu
         if device == "cuda":
@@ -161,7 +161,7 @@ def memory_limit(device: str) -> tuple[int, str] | None:
     return int(psutil.virtual_memory().total), "host memory"
 
 
-def _largest_gpu() -> tuple[int, str] | None:
+def largest_gpu() -> tuple[int, str] | None:
     try:
         import pynvml
 

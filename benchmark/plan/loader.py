@@ -20,6 +20,7 @@ from benchmark.plan.entry_checks import (
     check_measured_steps,
     check_method,
     check_precision_on_cpu,
+    check_quantized_bases,
     check_tower_set,
     check_unique,
     unless_broken,
@@ -156,7 +157,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             check_unique([entry[names] for entry in suite.get(key) or []], key, validator, what, hint)
     for key, values in (suite.get("matrix") or {}).items():
         check_matrix_entry(str(key), values, validator)
-    for check in (check_precision_on_cpu, check_cuda_graphs, check_measured_steps):
+    for check in (check_precision_on_cpu, check_cuda_graphs, check_measured_steps, check_quantized_bases):
         with guard():
             check(suite, validator)
     with guard():

@@ -1,5 +1,9 @@
 """Where a cell's static memory goes: weights (trainable and frozen), gradients and optimizer state, in bytes,
-counted from the tensors themselves (each storage once) rather than derived from parameter counts."""
+counted from the tensors themselves (each storage once) rather than derived from parameter counts.
+
+A quantized weight (bitsandbytes, `base_precision`) counts at its real size: its packed integers (4-bit values two
+to a byte, or int8) and the quantization state it needs to compute (block scales, the scales of those scales under
+double quantization, the code book; an int8 weight's row scales)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,22 @@ def _bytes(tensors: Sequence[torch.Tensor]) -> int:
     return total
 
 
+def _quantization_state(module: nn.Module) -> list[torch.Tensor]:
+    """The tensors beside a bitsandbytes layer's packed weight: a 4-bit weight's state through bitsandbytes' own
+    serialisation of it (`QuantState.as_dict`), an int8 weight's row scales (`SCB`, which the layer's matmul state
+    takes over at its first forward); nothing for any other module."""
+    weight = getattr(module, "weight", None)
+    state = getattr(weight, "quant_state", None)
+    found = (
+        [value for value in state.as_dict(packed=False).values() if isinstance(value, torch.Tensor)] if state else []
+    )
+    for owner in (weight, getattr(module, "state", None)):
+        row_scales = getattr(owner, "SCB", None)
+        if isinstance(row_scales, torch.Tensor):
+            found.append(row_scales)
+    return found
+
+
 def static_memory(model: nn.Module, optimizer: torch.optim.Optimizer) -> StaticMemory:
     """Call after an optimizer step: the gradients and the optimizer's state exist then."""
     parameters = list({id(p): p for p in model.parameters()}.values())
@@ -31,7 +51,9 @@ def static_memory(model: nn.Module, optimizer: torch.optim.Optimizer) -> StaticM
     state = [value for per_parameter in optimizer.state.values() for value in per_parameter.values()]
     return StaticMemory(
         weights_trainable_bytes=_bytes(trainable),
-        weights_frozen_bytes=_bytes(frozen),
+        weights_frozen_bytes=_bytes(
+            frozen + [tensor for module in model.modules() for tensor in _quantization_state(module)]
+        ),
         gradient_bytes=_bytes(gradients),
         optimizer_state_bytes=_bytes([value for value in state if isinstance(value, torch.Tensor)]),
     )

@@ -14,6 +14,7 @@ RAW_COLUMNS = [
     "method_label",
     "method",
     "gradient_checkpointing",
+    "base_precision",
     "variant",
     "config_id",
     "towers",
@@ -217,9 +218,13 @@ def _versus_fft(row: dict[str, Any], column: str) -> str:
 
 
 def method_cell(row: dict[str, Any]) -> str:
-    """The method's label, and how its towers keep activations when they recompute them in backward."""
+    """The method's label, what its towers' linear layers are stored in when quantized, and how its towers keep
+    activations when they recompute them in backward."""
+    notes = [f"{row['base_precision']} base"] if row.get("base_precision") else []
     mode = row.get("gradient_checkpointing")
-    return str(row["method_label"]) + (f" (checkpointed{', reentrant' if mode == 'reentrant' else ''})" if mode else "")
+    if mode:
+        notes.append(f"checkpointed{', reentrant' if mode == 'reentrant' else ''}")
+    return str(row["method_label"]) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def display_rows(board: Leaderboard) -> list[dict[str, str]]:

@@ -48,13 +48,20 @@ def _table_html(all_rows: list[dict[str, str]], group: Group, table_id: str) -> 
 
 def _failures_html(board: Leaderboard) -> str:
     if board.failures.is_empty():
-        return "<p>No cell failed.</p>"
+        return "<p>No cell failed or was skipped.</p>"
     items = "".join(
         f"<li><b>{html.escape(str(r['status']))}</b> {html.escape(str(r['cell_id']))}: "
         f"{html.escape(((r['error'] or '').splitlines() or [''])[0])}</li>"
         for r in board.failures.iter_rows(named=True)
     )
     return f"<ul>{items}</ul>"
+
+
+def _not_measured(board: Leaderboard) -> str:
+    """'N failed', and 'M skipped' where cells were not run on that machine by design."""
+    skipped = board.failures.filter(pl.col("status") == "skipped").height
+    failed = f"{board.failures.height - skipped} failed"
+    return f"{failed}, {skipped} skipped" if skipped else failed
 
 
 def _distinct(rows: pl.DataFrame, column: str, none: str = "—") -> str:
@@ -97,7 +104,7 @@ def _provenance_html(board: Leaderboard, rows: pl.DataFrame) -> str:
         (
             "rows",
             f"{rows.height} read; {int(board.table['runs'].sum()) if used else 0} on the leaderboard; "
-            f"{board.failures.height} failed (listed above); {max(int(superseded), 0)} superseded by a later "
+            f"{_not_measured(board)} (listed above); {max(int(superseded), 0)} superseded by a later "
             "run of the same cell (--all-runs keeps them)",
         ),
     ]
@@ -153,7 +160,7 @@ Plots: {html.escape("; ".join(f"{k}: {v}" for k, v in PLOTS.items()))}.</p>
 {notes}
 {"".join(sections) or "<p>No successful cell to show.</p>"}
 <h2>Caveat marks</h2><ul class='notes'>{caveats}</ul>
-<h2>Failures</h2>{_failures_html(board)}
+<h2>Failures and skipped cells</h2>{_failures_html(board)}
 <h2>Provenance</h2>{_provenance_html(board, rows)}
 <script>{SCRIPT}</script>
 </body></html>

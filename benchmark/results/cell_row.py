@@ -35,6 +35,7 @@ def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
         ),
         method=config.method.name,
         method_label=config.method.label,
+        base_precision=config.method.base_precision,
         precision=config.train.precision,
         batch_size=config.train.batch_size,
         max_seq_len=config.train.max_seq_len,

@@ -99,7 +99,8 @@ def cell_states(run_dir: Path, warnings: list[str] | None = None) -> tuple[Manif
         if row is not None:
             ok = row["status"] == "ok"
             detail = row["status"] if ok else f"{row['status']}: {(row['error'] or '').splitlines()[0][:120]}"
-            states.append(CellState(cell_id, "done" if ok else "failed", detail, job_id))
+            state = "done" if ok else "skipped" if row["status"] == "skipped" else "failed"
+            states.append(CellState(cell_id, state, detail, job_id))
             continue
         log = run_dir / "logs" / f"{cell['row'].removesuffix('.parquet')}.log"
         started = log.exists()

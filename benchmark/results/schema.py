@@ -52,6 +52,7 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("method", _S),
     ("method_label", _S),
     ("gradient_checkpointing", _S),  # non-reentrant | reentrant | null (schema 7)
+    ("base_precision", _S),  # nf4 | int8: the towers' linear layers quantized (QLoRA); null: as stored
     ("precision", _S),
     ("batch_size", _I),
     ("max_seq_len", _I),
@@ -199,7 +200,8 @@ RESULT_SCHEMA = pa.schema(
     [pa.field(name, dtype, nullable=True) for name, dtype in FIELDS], metadata={"schema_version": str(SCHEMA_VERSION)}
 )
 COLUMNS = [name for name, _ in FIELDS]
-STATUSES = ("ok", "oom", "error", "crashed", "timeout")
+# skipped: not run on this machine by design, with the reason in `error` (a quantized base without a CUDA GPU).
+STATUSES = ("ok", "oom", "error", "crashed", "timeout", "skipped")
 # The columns every mmbench row has a value in: a Parquet file without them is not a result row.
 IDENTITY_COLUMNS = ("cell_id", "status", "schema_version")
 

@@ -51,6 +51,7 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotun
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 StepShapes = Literal["static", "bucketed", "dynamic"]
 FrozenWeights = Literal["compute", "fp32"]
+BasePrecision = Literal["nf4", "int8"]  # benchmark/models/quantized_base.py
 UserEncoderStyle = Literal["pre-ln", "post-ln"]  # benchmark/train/sasrec.py
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -109,6 +110,12 @@ class MethodConfig:
     # Validated against, then replaced by, the method's own frozen options dataclass (`Method.Options`).
     options: Any = setting(help="method hyper-parameters (see `mmbench list methods`)", factory=dict)
     towers: tuple[str, ...] = setting((), help="run only with these tower sets (default: all)")
+    base_precision: BasePrecision | None = setting(
+        None,
+        help="store the towers' linear layers quantized, frozen (QLoRA): nf4 (4-bit NormalFloat, double quantization) "
+        "or int8 (LLM.int8()), through bitsandbytes on a CUDA GPU (pip install 'mmbench[quant]'); elsewhere the "
+        "cell's row is skipped with the reason. Not for methods that train the base weights (fft)",
+    )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ _ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
     ("method", "options", "init"): "default",  # the side networks' adapter initialisation
     ("method", "options", "gradient_checkpointing"): False,  # the end-to-end methods'
     ("method", "options", "checkpoint_reentrant"): False,
+    ("method", "base_precision"): None,  # towers as stored (no quantized base)
 }
 # The same for every tower of a tower set, whatever its modality.
 _ADDED_TOWER_SETTINGS: dict[str, Any] = {"revision": None}

@@ -11,15 +11,17 @@ import torch
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_state_store import CacheKey
 from benchmark.data.raw import RawDataset
+from benchmark.errors import CellSkipped
 from benchmark.formats.registry import load_raw_dataset
 from benchmark.methods.registry import Method, get_method_class
 from benchmark.methods.side_encoder import SideNetworkMethod
 from benchmark.modalities.registry import get_modality
+from benchmark.models.quantized_base import quantize_tower, unavailable_reason
 from benchmark.models.towers import Tower
 from benchmark.progress import ProgressSink, phase
 from benchmark.suite.config import CellConfig, TowerConfig
 from benchmark.train.features import build_towers_and_features
-from benchmark.train.precision import resolve_device
+from benchmark.train.precision import DTYPES, resolve_device
 from benchmark.train.seeding import seed_everything
 
 
@@ -70,10 +72,14 @@ def cache_keys(
 
 
 def read_data(config: CellConfig, progress: ProgressSink | None = None) -> CellData:
-    """Seed, resolve the method and the device, read the dataset."""
+    """Seed, resolve the method and the device, read the dataset. A cell that cannot run here by design (a
+    quantized base without CUDA) stops first, before any data is read: `CellSkipped`."""
     seed_everything(config.seed)
     method = method_of(config)
     device = resolve_device(config.train.device)
+    reason = unavailable_reason(config.method.base_precision, device)
+    if reason is not None:
+        raise CellSkipped(reason)
     if progress is not None:
         progress(phase("data"))
     return CellData(config, method, device, load_raw_dataset(config.dataset))
@@ -86,4 +92,11 @@ def assemble(data: CellData, progress: ProgressSink | None = None) -> CellPlan:
         progress(phase("towers"))
     config = data.config
     towers, tower_configs, features = build_towers_and_features(config.towers, config.seed, data.raw)
+    if config.method.base_precision is not None:
+        # Before the method adapts the towers (peft wraps bitsandbytes' layers in its own variants for them), on the
+        # device, where the towers compute: a cached method's cell never puts its towers there (only its cache
+        # build does, which quantizes them as it moves them).
+        device = None if data.method.uses_cache else data.device
+        for tower in towers.values():
+            quantize_tower(tower, config.method.base_precision, DTYPES[config.train.precision], device)
     return CellPlan(config, data.method, data.device, data.raw, towers, tower_configs, features)

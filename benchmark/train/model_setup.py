@@ -8,6 +8,7 @@ from torch import nn
 
 from benchmark.data.dataset import ItemFeatures
 from benchmark.modalities.registry import get_modality
+from benchmark.models.quantized_base import cast_unquantized, has_quantized_weights
 from benchmark.models.towers import Tower
 from benchmark.profile.peaks import dense_peak_tflops
 from benchmark.results.pieces import (
@@ -39,7 +40,8 @@ def store_frozen_towers(model: nn.Module, precision: str, frozen_weights: str) -
     Under autocast a frozen fp32 weight is cast to bf16/fp16 again on every step (autocast keeps casts only of
     weights that train); a tower stored in that precision computes the same matmuls without the casts, in half the
     memory — what the hidden-state cache build does too. Towers with any trainable parameter (FFT, LoRA, Adapter,
-    BitFit) keep fp32 weights: they are what the optimizer updates, or sit beside what it does.
+    BitFit) keep fp32 weights: they are what the optimizer updates, or sit beside what it does. A quantized base
+    keeps its packed weights: the rest of the tower (embeddings, norms) is stored in the compute precision.
     """
     if frozen_weights != "compute" or precision == "fp32":
         return 0
@@ -47,7 +49,10 @@ def store_frozen_towers(model: nn.Module, precision: str, frozen_weights: str) -
     towers = [module for module in model.modules() if isinstance(module, Tower)]
     frozen = [tower for tower in towers if not any(p.requires_grad for p in tower.parameters())]
     for tower in frozen:
-        tower.to(dtype)
+        if has_quantized_weights(tower):
+            cast_unquantized(tower, dtype)
+        else:
+            tower.to(dtype)
     return len(frozen)
 
 
