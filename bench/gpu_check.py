@@ -41,6 +41,7 @@ GPU_TESTS = (
     "tests/test_iisan.py",
     "tests/test_methods.py",
     "tests/test_cost_explained.py",
+    "tests/test_quantized_base.py",
 )
 DEFAULT_BUDGET_S = 480.0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from benchmark.cli import app
@@ -247,3 +248,28 @@ def test_the_carried_bitsandbytes_wheel_keeps_only_what_the_gpu_image_needs(tmp_
         record = archive.read("bitsandbytes-1.0.dist-info/RECORD").decode()
     assert kept == [members[0], members[2], "bitsandbytes-1.0.dist-info/RECORD"]
     assert "cuda124" not in record and "cuda130" in record
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_qlora_trains_on_a_cuda_gpu_with_a_smaller_base(tmp_path):
+    """What the CPU tests open a gate for, on the device it is for: bitsandbytes' CUDA kernels (`make gpu-check` puts
+    the carried wheel on the path)."""
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("bitsandbytes is not installed (make gpu-wheels carries it)")
+    from benchmark.results.schema import empty_row
+    from benchmark.train.loop import run_cell
+
+    methods = "[lora, {name: lora, label: qlora, base_precision: nf4}, {name: lora, label: q8, base_precision: int8}]"
+    rows = {}
+    for cell in expand_cells(load_suite(_suite(tmp_path, methods, device="cuda", precision="bf16"))):
+        row = empty_row()
+        run_cell(cell.config, row, lambda event: None)
+        rows[cell.config.method.label] = row
+    for label in ("qlora", "q8"):
+        assert rows[label]["trainable_params"] == rows["lora"]["trainable_params"]
+        assert rows[label]["weights_frozen_bytes"] < rows["lora"]["weights_frozen_bytes"]
+        assert rows[label]["step_ms"] and all(loss == loss for loss in rows[label]["train_loss"])
+    assert rows["qlora"]["weights_frozen_bytes"] < rows["q8"]["weights_frozen_bytes"]
