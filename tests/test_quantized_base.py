@@ -273,3 +273,14 @@ def test_qlora_trains_on_a_cuda_gpu_with_a_smaller_base(tmp_path):
         assert rows[label]["weights_frozen_bytes"] < rows["lora"]["weights_frozen_bytes"]
         assert rows[label]["step_ms"] and all(loss == loss for loss in rows[label]["train_loss"])
     assert rows["qlora"]["weights_frozen_bytes"] < rows["q8"]["weights_frozen_bytes"]
+
+
+def test_cache_build_skips_a_quantized_cached_cell_here_and_builds_the_rest(tmp_path):
+    path = _suite(tmp_path, "[iisan_cached, {name: iisan_cached, label: cached-nf4, base_precision: nf4}]")
+    outcome = CliRunner().invoke(app, ["cache", "build", str(path), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    entries = json.loads(outcome.stdout)
+    statuses = sorted(entry["status"] for entry in entries)
+    assert statuses[-1] == "skipped" and len(statuses) == 3 and set(statuses[:2]) <= {"built", "found"}
+    skipped = next(entry for entry in entries if entry["status"] == "skipped")
+    assert skipped["cell_id"] == "synth/micro/cached-nf4/seed=0" and "needs a CUDA GPU" in skipped["reason"]

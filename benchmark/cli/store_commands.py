@@ -63,7 +63,9 @@ def cache_build(
     except MMBenchError as error:
         fail(error)
     lines = [
-        f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
+        f"skipped caches for {entry['cell_id']}: {entry['reason']}"
+        if entry["status"] == "skipped"
+        else f"{entry['status']} {entry['modality']} cache for {entry['cell_id']}: {entry['directory']} "
         f"({entry['bytes'] / MIB:.1f} MiB, build {entry['build_seconds']:.1f} s)"
         for entry in entries
     ]

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark.errors import CellSkipped
 from benchmark.progress import BarRenderer
 from benchmark.suite.config import to_plain
 from benchmark.suite.matrix import Cell
@@ -30,13 +31,27 @@ def build_suite_caches(cells: list[Cell], console: Console) -> list[dict[str, An
                 continue
             # Cells differing only in training settings share caches: build once per distinct input.
             identity = json.dumps(
-                to_plain([config.dataset, config.towers, config.method.options, config.train.precision, config.seed]),
+                to_plain(
+                    [
+                        config.dataset,
+                        config.towers,
+                        config.method.options,
+                        config.method.base_precision,
+                        config.train.precision,
+                        config.seed,
+                    ]
+                ),
                 sort_keys=True,
             )
             if identity in seen:
                 continue
             seen.add(identity)
-            for modality, (cache, built) in ensure_cell_caches(config, renderer.show).items():
+            try:
+                caches = ensure_cell_caches(config, renderer.show)
+            except CellSkipped as skipped:  # a quantized base on a machine without a CUDA GPU: the cell skips too
+                entries.append({"cell_id": cell.cell_id, "modality": None, "status": "skipped", "reason": str(skipped)})
+                continue
+            for modality, (cache, built) in caches.items():
                 entries.append(
                     {
                         "cell_id": cell.cell_id,
