@@ -248,6 +248,8 @@ def _check_covered(train: dict[str, Any], towers_config: dict[str, Any]) -> None
         raise Unsupported("the plain loop encodes every position (static step shapes)")
     if train.get("user_encoder", "pre-ln") != "pre-ln" or train.get("unique_items"):
         raise Unsupported("the plain loop has the pre-LN user encoder and encodes every position")
+    if train.get("sequence_model", "sasrec") != "sasrec" or train.get("objective", "softmax") != "softmax":
+        raise Unsupported("the plain loop has SASRec and in-batch softmax")
     if set(towers_config) - {"name"} != {"text", "image"}:
         raise Unsupported("the plain loop covers text + image tower sets")
 

@@ -30,6 +30,8 @@ class ListWhat(str, Enum):
     modalities = "modalities"
     launchers = "launchers"
     reports = "reports"
+    sequence_models = "sequence-models"
+    objectives = "objectives"
 
 
 def _method(name: str) -> dict[str, Any]:
@@ -45,6 +47,25 @@ def _method(name: str) -> dict[str, Any]:
         "uses_cache": cls.uses_cache,
         "origin": METHODS.origin(name),
     }
+
+
+def _train_extension(what: ListWhat) -> list[dict[str, Any]]:
+    """The sequence models or the objectives: each with its options' defaults and choices."""
+    # Imported when listing: they import torch (seconds).
+    from benchmark.train.objectives.registry import OBJECTIVES
+    from benchmark.train.sequence_models.registry import SEQUENCE_MODELS
+
+    registry: Any = SEQUENCE_MODELS if what == ListWhat.sequence_models else OBJECTIVES
+    return [
+        {
+            "name": name,
+            "description": entry.description,
+            "options": defaults_of(entry.Options),
+            "choices": {key: list(values) for key, values in choices_of(entry.Options).items()},
+            "origin": registry.origin(name),
+        }
+        for name, entry in zip(registry.names(), registry.entries())
+    ]
 
 
 def _tower(name: str) -> dict[str, Any]:
@@ -78,6 +99,8 @@ def _entries(what: ListWhat) -> list[dict[str, Any]]:
         from benchmark.methods.registry import method_names  # imports torch (seconds): only when listing methods
 
         return [_method(name) for name in method_names()]
+    if what in (ListWhat.sequence_models, ListWhat.objectives):
+        return _train_extension(what)
     if what in (ListWhat.towers, ListWhat.presets):
         return [_tower(name) for name in preset_names()]
     if what == ListWhat.modalities:
@@ -103,12 +126,14 @@ def _entries(what: ListWhat) -> list[dict[str, Any]]:
 @app.command("list")
 def list_things(
     what: ListWhat = typer.Argument(
-        ..., help="suites, methods, towers (presets), datasets (formats), modalities, launchers or reports"
+        ...,
+        help="suites, methods, towers (presets), datasets (formats), modalities, launchers, reports, "
+        "sequence-models or objectives",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """List the shipped suites, methods, tower presets, dataset formats, modalities, launchers or report formats this
-    install offers (plug-ins included).
+    """List the shipped suites, methods, tower presets, dataset formats, modalities, launchers, report formats,
+    sequence models or training objectives this install offers (plug-ins included).
 
     Example: mmbench list methods --json
     """

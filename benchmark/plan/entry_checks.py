@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import difflib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark import catalog
 from benchmark.errors import MMBenchError
 from benchmark.formats.registry import get_format
 from benchmark.methods.registry import get_method_class
@@ -24,6 +26,7 @@ from benchmark.plan.feasibility import (
     plan_problem,
     tower_shape,
 )
+from benchmark.registry import closest_hint
 from benchmark.suite.config import (
     CUDA_GRAPH_MODES,
     EvalConfig,
@@ -241,6 +244,47 @@ def check_quantized_bases(suite: dict[str, Any], validator: Validator) -> None:
             )
         elif local and "cuda" not in devices and largest_gpu() is None:
             validator.warn(path, "no CUDA GPU is visible here: this method's cells would be recorded as skipped")
+
+
+# A train setting that chooses a registered extension, the setting that holds options by extension name, and the
+# catalog kind its names come from.
+CHOSEN_EXTENSIONS = (
+    ("sequence_model", "sequence_options", "sequence_models"),
+    ("objective", "objective_options", "objectives"),
+)
+
+
+def check_chosen_options(suite: dict[str, Any], validator: Validator) -> None:
+    """`train.sequence_options` and `train.objective_options`: keyed by names of the kind, each entry checked
+    against that extension's options (unknown keys with a did-you-mean) and completed with its defaults, so that a
+    cell's configuration, and its id, are the same whether a default was written or not. Options of an extension no
+    cell chooses are a warning (most likely a typo in the matrix or the choice)."""
+    for choice, options_field, kind in CHOSEN_EXTENSIONS:
+        path: KeyPath = ("train", options_field)
+        given = suite["train"].get(options_field)
+        if not isinstance(given, dict):
+            continue
+        if f"train.{options_field}" in suite["matrix"]:
+            validator.problem(("matrix", f"train.{options_field}"), f"set {options_field} in train:, by name")
+            continue
+        known = catalog.names(kind)
+        chosen = [value for value, _ in setting_values(suite, "train", choice) if value in known]
+        completed: dict[str, Any] = {}
+        for name in dict.fromkeys([*given, *chosen]):
+            if name not in known:
+                validator.problem(
+                    path + (name,),
+                    f"unknown {choice.replace('_', ' ')} '{name}' ({closest_hint(name, known)}known: "
+                    f"{', '.join(known)})",
+                )
+                continue
+            options_type = catalog.options_of(kind, name)
+            values = validator.section(given.get(name), options_type, path + (name,))
+            if dataclasses.fields(options_type):
+                completed[name] = values
+            if name in given and name not in chosen:
+                validator.warn(path + (name,), f"no cell uses {choice} '{name}': these options change nothing")
+        suite["train"][options_field] = completed
 
 
 def modality_problem(method_class: Any, present: set[str]) -> str | None:

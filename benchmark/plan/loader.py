@@ -14,6 +14,7 @@ from benchmark import catalog
 from benchmark.errors import SuiteError
 from benchmark.plan.data_checks import check_against_data
 from benchmark.plan.entry_checks import (
+    check_chosen_options,
     check_cuda_graphs,
     check_dataset,
     check_matrix_entry,
@@ -157,7 +158,13 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
             check_unique([entry[names] for entry in suite.get(key) or []], key, validator, what, hint)
     for key, values in (suite.get("matrix") or {}).items():
         check_matrix_entry(str(key), values, validator)
-    for check in (check_precision_on_cpu, check_cuda_graphs, check_measured_steps, check_quantized_bases):
+    for check in (
+        check_precision_on_cpu,
+        check_cuda_graphs,
+        check_measured_steps,
+        check_quantized_bases,
+        check_chosen_options,
+    ):
         with guard():
             check(suite, validator)
     with guard():

@@ -40,7 +40,7 @@ def setting(
 
 # Which registry a name field's values come from (see `benchmark.catalog`): the suite's types import no registry,
 # the validator that checks them is handed the catalog's names.
-NameKind = Literal["methods", "presets", "modalities", "formats", "launchers"]
+NameKind = Literal["methods", "presets", "modalities", "formats", "launchers", "sequence_models", "objectives"]
 NamesOf = Callable[[str], list[str]]  # a kind -> its registered names (benchmark.catalog.names)
 OptionsOf = Callable[[str], type]  # a method's name -> its options dataclass (benchmark.catalog.method_options)
 
@@ -101,6 +101,14 @@ class DatasetConfig:
         help="text encoding of the dataset's files (e.g. latin-1); bad bytes are reported with file, line and offset",
     )
     options: dict[str, Any] = setting(help="format options, e.g. synthetic users/items/clusters", factory=dict)
+    noise: float = setting(
+        0.0,
+        minimum=0.0,
+        maximum=1.0,
+        help="fraction of training interactions replaced by random other items (validation and test targets stay "
+        "clean): what a denoising objective should win back",
+    )
+    noise_seed: int = setting(0, help="seed of the noise: the same noisy data for every cell, method and seed")
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,25 @@ class TrainConfig:
         help="SASRec blocks: pre-ln (LayerNorm first, d-wide GELU feed-forward, final LayerNorm) or post-ln (the "
         "IISAN code's: LayerNorm after each residual, bias-free attention projections, 4d-wide ReLU feed-forward, "
         "Xavier init)",
+    )
+    sequence_model: str = setting(
+        "sasrec",
+        help="the user encoder over a history: sasrec, gru4rec, nextitnet, or a plug-in's (`mmbench list "
+        "sequence-models`)",
+        choices="sequence_models",
+    )
+    sequence_options: dict[str, Any] = setting(
+        factory=dict,
+        help="hyper-parameters by sequence model, e.g. {nextitnet: {dilations: [1, 4]}}; a cell keeps its own model's",
+    )
+    objective: str = setting(
+        "softmax",
+        help="the training loss: softmax (in-batch), sampled_softmax, bce, bpr, or a plug-in's (`mmbench list "
+        "objectives`)",
+        choices="objectives",
+    )
+    objective_options: dict[str, Any] = setting(
+        factory=dict, help="hyper-parameters by objective, e.g. {bce: {negatives: 4}}; a cell keeps its own objective's"
     )
     user_layers: int = setting(2, minimum=1)
     user_heads: int = setting(2, minimum=1)

@@ -47,10 +47,16 @@ _ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
     ("train", "step_shapes"): "dynamic",
     ("train", "frozen_weights"): "fp32",
     ("train", "user_encoder"): "pre-ln",
+    ("train", "sequence_model"): "sasrec",
+    ("train", "sequence_options"): {},
+    ("train", "objective"): "softmax",
+    ("train", "objective_options"): {},
     ("method", "options", "init"): "default",  # the side networks' adapter initialisation
     ("method", "options", "gradient_checkpointing"): False,  # the end-to-end methods'
     ("method", "options", "checkpoint_reentrant"): False,
     ("method", "base_precision"): None,  # towers as stored (no quantized base)
+    ("dataset", "noise"): 0.0,
+    ("dataset", "noise_seed"): 0,
 }
 # The same for every tower of a tower set, whatever its modality.
 _ADDED_TOWER_SETTINGS: dict[str, Any] = {"revision": None}
@@ -92,7 +98,9 @@ def _without(plain: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 def _irrelevant(path: tuple[str, ...], plain: dict[str, Any]) -> bool:
     """A setting that changes nothing in this cell: where training runs in fp32 there is no compute precision other
-    than fp32 to store frozen towers in."""
+    than fp32 to store frozen towers in; without noise, its seed draws nothing."""
+    if path == ("dataset", "noise_seed"):
+        return not _value(plain, ("dataset", "noise"))
     return path == ("train", "frozen_weights") and _value(plain, ("train", "precision")) == "fp32"
 
 
@@ -128,14 +136,22 @@ def _slug(value: Any) -> str:
     return str(value).replace("/", "_").replace(" ", "")
 
 
+# A choice and the options of every choice it may take: a cell keeps the options of its own choice only, so that
+# options set for another choice (another sequence model of the matrix) neither change its work nor its id.
+_CHOSEN_OPTIONS = {"sequence_model": "sequence_options", "objective": "objective_options"}
+
+
 def _with_matrix_values(section: Any, values: dict[str, Any]) -> Any:
-    """A train/eval section with the matrix's values for this combination (typed like the section's fields)."""
-    if not values:
-        return section
+    """A train/eval section with the matrix's values for this combination (typed like the section's fields), each
+    chosen extension keeping its own options only."""
     field_hints = hints(type(section))
-    return dataclasses.replace(
-        section, **{name: typed_value(field_hints[name], value) for name, value in values.items()}
-    )
+    changes = {name: typed_value(field_hints[name], value) for name, value in values.items()}
+    for choice, options_field in _CHOSEN_OPTIONS.items():
+        if hasattr(section, choice):
+            chosen = changes.get(choice, getattr(section, choice))
+            own = getattr(section, options_field).get(chosen)
+            changes[options_field] = {chosen: own} if own else {}
+    return dataclasses.replace(section, **changes) if changes else section
 
 
 def expand_cells(suite: SuiteConfig) -> list[Cell]:

@@ -10,6 +10,7 @@ import torch
 
 from benchmark.data.dataset import ItemFeatures
 from benchmark.data.hidden_state_store import CacheKey
+from benchmark.data.noise import inject_noise
 from benchmark.data.raw import RawDataset
 from benchmark.errors import CellSkipped
 from benchmark.formats.registry import load_raw_dataset
@@ -82,7 +83,8 @@ def read_data(config: CellConfig, progress: ProgressSink | None = None) -> CellD
         raise CellSkipped(reason)
     if progress is not None:
         progress(phase("data"))
-    return CellData(config, method, device, load_raw_dataset(config.dataset))
+    raw = inject_noise(load_raw_dataset(config.dataset), config.dataset.noise, config.dataset.noise_seed)
+    return CellData(config, method, device, raw)
 
 
 def assemble(data: CellData, progress: ProgressSink | None = None) -> CellPlan:

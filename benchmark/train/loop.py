@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import torch
+from torch import nn
 
 from benchmark.data.dataset import ItemFeatures, SplitDataset, split_leave_one_out
 from benchmark.data.raw import RawDataset
@@ -30,12 +31,14 @@ from benchmark.results.pieces import (
     DeviceFacts,
     ModelFacts,
 )
-from benchmark.suite.config import CellConfig
+from benchmark.suite.config import CellConfig, TrainConfig, build
 from benchmark.train.cell_plan import CellPlan, assemble, read_data
 from benchmark.train.evaluator import Evaluator
 from benchmark.train.hidden_state_build import cache_origin, find_caches
 from benchmark.train.model_setup import device_peak, store_frozen_towers, tokens_per_item_of
+from benchmark.train.objectives.registry import Objective, get_objective
 from benchmark.train.recommender import Recommender
+from benchmark.train.sequence_models.registry import get_sequence_model
 from benchmark.train.setup import TrainingSetup
 from benchmark.train.trainer import Trainer
 from benchmark.units import GIB
@@ -157,9 +160,23 @@ def _build_model(
         train_config.dropout,
         log_probability,
         train_config.user_encoder,
+        sequence_model=sequence_model_of(train_config),
+        objective=objective_of(train_config),
     ).to(plan.device)
     store_frozen_towers(model, train_config.precision, train_config.frozen_weights)
     return model, features, tokens_per_item, off_device_params
+
+
+def sequence_model_of(train: TrainConfig) -> nn.Module:
+    """The cell's user encoder, built with its own options (`train.sequence_options`)."""
+    model = get_sequence_model(train.sequence_model)
+    return model.build(train, build(model.Options, train.sequence_options.get(train.sequence_model) or {}))
+
+
+def objective_of(train: TrainConfig) -> Objective:
+    """The cell's training objective, with its own options (`train.objective_options`)."""
+    objective = get_objective(train.objective)
+    return objective(build(objective.Options, train.objective_options.get(train.objective) or {}))
 
 
 def _train_and_evaluate(

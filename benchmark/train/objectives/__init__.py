@@ -1,0 +1,1 @@
+"""Training objectives: one module each, registered by name (registry.py); `train.objective`."""

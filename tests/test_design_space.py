@@ -1,0 +1,224 @@
+"""The design space as suite axes (issue 27): sequence models and training objectives, each registered by name, run
+end to end on the CPU, validated with did-you-mean, and recorded in the cell's configuration; existing ids stay."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.errors import SuiteError
+from benchmark.plan.loader import load_suite
+from benchmark.results.schema import empty_row
+from benchmark.suite.config import TrainConfig
+from benchmark.suite.matrix import config_id, expand_cells
+from benchmark.train.loop import objective_of, run_cell, sequence_model_of
+from benchmark.train.objectives.registry import IGNORED, StepScores, get_objective
+from tests.conftest import TINY_SUITE
+
+
+def _suite(tmp_path, train: str = "", matrix: str = "", methods: str = "[iisan]"):
+    text = TINY_SUITE.format(methods=methods, max_steps=3, eval="false").replace("train:\n", "train:\n" + train)
+    if matrix:
+        text = text.replace("seeds: [0]", f"matrix:\n{matrix}seeds: [0]")
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_sequence_model_and_objective_runs_a_cell_with_its_options_in_the_config(tmp_path):
+    matrix = (
+        "  train.sequence_model: [sasrec, gru4rec, nextitnet]\n"
+        "  train.objective: [softmax, sampled_softmax, bce, bpr]\n"
+    )
+    options = "  sequence_options: {nextitnet: {dilations: [1, 4]}}\n  objective_options: {bce: {negatives: 3}}\n"
+    cells = expand_cells(load_suite(_suite(tmp_path, options, matrix)))
+    assert len(cells) == 12 and len({config_id(cell.config) for cell in cells}) == 12
+    for cell in cells:
+        train = cell.config.train
+        assert f"sequence_model={train.sequence_model}" in cell.cell_id
+        expected_sequence = {
+            "sasrec": {},
+            "gru4rec": {"gru4rec": {"layers": 1}},
+            "nextitnet": {"nextitnet": {"kernel_size": 3, "dilations": [1, 4]}},
+        }[train.sequence_model]
+        expected_objective = {
+            "softmax": {},
+            "sampled_softmax": {"sampled_softmax": {"negatives": 64}},
+            "bce": {"bce": {"negatives": 3}},
+            "bpr": {"bpr": {"negatives": 1}},
+        }[train.objective]
+        assert train.sequence_options == expected_sequence and train.objective_options == expected_objective
+        # A cell for every option (softmax runs in nearly every other test): each model with one sampled objective.
+        ran = {("sasrec", "sampled_softmax"), ("gru4rec", "bce"), ("nextitnet", "bpr")}
+        if (train.sequence_model, train.objective) in ran:
+            row = empty_row()
+            run_cell(cell.config, row, lambda event: None)
+            losses = row["train_loss"]
+            assert len(losses) == 3 and all(loss == loss and loss > 0 for loss in losses), cell.cell_id
+            assert row["flops_user"] > 0  # the user encoder's work is in the cost breakdown
+            plain = json.loads(json.dumps(cell.config.to_dict()))
+            assert plain["train"]["sequence_model"] == train.sequence_model
+
+
+def test_cells_of_the_default_sequence_model_and_objective_keep_their_ids(tmp_path):
+    plain = expand_cells(load_suite(_suite(tmp_path)))[0]
+    explicit = expand_cells(
+        load_suite(
+            _suite(
+                tmp_path,
+                "  sequence_model: sasrec\n  objective: softmax\n"
+                "  sequence_options: {nextitnet: {kernel_size: 2}}\n  objective_options: {bpr: {negatives: 2}}\n",
+            )
+        )
+    )[0]
+    assert config_id(plain.config) == config_id(explicit.config)  # options for another choice change nothing
+    assert explicit.config.train.sequence_options == {} and explicit.config.train.objective_options == {}
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ("  sequence_model: gru4recc\n", "train.sequence_model: unknown value 'gru4recc' (did you mean 'gru4rec'?"),
+        ("  objective: bprr\n", "train.objective: unknown value 'bprr' (did you mean 'bpr'?"),
+        (
+            "  sequence_model: nextitnet\n  sequence_options: {nextitnet: {dilation: [1]}}\n",
+            "train.sequence_options.nextitnet.dilation: unknown key (did you mean 'dilations'?)",
+        ),
+        (
+            "  sequence_options: {nextitnett: {}}\n",
+            "train.sequence_options.nextitnett: unknown sequence model 'nextitnett' (did you mean 'nextitnet'?",
+        ),
+        (
+            "  objective: bce\n  objective_options: {bce: {negatives: 0}}\n",
+            "train.objective_options.bce.negatives: must be >= 1, got 0",
+        ),
+    ],
+)
+def test_bad_choices_and_options_are_named_at_their_line(tmp_path, train, message):
+    with pytest.raises(SuiteError) as raised:
+        load_suite(_suite(tmp_path, train))
+    assert message in str(raised.value)
+    assert f"{tmp_path / 'suite.yaml'}:" in str(raised.value)
+
+
+def test_options_for_a_choice_no_cell_makes_are_a_warning(tmp_path):
+    warnings: list[str] = []
+    load_suite(_suite(tmp_path, "  sequence_options: {gru4rec: {layers: 2}}\n"), warnings=warnings)
+    assert any("train.sequence_options.gru4rec: no cell uses sequence_model 'gru4rec'" in w for w in warnings)
+
+
+def _train(**changes: object) -> TrainConfig:
+    return TrainConfig(embed_dim=8, max_seq_len=6, dropout=0.0, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [("sasrec", {}), ("gru4rec", {"gru4rec": {"layers": 2}}), ("nextitnet", {})]
+)
+def test_sequence_models_are_causal_and_the_recurrent_and_convolutional_ignore_left_padding(name, options):
+    torch.manual_seed(0)
+    encoder = sequence_model_of(_train(sequence_model=name, sequence_options=options)).eval()
+    items = torch.randn(1, 6, 8)
+    valid = torch.tensor([[False, False, True, True, True, True]])
+    states = encoder(items * valid.unsqueeze(-1), valid)
+    if name != "sasrec":  # SASRec's learned positions count from the left edge: padding moves them, by design
+        # The same history without its padding: the last state (the user's) is the same.
+        shorter = encoder(items[:, 2:], valid[:, 2:])
+        assert torch.allclose(states[:, -1], shorter[:, -1], atol=1e-5)
+    # A later item never changes an earlier position's state.
+    changed = items.clone()
+    changed[:, -1] = torch.randn(8)
+    later = encoder(changed * valid.unsqueeze(-1), valid)
+    assert torch.allclose(states[:, :-1], later[:, :-1], atol=1e-6) and not torch.allclose(states[:, -1], later[:, -1])
+
+
+def _scores(labels: list[list[int]], encoded: list[int], sequences: list[list[int]]) -> StepScores:
+    torch.manual_seed(0)
+    batch, length = len(labels), len(labels[0])
+    return StepScores(
+        torch.randn(batch, length, 4, requires_grad=True),
+        torch.randn(len(encoded), 4, requires_grad=True),
+        torch.tensor(labels),
+        torch.tensor(encoded),
+        torch.tensor(sequences),
+        None,
+    )
+
+
+@pytest.mark.parametrize("name", ["softmax", "sampled_softmax", "bce", "bpr"])
+def test_objectives_give_a_finite_loss_with_gradients_and_skip_padding(name):
+    scores = _scores([[1, 2], [IGNORED, 3]], [0, 5, 6, 7, 8], [[5, 6, 7], [0, 7, 8]])
+    loss = get_objective(name)({} if name == "softmax" else {"negatives": 16}).loss(scores)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert scores.users.grad is not None and scores.users.grad[1, 0].abs().sum() == 0  # the padded position
+
+
+@pytest.mark.parametrize("name", ["sampled_softmax", "bce", "bpr"])
+def test_a_drawn_negative_that_is_the_target_or_the_users_own_item_counts_for_nothing(name):
+    # Every candidate but padding is the user's own item: no draw is a usable negative.
+    scores = _scores([[1, 2]], [0, 5, 6], [[5, 6, 5]])
+    objective = get_objective(name)({"negatives": 8})
+    loss = objective.loss(scores)
+    if name == "bpr":
+        assert loss == 0  # no usable pair
+    elif name == "sampled_softmax":
+        assert torch.allclose(loss, torch.tensor(0.0))  # the target alone: log(1) = 0
+    else:  # bce: the positive terms only
+        positive = (scores.users[0] * scores.candidates[torch.tensor([1, 2])]).sum(-1)
+        assert torch.allclose(loss, torch.nn.functional.softplus(-positive).sum() / 2)
+
+
+def test_the_objective_is_built_with_its_options():
+    objective = objective_of(_train(objective="bce", objective_options={"bce": {"negatives": 5}}))
+    assert objective.name == "bce" and objective.options.negatives == 5
+
+
+def test_list_shows_sequence_models_and_objectives():
+    runner = CliRunner()
+    models = json.loads(runner.invoke(app, ["list", "sequence-models", "--json"]).stdout)
+    assert {entry["name"] for entry in models} >= {"sasrec", "gru4rec", "nextitnet"}
+    assert next(e for e in models if e["name"] == "nextitnet")["options"] == {"kernel_size": 3, "dilations": [1, 2]}
+    objectives = json.loads(runner.invoke(app, ["list", "objectives", "--json"]).stdout)
+    assert {entry["name"] for entry in objectives} >= {"softmax", "sampled_softmax", "bce", "bpr"}
+    assert all(entry["origin"] == "built in" for entry in models + objectives)
+
+
+def test_noise_replaces_that_fraction_of_training_interactions_and_leaves_evaluation_clean():
+    from benchmark.data.noise import inject_noise
+    from benchmark.data.raw import RawDataset
+
+    generator = np.random.default_rng(3)
+    sequences = [generator.integers(1, 201, size=int(generator.integers(4, 30))).tolist() for _ in range(2000)]
+    raw = RawDataset("test", [str(i) for i in range(200)], [""] * 200, [str(u) for u in range(2000)], sequences)
+    assert inject_noise(raw, 0.0, 0) is raw
+    noisy = inject_noise(raw, 0.2, 0)
+    assert noisy.sequences == inject_noise(raw, 0.2, 0).sequences  # seeded: the same noisy data every time
+    assert noisy.sequences != inject_noise(raw, 0.2, 1).sequences
+    changed = trained = 0
+    for before, after in zip(raw.sequences, noisy.sequences):
+        assert len(before) == len(after) and before[-2:] == after[-2:]  # validation and test targets stay
+        assert all(1 <= item <= 200 for item in after)
+        trained += len(before) - 2
+        changed += sum(a != b for a, b in zip(before[:-2], after[:-2]))
+    assert 0.19 < changed / trained < 0.21  # a replacement is always another item
+
+
+def test_a_noisy_dataset_is_recorded_in_the_config_and_trains_on_noisy_histories(tmp_path):
+    from benchmark.train.cell_plan import read_data
+
+    clean = expand_cells(load_suite(_suite(tmp_path)))[0].config
+    text = _suite(tmp_path).read_text().replace("format: synthetic", "format: synthetic\n    noise: 0.3")
+    (tmp_path / "suite.yaml").write_text(text)
+    noisy = expand_cells(load_suite(tmp_path / "suite.yaml"))[0].config
+    assert noisy.dataset.noise == 0.3 and config_id(noisy) != config_id(clean)
+    explicit = text.replace("noise: 0.3", "noise: 0.0\n    noise_seed: 5")
+    (tmp_path / "suite.yaml").write_text(explicit)
+    assert config_id(expand_cells(load_suite(tmp_path / "suite.yaml"))[0].config) == config_id(clean)
+    clean_raw, noisy_raw = read_data(clean).raw, read_data(noisy).raw
+    assert clean_raw.fingerprint() == noisy_raw.fingerprint()  # item content, and so the caches, unchanged
+    assert clean_raw.sequences != noisy_raw.sequences
