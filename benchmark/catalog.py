@@ -1,7 +1,7 @@
 """The names every kind of extension is registered under, for the code below the registries that must check or
 resolve a name: the suite's configuration types import no registry (they sit beneath them all), and the layers
 above hand them these functions. One kind string per registry: `methods`, `presets`, `modalities`, `formats`,
-`launchers`, `sequence_models`, `objectives`."""
+`launchers`, `sequence_models`, `objectives`, `fusions`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from benchmark.formats.registry import format_names
 from benchmark.launch.launchers import launcher_names
+from benchmark.methods.fusions.registry import fusion_names
 from benchmark.methods.registry import method_names, method_options
 from benchmark.modalities.registry import modality_names
 from benchmark.models.presets_registry import preset_names
@@ -23,6 +24,7 @@ _NAMES: dict[str, Callable[[], list[str]]] = {
     "launchers": launcher_names,
     "sequence_models": sequence_model_names,
     "objectives": objective_names,
+    "fusions": fusion_names,
 }
 # The options dataclass of a registered extension that takes options, by kind.
 _OPTIONS: dict[str, Callable[[str], type]] = {

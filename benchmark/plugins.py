@@ -3,7 +3,7 @@ subprocess, which finds them the same way):
 
 - installed packages that declare entry points in the groups `mmbench.methods`, `mmbench.formats`,
   `mmbench.modalities`, `mmbench.presets`, `mmbench.launchers`, `mmbench.reports`, `mmbench.sequence_models`,
-  `mmbench.objectives` (each entry point names a module,
+  `mmbench.objectives`, `mmbench.fusions` (each entry point names a module,
   which registers its extensions when imported: `[project.entry-points."mmbench.methods"] top_layers = "pkg.mod"`);
 - modules named in MMBENCH_PLUGINS (comma-separated, importable), for code that is not installed.
 
@@ -26,7 +26,17 @@ from benchmark.errors import MMBenchError
 PLUGINS_VARIABLE = "MMBENCH_PLUGINS"
 ENTRY_POINT_GROUPS = tuple(
     f"mmbench.{kind}"
-    for kind in ("methods", "formats", "modalities", "presets", "launchers", "reports", "sequence_models", "objectives")
+    for kind in (
+        "methods",
+        "formats",
+        "modalities",
+        "presets",
+        "launchers",
+        "reports",
+        "sequence_models",
+        "objectives",
+        "fusions",
+    )
 )
 BUILT_IN = "built in"
 _loaded: set[str] = set()

@@ -30,7 +30,7 @@ def _suite(tmp_path, train: str = "", matrix: str = "", methods: str = "[iisan]"
     return path
 
 
-def test_every_sequence_model_and_objective_runs_a_cell_with_its_options_in_the_config(tmp_path):
+def test_every_sequence_model_and_objective_is_a_cell_with_its_own_options_in_the_config(tmp_path):
     matrix = (
         "  train.sequence_model: [sasrec, gru4rec, nextitnet]\n"
         "  train.objective: [softmax, sampled_softmax, bce, bpr]\n"
@@ -53,16 +53,43 @@ def test_every_sequence_model_and_objective_runs_a_cell_with_its_options_in_the_
             "bpr": {"bpr": {"negatives": 1}},
         }[train.objective]
         assert train.sequence_options == expected_sequence and train.objective_options == expected_objective
-        # A cell for every option (softmax runs in nearly every other test): each model with one sampled objective.
-        ran = {("sasrec", "sampled_softmax"), ("gru4rec", "bce"), ("nextitnet", "bpr")}
-        if (train.sequence_model, train.objective) in ran:
-            row = empty_row()
-            run_cell(cell.config, row, lambda event: None)
-            losses = row["train_loss"]
-            assert len(losses) == 3 and all(loss == loss and loss > 0 for loss in losses), cell.cell_id
-            assert row["flops_user"] > 0  # the user encoder's work is in the cost breakdown
-            plain = json.loads(json.dumps(cell.config.to_dict()))
-            assert plain["train"]["sequence_model"] == train.sequence_model
+        plain = json.loads(json.dumps(cell.config.to_dict()))
+        assert plain["train"]["sequence_model"] == train.sequence_model
+
+
+def _run(config) -> dict:
+    row = empty_row()
+    run_cell(config, row, lambda event: None)
+    losses = row["train_loss"]
+    assert len(losses) == 3 and all(loss == loss and loss > 0 for loss in losses), config.cell_id
+    return row
+
+
+def test_a_cell_per_sequence_model_objective_fusion_and_noise_trains_end_to_end(tmp_path):
+    """Every option of the design space, one cell each: the three sequence models (each with a sampled objective),
+    every fusion under IISAN (three paths) or LoRA (two towers), and a noisy dataset."""
+    matrix = "  train.sequence_model: [sasrec, gru4rec, nextitnet]\n  train.objective: [sampled_softmax, bce, bpr]\n"
+    for cell in expand_cells(load_suite(_suite(tmp_path, "", matrix))):
+        train = cell.config.train
+        if (train.sequence_model, train.objective) in {
+            ("sasrec", "sampled_softmax"),
+            ("gru4rec", "bce"),
+            ("nextitnet", "bpr"),
+        }:
+            assert _run(cell.config)["flops_user"] > 0  # the user encoder's work is in the cost breakdown
+    fusions = ["concat", "sum", "gated", "film", "mlp", "co_attention", "merged_attention", "momef"]
+    methods = ", ".join(
+        f"{{name: {'iisan' if index % 2 else 'lora'}, label: {name}, options: {{fusion: {name}}}}}"
+        for index, name in enumerate(fusions)
+    )
+    rows = {
+        cell.config.method.label: _run(cell.config)
+        for cell in expand_cells(load_suite(_suite(tmp_path, "", "", f"[{methods}]")))
+    }
+    assert set(rows) == set(fusions)
+    noisy = _suite(tmp_path).read_text().replace("format: synthetic", "format: synthetic\n    noise: 0.2")
+    (tmp_path / "suite.yaml").write_text(noisy)
+    _run(expand_cells(load_suite(tmp_path / "suite.yaml"))[0].config)
 
 
 def test_cells_of_the_default_sequence_model_and_objective_keep_their_ids(tmp_path):
@@ -222,3 +249,51 @@ def test_a_noisy_dataset_is_recorded_in_the_config_and_trains_on_noisy_histories
     clean_raw, noisy_raw = read_data(clean).raw, read_data(noisy).raw
     assert clean_raw.fingerprint() == noisy_raw.fingerprint()  # item content, and so the caches, unchanged
     assert clean_raw.sequences != noisy_raw.sequences
+
+
+@pytest.mark.parametrize("name", ["concat", "sum", "gated", "film", "mlp", "co_attention", "merged_attention", "momef"])
+def test_every_fusion_makes_one_item_vector_of_parts_of_any_width_and_trains_each_part(name):
+    from benchmark.methods.fusions.registry import build_fusion
+
+    torch.manual_seed(0)
+    fusion = build_fusion(name, [6, 10, 4], 8, 16)
+    parts = [torch.randn(5, width, requires_grad=True) for width in (6, 10, 4)]
+    fused = fusion(parts)
+    assert fused.shape == (5, 8)
+    fused.square().sum().backward()
+    assert all(part.grad is not None and part.grad.abs().sum() > 0 for part in parts)
+    assert build_fusion(name, [8], 8)([torch.randn(3, 8)]).shape == (3, 8)  # one part fuses too
+
+
+def test_fusion_is_an_option_of_every_fusing_method_with_existing_ids_unchanged(tmp_path):
+    methods = (
+        "[lora, iisan, {name: lora, label: lora-gated, options: {fusion: gated}}, "
+        "{name: iisan, label: iisan-film, options: {fusion: film}}, iisan_versa, crossan]"
+    )
+    cells = expand_cells(load_suite(_suite(tmp_path, methods=methods)))
+    by_label = {cell.config.method.label: cell.config for cell in cells}
+    explicit = "[{name: lora, options: {fusion: concat}}, {name: iisan, options: {fusion: concat}}]"
+    same = {c.config.method.label: c.config for c in expand_cells(load_suite(_suite(tmp_path, methods=explicit)))}
+    assert config_id(same["lora"]) == config_id(by_label["lora"]) and config_id(same["iisan"]) == config_id(
+        by_label["iisan"]
+    )
+    assert config_id(by_label["lora-gated"]) != config_id(by_label["lora"])
+    assert by_label["crossan"].method.options.fusion == "momef"  # its own default, hashed as before
+    with pytest.raises(
+        SuiteError, match=r"methods\[0\]\.options\.fusion: unknown value 'gatd' \(did you mean 'gated'\?"
+    ):
+        load_suite(_suite(tmp_path, methods="[{name: adapter, options: {fusion: gatd}}]"))
+
+
+def test_list_shows_fusions():
+    entries = json.loads(CliRunner().invoke(app, ["list", "fusions", "--json"]).stdout)
+    assert {entry["name"] for entry in entries} == {
+        "concat",
+        "sum",
+        "gated",
+        "film",
+        "mlp",
+        "co_attention",
+        "merged_attention",
+        "momef",
+    }

@@ -11,7 +11,7 @@ from benchmark.plan.loader import load_suite
 from benchmark.suite.matrix import config_hash, expand_cells
 from tests.conftest import ROOT
 
-LORA_KEYS = "gradient_checkpointing, checkpoint_reentrant, r, alpha, dropout"
+LORA_KEYS = "gradient_checkpointing, checkpoint_reentrant, fusion, r, alpha, dropout"
 
 
 def problems_of(path) -> list[str]:
@@ -27,6 +27,7 @@ def test_valid_suite_fills_defaults(write_suite):
     assert dataclasses.asdict(suite.methods[1].options) == {
         "gradient_checkpointing": False,  # every end-to-end method's
         "checkpoint_reentrant": False,
+        "fusion": "concat",
         "r": 8,
         "alpha": 16,
         "dropout": 0.0,

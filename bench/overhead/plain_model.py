@@ -98,7 +98,7 @@ class CROSSANSide(nn.Module):
         )
         self.mixing = nn.Parameter(torch.zeros(blocks, modalities, modalities))
         if options.get("fusion", "momef") != "momef":
-            raise Unsupported("CROSSAN with concat fusion")
+            raise Unsupported("CROSSAN with a fusion other than momef")
         self.experts = nn.ModuleList(
             nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim)) for _ in range(modalities)
         )
@@ -234,6 +234,8 @@ def build_model(cell: dict[str, Any]) -> tuple[PlainModel, dict[str, Any]]:
     if name in SIDE_METHODS:
         item_encoder: nn.Module = _side_encoder(towers, name, options, train, dim, shape)
     else:
+        if options.get("fusion", "concat") != "concat":
+            raise Unsupported("an end-to-end method with a fusion other than concat")
         adapted = {m: adapt(t, name, options) for m, t in towers.items()}
         item_encoder = EndToEnd(adapted["text"], adapted["image"], dim)
     model = PlainModel(
@@ -303,9 +305,11 @@ def _side_network(name: str, options: dict[str, Any], layers: int, width: int, d
         return indices, CROSSANSide(2, len(indices), width, dim, options)
     if name.startswith("iisan_versa"):
         if options.get("fusion", "concat") != "concat":
-            raise Unsupported("IISAN-Versa with MOMEF fusion")
+            raise Unsupported("IISAN-Versa with a fusion other than concat")
         groups = options.get("groups") or max(layers // 2, 1)
         indices = [0] + [round(layers * g / groups) for g in range(1, groups + 1)]
         return indices, IISANSide(len(indices), width, dim, options)
+    if options.get("fusion", "concat") != "concat":
+        raise Unsupported("IISAN with a fusion other than concat")
     indices = list(options.get("layers") or range(0, layers + 1, options.get("layer_stride", 2)))
     return indices, IISANSide(len(indices), width, dim, options)

@@ -32,6 +32,7 @@ class ListWhat(str, Enum):
     reports = "reports"
     sequence_models = "sequence-models"
     objectives = "objectives"
+    fusions = "fusions"
 
 
 def _method(name: str) -> dict[str, Any]:
@@ -101,6 +102,13 @@ def _entries(what: ListWhat) -> list[dict[str, Any]]:
         return [_method(name) for name in method_names()]
     if what in (ListWhat.sequence_models, ListWhat.objectives):
         return _train_extension(what)
+    if what == ListWhat.fusions:
+        from benchmark.methods.fusions.registry import DESCRIPTIONS, FUSIONS  # imports torch: only when listing
+
+        return [
+            {"name": name, "description": DESCRIPTIONS.get(name, ""), "origin": FUSIONS.origin(name)}
+            for name in FUSIONS.names()
+        ]
     if what in (ListWhat.towers, ListWhat.presets):
         return [_tower(name) for name in preset_names()]
     if what == ListWhat.modalities:
@@ -128,12 +136,12 @@ def list_things(
     what: ListWhat = typer.Argument(
         ...,
         help="suites, methods, towers (presets), datasets (formats), modalities, launchers, reports, "
-        "sequence-models or objectives",
+        "sequence-models, objectives or fusions",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the shipped suites, methods, tower presets, dataset formats, modalities, launchers, report formats,
-    sequence models or training objectives this install offers (plug-ins included).
+    sequence models, training objectives or fusions this install offers (plug-ins included).
 
     Example: mmbench list methods --json
     """

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.fusions.registry import build_fusion
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
-from benchmark.methods.side_network import FusedSideOptions, Fusion, ParallelSANBs, build_fusion, group_indices
+from benchmark.methods.side_network import FusedSideOptions, ParallelSANBs, group_indices
 from benchmark.suite.config import setting
 
 if TYPE_CHECKING:
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CROSSANOptions(FusedSideOptions):
-    fusion: Fusion = setting("momef", help="momef (mixture of modality experts, the paper's) or concat")
+    fusion: str = setting(
+        "momef",
+        help="momef (mixture of modality experts, the paper's), or any fusion (`mmbench list fusions`)",
+        choices="fusions",
+    )
     blocks: int = setting(0, minimum=0, help="side blocks per modality (0: the shallowest tower's layers / 2)")
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.fusions.registry import build_fusion
 from benchmark.methods.registry import Method
 from benchmark.suite.config import setting
 
@@ -23,18 +24,19 @@ if TYPE_CHECKING:
 
 
 class EndToEndItemEncoder(nn.Module):
-    def __init__(self, towers: dict[str, Tower], embed_dim: int):
+    def __init__(self, towers: dict[str, Tower], embed_dim: int, fusion: str = "concat"):
         super().__init__()
         self.towers = nn.ModuleDict(towers)
         self.heads = nn.ModuleDict({name: nn.Linear(tower.hidden_size, embed_dim) for name, tower in towers.items()})
-        self.fusion = nn.Linear(embed_dim * len(towers), embed_dim) if len(towers) > 1 else nn.Identity()
+        # One tower: its head's output is the item vector, nothing to fuse.
+        self.fusion = build_fusion(fusion, [embed_dim] * len(towers), embed_dim) if len(towers) > 1 else None
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [
             self.heads[name](cast("Tower", tower).pool(tower(features), features))
             for name, tower in self.towers.items()
         ]
-        fused: torch.Tensor = self.fusion(torch.cat(parts, dim=-1))
+        fused: torch.Tensor = self.fusion(parts) if self.fusion is not None else parts[0]
         return fused
 
 
@@ -48,6 +50,12 @@ class EndToEndOptions:
     checkpoint_reentrant: bool = setting(
         False,
         help="with gradient_checkpointing: torch's reentrant checkpoint (the older kind) instead of non-reentrant",
+    )
+    fusion: str = setting(
+        "concat",
+        help="how the towers' vectors become one item vector (several towers): concat (one Linear), or any fusion "
+        "(`mmbench list fusions`)",
+        choices="fusions",
     )
 
 
@@ -98,7 +106,7 @@ class EndToEndMethod(Method):
             self.adapt_tower(tower)
             if mode is not None:
                 enable_checkpointing(tower, reentrant=mode == "reentrant")
-        return EndToEndItemEncoder(towers, embed_dim)
+        return EndToEndItemEncoder(towers, embed_dim, getattr(self.options, "fusion", "concat"))
 
 
 def freeze(module: nn.Module) -> None:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.fusions.registry import build_fusion
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan, check_indices
 from benchmark.methods.side_network import (
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 class IISANOptions(SideAdapterOptions):
     layer_stride: int = setting(2, minimum=1, help="keep hidden states 0, stride, 2*stride, ... (layer dropping)")
     layers: tuple[int, ...] = setting((), minimum=0, help="explicit hidden-state indices (overrides layer_stride)")
+    fusion: str = setting(
+        "concat",
+        help="how the three paths' outputs become one item vector: concat (IISAN's Linear), or any fusion (`mmbench "
+        "list fusions`)",
+        choices="fusions",
+    )
 
 
 class IISANItemEncoder(SideItemEncoder):
@@ -52,7 +59,7 @@ class IISANItemEncoder(SideItemEncoder):
         self.side = ParallelSANBs(paths, self.blocks, width, options.bottleneck, options.activation, options.init)
         self.gate_logits = nn.Parameter(torch.zeros(paths, self.blocks))  # g = sigmoid(p / 0.1) = 0.5 at init
         self.heads = ParallelHeads(paths, width, embed_dim)
-        self.fusion = nn.Linear(paths * embed_dim, embed_dim)
+        self.fusion = build_fusion(options.fusion, [embed_dim] * paths, embed_dim)
 
     def side_forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
         text, image = states["text"], states["image"]  # [n, blocks, width]
@@ -67,7 +74,7 @@ class IISANItemEncoder(SideItemEncoder):
         ):
             side = self.side.block(torch.addcmul(tower_term, carried, side), weights)
         parts = self.heads(side)  # [paths, n, embed_dim]
-        fused: torch.Tensor = self.fusion(parts.permute(1, 0, 2).flatten(1))
+        fused: torch.Tensor = self.fusion(list(parts.unbind(0)))
         return fused
 
 

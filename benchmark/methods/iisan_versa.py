@@ -10,7 +10,7 @@
   narrower width before the inter-modal SAN.
 - Heads: the narrower tower and the inter-modal SAN keep IISAN's Linear(w, w) + Linear(w, 64); a
   wider tower's head is Linear(w, 64) + Linear(64, 64), as in the reference code.
-- Fusion: `concat` (IISAN's Linear(192, 64)) or `momef` (mixture of experts, as in CROSSAN).
+- Fusion: `concat` (IISAN's Linear(192, 64)), `momef` (mixture of experts, as in CROSSAN) or any other fusion.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import torch
 from torch import nn
 
 from benchmark.errors import TowerError
+from benchmark.methods.fusions.registry import build_fusion
 from benchmark.methods.registry import register_method
 from benchmark.methods.side_encoder import SideItemEncoder, SideNetworkMethod, SidePlan
 from benchmark.methods.side_network import (
     FusedSideOptions,
     InterModalSAN,
     IntraModalSAN,
-    build_fusion,
     group_indices,
     narrowing_head,
     projection_head,

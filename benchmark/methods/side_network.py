@@ -45,7 +45,6 @@ SANB = Bottleneck
 
 
 SideInit = Literal["default", "reference"]
-Fusion = Literal["concat", "momef"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,13 @@ class SideAdapterOptions:
 class FusedSideOptions(SideAdapterOptions):
     """Side networks that fuse their modality outputs either way (IISAN-Versa, CROSSAN)."""
 
-    fusion: Fusion = setting("concat", help="concat (IISAN's Linear) or momef (mixture of modality experts)")
-    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width")
+    fusion: str = setting(
+        "concat",
+        help="how the paths' outputs become one item vector: concat (IISAN's Linear), momef (mixture of modality "
+        "experts), sum, gated, film, mlp, co_attention, merged_attention (`mmbench list fusions`)",
+        choices="fusions",
+    )
+    expert_hidden: int = setting(256, minimum=1, help="MOMEF expert width (and the mlp fusion's hidden width)")
 
 
 # The IISAN code's adapter blocks start from N(0, 0.01) weights and zero biases.
@@ -200,50 +204,6 @@ class InterModalSAN(GatedSANStack):
         for index, block in enumerate(self.blocks):
             side = block(side + gates[index] * states_a[:, index] + (1 - gates[index]) * states_b[:, index])
         return side
-
-
-class MOMEF(nn.Module):
-    """Mixture of modality experts: one expert FFN per input, a softmax router over the concatenated inputs."""
-
-    def __init__(self, widths: list[int], embed_dim: int, expert_hidden: int):
-        super().__init__()
-        self.experts = nn.ModuleList(
-            nn.Sequential(nn.Linear(width, expert_hidden), nn.GELU(), nn.Linear(expert_hidden, embed_dim))
-            for width in widths
-        )
-        self.router = nn.Linear(sum(widths), len(widths))
-
-    def route(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """Router weights [n, experts]; each row sums to one."""
-        return torch.softmax(self.router(torch.cat(parts, dim=-1)), dim=-1)
-
-    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        weights = self.route(parts)
-        outputs = torch.stack([expert(part) for expert, part in zip(self.experts, parts)], dim=1)  # [n, experts, d]
-        return (weights.unsqueeze(-1) * outputs).sum(dim=1)
-
-
-class ConcatFusion(nn.Module):
-    """IISAN's fusion: one Linear over the concatenated parts."""
-
-    def __init__(self, widths: list[int], embed_dim: int):
-        super().__init__()
-        self.linear = nn.Linear(sum(widths), embed_dim)
-
-    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        fused: torch.Tensor = self.linear(torch.cat(parts, dim=-1))
-        return fused
-
-
-FUSIONS: tuple[str, ...] = typing.get_args(Fusion)
-
-
-def build_fusion(kind: str, widths: list[int], embed_dim: int, expert_hidden: int) -> nn.Module:
-    if kind == "concat":
-        return ConcatFusion(widths, embed_dim)
-    if kind == "momef":
-        return MOMEF(widths, embed_dim, expert_hidden)
-    raise ValueError(f"fusion must be one of {FUSIONS}, got '{kind}'")
 
 
 def projection_head(width: int, embed_dim: int) -> nn.Sequential:

@@ -40,7 +40,9 @@ def setting(
 
 # Which registry a name field's values come from (see `benchmark.catalog`): the suite's types import no registry,
 # the validator that checks them is handed the catalog's names.
-NameKind = Literal["methods", "presets", "modalities", "formats", "launchers", "sequence_models", "objectives"]
+NameKind = Literal[
+    "methods", "presets", "modalities", "formats", "launchers", "sequence_models", "objectives", "fusions"
+]
 NamesOf = Callable[[str], list[str]]  # a kind -> its registered names (benchmark.catalog.names)
 OptionsOf = Callable[[str], type]  # a method's name -> its options dataclass (benchmark.catalog.method_options)
 

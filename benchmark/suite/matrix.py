@@ -58,6 +58,11 @@ _ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
     ("dataset", "noise"): 0.0,
     ("dataset", "noise_seed"): 0,
 }
+# A method option added to every method that fuses parts, with the value it had: some methods had the option
+# before (their rows hashed it, whatever its value), so for them it stays in the hash.
+_ADDED_METHOD_OPTIONS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "fusion": ("concat", ("iisan_versa", "iisan_versa_cached", "crossan", "crossan_cached")),
+}
 # The same for every tower of a tower set, whatever its modality.
 _ADDED_TOWER_SETTINGS: dict[str, Any] = {"revision": None}
 
@@ -104,9 +109,18 @@ def _irrelevant(path: tuple[str, ...], plain: dict[str, Any]) -> bool:
     return path == ("train", "frozen_weights") and _value(plain, ("train", "precision")) == "fp32"
 
 
+def _added_method_options(plain: dict[str, Any]) -> dict[tuple[str, ...], Any]:
+    method = _value(plain, ("method", "name"))
+    return {
+        ("method", "options", name): legacy
+        for name, (legacy, had_it) in _ADDED_METHOD_OPTIONS.items()
+        if method not in had_it
+    }
+
+
 def _work(plain: dict[str, Any]) -> dict[str, Any]:
     work = plain
-    added = {**_ADDED_SETTINGS, **_added_tower_settings(plain)}
+    added = {**_ADDED_SETTINGS, **_added_tower_settings(plain), **_added_method_options(plain)}
     for path, legacy in added.items():
         if _value(plain, path) == legacy or _irrelevant(path, plain):
             work = _without(work, path)
