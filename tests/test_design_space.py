@@ -68,7 +68,9 @@ def _run(config) -> dict:
 def test_a_cell_per_sequence_model_objective_fusion_and_noise_trains_end_to_end(tmp_path):
     """Every option of the design space, one cell each: the three sequence models (each with a sampled objective),
     every fusion under IISAN (three paths) or LoRA (two towers), and a noisy dataset."""
-    matrix = "  train.sequence_model: [sasrec, gru4rec, nextitnet]\n  train.objective: [sampled_softmax, bce, bpr]\n"
+    matrix = (
+        "  train.sequence_model: [sasrec, gru4rec, nextitnet]\n  train.objective: [sampled_softmax, bce, bpr, guider]\n"
+    )
     for cell in expand_cells(load_suite(_suite(tmp_path, "", matrix))):
         train = cell.config.train
         if (train.sequence_model, train.objective) in {
@@ -176,7 +178,7 @@ def _scores(labels: list[list[int]], encoded: list[int], sequences: list[list[in
     )
 
 
-@pytest.mark.parametrize("name", ["softmax", "sampled_softmax", "bce", "bpr"])
+@pytest.mark.parametrize("name", ["softmax", "sampled_softmax", "bce", "bpr", "guider"])
 def test_objectives_give_a_finite_loss_with_gradients_and_skip_padding(name):
     scores = _scores([[1, 2], [IGNORED, 3]], [0, 5, 6, 7, 8], [[5, 6, 7], [0, 7, 8]])
     loss = get_objective(name)({} if name == "softmax" else {"negatives": 16}).loss(scores)
@@ -185,13 +187,13 @@ def test_objectives_give_a_finite_loss_with_gradients_and_skip_padding(name):
     assert scores.users.grad is not None and scores.users.grad[1, 0].abs().sum() == 0  # the padded position
 
 
-@pytest.mark.parametrize("name", ["sampled_softmax", "bce", "bpr"])
+@pytest.mark.parametrize("name", ["sampled_softmax", "bce", "bpr", "guider"])
 def test_a_drawn_negative_that_is_the_target_or_the_users_own_item_counts_for_nothing(name):
     # Every candidate but padding is the user's own item: no draw is a usable negative.
     scores = _scores([[1, 2]], [0, 5, 6], [[5, 6, 5]])
-    objective = get_objective(name)({"negatives": 8})
+    objective = get_objective(name)({"negatives": 8, **({"ot_weight": 0.0} if name == "guider" else {})})
     loss = objective.loss(scores)
-    if name == "bpr":
+    if name in ("bpr", "guider"):
         assert loss == 0  # no usable pair
     elif name == "sampled_softmax":
         assert torch.allclose(loss, torch.tensor(0.0))  # the target alone: log(1) = 0
@@ -297,3 +299,44 @@ def test_list_shows_fusions():
         "merged_attention",
         "momef",
     }
+
+
+def test_guider_weighs_an_interaction_unlike_its_history_down():
+    from benchmark.train.objectives.guider import interaction_weights
+
+    history = torch.tensor([[[1.0, 0.0], [1.0, 0.1], [0.9, 0.0]], [[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]]])
+    candidates = torch.tensor([[0.0, 0.0], [1.0, 0.05], [-1.0, 0.2], [0.95, 0.0]])
+    labels = torch.tensor([[1, 2, 3], [IGNORED, 1, 2]])
+    scores = StepScores(
+        history, candidates, labels, torch.arange(4), torch.zeros(2, 4, dtype=torch.long), None, history
+    )
+    weights = interaction_weights(scores, temperature=0.05)
+    assert weights[1, 0] == 0  # padding
+    assert torch.isclose(weights[scores.predicting].mean(), torch.tensor(1.0))
+    # Item 2 points away from every history: the weakest interactions, in both users' sequences.
+    assert weights[0, 1] < weights[0, 0] and weights[1, 2] < weights[1, 1]
+
+
+def test_sinkhorn_distance_is_small_for_matching_sets_and_ignores_massless_rows():
+    from benchmark.train.objectives.guider import sinkhorn_distance
+
+    torch.manual_seed(0)
+    points = torch.randn(6, 4)
+    mass = torch.tensor([0.25, 0.25, 0.25, 0.25, 0.0, 0.0])
+    same = sinkhorn_distance(points, points, mass, 0.01, 100)
+    shuffled = sinkhorn_distance(points, points[torch.tensor([1, 0, 3, 2, 4, 5])], mass, 0.01, 100)
+    opposite = sinkhorn_distance(points, -points, mass, 0.01, 100)
+    assert torch.isfinite(same) and same < 0.05 and shuffled < 0.05  # a permutation costs nothing to transport
+    # Mirrored points cannot all be matched to a point they align with: the transport costs.
+    assert opposite > 0.3
+
+
+def test_the_design_space_suite_crosses_sequence_models_objectives_and_fusions():
+    from tests.conftest import ROOT
+
+    cells = expand_cells(load_suite(ROOT / "suites" / "design-space.yaml"))
+    assert len(cells) == 24
+    assert {c.config.train.sequence_model for c in cells} == {"sasrec", "gru4rec", "nextitnet"}
+    assert {c.config.train.objective for c in cells} == {"softmax", "guider"}
+    assert {c.config.method.options.fusion for c in cells} == {"concat", "gated"}
+    assert {c.config.method.name for c in cells} == {"lora", "iisan"}

@@ -13,6 +13,7 @@ from benchmark.suite.matrix import RUN_KEYS
 FFT_METHOD = "fft"
 NOISY_STEP_CV = 0.05  # step-time coefficient of variation above which a row is flagged
 SCORED_COLUMNS = ("tpme", "tpme_amortized", "tpme_fft", "epoch_vs_fft", "mem_vs_fft")
+_OPTIONS_BY_NAME = ("train.sequence_options.", "train.objective_options.")
 # Config keys never shown as a variant: they name the method (its own column) or the run.
 _QUIET_KEYS = {
     "suite",
@@ -144,9 +145,18 @@ def _variants(group: pl.DataFrame) -> list[str]:
         for named in ("dataset", "towers"):
             if f"{named}.name" in keys:  # a differing name stands for the rest of that entry
                 keys = {key for key in keys if not key.startswith(f"{named}.") or key == f"{named}.name"}
-        shown = [f"{key}={json.loads(config[key]) if key in config else '–'}" for key in sorted(keys)]
+        # Options kept by name for a chosen extension (train.sequence_options.<model>...): a row shows its own
+        # choice's, never another choice's absence.
+        keys = {key for key in keys if key in config or not key.startswith(_OPTIONS_BY_NAME)}
+        shown = [f"{key}={_shown(config[key]) if key in config else '–'}" for key in sorted(keys)]
         variants.append(", ".join(shown))
     return variants
+
+
+def _shown(text: str) -> str:
+    """A flattened config value as the variant shows it: lists without spaces (the table breaks lines at ', ')."""
+    value = json.loads(text)
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(value)
 
 
 def _distance(a: dict[str, str], b: dict[str, str]) -> int:

@@ -55,10 +55,11 @@ class Recommender(nn.Module):
         embeddings = candidates[position_index.clamp(min=0)] * (position_index >= 0).unsqueeze(-1)
         inputs, targets = sequences[:, :-1], sequences[:, 1:]
         valid_input = inputs > 0
-        users = self.user_encoder(embeddings[:, :-1], valid_input)  # [B, L, d]
+        history = embeddings[:, :-1]
+        users = self.user_encoder(history, valid_input)  # [B, L, d]
         predict = valid_input & (targets > 0)  # [B, L]
         labels = position_index[:, 1:].masked_fill(~predict, IGNORED)  # [B, L]
-        scores = StepScores(users, candidates, labels, encoded_ids, sequences, self.log_item_probability)
+        scores = StepScores(users, candidates, labels, encoded_ids, sequences, self.log_item_probability, history)
         return self.objective.loss(scores)
 
     def user_states(self, history_embeddings: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,8 @@ class StepScores:
     items the step encoded (`encoded_ids` [U]; 0 is a padding slot, never a candidate); labels [B, L]: the column
     of each position's next item in `candidates`, IGNORED where it predicts nothing; sequences [B, L+1]: the item
     ids of each history and its target (own-history masking); log_item_probability [n_items + 1] or None: logQ
-    correction of sampled negatives."""
+    correction of sampled negatives; history [B, L, d] or None: the item vectors of the history positions (zero at
+    padding), for objectives that compare an interaction's item with what came before it."""
 
     users: torch.Tensor
     candidates: torch.Tensor
@@ -34,6 +35,7 @@ class StepScores:
     encoded_ids: torch.Tensor
     sequences: torch.Tensor
     log_item_probability: torch.Tensor | None
+    history: torch.Tensor | None = None
 
     @property
     def predicting(self) -> torch.Tensor:
