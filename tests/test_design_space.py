@@ -340,3 +340,26 @@ def test_the_design_space_suite_crosses_sequence_models_objectives_and_fusions()
     assert {c.config.train.objective for c in cells} == {"softmax", "guider"}
     assert {c.config.method.options.fusion for c in cells} == {"concat", "gated"}
     assert {c.config.method.name for c in cells} == {"lora", "iisan"}
+
+
+def test_bert4rec_masks_real_positions_for_training_and_appends_a_mask_for_the_users_state():
+    torch.manual_seed(0)
+    encoder = sequence_model_of(
+        _train(sequence_model="bert4rec", sequence_options={"bert4rec": {"mask_probability": 0.5}})
+    )
+    position_index = torch.tensor([[-1, -1, 0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10, 11]] * 50)  # [100, L+1 = 7]
+    embeddings = torch.randn(100, 7, 8) * (position_index >= 0).unsqueeze(-1)
+    states, labels, inputs = encoder(embeddings, position_index >= 0, position_index)
+    masked = labels != IGNORED
+    assert states.shape == (100, 7, 8) and not masked[position_index < 0].any()  # padding is never a target
+    assert torch.equal(labels[masked], position_index[masked])  # a masked position predicts its own item
+    share = masked.sum() / (position_index >= 0).sum()
+    assert 0.4 < share < 0.6
+    assert torch.allclose(inputs[masked], encoder.mask.expand(int(masked.sum()), -1))
+    encoder.eval()
+    history, valid = embeddings[:2, :-1], position_index[:2, :-1] >= 0
+    user = encoder(history, valid)
+    assert user.shape == (2, 6, 8)
+    changed = history.clone()
+    changed[1, 0] = torch.randn(8)  # the first item: a bidirectional encoder's user state sees it
+    assert not torch.allclose(encoder(changed, valid)[1, -1], user[1, -1])

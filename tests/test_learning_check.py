@@ -48,9 +48,11 @@ def test_learning_check_beats_popularity(tmp_path):
     [
         "sequence_model=gru4rec",
         "sequence_model=nextitnet",
+        "sequence_model=bert4rec",
         "objective=sampled_softmax",
         "objective=bce",
         "objective=bpr",
+        "objective=guider",
     ],
 )
 def test_every_sequence_model_and_objective_beats_popularity(tmp_path, setting):

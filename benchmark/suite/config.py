@@ -151,7 +151,7 @@ class TrainConfig:
     )
     sequence_model: str = setting(
         "sasrec",
-        help="the user encoder over a history: sasrec, gru4rec, nextitnet, or a plug-in's (`mmbench list "
+        help="the user encoder over a history: sasrec, gru4rec, nextitnet, bert4rec, or a plug-in's (`mmbench list "
         "sequence-models`)",
         choices="sequence_models",
     )
@@ -161,7 +161,7 @@ class TrainConfig:
     )
     objective: str = setting(
         "softmax",
-        help="the training loss: softmax (in-batch), sampled_softmax, bce, bpr, or a plug-in's (`mmbench list "
+        help="the training loss: softmax (in-batch), sampled_softmax, bce, bpr, guider, or a plug-in's (`mmbench list "
         "objectives`)",
         choices="objectives",
     )

@@ -53,12 +53,15 @@ class Recommender(nn.Module):
         """
         candidates = self.item_encoder(item_features)  # [U, d]
         embeddings = candidates[position_index.clamp(min=0)] * (position_index >= 0).unsqueeze(-1)
-        inputs, targets = sequences[:, :-1], sequences[:, 1:]
-        valid_input = inputs > 0
-        history = embeddings[:, :-1]
-        users = self.user_encoder(history, valid_input)  # [B, L, d]
-        predict = valid_input & (targets > 0)  # [B, L]
-        labels = position_index[:, 1:].masked_fill(~predict, IGNORED)  # [B, L]
+        if getattr(self.user_encoder, "masked_training", False):  # its own task (BERT4Rec's masked items)
+            users, labels, history = self.user_encoder(embeddings, position_index >= 0, position_index)
+        else:  # next-item prediction: each history position predicts the item after it
+            inputs, targets = sequences[:, :-1], sequences[:, 1:]
+            valid_input = inputs > 0
+            history = embeddings[:, :-1]
+            users = self.user_encoder(history, valid_input)  # [B, L, d]
+            predict = valid_input & (targets > 0)  # [B, L]
+            labels = position_index[:, 1:].masked_fill(~predict, IGNORED)  # [B, L]
         scores = StepScores(users, candidates, labels, encoded_ids, sequences, self.log_item_probability, history)
         return self.objective.loss(scores)
 
