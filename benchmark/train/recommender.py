@@ -53,6 +53,7 @@ class Recommender(nn.Module):
         """
         candidates = self.item_encoder(item_features)  # [U, d]
         embeddings = candidates[position_index.clamp(min=0)] * (position_index >= 0).unsqueeze(-1)
+        predict: torch.Tensor | None = None
         if getattr(self.user_encoder, "masked_training", False):  # its own task (BERT4Rec's masked items)
             users, labels, history = self.user_encoder(embeddings, position_index >= 0, position_index)
         else:  # next-item prediction: each history position predicts the item after it
@@ -62,7 +63,9 @@ class Recommender(nn.Module):
             users = self.user_encoder(history, valid_input)  # [B, L, d]
             predict = valid_input & (targets > 0)  # [B, L]
             labels = position_index[:, 1:].masked_fill(~predict, IGNORED)  # [B, L]
-        scores = StepScores(users, candidates, labels, encoded_ids, sequences, self.log_item_probability, history)
+        scores = StepScores(
+            users, candidates, labels, encoded_ids, sequences, self.log_item_probability, history, predict
+        )
         return self.objective.loss(scores)
 
     def user_states(self, history_embeddings: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -36,11 +36,14 @@ class StepScores:
     sequences: torch.Tensor
     log_item_probability: torch.Tensor | None
     history: torch.Tensor | None = None
+    # [B, L]: the positions that predict an item (labels != IGNORED), when the caller has it already: one kernel
+    # fewer a step than computing it again.
+    known_predicting: torch.Tensor | None = None
 
     @property
     def predicting(self) -> torch.Tensor:
         """[B, L]: the positions that predict an item."""
-        return self.labels != IGNORED
+        return self.known_predicting if self.known_predicting is not None else self.labels != IGNORED
 
     def excluded_candidates(self) -> torch.Tensor:
         """[B, U]: the candidates that are no negative for a user: padding slots, and the items of the user's own
