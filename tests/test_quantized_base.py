@@ -104,6 +104,11 @@ def test_on_a_cpu_machine_quantized_cells_are_skipped_rows_with_the_reason(tmp_p
         assert f"base_precision {precision} needs a CUDA GPU" in row["error"]
         assert row["step_ms"] is None  # nothing measured
 
+    run_dir = next(path for path in results.iterdir() if path.is_dir() and path.name.startswith("tiny-"))
+    status = json.loads(runner.invoke(app, ["status", str(run_dir), "--json"]).stdout)
+    assert status["counts"] == {"skipped": 2}
+    assert all("needs a CUDA GPU" in cell["detail"] for cell in status["cells"])
+
     report = runner.invoke(app, ["report", "--results", str(results), "--suite", "tiny"])
     assert report.exit_code == 0, report.output
     assert "skipped: synth/micro/qlora/seed=0: base_precision nf4 needs a CUDA GPU" in report.stdout
