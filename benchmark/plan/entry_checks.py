@@ -28,6 +28,7 @@ from benchmark.plan.feasibility import (
 )
 from benchmark.registry import closest_hint
 from benchmark.suite.config import (
+    CHOSEN_OPTIONS,
     CUDA_GRAPH_MODES,
     EvalConfig,
     TrainConfig,
@@ -246,20 +247,14 @@ def check_quantized_bases(suite: dict[str, Any], validator: Validator) -> None:
             validator.warn(path, "no CUDA GPU is visible here: this method's cells would be recorded as skipped")
 
 
-# A train setting that chooses a registered extension, the setting that holds options by extension name, and the
-# catalog kind its names come from.
-CHOSEN_EXTENSIONS = (
-    ("sequence_model", "sequence_options", "sequence_models"),
-    ("objective", "objective_options", "objectives"),
-)
-
-
 def check_chosen_options(suite: dict[str, Any], validator: Validator) -> None:
     """`train.sequence_options` and `train.objective_options`: keyed by names of the kind, each entry checked
     against that extension's options (unknown keys with a did-you-mean) and completed with its defaults, so that a
     cell's configuration, and its id, are the same whether a default was written or not. Options of an extension no
     cell chooses are a warning (most likely a typo in the matrix or the choice)."""
-    for choice, options_field, kind in CHOSEN_EXTENSIONS:
+    choices = {item.name: item.metadata["choices"] for item in dataclasses.fields(TrainConfig)}
+    for choice, options_field in CHOSEN_OPTIONS.items():
+        kind = choices[choice]
         path: KeyPath = ("train", options_field)
         given = suite["train"].get(options_field)
         if not isinstance(given, dict):

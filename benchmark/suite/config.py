@@ -203,6 +203,12 @@ class TrainConfig:
     )
 
 
+# A train setting that chooses a registered extension -> the setting holding options by extension name. A cell keeps
+# its own choice's options only (suite/matrix.py); validation checks each by the extension's options
+# (plan/entry_checks.py). The registry a choice's names come from is its field's `choices`.
+CHOSEN_OPTIONS = {"sequence_model": "sequence_options", "objective": "objective_options"}
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     enabled: bool = setting(True)

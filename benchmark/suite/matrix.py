@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.suite.config import CellConfig, SuiteConfig, hints, typed_value
+from benchmark.suite.config import CHOSEN_OPTIONS, CellConfig, SuiteConfig, hints, typed_value
 
 
 @dataclass(frozen=True)
@@ -150,17 +150,14 @@ def _slug(value: Any) -> str:
     return str(value).replace("/", "_").replace(" ", "")
 
 
-# A choice and the options of every choice it may take: a cell keeps the options of its own choice only, so that
-# options set for another choice (another sequence model of the matrix) neither change its work nor its id.
-_CHOSEN_OPTIONS = {"sequence_model": "sequence_options", "objective": "objective_options"}
-
-
 def _with_matrix_values(section: Any, values: dict[str, Any]) -> Any:
     """A train/eval section with the matrix's values for this combination (typed like the section's fields), each
     chosen extension keeping its own options only."""
     field_hints = hints(type(section))
     changes = {name: typed_value(field_hints[name], value) for name, value in values.items()}
-    for choice, options_field in _CHOSEN_OPTIONS.items():
+    # A cell keeps its own choice's options only: options set for another choice (another sequence model of the
+    # matrix) change neither its work nor its id.
+    for choice, options_field in CHOSEN_OPTIONS.items():
         if hasattr(section, choice):
             chosen = changes.get(choice, getattr(section, choice))
             own = getattr(section, options_field).get(chosen)
