@@ -34,6 +34,7 @@ class PredictedData:
     problems: tuple[tuple[str, str], ...] = ()  # (option, message): the data would be unusable
     warnings: tuple[tuple[str, str], ...] = ()  # (option, message)
     missing_media_hint: str = ""  # how to ask for a modality it does not generate ("{modality}" filled in)
+    mean_length: float | None = None  # items in a user sequence on average, where the options tell
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class DatasetFormat:
     importable: bool = True  # `mmbench data import --format` accepts it
     # A generated format's data, from its options alone (None: the data must be read to be known).
     predict: Callable[[dict[str, Any]], PredictedData] | None = None
+    # A generated format's: whether the data its options make exists already (reading it then costs little), and
+    # the options of a small copy whose items have the same files (what `mmbench estimate` reads the shape of an
+    # item's features from without generating every item).
+    generated: Callable[[dict[str, Any]], bool] | None = None
+    small_copy: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def load(self, dataset: DatasetConfig, on_error: str = "fail") -> RawDataset:
         """Read the dataset a suite entry names."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.data.sequence_rule import MIN_SEQUENCE_LENGTH, RULE
-from benchmark.data.synthetic import ensure_synthetic
+from benchmark.data.synthetic import ensure_synthetic, synthetic_dir
 from benchmark.formats.amazon_iisan import read_amazon_iisan
 from benchmark.formats.registry import DatasetFormat, PredictedData, register_format
 
@@ -48,8 +48,17 @@ def predict_synthetic(options: dict[str, Any]) -> PredictedData:
     media = ("image", *(modality for modality in ("video", "audio") if options[modality]))
     return PredictedData(
         options["users"], options["items"], options["max_len"], media, tuple(problems), tuple(warnings),
-        "set `{modality}: true` in its options",
+        "set `{modality}: true` in its options", (options["min_len"] + options["max_len"]) / 2,
     )  # fmt: skip
+
+
+def synthetic_generated(options: dict[str, Any]) -> bool:
+    return (synthetic_dir(options) / "COMPLETE").exists()
+
+
+def synthetic_small_copy(options: dict[str, Any]) -> dict[str, Any]:
+    """Eight users and items with the same media options: items whose files have the full data's shapes."""
+    return {**options, "users": 8, "items": 8, "clusters": min(options["clusters"], 8), "min_len": 5, "max_len": 5}
 
 
 register_format(
@@ -61,6 +70,8 @@ register_format(
         generate=ensure_synthetic,
         importable=False,
         predict=predict_synthetic,
+        generated=synthetic_generated,
+        small_copy=synthetic_small_copy,
         description="deterministic users/items/titles/images with latent clusters, written in the amazon-iisan layout",
     )
 )

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -135,20 +136,30 @@ def _build_random(preset: TowerPreset, image_size: int | None) -> nn.Module:
     return cast(nn.Module, getattr(transformers, class_name)(config, **arguments))
 
 
-def _build_local(weights_dir: Path, tower_label: str) -> nn.Module:
+def _build_local(weights_dir: Path, tower_label: str, load_weights: bool = True) -> nn.Module:
+    """The checkpoint's model; without `load_weights`, its architecture alone (built from its config.json, for a
+    caller that builds on the meta device: `mmbench estimate`)."""
     import transformers
 
     if not (weights_dir / "config.json").is_file():
         raise TowerError(f"{tower_label}: local weights directory {weights_dir} has no config.json")
     try:
+        if not load_weights:
+            config = transformers.AutoConfig.from_pretrained(str(weights_dir), local_files_only=True)
+            return cast(nn.Module, _without_pooler(transformers.AutoModel.from_config, config))
         return cast(
             nn.Module,
-            transformers.AutoModel.from_pretrained(str(weights_dir), local_files_only=True, add_pooling_layer=False),
+            _without_pooler(transformers.AutoModel.from_pretrained, str(weights_dir), local_files_only=True),
         )
-    except TypeError:  # architectures without a pooler do not take the argument
-        return cast(nn.Module, transformers.AutoModel.from_pretrained(str(weights_dir), local_files_only=True))
     except OSError as error:
         raise TowerError(f"{tower_label}: cannot load weights from {weights_dir}: {error}") from error
+
+
+def _without_pooler(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return make(*args, add_pooling_layer=False, **kwargs)
+    except TypeError:  # architectures without a pooler do not take the argument
+        return make(*args, **kwargs)
 
 
 def _local_identity(directory: Path) -> str:
@@ -160,9 +171,14 @@ def _local_identity(directory: Path) -> str:
 
 
 def build_tower(
-    modality: str, tower_config: TowerConfig | dict[str, Any], seed: int = 0, tower_label: str = ""
+    modality: str,
+    tower_config: TowerConfig | dict[str, Any],
+    seed: int = 0,
+    tower_label: str = "",
+    load_weights: bool = True,
 ) -> Tower:
-    """Build one tower from a suite's tower entry ({preset, weights, max_tokens, image_size}).
+    """Build one tower from a suite's tower entry ({preset, weights, max_tokens, image_size}); without
+    `load_weights` a checkpoint's architecture only (its weights are never read).
 
     Random weights depend only on (preset, modality, seed), not on what was built before, so a
     hidden-state cache keyed on that identity is valid for every cell that shares it.
@@ -184,7 +200,7 @@ def build_tower(
     directory = checkpoint_directory(weights, tower_config.revision)  # a Hub id absent offline raises, named
     if directory is None:
         raise TowerError(f"{label}: local weights directory not found: {weights}")
-    model = _build_local(directory, label)
+    model = _build_local(directory, label, load_weights)
     if visual:
         image_size = getattr(model.config, "image_size", image_size)
     # A Hub model is the commit it resolved to (its snapshot directory); a local directory, its files' sizes and times.

@@ -34,7 +34,7 @@ def _cpu_attention_backward(
     return int(sdpa_backward_flop_count(grad_out, query, key, value))  # type: ignore[no-untyped-call]
 
 
-_CPU_ATTENTION = {
+CPU_ATTENTION_FLOPS = {
     aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
     aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
 }
@@ -61,7 +61,7 @@ class _ComponentFlops(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def __init__(self, components: dict[str, list[nn.Module]]):
         super().__init__()  # type: ignore[no-untyped-call]
-        wrapped = {op: shape_wrapper(formula) for op, formula in _CPU_ATTENTION.items()}  # type: ignore[no-untyped-call]
+        wrapped = {op: shape_wrapper(formula) for op, formula in CPU_ATTENTION_FLOPS.items()}  # type: ignore[no-untyped-call]
         self.registry = {**flop_registry, **wrapped}
         self.flops: dict[str, int] = {}
         self.stack: list[str] = []

@@ -151,20 +151,26 @@ def _build_model(
     if train_config.logq_correction:
         probability = (split.item_counts + 1) / (split.item_counts.sum() + len(split.item_counts))
         log_probability = torch.log(torch.as_tensor(probability, dtype=torch.float32))
-    model = Recommender(
-        item_encoder,
-        train_config.embed_dim,
-        train_config.max_seq_len,
-        train_config.user_layers,
-        train_config.user_heads,
-        train_config.dropout,
-        log_probability,
-        train_config.user_encoder,
-        sequence_model=sequence_model_of(train_config),
-        objective=objective_of(train_config),
-    ).to(plan.device)
+    model = build_recommender(item_encoder, train_config, log_probability).to(plan.device)
     store_frozen_towers(model, train_config.precision, train_config.frozen_weights)
     return model, features, tokens_per_item, off_device_params
+
+
+def build_recommender(item_encoder: nn.Module, train: TrainConfig, log_probability: torch.Tensor | None) -> Recommender:
+    """The recommender over `item_encoder`: the cell's user encoder and objective (`mmbench estimate` builds the
+    same on the meta device)."""
+    return Recommender(
+        item_encoder,
+        train.embed_dim,
+        train.max_seq_len,
+        train.user_layers,
+        train.user_heads,
+        train.dropout,
+        log_probability,
+        train.user_encoder,
+        sequence_model=sequence_model_of(train),
+        objective=objective_of(train),
+    )
 
 
 def sequence_model_of(train: TrainConfig) -> nn.Module:
