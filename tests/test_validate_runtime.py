@@ -205,6 +205,7 @@ def test_memory_limit_is_the_largest_gpu_without_a_cuda_context(monkeypatch):
         nvmlDeviceGetHandleByIndex=lambda index: index,
         nvmlDeviceGetMemoryInfo=lambda handle: types.SimpleNamespace(total=sizes[handle]),
         nvmlDeviceGetName=lambda handle: b"H200",
+        NVMLError=RuntimeError,
     )
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     assert feasibility.memory_limit("auto") == (141 * GIB, "GPU memory (H200)")

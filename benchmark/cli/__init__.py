@@ -6,7 +6,7 @@ from benchmark.cli.output import OutputClosed
 
 # isort: off
 # Imported for the commands they add, in the order `mmbench --help` lists them.
-from benchmark.cli import run_commands, report_commands, info_commands, store_commands, data_commands
+from benchmark.cli import run_commands, estimate_commands, report_commands, info_commands, store_commands, data_commands
 
 # isort: on
 
@@ -14,6 +14,7 @@ __all__ = [
     "OutputClosed",
     "app",
     "data_commands",
+    "estimate_commands",
     "info_commands",
     "main",
     "report_commands",

@@ -29,6 +29,12 @@ from torch.utils.flop_counter import flop_registry, shape_wrapper
 from benchmark.profile.step_cost import CPU_ATTENTION_FLOPS
 
 PARTS = ("weights", "gradients", "optimizer", "inputs", "saved", "transient")
+# Operations that launch no kernel: allocation alone, or a new view of the same storage.
+NO_KERNEL = frozenset(
+    f"aten.{name}"
+    for name in ("empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_unsafe_view", "detach",
+                 "alias", "lift_fresh")
+)  # fmt: skip
 # The CUDA caching allocator hands out blocks in multiples of 512 bytes (c10/cuda/CUDACachingAllocator.cpp,
 # kMinBlockSize): a 4-byte step counter holds 512 of them.
 CUDA_BLOCK_BYTES = 512
@@ -130,7 +136,7 @@ class StepTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
         outputs = [value for value in tree_flatten(out)[0] if isinstance(value, torch.Tensor)]
         for tensor in outputs:
             self.add(tensor)
-        if self.counting and not func.is_view:
+        if self.counting and outputs and not func.is_view and str(func._overloadpacket) not in NO_KERNEL:
             self._count(func, args, kwargs, out, outputs)
         return out
 

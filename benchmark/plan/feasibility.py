@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmark.errors import TowerError
+from benchmark.estimate.devices import visible_gpu
 from benchmark.methods.side_encoder import SideNetworkMethod, SidePlan
 from benchmark.modalities.registry import get_modality
 from benchmark.models.hub import HubWeightsMissing, checkpoint_directory
@@ -162,29 +163,8 @@ def memory_limit(device: str) -> tuple[int, str] | None:
 
 
 def largest_gpu() -> tuple[int, str] | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no NVML (no driver, no GPU) is a valid answer
-        return None
-    try:
-        best: tuple[int, str] | None = None
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            if best is None or total > best[0]:
-                best = (total, f"GPU memory ({name})")
-        return best
-    except Exception:  # noqa: BLE001 - NVML errors mean the size cannot be told
-        return None
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
+    visible = visible_gpu()
+    return (visible[1], f"GPU memory ({visible[0]})") if visible is not None else None
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -254,6 +254,9 @@ class RunConfig:
     )
     gpus: str | None = setting(None, help="pool launcher: all, NVML indices like 0,1,3, or fake:N")
     slurm: SlurmConfig = setting(factory=SlurmConfig)
+    estimate_calibration: str | None = setting(
+        None, help="`mmbench estimate calibrate`'s file the predictions use (relative to the suite's folder)"
+    )
 
 
 @dataclass(frozen=True)

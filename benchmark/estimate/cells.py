@@ -1,0 +1,85 @@
+"""Estimates for a list of cells: each cell's step simulated once, priced on the device it is asked about and checked
+against the common cards' memory. A cell that cannot be simulated gets its reason instead of figures; the others go
+on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark.errors import MMBenchError
+from benchmark.estimate.calibration import Calibration
+from benchmark.estimate.devices import DeviceSpec, common_cards, find_card, memory_only, this_cpu, visible_gpu
+from benchmark.estimate.predict import CellPrediction, price
+from benchmark.estimate.simulated_step import simulate_step
+from benchmark.estimate.time_model import Throughput, cpu_throughput, gpu_throughput
+from benchmark.suite.matrix import Cell
+
+REFERENCE_CARD = "H100 SXM"  # what a GPU cell is priced on when neither a device is named nor one is visible
+
+
+class UnknownDeviceError(MMBenchError):
+    """--device names no card of the table."""
+
+
+@dataclass(frozen=True)
+class Target:
+    device: DeviceSpec
+    throughput: Throughput | None
+    why: str  # how the device was chosen
+
+
+@dataclass(frozen=True)
+class CellEstimate:
+    cell_id: str
+    method: str
+    prediction: CellPrediction | None
+    on_common: dict[str, str]  # card label -> yes | tight | no
+    error: str | None = None
+
+
+def resolve_target(device_name: str | None, memory_gib: float | None, cell_device: str) -> Target:
+    """The device to price on: the one named (a tabled card, or "cpu"), a memory size, else the cell's own (this CPU;
+    the visible GPU; without one, the reference card)."""
+    if memory_gib is not None:
+        device = memory_only(memory_gib)
+        return Target(device, None, f"a GPU of {memory_gib:g} GiB (--memory)")
+    if device_name is not None:
+        if device_name.lower() == "cpu":
+            return Target(this_cpu(), cpu_throughput(), "this CPU (--device cpu)")
+        card = find_card(device_name)
+        if card is None:
+            from benchmark.estimate.devices import card_names
+
+            raise UnknownDeviceError(
+                f"--device '{device_name}': no such card in the table ({', '.join(card_names())}, or cpu); "
+                "name a memory size with --memory GIB instead"
+            )
+        return Target(card, gpu_throughput(card), f"{card.label} (--device)")
+    if cell_device == "cpu":
+        return Target(this_cpu(), cpu_throughput(), "this CPU (the suite's device)")
+    visible = visible_gpu()
+    if visible is not None:
+        name, memory = visible
+        card = find_card(name)
+        if card is not None:
+            return Target(card, gpu_throughput(card), f"{name} (visible here)")
+        return Target(DeviceSpec(name, "cuda", memory, None, None), None, f"{name} (visible here, not in the table)")
+    if cell_device == "auto":
+        return Target(this_cpu(), cpu_throughput(), "this CPU (device auto, no GPU visible)")
+    card = find_card(REFERENCE_CARD)
+    assert card is not None
+    return Target(card, gpu_throughput(card), f"{REFERENCE_CARD} (no GPU visible here; --device to choose)")
+
+
+def estimate_cell(cell: Cell, target: Target, calibration: Calibration) -> CellEstimate:
+    method = cell.config.method.label or cell.config.method.name
+    try:
+        step = simulate_step(cell.config, target.device.kind)
+    except MMBenchError as error:
+        return CellEstimate(cell.cell_id, method, None, {}, str(error))
+    prediction = price(step, cell.cell_id, method, target.device, calibration, target.throughput)
+    common = {}
+    if target.device.kind == "cuda":
+        for card in common_cards():
+            common[card.label] = price(step, cell.cell_id, method, card, calibration, None).fits
+    return CellEstimate(cell.cell_id, method, prediction, common)
