@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from benchmark.analysis.tpme import Costs, tpme, tpme_fft
+from benchmark.results.schema import OUT_OF_MEMORY
 from benchmark.suite.matrix import RUN_KEYS
 
 FFT_METHOD = "fft"
@@ -201,4 +202,4 @@ def _missing_fft_state(failures: pl.DataFrame, group_by: list[str], key: tuple[A
     matches = failures.filter(pl.col("method") == FFT_METHOD)
     for column, value in zip(group_by, key):
         matches = matches.filter(pl.col(column) == value)
-    return "oom" if (matches["status"] == "oom").any() else "missing"
+    return "oom" if matches["status"].is_in(list(OUT_OF_MEMORY)).any() else "missing"

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmark.api.estimates import suite_calibration
 from benchmark.api.notify import Notify
 from benchmark.errors import MMBenchError, UnknownNameError
+from benchmark.estimate.cells import predict_for_run
+from benchmark.estimate.predict import CLEAR_MARGIN
 from benchmark.launch.launchers import LAUNCHERS, LauncherOptions, LaunchRequest, make_launcher, sort_launcher_options
-from benchmark.launch.local import CellOutcome
+from benchmark.launch.local import CellOutcome, record_crash
 from benchmark.launch.resume import ResumePlan, plan_resume
 from benchmark.plan.cells import planned_cells
 from benchmark.plan.loader import load_suite
@@ -44,6 +47,8 @@ class RunRequest:
     force: bool = False
     skip_failed: bool = False
     compact: bool = True
+    estimate: bool = True  # predict every cell's memory and time first (rows carry it; the pool places by it)
+    skip_predicted_oom: bool = True  # a cell predicted not to fit by a clear margin gets a predicted_oom row
 
 
 @dataclass(frozen=True)
@@ -132,16 +137,20 @@ def execute_run(planned: PlannedRun, request: RunRequest, console: Console, noti
     if not plan.to_run:
         notify(f"nothing to run: every cell of suite '{planned.suite.name}' is done in {request.results}")
         return RunSummary(None, [], skipped)
+    cells = predicted_cells(planned.suite, plan.to_run, notify) if request.estimate else plan.to_run
+    not_fitting = [cell for cell in cells if request.skip_predicted_oom and predicted_not_to_fit(cell)]
+    to_launch = [cell for cell in cells if cell not in not_fitting]
     run_id = f"{planned.suite.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     run_dir = request.results / run_id
     suite = planned.suite.name
-    notify(f"running {len(plan.to_run)} cell(s) of suite '{suite}' with the {launcher.name} launcher -> {run_dir}")
+    notify(f"running {len(to_launch)} cell(s) of suite '{suite}' with the {launcher.name} launcher -> {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = new_manifest(plan.to_run, run_id, planned.suite.name, launcher.name)
+    manifest = new_manifest(cells, run_id, planned.suite.name, launcher.name)
     manifest.write(run_dir)
+    outcomes = [_record_predicted_oom(cell, run_dir, run_id, request, launcher.name, notify) for cell in not_fitting]
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job stops its cell too, and keeps the rows written
     try:
-        outcomes = launcher.run(plan.to_run, run_dir, run_id, console, manifest)
+        outcomes += launcher.run(to_launch, run_dir, run_id, console, manifest) if to_launch else []
     except KeyboardInterrupt:
         notify(f"interrupted: rows written so far are in {run_dir}")
         raise
@@ -151,6 +160,33 @@ def execute_run(planned: PlannedRun, request: RunRequest, console: Console, noti
     notify(f"done: {', '.join(f'{n} {status}' for status, n in sorted(counts.items()))}; rows in {run_dir}")
     compacted = compact_finished_run(run_dir, notify) if request.compact else None
     return RunSummary(run_dir, outcomes, skipped, compacted)
+
+
+def predicted_cells(suite: SuiteConfig, cells: list[Cell], notify: Notify) -> list[Cell]:
+    """`cells` with their predictions on the devices they will run on (a second or so a cell)."""
+    notify(f"predicting the memory and time of {len(cells)} cell(s) (mmbench estimate; --no-estimate skips this)")
+    predicted, notes = predict_for_run(cells, suite_calibration(suite, None))
+    for line in notes:
+        notify(f"note: {line}")
+    return predicted
+
+
+def predicted_not_to_fit(cell: Cell) -> bool:
+    return (cell.prediction or {}).get("predicted_fits") == "no"
+
+
+def _record_predicted_oom(
+    cell: Cell, run_dir: Path, run_id: str, request: RunRequest, launcher: str, notify: Notify
+) -> CellOutcome:
+    """The row of a cell not run because it is predicted not to fit: its prediction, and why."""
+    prediction = cell.prediction or {}
+    peak, on = prediction.get("predicted_peak_process_gib"), prediction.get("predicted_on")
+    reason = (
+        f"predicted not to fit: {peak:.2f} GiB at its peak on {on}, more than its memory by over "
+        f"{CLEAR_MARGIN:.0%}; not run (--no-skip-predicted-oom runs it; the row holds the predicted parts)"
+    )
+    notify(f"predicted_oom {cell.cell_id}: {reason}")
+    return record_crash(cell, run_dir, run_id, reason, request.lock, None, launcher, "predicted_oom")
 
 
 def compact_finished_run(run_dir: Path, notify: Notify) -> Path | None:

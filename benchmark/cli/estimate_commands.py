@@ -23,8 +23,9 @@ def estimate(
     only: str | None = typer.Option(None, "--only", help="only cells whose id matches this glob"),
     overrides: list[str] | None = typer.Option(None, "--set", help="override a suite value (repeatable)"),
     calibration: str | None = typer.Option(
-        None, "--calibration", help="calibration file (default: the suite's run.estimate_calibration, then "
-        "$MMBENCH_ESTIMATE_CALIBRATION)"
+        None,
+        "--calibration",
+        help="calibration file (default: the suite's run.estimate_calibration, then $MMBENCH_ESTIMATE_CALIBRATION)",
     ),  # fmt: skip
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

@@ -13,7 +13,7 @@ from benchmark.errors import MMBenchError, SuiteError
 from benchmark.results.run_status import cell_states
 
 if TYPE_CHECKING:
-    from benchmark.api.runs import RunRequest
+    from benchmark.api.runs import PlannedRun, RunRequest
 
 
 @app.command()
@@ -61,7 +61,9 @@ def run(
     suite: Path = typer.Argument(..., help="suite YAML file"),
     results: Path = typer.Option(DEFAULT_RESULTS, "--results", help="results directory"),
     only: str | None = typer.Option(None, "--only", help="run only cells whose id matches this glob"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="list the cells and their config hashes, run nothing"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="list the cells, their config hashes and predicted memory and time; run nothing"
+    ),
     overrides: list[str] | None = typer.Option(
         None, "--set", help="override a suite value, e.g. --set train.max_steps=5 (repeatable)"
     ),
@@ -88,10 +90,18 @@ def run(
         "cluster=local, ...; pool gpus=0,1 (see `mmbench list launchers`)",
     ),
     gpus: str | None = typer.Option(None, "--gpus", help="pool: all, NVML indices like 0,1,3, or fake:N"),
+    no_estimate: bool = typer.Option(
+        False, "--no-estimate", help="do not predict the cells' memory and time first (rows then carry no prediction)"
+    ),
+    no_skip_predicted_oom: bool = typer.Option(
+        False, "--no-skip-predicted-oom", help="run cells predicted not to fit too (default: a predicted_oom row)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Run every cell of a suite, each in its own subprocess; one Parquet row per cell. Cells with an ok row are
-    skipped.
+    skipped. Each cell's memory and time are predicted first (`mmbench estimate`): rows carry the prediction, the
+    pool places the largest cells first, and a cell predicted not to fit by a clear margin is recorded as
+    predicted_oom without running.
 
     Example: mmbench run suites/smoke.yaml --results results --repeats 3 --launcher pool --gpus all
     """
@@ -101,7 +111,7 @@ def run(
 
     request = RunRequest(
         suite, results, only, tuple(overrides or ()), repeats, launcher, tuple(launcher_options or ()), gpus,
-        not no_lock, force, skip_failed, not no_compact,
+        not no_lock, force, skip_failed, not no_compact, not no_estimate, not no_skip_predicted_oom,
     )  # fmt: skip
     _run(request, dry_run, as_json)
 
@@ -117,8 +127,7 @@ def _run(request: RunRequest, dry_run: bool, as_json: bool) -> None:
         fail(error)
     warn_all(warnings)
     if dry_run:
-        cells = [{"cell_id": c.cell_id, "config_hash": c.config_hash} for c in planned.cells]
-        print_data(cells, as_json, [f"{c['config_hash']}  {c['cell_id']}" for c in cells])
+        _dry_run(planned, request, as_json)
         return
     try:
         summary = execute_run(planned, request, stderr, note)
@@ -130,6 +139,32 @@ def _run(request: RunRequest, dry_run: bool, as_json: bool) -> None:
         print_json(summary.to_dict())
     if summary.failed:
         raise typer.Exit(1)
+
+
+FITS_WORDS = {"yes": "fits", "tight": "tight on", "no": "does not fit"}
+
+
+def _dry_run(planned: PlannedRun, request: RunRequest, as_json: bool) -> None:
+    """The cells with their config hashes and, unless --no-estimate, their predictions on the device they would run
+    on (peak memory, step and epoch time, whether they fit)."""
+    from benchmark.api.runs import predicted_cells
+
+    cells = predicted_cells(planned.suite, planned.cells, note) if request.estimate else planned.cells
+    listed = [{"cell_id": c.cell_id, "config_hash": c.config_hash, **(c.prediction or {})} for c in cells]
+    lines = []
+    for cell in cells:
+        prediction = cell.prediction
+        if prediction is None:
+            lines.append(f"{cell.config_hash}  {cell.cell_id}")
+            continue
+        step = prediction["predicted_step_ms"]
+        epoch = prediction["predicted_epoch_s"]
+        timing = f"step {step:.3g} ms, epoch {epoch:.3g} s" if step is not None and epoch is not None else "time -"
+        lines.append(
+            f"{cell.config_hash}  {cell.cell_id}  peak {prediction['predicted_peak_process_gib']:.2f} GiB "
+            f"({FITS_WORDS[prediction['predicted_fits']]} {prediction['predicted_on']}), {timing}"
+        )
+    print_data(listed, as_json, lines)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 import polars as pl
 
 from benchmark.compare.statistics import RatioInterval, median_ratio_interval
+from benchmark.results.schema import OUT_OF_MEMORY
 
 Verdict = Literal["regression", "failed", "inconclusive", "improvement", "changed (allowed)", "unchanged"]
 VERDICT_ORDER: tuple[Verdict, ...] = (
@@ -77,7 +78,7 @@ def _status(cell: str, config_id: str, baseline: pl.DataFrame, current: pl.DataF
     elif set(current["status"]) == {"skipped"}:
         # Not run on this machine by design: nothing to judge, and nothing lost if the baseline did not run either.
         verdict = "inconclusive" if base_ok else "unchanged"
-    elif "oom" in set(current["status"]):
+    elif set(current["status"]) & set(OUT_OF_MEMORY):
         verdict = "regression" if base_ok else "unchanged"
     else:
         verdict = "failed"

@@ -4,6 +4,7 @@ on."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from benchmark.errors import MMBenchError
@@ -71,15 +72,54 @@ def resolve_target(device_name: str | None, memory_gib: float | None, cell_devic
     return Target(card, gpu_throughput(card), f"{REFERENCE_CARD} (no GPU visible here; --device to choose)")
 
 
-def estimate_cell(cell: Cell, target: Target, calibration: Calibration) -> CellEstimate:
+def estimate_cell(cell: Cell, target: Target, calibration: Calibration, common: bool = True) -> CellEstimate:
+    """`cell` priced on `target` (with `common`: and whether it fits each common card)."""
     method = cell.config.method.label or cell.config.method.name
     try:
         step = simulate_step(cell.config, target.device.kind)
     except MMBenchError as error:
         return CellEstimate(cell.cell_id, method, None, {}, str(error))
     prediction = price(step, cell.cell_id, method, target.device, calibration, target.throughput)
-    common = {}
-    if target.device.kind == "cuda":
+    on_common = {}
+    if common and target.device.kind == "cuda":
         for card in common_cards():
-            common[card.label] = price(step, cell.cell_id, method, card, calibration, None).fits
-    return CellEstimate(cell.cell_id, method, prediction, common)
+            on_common[card.label] = price(step, cell.cell_id, method, card, calibration, None).fits
+    return CellEstimate(cell.cell_id, method, prediction, on_common)
+
+
+def run_target(cell_device: str) -> Target | None:
+    """The device a cell of `mmbench run` will train on, as the estimate knows it: this CPU, or the largest visible
+    GPU (a card of the table, or one known by its memory); None for device cuda where no GPU is visible."""
+    if cell_device == "cpu":
+        return Target(this_cpu(), cpu_throughput(), "this CPU")
+    visible = visible_gpu()
+    if visible is None:
+        return Target(this_cpu(), cpu_throughput(), "this CPU (device auto)") if cell_device == "auto" else None
+    name, memory = visible
+    card = find_card(name)
+    if card is not None:
+        return Target(card, gpu_throughput(card), name)
+    return Target(DeviceSpec(name, "cuda", memory, None, None), None, name)
+
+
+def predict_for_run(cells: list[Cell], calibration: Calibration) -> tuple[list[Cell], list[str]]:
+    """The cells with their predictions on the device each will run on (`Cell.prediction`, row columns), and a
+    note for each cell that could not be predicted (it runs all the same)."""
+    targets: dict[str, Target | None] = {}
+    predicted: list[Cell] = []
+    notes: list[str] = []
+    for cell in cells:
+        device = cell.config.train.device
+        if device not in targets:
+            targets[device] = run_target(device)
+        target = targets[device]
+        if target is None:
+            predicted.append(cell)
+            continue
+        found = estimate_cell(cell, target, calibration, common=False)
+        if found.prediction is None:
+            notes.append(f"{cell.cell_id}: not predicted ({found.error})")
+            predicted.append(cell)
+            continue
+        predicted.append(dataclasses.replace(cell, prediction=found.prediction.row_columns()))
+    return predicted, notes

@@ -9,7 +9,9 @@ stay on the host (memory-mapped, one batch at a time to the device): nothing of 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmark.estimate.calibration import DEFAULT_WORKSPACE_MIB, Calibration, DeviceCalibration
 from benchmark.estimate.devices import DeviceSpec
@@ -68,6 +70,29 @@ class CellPrediction:
     @property
     def peak_gib(self) -> float:
         return self.peak_process / GIB
+
+    def row_columns(self) -> dict[str, Any]:
+        """The prediction as a result row's predicted_* columns."""
+        return {
+            "predicted_on": self.device,
+            "predicted_fits": self.fits,
+            "predicted_peak_process_gib": self.peak_process / GIB,
+            "predicted_peak_alloc_gib": self.peak_allocated / GIB,
+            "predicted_peak_reserved_gib": self.peak_reserved / GIB if self.peak_reserved is not None else None,
+            "predicted_parts": json.dumps(self.parts),
+            "predicted_step_ms": self.step_s * 1000 if self.step_s is not None else None,
+            "predicted_epoch_s": self.epoch_s,
+            "predicted_calibration": self.calibration,
+        }
+
+    def explain(self) -> str:
+        """One line: the peak, its largest parts, the device."""
+        largest = sorted(((size, name) for name, size in self.parts.items() if size), reverse=True)[:4]
+        parts = ", ".join(f"{name.replace('_', ' ')} {size / GIB:.2f}" for size, name in largest)
+        return (
+            f"predicted peak {self.peak_process / GIB:.2f} GiB ({parts} GiB) on {self.device} with "
+            f"{self.memory_bytes / GIB:.1f} GiB"
+        )
 
 
 def _memory_parts(step: SimulatedStep, device: DeviceSpec, calibrated: DeviceCalibration) -> dict[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -64,11 +64,12 @@ def gpu_throughput(device: DeviceSpec, tf32: bool = False) -> Throughput | None:
     )
 
 
-def _best_seconds(work: object, repeats: int = 5) -> float:
+def _best_seconds(work: Callable[[], object], repeats: int = 5) -> float:
+    work()  # warm-up
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        work()  # type: ignore[operator]
+        work()
         best = min(best, time.perf_counter() - started)
     return best
 
@@ -79,12 +80,11 @@ def cpu_throughput() -> Throughput:
     size = 512
     rates: dict[str, float] = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-        a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-        torch.mm(a, b)  # warm-up
-        rates[name] = 2 * size**3 / _best_seconds(lambda: torch.mm(a, b))
+        left, right = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+        rates[name] = 2 * size**3 / _best_seconds(functools.partial(torch.mm, left, right))
     source = torch.empty(16 * 2**20)
     target = torch.empty_like(source)
-    copy_s = _best_seconds(lambda: target.copy_(source))
+    copy_s = _best_seconds(functools.partial(target.copy_, source))
     return Throughput(
         rates,
         2 * source.numel() * source.element_size() / copy_s,

@@ -1,11 +1,11 @@
 """Entry point of the per-cell subprocess: run one cell, always write its row.
 
 Usage: python -m benchmark.launch.cell_main CELL_JSON ROW_PARQUET RUN_ID [--built DIGEST,...] [--device-lock
-held|disabled]
+held|disabled] [--prediction JSON]
 Progress goes to stdout as JSON lines (the parent draws the bar); diagnostics go to stderr.
 `--built` names the hidden-state caches the launcher built for this cell just before it
 (their build time is this configuration's cost); `--device-lock` says whether the launcher
-held the device's lock while the cell ran.
+held the device's lock while the cell ran; `--prediction` holds what `mmbench estimate` predicted for it (row columns).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("run_id")
     parser.add_argument("--built", default="", help="comma-separated digests of caches built for this cell")
     parser.add_argument("--device-lock", default="held", choices=("held", "disabled"))
+    parser.add_argument("--prediction", type=Path, default=None, help="the launcher's prediction, as row columns")
     return parser.parse_args(argv)
 
 
@@ -76,6 +77,8 @@ def _run(arguments: argparse.Namespace) -> int:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     started = dt.datetime.now(dt.timezone.utc)
     row = begin_row(config, arguments.run_id, arguments.device_lock, started, placement_columns(os.environ))
+    if arguments.prediction is not None:
+        row.update(json.loads(arguments.prediction.read_text()))
     exit_code = 0
     try:
         from benchmark.profile.environment import capture_environment

@@ -65,24 +65,30 @@ def _fallback_row(
     """The row of a cell that did not write its own: what the launcher knows of it and of this machine."""
     row = begin_row(cell.config, run_id, device_lock, started, placement_columns({**os.environ, **environment}))
     row.update(launcher_hardware_columns(cell.config))
+    row.update(cell.prediction or {})
     return finish_row(row, status, error)
 
 
 @dataclass(frozen=True)
 class CellFiles:
-    """Where one cell's JSON, log and row go in its run directory."""
+    """Where one cell's JSON, prediction, log and row go in its run directory."""
 
     cell_json: Path
     log: Path
     row: Path
+    prediction: Path | None  # the prediction's row columns, for the cell process to put on its row
 
     @classmethod
     def prepare(cls, cell: Cell, run_dir: Path) -> CellFiles:
         stem = cell_file_name(cell.cell_id).removesuffix(".parquet")
-        files = cls(run_dir / "cells" / f"{stem}.json", run_dir / "logs" / f"{stem}.log", run_dir / f"{stem}.parquet")
+        cells = run_dir / "cells"
+        prediction = cells / f"{stem}.prediction.json" if cell.prediction is not None else None
+        files = cls(cells / f"{stem}.json", run_dir / "logs" / f"{stem}.log", run_dir / f"{stem}.parquet", prediction)
         files.cell_json.parent.mkdir(parents=True, exist_ok=True)
         files.log.parent.mkdir(parents=True, exist_ok=True)
         files.cell_json.write_text(json.dumps(cell.config.to_dict(), indent=2, sort_keys=True))
+        if prediction is not None:
+            prediction.write_text(json.dumps(cell.prediction, indent=2, sort_keys=True))
         return files
 
 
@@ -217,6 +223,7 @@ def run_cell_subprocess(
                 ",".join(built),
                 "--device-lock",
                 "held" if lock else "disabled",
+                *(["--prediction", str(files.prediction)] if files.prediction is not None else []),
             ]
             result = run_child(command, files.log, timeout_s, show, environment)
     except KeyboardInterrupt:

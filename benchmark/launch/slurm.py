@@ -41,8 +41,17 @@ def import_submitit() -> Any:
     return submitit
 
 
-def run_slurm_task(cell_json: dict[str, Any], cell_id: str, run_dir: str, run_id: str, lock: bool) -> dict[str, Any]:
-    """One array task: one cell, as the local launcher runs it (module level: submitit pickles it)."""
+def run_slurm_task(
+    cell_json: dict[str, Any],
+    cell_id: str,
+    run_dir: str,
+    run_id: str,
+    lock: bool,
+    uses_cache: bool = False,
+    prediction: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One array task: one cell, as the local launcher runs it (module level: submitit pickles it). The cell travels
+    as its JSON and is rebuilt here, where the plug-ins its options come from are loaded."""
     import os
     import socket
 
@@ -53,7 +62,7 @@ def run_slurm_task(cell_json: dict[str, Any], cell_id: str, run_dir: str, run_id
     from benchmark.methods.registry import method_options  # in the task, not the submitting process
 
     config = CellConfig.from_dict(cell_json, method_options)
-    cell = Cell(cell_id=cell_id, config=config)
+    cell = Cell(cell_id=cell_id, config=config, uses_cache=uses_cache, prediction=prediction)
     outcome = run_cell_subprocess(cell, Path(run_dir), run_id, lock=lock, launcher="slurm")
     return {"cell_id": outcome.cell_id, "status": outcome.status, "error": outcome.error}
 
@@ -94,6 +103,8 @@ def submit_cells(
         [str(run_dir)] * len(cells),
         [run_id] * len(cells),
         [lock] * len(cells),
+        [cell.uses_cache for cell in cells],
+        [cell.prediction for cell in cells],
     )
     by_cell = {cell.cell_id: job for cell, job in zip(cells, jobs)}
     manifest.jobs = {cell_id: str(job.job_id) for cell_id, job in by_cell.items()}

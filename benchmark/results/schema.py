@@ -155,6 +155,18 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("activation_peak_bytes", _I),
     ("allocator_slack_bytes", _I),
     ("cuda_context_bytes", _I),
+    # what `mmbench estimate` predicted before the cell ran (the launcher's prediction, on the device it ran on):
+    # the process's peak as NVML shows it, torch's allocated and reserved peaks, the parts of the peak (JSON, bytes),
+    # the step and epoch time, whether it fitted, and what calibrated it
+    ("predicted_on", _S),
+    ("predicted_fits", _S),
+    ("predicted_peak_process_gib", _F),
+    ("predicted_peak_alloc_gib", _F),
+    ("predicted_peak_reserved_gib", _F),
+    ("predicted_parts", _S),
+    ("predicted_step_ms", _F),
+    ("predicted_epoch_s", _F),
+    ("predicted_calibration", _S),
     # energy
     ("energy_j_per_epoch", _F),
     ("energy_j_measured", _F),
@@ -201,7 +213,8 @@ RESULT_SCHEMA = pa.schema(
 )
 COLUMNS = [name for name, _ in FIELDS]
 # skipped: not run on this machine by design, with the reason in `error` (a quantized base without a CUDA GPU).
-STATUSES = ("ok", "oom", "error", "crashed", "timeout", "skipped")
+STATUSES = ("ok", "oom", "error", "crashed", "timeout", "skipped", "predicted_oom")
+OUT_OF_MEMORY = ("oom", "predicted_oom")  # ran out of memory, or was predicted to by a clear margin and not run
 # The columns every mmbench row has a value in: a Parquet file without them is not a result row.
 IDENTITY_COLUMNS = ("cell_id", "status", "schema_version")
 

@@ -19,6 +19,14 @@ class Cell:
     # Resolved from the method when the suite is planned (plan.cells.planned_cells), so that the launcher never looks
     # a method up by name: the cell trains from a hidden-state cache that is built, in its own process, first.
     uses_cache: bool = False
+    # What `mmbench estimate` predicted for it on the device it will run on, as row columns (predicted_*); None: not
+    # estimated. The launcher puts it on the cell's row, and the pool places cells by it.
+    prediction: dict[str, Any] | None = None
+
+    @property
+    def predicted_peak_gib(self) -> float | None:
+        value = (self.prediction or {}).get("predicted_peak_process_gib")
+        return float(value) if value is not None else None
 
     @property
     def config_hash(self) -> str:
