@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -56,6 +57,9 @@ class FakeNvml:
 
     def nvmlDeviceGetName(self, handle: int) -> str:
         return "Fake H100"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> SimpleNamespace:
+        return SimpleNamespace(total=(80 if handle else 24) * 2**30)  # GPU 0 is the small one
 
 
 def children_of(pid: int) -> list[int]:

@@ -5,14 +5,12 @@ dispatch it, then scaled by a factor fitted per method from measured rows (`mmbe
 On a GPU the host dispatches ahead while kernels run, so an operation costs the larger of its kernel and its dispatch
 (a launch-bound step is priced by its operation count); on a CPU the same thread does both, so they add. The rates
 are the datasheet peaks scaled by what eager PyTorch typically reaches of them (DEFAULT_* below); a CPU has no
-datasheet here, so its rates are measured once per process (a matmul and a copy, a fraction of a second).
+datasheet here, so it gets nominal per-core rates (NOMINAL_CPU_*), which a calibration on its own rows corrects.
 """
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +23,12 @@ from benchmark.estimate.tracker import OperationCost
 DEFAULT_FLOP_EFFICIENCY = 0.6
 DEFAULT_BANDWIDTH_EFFICIENCY = 0.7
 DEFAULT_GPU_OPERATION_S = 8e-6
-DEFAULT_CPU_OPERATION_S = 6e-6
+DEFAULT_CPU_OPERATION_S = 10e-6
+# Per core, what eager PyTorch reaches on a recent x86 core (AVX2/AVX-512 FMA): ~40 GFLOP/s in the matmuls of these
+# models, ~8 GB/s of memory traffic (up to ~60 GB/s for the whole socket).
+NOMINAL_CPU_CORE_FLOPS = 40e9
+NOMINAL_CPU_CORE_BYTES = 8e9
+NOMINAL_CPU_MAX_BYTES = 60e9
 LOW_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -64,32 +67,18 @@ def gpu_throughput(device: DeviceSpec, tf32: bool = False) -> Throughput | None:
     )
 
 
-def _best_seconds(work: Callable[[], object], repeats: int = 5) -> float:
-    work()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-@functools.cache
 def cpu_throughput() -> Throughput:
-    """This CPU's rates, measured: a 512^3 matmul per precision and a 64 MiB copy (best of five each)."""
-    size = 512
-    rates: dict[str, float] = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-        left, right = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-        rates[name] = 2 * size**3 / _best_seconds(functools.partial(torch.mm, left, right))
-    source = torch.empty(16 * 2**20)
-    target = torch.empty_like(source)
-    copy_s = _best_seconds(functools.partial(target.copy_, source))
+    """Nominal rates for this machine's cores (a CPU has no datasheet here, and a measurement taken at estimate
+    time would move with whatever else runs): what eager PyTorch reaches on one modern x86 core, times the cores
+    torch uses. A calibration from this machine's rows replaces the guess with its own factors."""
+    cores = torch.get_num_threads()
+    flops = NOMINAL_CPU_CORE_FLOPS * cores
+    bandwidth = min(NOMINAL_CPU_CORE_BYTES * cores, NOMINAL_CPU_MAX_BYTES)
     return Throughput(
-        rates,
-        2 * source.numel() * source.element_size() / copy_s,
+        {"fp32": flops, "bf16": flops, "fp16": flops / 8},  # fp16 matmuls are emulated on most CPUs
+        bandwidth,
         DEFAULT_CPU_OPERATION_S,
         False,
-        f"this CPU measured now: fp32 matmul {rates['fp32'] / 1e9:.0f} GFLOP/s, bf16 {rates['bf16'] / 1e9:.0f}, "
-        f"copy {2 * source.numel() * 4 / copy_s / 1e9:.1f} GB/s, {DEFAULT_CPU_OPERATION_S * 1e6:g} us per operation",
+        f"nominal CPU rates for {cores} core(s): {flops / 1e9:.0f} GFLOP/s, {bandwidth / 1e9:.0f} GB/s, "
+        f"{DEFAULT_CPU_OPERATION_S * 1e6:g} us per operation",
     )

@@ -24,6 +24,7 @@ class PoolDevice:
     label: str  # what progress lines and rows say: "gpu1 (NVIDIA H100 80GB HBM3)", "fake1"
     visible: str | None  # CUDA_VISIBLE_DEVICES of the cells it runs; None: the environment's (fake devices)
     lock_key: str  # the device-lock name: one timed cell per device across every mmbench run
+    memory_gib: float | None = None  # its memory (NVML total); None: unknown (fake devices)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -53,15 +54,16 @@ def open_nvml() -> Any:
         return None
 
 
-def nvml_gpus(nvml: Any = None) -> list[tuple[int, str, str]]:
-    """(NVML index, UUID, name) of every GPU, in NVML's (PCI bus) order; [] without NVML."""
+def nvml_gpus(nvml: Any = None) -> list[tuple[int, str, str, float]]:
+    """(NVML index, UUID, name, memory GiB) of every GPU, in NVML's (PCI bus) order; [] without NVML."""
     nvml = nvml if nvml is not None else open_nvml()
     if nvml is None:
         return []
     gpus = []
     for index in range(nvml.nvmlDeviceGetCount()):
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        gpus.append((index, _text(nvml.nvmlDeviceGetUUID(handle)), _text(nvml.nvmlDeviceGetName(handle))))
+        memory = int(nvml.nvmlDeviceGetMemoryInfo(handle).total) / 2**30
+        gpus.append((index, _text(nvml.nvmlDeviceGetUUID(handle)), _text(nvml.nvmlDeviceGetName(handle)), memory))
     return gpus
 
 
@@ -92,4 +94,4 @@ def pool_devices(spec: str, nvml: Any = None) -> list[PoolDevice]:
                 "name each once"
             )
         chosen = [by_index[index] for index in indices]
-    return [PoolDevice(f"gpu{index} ({name})", uuid, lock_name(uuid)) for index, uuid, name in chosen]
+    return [PoolDevice(f"gpu{index} ({name})", uuid, lock_name(uuid), memory) for index, uuid, name, memory in chosen]

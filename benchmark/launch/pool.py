@@ -9,7 +9,6 @@ still meet from colliding). The progress display has one line per device.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from pathlib import Path
 
@@ -51,13 +50,38 @@ def caches_to_prebuild(cells: list[Cell]) -> list[Cell]:
     return chosen
 
 
+class PlacementQueue:
+    """The pool's pending cells, largest predicted peak first (a long, large cell started last would leave the
+    other GPUs idle at the end, and the largest need the largest free device), each handed to a device whose memory
+    holds its predicted peak. A cell no device holds goes to the largest device (it was asked to run anyway); a cell
+    or device without a prediction or a known memory is placed anywhere."""
+
+    def __init__(self, cells: list[Cell], devices: list[PoolDevice]):
+        self.cells = sorted(cells, key=lambda cell: -(cell.predicted_peak_gib or 0.0))  # stable: suite order in ties
+        memories = [device.memory_gib for device in devices]
+        self.largest = max(memory for memory in memories if memory is not None) if None not in memories else None
+        self.lock = threading.Lock()
+
+    def _holds(self, device: PoolDevice, cell: Cell) -> bool:
+        peak = cell.predicted_peak_gib
+        if peak is None or device.memory_gib is None or peak <= device.memory_gib:
+            return True
+        return self.largest is not None and device.memory_gib >= self.largest
+
+    def take(self, device: PoolDevice) -> Cell | None:
+        """The largest pending cell `device` holds; None when it holds none of them (the rest wait for others)."""
+        with self.lock:
+            for index, cell in enumerate(self.cells):
+                if self._holds(device, cell):
+                    return self.cells.pop(index)
+            return None
+
+
 def run_pool(
     cells: list[Cell], run_dir: Path, run_id: str, console: Console, devices: list[PoolDevice], lock: bool = True
 ) -> list[CellOutcome]:
     outcomes: dict[str, CellOutcome] = {}
-    pending: queue.Queue[Cell] = queue.Queue()
-    for cell in cells:
-        pending.put(cell)
+    pending = PlacementQueue(cells, devices)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
         suite_task = progress.add_task("cells", total=len(cells))
@@ -69,9 +93,8 @@ def run_pool(
         def work(device: PoolDevice) -> None:
             line = lines[device.label]
             while True:
-                try:
-                    cell = pending.get_nowait()
-                except queue.Empty:
+                cell = pending.take(device)
+                if cell is None:
                     break
                 label = f"{device.label}: {cell.cell_id}"
                 progress.update(line, description=f"{label} [starting]", completed=0, total=None)

@@ -126,6 +126,8 @@ COST_COLUMNS = (
     Column("peak-activations", "activations at peak MiB"),
     Column("slack", "allocator slack MiB"),
     Column("cuda-context", "CUDA context MiB"),
+    Column("predicted-peak", "predicted/measured peak GiB"),
+    Column("predicted-step", "predicted/measured step ms"),
     Column("gflop", "GFLOP/step [tower/side/user/other]"),
     Column("kernels", "kernels/step (syncs)"),
     Column("tflops", "TFLOP/s"),
@@ -142,7 +144,10 @@ IDENTITY = ("method", "variant")
 # The order in which a terminal table that cannot show everything keeps columns (names; the rest follow in table
 # order): the score and the accuracy, then the costs TPME weighs, then the caveats that change their meaning.
 BOARD_PRIORITY = ("tpme", "ndcg@10", "step", "memory", "params", "hr@10", "tpme-fft", "caveats", "epoch", "runs")
-COST_PRIORITY = ("gflop", "tflops", "samples/s", "saved-activations", "grads", "optimizer", "weights", "tta")
+COST_PRIORITY = (
+    "gflop", "tflops", "samples/s", "saved-activations", "grads", "optimizer", "weights", "predicted-peak",
+    "predicted-step", "tta",
+)  # fmt: skip
 
 
 def column_names() -> list[str]:
@@ -285,6 +290,21 @@ def _kernels(row: dict[str, Any]) -> str:
     return f"{row['step_kernels']:.0f} ({_number(row['step_syncs'], '.0f')})"
 
 
+def _measured_peak(row: dict[str, Any]) -> Any:
+    """The measured figure a predicted peak is set against: NVML's process peak on a GPU, else the resident set."""
+    return row["nvml_peak_process_gib"] if not _missing(row["nvml_peak_process_gib"]) else row["cpu_peak_rss_gib"]
+
+
+def _predicted(row: dict[str, Any], column: str, measured: Any) -> str:
+    """'0.53/0.71 (-25%)': what `mmbench estimate` predicted before the run, what was measured, the error."""
+    predicted = row[column]
+    if _missing(predicted):
+        return MISSING
+    if _missing(measured) or not measured:
+        return f"{significant(predicted)}/{MISSING}"
+    return f"{significant(predicted)}/{significant(measured)} ({(predicted / measured - 1) * 100:+.0f}%)"
+
+
 def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
     """Where each configuration's cost goes: memory by kind, work per step, how fast it ran, time to accuracy."""
     rows = []
@@ -302,6 +322,8 @@ def cost_rows(board: Leaderboard) -> list[dict[str, str]]:
                 "activations at peak MiB": _mib(row["activation_peak_bytes"]),
                 "allocator slack MiB": _mib(row["allocator_slack_bytes"]),
                 "CUDA context MiB": _mib(row["cuda_context_bytes"]),
+                "predicted/measured peak GiB": _predicted(row, "predicted_peak_process_gib", _measured_peak(row)),
+                "predicted/measured step ms": _predicted(row, "predicted_step_ms", row["step_ms_median"]),
                 "GFLOP/step [tower/side/user/other]": _flops(row),
                 "kernels/step (syncs)": _kernels(row),
                 "TFLOP/s": _figure(row["tflops_per_s"]),
@@ -327,6 +349,8 @@ OPTIONAL_COLUMNS = (
     *(f"{header} 95% CI" for header in ("step ms", "peak mem", "epoch s", "amortised epoch s")),
 )
 COST_OPTIONAL_COLUMNS = (
+    "predicted/measured peak GiB",
+    "predicted/measured step ms",
     "activations at peak MiB",
     "allocator slack MiB",
     "CUDA context MiB",

@@ -63,7 +63,9 @@ COST_NOTE = (
     "the median step / its time; MFU against the GPU's dense peak for the precision (README: Where the cost goes); "
     "kernels/step (syncs): operators launching device work in one step, and host-device synchronisations among "
     "them, counted on the last warm-up step; "
-    "TTA: training time (evaluation excluded) until validation NDCG@10 first reached the row's fraction of its best"
+    "TTA: training time (evaluation excluded) until validation NDCG@10 first reached the row's fraction of its best; "
+    "predicted/measured: what `mmbench estimate` predicted before the cell ran (peak: the process, NVML on a GPU, "
+    "the resident set on a CPU) against what was measured, and the error"
 )
 
 
