@@ -12,7 +12,7 @@ GPU_SITE    ?= /tmp/mmbench-site
 # installed, and its import (torch's compiler with it) adds 1.5 s to every process that imports peft, every cell's.
 QUANT_SITE  ?= $(VENV)/bitsandbytes-site
 
-.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report bench-overhead rows-equal lint lock test-min test-gpu-versions min-lock clean
+.PHONY: setup demo test test-slow browser gpu-check gpu-wheels bench-import bench-report bench-overhead bench-estimate rows-equal lint lock test-min test-gpu-versions min-lock clean
 
 # constraints/lock.txt pins every other package to the versions the tests passed with (`make lock` refreshes it).
 LOCK        ?= constraints/lock.txt
@@ -133,6 +133,11 @@ rows-equal: setup
 # CPU the tiny shapes and the cached methods at paper shapes, on a GPU every method at paper shapes.
 bench-overhead: setup
 	$(PY) -m bench.overhead --rounds 3
+
+# `mmbench estimate` against torch's own memory profile of the real steps, every cell of the smoke suite and of
+# suites/estimate-check.yaml, on this CPU (bench/estimate_accuracy.py; raw comparisons: results/estimate-accuracy.json).
+bench-estimate: setup
+	$(PY) -m bench.estimate_accuracy --json results/estimate-accuracy.json
 
 # `mmbench data import` on 1 million interactions (100k users x 10, 50k items with images).
 bench-import: setup

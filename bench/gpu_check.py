@@ -9,7 +9,9 @@ Stages, each writing what it measured under $OUT before the next starts (so a ca
 4. the GPU-marked tests (sync-free steps in sync-debug mode, the CUDA memory stack, BitFit's LayerNorm, ...);
 5. the rest of gpu-check.yaml (a decoder-LLM slice for IISAN-Versa, a four-modality slice for CROSSAN);
 6. a one-GPU pool run;
-7. the leaderboard of everything.
+7. the leaderboard of everything;
+8. every row's predicted against measured memory and step time (`mmbench estimate --check`), and the calibration
+   those rows give (`mmbench estimate calibrate`).
 
 A stage starts only if its estimate fits the time left (GPU_CHECK_BUDGET_S, default 480 s: the device's 15 minutes
 leave room for a rerun); a skipped stage is named. Without a CUDA GPU it says so, validates the GPU suites, lists
@@ -113,6 +115,16 @@ def _report(results: Path, out: Path | None) -> int:
     return code
 
 
+def _predicted_against_measured(results: Path, out: Path | None) -> int:
+    """Each cell's predicted torch peak allocated, NVML process peak and step time against what it measured, the
+    median and worst error per method; and the calibration these rows give, beside the rows under $OUT."""
+    code = _mmbench("estimate", "--check", str(results))
+    if out is not None:
+        _mmbench("estimate", "--check", str(results), "--json", stdout_path=out / "estimate-check.json")
+        code = code or _mmbench("estimate", "calibrate", str(results), "--out", str(out / "estimate-calibration.json"))
+    return code
+
+
 def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
     scratch = out or results
     overhead = [sys.executable, "-m", "bench.overhead", str(GPU_SUITE), "--only", PAPER_SLICE, "--rounds", "1"]
@@ -144,6 +156,11 @@ def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
             optional=True,
         ),
         Stage("leaderboard", 10, lambda: _report(results, out)),
+        Stage(
+            "predicted against measured (mmbench estimate --check)",
+            45,
+            lambda: _predicted_against_measured(results, out),
+        ),
     ]
 
 
@@ -160,6 +177,7 @@ def main() -> int:
             code
             or _mmbench("run", str(SMOKE_SUITE), "--results", str(results))
             or _mmbench("report", "--results", str(results), "--suite", "smoke")
+            or _mmbench("estimate", "--check", str(results))
         )
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
     budget = float(os.environ.get("GPU_CHECK_BUDGET_S", DEFAULT_BUDGET_S))

@@ -110,7 +110,8 @@ def test_an_unknown_suite_name_lists_the_shipped_ones(tmp_path, monkeypatch):
     assert outcome.exit_code == 2
     message = " ".join(outcome.stderr.split())
     assert (
-        "no shipped suite called 'smok' (did you mean 'smoke'? shipped: crossan-4modal, design-space, estimate-check, gpu-check,"
+        "no shipped suite called 'smok' (did you mean 'smoke'? shipped: crossan-4modal, design-space, estimate-check, "
+        "gpu-check,"
         in message
     )
     missing_file = CliRunner().invoke(app, ["validate", "nowhere/smoke.yaml"])

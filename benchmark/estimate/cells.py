@@ -11,6 +11,7 @@ from benchmark.errors import MMBenchError
 from benchmark.estimate.calibration import Calibration
 from benchmark.estimate.devices import DeviceSpec, common_cards, find_card, memory_only, this_cpu, visible_gpu
 from benchmark.estimate.predict import CellPrediction, price
+from benchmark.estimate.prediction_cache import cached_prediction, keep_prediction, prediction_key
 from benchmark.estimate.simulated_step import simulate_step
 from benchmark.estimate.time_model import Throughput, cpu_throughput, gpu_throughput
 from benchmark.suite.matrix import Cell
@@ -116,10 +117,15 @@ def predict_for_run(cells: list[Cell], calibration: Calibration) -> tuple[list[C
         if target is None:
             predicted.append(cell)
             continue
-        found = estimate_cell(cell, target, calibration, common=False)
-        if found.prediction is None:
-            notes.append(f"{cell.cell_id}: not predicted ({found.error})")
-            predicted.append(cell)
-            continue
-        predicted.append(dataclasses.replace(cell, prediction=found.prediction.row_columns()))
+        key = prediction_key(cell.config, target.device.label, calibration)
+        columns = cached_prediction(key)
+        if columns is None:
+            found = estimate_cell(cell, target, calibration, common=False)
+            if found.prediction is None:
+                notes.append(f"{cell.cell_id}: not predicted ({found.error})")
+                predicted.append(cell)
+                continue
+            columns = found.prediction.row_columns()
+            keep_prediction(key, columns)
+        predicted.append(dataclasses.replace(cell, prediction=columns))
     return predicted, notes
