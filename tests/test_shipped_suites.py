@@ -111,8 +111,7 @@ def test_an_unknown_suite_name_lists_the_shipped_ones(tmp_path, monkeypatch):
     message = " ".join(outcome.stderr.split())
     assert (
         "no shipped suite called 'smok' (did you mean 'smoke'? shipped: crossan-4modal, design-space, estimate-check, "
-        "gpu-check,"
-        in message
+        "gpu-check," in message
     )
     missing_file = CliRunner().invoke(app, ["validate", "nowhere/smoke.yaml"])
     assert missing_file.exit_code == 2 and "nowhere/smoke.yaml: cannot read suite file" in missing_file.stderr
