@@ -58,6 +58,10 @@ def test_run_writes_one_complete_row_per_cell(finished_run):
     assert row["git_sha"] is None or len(row["git_sha"]) == 40
     assert json.loads(row["config_json"])["method"]["name"] == "lora"
     assert row["trainable_params"] < row["total_params"]
+    # Predicted before it ran (`mmbench estimate`), on this CPU, beside what it measured.
+    assert row["predicted_on"].startswith("cpu ") and row["predicted_fits"] == "yes"
+    assert 0 < row["predicted_peak_alloc_gib"] < row["predicted_peak_process_gib"] and row["predicted_step_ms"] > 0
+    assert set(json.loads(row["predicted_parts"])) >= {"weights", "gradients", "optimizer", "saved_activations"}
     # fp32: 4 bytes a parameter; AdamW keeps two moments per trainable parameter (plus a scalar step each).
     assert row["weights_trainable_bytes"] == row["gradient_bytes"] == 4 * row["trainable_params"]
     assert row["weights_frozen_bytes"] == 4 * (row["total_params"] - row["trainable_params"])

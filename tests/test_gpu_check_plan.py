@@ -29,7 +29,8 @@ def test_stages_run_in_order_and_one_that_cannot_fit_is_skipped_not_cut(monkeypa
 def test_the_plan_covers_every_gpu_path(tmp_path):
     stages = gpu_stages(tmp_path / "results", tmp_path / "out")
     names = [stage.name for stage in stages]
-    assert names[1] == "harness overhead at paper shapes" and names[-1] == "leaderboard"
+    assert names[1] == "harness overhead at paper shapes" and names[-2] == "leaderboard"
+    assert names[-1] == "predicted against measured (estimate --check)"  # every cell's prediction beside its figures
     assert any("CUDA graphs" in name for name in names) and any("pool" in name for name in names)
     # the one call of at most 8 minutes; an optional stage runs only if earlier ones left it the time
     assert sum(stage.estimate_s for stage in stages if not stage.optional) <= 8 * 60

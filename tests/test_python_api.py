@@ -34,9 +34,22 @@ def test_the_readme_example_runs_and_returns_dataframes(tmp_path, monkeypatch, c
     assert result.failures.is_empty() and (tmp_path / "notebook-results").is_dir()
     printed = capsys.readouterr().out
     assert "{'synth/tiny/iisan/seed=0': 'ok', 'synth/tiny/lora/seed=0': 'ok'}" in printed
+    assert "peak_process_gib" in printed  # the estimate's frame
     # Again: every cell is done, nothing runs, the leaderboard still reads the store.
     again = api.run(namespace["suite"], results="notebook-results", quiet=True)
     assert again.run_dir is None and again.rows.is_empty() and again.leaderboard.height == 2
+
+
+def test_estimate_is_a_frame_of_one_row_per_cell(write_suite):
+    frame = api.estimate(str(write_suite("[lora, bitfit]")), device="h100")
+    assert frame["cell_id"].to_list() == ["synth/micro/lora/seed=0", "synth/micro/bitfit/seed=0"]
+    assert frame["fits"].to_list() == ["yes", "yes"] and (frame["device"] == "H100 SXM").all()
+    parts = [
+        column for column in frame.columns if column.endswith("_gib") and not column.startswith(("peak", "device"))
+    ]
+    assert len(parts) == 10 and frame.select(parts).sum_horizontal().to_list() == pytest.approx(
+        frame["peak_process_gib"].to_list()
+    )
 
 
 def test_a_bad_dict_suite_raises_every_problem_at_its_line(tmp_path, monkeypatch):

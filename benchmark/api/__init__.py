@@ -2,7 +2,8 @@
 rows. The command line parses, calls one of these and prints; a notebook or a script calls the same functions.
 Diagnostics go to a `Notify` callable, data comes back as values.
 
-For notebooks, `benchmark.api.run`, `rows` and `leaderboard` (`api/notebook.py`) return polars DataFrames. They
+For notebooks, `benchmark.api.run`, `rows`, `leaderboard` and `estimate` (`api/notebook.py`) return polars
+DataFrames. They
 are loaded when first used: the command line imports this package without them (and without torch).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_NOTEBOOK = ("run", "rows", "leaderboard", "RunResult")
+_NOTEBOOK = ("run", "rows", "leaderboard", "estimate", "RunResult")
 
 
 def __getattr__(name: str) -> Any:

@@ -5,6 +5,7 @@ with progress on stderr (or none, `quiet=True`).
     from benchmark import api
     result = api.run("smoke", results="results")
     result.leaderboard.select("method", "tpme", "test_ndcg@10")
+    api.estimate("iisan-paper", device="h100").select("cell_id", "peak_process_gib", "fits", "step_ms")
 """
 
 from __future__ import annotations
@@ -110,3 +111,31 @@ def leaderboard(
     """The leaderboard `mmbench report` prints, as a DataFrame: one row per configuration and hardware."""
     board, _ = build_board(BoardRequest(Path(results), suite=suite, weights=weights), _notify(quiet))
     return board.table
+
+
+def estimate(
+    suite: SuiteSource,
+    *,
+    device: str | None = None,
+    memory_gib: float | None = None,
+    only: str | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+) -> pl.DataFrame:
+    """What `mmbench estimate` prints, as a DataFrame: one row per cell with its predicted peak (GiB, and its parts
+    as `<part>_gib` columns), step and epoch time, and whether it fits (`device`: a tabled card or "cpu";
+    `memory_gib`: a GPU of that size; neither: the cell's own device)."""
+    from benchmark.api.estimates import estimate_suite
+    from benchmark.report.estimates import estimate_dicts
+
+    with tempfile.TemporaryDirectory(prefix="mmbench-suite-") as scratch:
+        path = Path(_suite_file(suite, Path(scratch)))
+        result = estimate_suite(
+            path, device=device, memory_gib=memory_gib, overrides=list(_overrides(overrides)), only=only
+        )
+    flat = []
+    for cell in estimate_dicts(result.cells):
+        parts = cell.pop("parts_gib", {}) or {}
+        cell.pop("on_common_cards", None)
+        cell.pop("notes", None)
+        flat.append({**cell, **{f"{name}_gib": value for name, value in parts.items()}})
+    return pl.DataFrame(flat)

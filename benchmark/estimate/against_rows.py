@@ -118,6 +118,23 @@ def _prediction_figures(prediction: CellPrediction) -> dict[str, float | None]:
         "peak_alloc": prediction.peak_allocated / GIB if on_gpu else None,
         "peak_process": prediction.peak_process / GIB,
         "step": prediction.step_s * 1000 if prediction.step_s is not None else None,
+        "tensors": prediction.peak_allocated / GIB,  # what torch allocates (on a CPU: the tensors' peak)
+    }
+
+
+def _uncalibrated_figures(row: dict[str, Any], label: str) -> dict[str, float | None] | None:
+    """The model's own figures from the prediction a row carries, where it was made uncalibrated on the device the
+    row ran on (then nothing need be simulated again); None otherwise."""
+    if row.get("predicted_calibration") != "defaults" or row.get("predicted_on") != label:
+        return None
+    if row.get("predicted_peak_alloc_gib") is None:
+        return None
+    on_gpu = row.get("predicted_peak_reserved_gib") is not None
+    return {
+        "peak_alloc": _float(row["predicted_peak_alloc_gib"]) if on_gpu else None,
+        "peak_process": _float(row.get("predicted_peak_process_gib")),
+        "step": _float(row.get("predicted_step_ms")),
+        "tensors": _float(row["predicted_peak_alloc_gib"]),
     }
 
 
@@ -191,23 +208,26 @@ def fit_calibration(results: Path) -> tuple[Calibration, list[str]]:
         if device is None:
             notes.append(f"{row['cell_id']}: ran on the CPU of {row.get('host')}, which cannot be priced here")
             continue
-        found = model.of(row, device)
-        if isinstance(found, str):
-            notes.append(found)
-            continue
         label, method = _label(row), str(row.get("method_label") or row["method"])
+        modelled = _uncalibrated_figures(row, label)
+        if modelled is None:
+            found = model.of(row, device)
+            if isinstance(found, str):
+                notes.append(found)
+                continue
+            modelled = _prediction_figures(found)
         mine = samples.setdefault(label, {})
         measured = _measured(row)
-        if found.step_s and measured["step"]:
-            mine.setdefault(f"time:{method}", []).append(measured["step"] / (found.step_s * 1000))
+        if modelled["step"] and measured["step"]:
+            mine.setdefault(f"time:{method}", []).append(measured["step"] / modelled["step"])
         alloc, reserved = _float(row.get("torch_peak_alloc_gib")), _float(row.get("torch_peak_reserved_gib"))
-        process = measured["peak_process"]
-        if found.peak_reserved is not None and alloc and reserved and process is not None:
-            mine.setdefault("allocated_ratio", []).append(alloc * GIB / found.peak_allocated)
+        process, modelled_alloc = measured["peak_process"], modelled["tensors"]
+        if modelled["peak_alloc"] is not None and alloc and reserved and process is not None and modelled_alloc:
+            mine.setdefault("allocated_ratio", []).append(alloc / modelled_alloc)
             mine.setdefault("reserved_ratio", []).append(reserved / alloc)
             mine.setdefault("context_gib", []).append(process - reserved)
-        elif found.peak_reserved is None and process is not None:
-            mine.setdefault("context_gib", []).append(process - found.peak_allocated / GIB)
+        elif modelled["peak_alloc"] is None and process is not None and modelled_alloc is not None:
+            mine.setdefault("context_gib", []).append(process - modelled_alloc)
     devices = {}
     for label, values in samples.items():
         times = {key.removeprefix("time:"): v for key, v in values.items() if key.startswith("time:")}
