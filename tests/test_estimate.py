@@ -3,6 +3,7 @@ their use by `run` (rows, dry run, predicted_oom, the pool's placement), `calibr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from bench.estimate_accuracy import compare_suites
 from benchmark.cli import app
 from benchmark.data.synthetic import synthetic_dir
 from benchmark.estimate import cells as estimate_cells
+from benchmark.estimate.calibration import Calibration
 from benchmark.estimate.devices import DeviceSpec, find_card
 from benchmark.estimate.predict import PART_NAMES
+from benchmark.estimate.simulated_step import packed_bytes
 from benchmark.formats.registry import load_raw_dataset
 from benchmark.formats.synthetic import SYNTHETIC_OPTIONS
 from benchmark.launch.devices import PoolDevice
@@ -224,3 +227,33 @@ def test_a_prediction_is_kept_and_not_simulated_again(write_suite, monkeypatch):
     # Other work is another key: simulated.
     other = runner.invoke(app, ["run", str(suite), "--dry-run", "--json", "--set", "train.batch_size=4"])
     assert isinstance(other.exception, AssertionError) and "simulated again" in str(other.exception)
+
+
+def test_a_cell_that_runs_out_of_memory_anyway_is_recorded_with_its_prediction(write_suite, tmp_path):
+    """The prediction goes on the row before the cell starts: an out-of-memory failure (here a dataset error whose
+    message says "out of memory", which the cell classifies as the OOM it reads like) keeps it beside the error."""
+    from benchmark.launch import local
+
+    (cell,) = expand_cells(load_suite(write_suite("[bitfit]", max_steps=2, evaluate=False), check_data=False))
+    (predicted,), notes = estimate_cells.predict_for_run([cell], Calibration())
+    assert notes == [] and predicted.prediction is not None
+    missing = dataclasses.replace(cell.config.dataset, format="amazon-iisan", path=str(tmp_path / "out of memory"))
+    failing = dataclasses.replace(predicted, config=cell.config.replace(dataset=missing))
+    outcome = local.run_cell_subprocess(failing, tmp_path / "run", "run-1")
+    row = read_results(tmp_path / "run")[0].row(0, named=True)
+    assert outcome.status == row["status"] == "oom"
+    assert row["predicted_peak_process_gib"] == predicted.prediction["predicted_peak_process_gib"]
+    assert row["predicted_parts"] == predicted.prediction["predicted_parts"]
+
+
+def test_a_quantized_base_counts_its_weights_packed(write_suite):
+    """bitsandbytes packs on a GPU, which the simulation does not run: dense frozen stand-ins compute the step and
+    the weights are counted at their packed size (NF4: half a byte a value, plus its scales)."""
+    suite = write_suite("[lora, {name: lora, label: qlora, base_precision: nf4}, {name: lora, label: l8, "
+                        "base_precision: int8}]")  # fmt: skip
+    dense, nf4, int8 = _estimate(str(suite), "--device", "h100", "--set", "train.device=auto")["cells"]
+    assert nf4["error"] is None and any("packed size" in note for note in nf4["notes"])
+    assert nf4["parts_gib"]["weights"] < int8["parts_gib"]["weights"] < dense["parts_gib"]["weights"]
+    assert nf4["parts_gib"]["optimizer"] == dense["parts_gib"]["optimizer"]  # the same adapters train
+    assert packed_bytes(64 * 64, 64, "nf4") == 2048 + 64 + 4 + 4 * 273
+    assert packed_bytes(64 * 64, 64, "int8") == 4096 + 4 * 64

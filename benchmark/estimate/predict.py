@@ -130,7 +130,7 @@ def price(
 ) -> CellPrediction:
     """The prediction of a simulated step on `device` (`throughput`: its rates; None where unknown)."""
     calibrated = calibration.for_device(device.label)
-    notes: list[str] = []
+    notes: list[str] = list(step.notes)
     if calibrated is None:
         context = DeviceCalibration().context_gib if device.kind == "cuda" else DEFAULT_CPU_RUNTIME_GIB
         calibrated = DeviceCalibration(context_gib=context)

@@ -16,14 +16,15 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from benchmark.data.collate import TrainBatch
 from benchmark.errors import MMBenchError
 from benchmark.estimate.cell_data import StepData, step_data
-from benchmark.estimate.tracker import CUDA_BLOCK_BYTES, OperationCost, StepTracker
+from benchmark.estimate.tracker import CUDA_BLOCK_BYTES, OperationCost, StepTracker, TrackedStep
 from benchmark.modalities.registry import modality_names
-from benchmark.models.towers import build_tower, count_parameters
+from benchmark.models.towers import Tower, build_tower, count_parameters
 from benchmark.suite.config import CellConfig
 from benchmark.train.batches import input_preparation
 from benchmark.train.cell_plan import method_of
@@ -51,6 +52,7 @@ class SimulatedStep:
     trainable_params: int
     total_params: int
     data: StepData
+    notes: tuple[str, ...] = ()
 
 
 def _fake_batch(batch: TrainBatch) -> TrainBatch:
@@ -60,11 +62,6 @@ def _fake_batch(batch: TrainBatch) -> TrainBatch:
 
 def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
     """Simulate `config`'s training step as it would run on a `device_type` ("cpu" or "cuda") device."""
-    if config.method.base_precision is not None:
-        raise EstimateError(
-            f"base_precision {config.method.base_precision}: a quantized base's packed weights are made by "
-            "bitsandbytes on a GPU, which the simulation cannot run"
-        )
     train = config.train
     method = method_of(config)
     tower_configs = config.towers.present(modality_names())
@@ -73,6 +70,8 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
             modality: build_tower(modality, tower, config.seed, load_weights=False)
             for modality, tower in tower_configs.items()
         }
+    base_precision = config.method.base_precision
+    quantized = dense_stand_ins(towers, DTYPES[train.precision]) if base_precision is not None else []
     data = step_data(config, towers, tower_configs, method)
     with torch.device("meta"):
         item_encoder = method.build_item_encoder(dict(towers), train.embed_dim)
@@ -89,6 +88,13 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
         model.to_empty(device="cpu")
         _run_steps(model, data.largest_batch, train.precision, tracker)
     step = tracker.step
+    notes: tuple[str, ...] = ()
+    if base_precision is not None:
+        _pack(step, quantized, base_precision, DTYPES[train.precision].itemsize)
+        notes = (
+            f"base_precision {base_precision}: the step simulated with dense frozen stand-ins for bitsandbytes' "
+            "layers, their weights counted at their packed size",
+        )
     return SimulatedStep(
         peak_bytes=step.peak_bytes,
         at_peak=step.at_peak,
@@ -102,7 +108,43 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
         trainable_params=trainable,
         total_params=total,
         data=data,
+        notes=notes,
     )
+
+
+def dense_stand_ins(towers: dict[str, Tower], compute_dtype: torch.dtype) -> list[tuple[int, int]]:
+    """A quantized base's linear layers (every `nn.Linear` of the towers, as `quantize_linears` picks them) as
+    frozen weights in the compute dtype, which bitsandbytes dequantizes them to for each matmul; (elements, output
+    features) of each, for their packed size."""
+    found = []
+    for tower in towers.values():
+        for module in tower.model.modules():
+            if type(module) is nn.Linear:
+                module.weight.requires_grad_(False)
+                module.weight.data = module.weight.data.to(compute_dtype)
+                found.append((module.weight.numel(), module.out_features))
+    return found
+
+
+def packed_bytes(elements: int, outputs: int, base_precision: str) -> int:
+    """A bitsandbytes weight's bytes: NF4 with double quantization packs two values a byte, one 8-bit scale per
+    64 values, one fp32 scale per 256 of those, and two code books; int8 one byte a value and an fp32 scale a row."""
+    if base_precision == "nf4":
+        blocks = -(-elements // 64)
+        return -(-elements // 2) + blocks + 4 * -(-blocks // 256) + 4 * (16 + 256 + 1)
+    return elements + 4 * outputs
+
+
+def _pack(step: TrackedStep, quantized: list[tuple[int, int]], base_precision: str, compute_bytes: int) -> None:
+    """The simulated step's weights at their packed size, and the one layer's weight bitsandbytes dequantizes for
+    each matmul as a transient."""
+    dense = sum(elements * compute_bytes for elements, _ in quantized)
+    change = sum(packed_bytes(elements, outputs, base_precision) for elements, outputs in quantized) - dense
+    dequantized = max((elements * compute_bytes for elements, _ in quantized), default=0)
+    step.peak_bytes += change + dequantized
+    step.at_peak["weights"] = step.at_peak.get("weights", 0) + change
+    step.at_peak["transient"] = step.at_peak.get("transient", 0) + dequantized
+    step.largest["weights"] += change
 
 
 def _run_steps(model: Recommender, batch: TrainBatch, precision: str, tracker: StepTracker) -> None:
