@@ -82,6 +82,8 @@ def test_the_report_is_one_self_contained_file(report):
         "Provenance",
         "suite tiny",
         "<dt>hardware</dt><dd>CPU ",  # once "hardware —" for a CPU run
+        "predicted/measured peak GiB",  # `mmbench estimate`'s prediction beside the measurement
+        "predicted/measured step ms",
     ):
         assert section in text
 
