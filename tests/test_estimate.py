@@ -257,3 +257,16 @@ def test_a_quantized_base_counts_its_weights_packed(write_suite):
     assert nf4["parts_gib"]["optimizer"] == dense["parts_gib"]["optimizer"]  # the same adapters train
     assert packed_bytes(64 * 64, 64, "nf4") == 2048 + 64 + 4 + 4 * 273
     assert packed_bytes(64 * 64, 64, "int8") == 4096 + 4 * 64
+
+
+def test_a_step_the_simulation_cannot_follow_is_named_and_never_stops_a_run(write_suite, monkeypatch):
+    def unsupported(*arguments: object, **options: object) -> None:
+        raise RuntimeError("aten.some_plugin_op has no fake implementation")
+
+    monkeypatch.setattr(estimate_cells, "simulate_step", unsupported)
+    suite = write_suite("[bitfit]", max_steps=2, evaluate=False)
+    suite.write_text(suite.read_text().replace("seed: 1}", "seed: 4444}"))  # nothing cached for it
+    (cell,) = _estimate(str(suite))["cells"]
+    assert cell["error"] == "the simulation failed: RuntimeError: aten.some_plugin_op has no fake implementation"
+    dry = runner.invoke(app, ["run", str(suite), "--dry-run"])
+    assert dry.exit_code == 0 and "not predicted (the simulation failed" in dry.stderr

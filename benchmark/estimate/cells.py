@@ -80,6 +80,10 @@ def estimate_cell(cell: Cell, target: Target, calibration: Calibration, common: 
         step = simulate_step(cell.config, target.device.kind)
     except MMBenchError as error:
         return CellEstimate(cell.cell_id, method, None, {}, str(error))
+    except Exception as error:  # noqa: BLE001 - e.g. a plug-in's operator without a fake-tensor form
+        # A step the simulation cannot follow is this cell's answer ("not estimated", with why), never the end of
+        # an estimate or of a run: the cell itself runs as it would have.
+        return CellEstimate(cell.cell_id, method, None, {}, f"the simulation failed: {type(error).__name__}: {error}")
     prediction = price(step, cell.cell_id, method, target.device, calibration, target.throughput)
     on_common = {}
     if common and target.device.kind == "cuda":
