@@ -4,6 +4,7 @@ same as JSON."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.table import Table
@@ -27,20 +28,17 @@ def _time(prediction: CellPrediction) -> tuple[str, str]:
 
 
 def prediction_dict(prediction: CellPrediction) -> dict[str, Any]:
+    """The prediction as `--json` gives it: a row's predicted_* columns without the prefix, the parts in GiB, and
+    what the figures rest on."""
+    figures = {key.removeprefix("predicted_"): value for key, value in prediction.row_columns().items()}
+    figures["device"] = figures.pop("on")
+    figures["parts_gib"] = {name: size / GIB for name, size in json.loads(figures.pop("parts")).items()}
     return {
-        "device": prediction.device,
-        "fits": prediction.fits,
-        "peak_process_gib": prediction.peak_process / GIB,
-        "peak_allocated_gib": prediction.peak_allocated / GIB,
-        "peak_reserved_gib": prediction.peak_reserved / GIB if prediction.peak_reserved is not None else None,
-        "parts_gib": {name: prediction.parts[name] / GIB for name in PART_NAMES},
+        **figures,
         "device_memory_gib": prediction.memory_bytes / GIB,
-        "step_ms": prediction.step_s * 1000 if prediction.step_s is not None else None,
-        "epoch_s": prediction.epoch_s,
         "steps_per_epoch": prediction.steps_per_epoch,
         "trainable_params": prediction.trainable_params,
         "total_params": prediction.total_params,
-        "calibration": prediction.calibration,
         "time_source": prediction.time_source,
         "data_source": prediction.data_source,
         "notes": list(prediction.notes),
