@@ -229,6 +229,7 @@ def test_a_prediction_is_kept_and_not_simulated_again(write_suite, monkeypatch):
     assert isinstance(other.exception, AssertionError) and "simulated again" in str(other.exception)
 
 
+@pytest.mark.slow
 def test_a_cell_that_runs_out_of_memory_anyway_is_recorded_with_its_prediction(write_suite, tmp_path):
     """The prediction goes on the row before the cell starts: an out-of-memory failure (here a dataset error whose
     message says "out of memory", which the cell classifies as the OOM it reads like) keeps it beside the error."""
