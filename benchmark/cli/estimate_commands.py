@@ -107,6 +107,11 @@ def _calibrate(results: Path, out: Path | None, as_json: bool) -> None:
     note(f"wrote {target}: point a suite's run.estimate_calibration or MMBENCH_ESTIMATE_CALIBRATION at it")
 
 
+def _most_under(error: float) -> str:
+    """The most negative error (an under-prediction is an OOM waiting to happen), or that there was none."""
+    return f"most under {error * 100:+.1f}%" if error < 0 else "never under"
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:+.1f}%"
 
@@ -137,7 +142,7 @@ def _check(results: Path, calibration: str | None, as_json: bool) -> None:
     for method, per_figure in summary.items():
         parts = [
             f"{figure}: median {values['median_abs'] * 100:.1f}%, worst {values['worst_abs'] * 100:.1f}%, "
-            f"most under {values['most_under'] * 100:+.1f}% ({values['rows']} rows)"
+            f"{_most_under(values['most_under'])} ({values['rows']} rows)"
             for figure, values in per_figure.items()
         ]
         say(f"{method}: " + "; ".join(parts))
