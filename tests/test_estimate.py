@@ -16,7 +16,7 @@ from benchmark.cli import app
 from benchmark.data.synthetic import synthetic_dir
 from benchmark.estimate import cells as estimate_cells
 from benchmark.estimate.calibration import Calibration
-from benchmark.estimate.devices import DeviceSpec, find_card
+from benchmark.estimate.devices import DeviceSpec, _selected, find_card
 from benchmark.estimate.predict import PART_NAMES
 from benchmark.estimate.simulated_step import packed_bytes
 from benchmark.formats.registry import load_raw_dataset
@@ -173,27 +173,35 @@ def test_pool_takes_the_largest_cell_first_and_only_where_it_fits():
 def test_calibration_fits_the_rows_and_check_reports_errors(tmp_path, write_suite):
     suite = write_suite("[lora]", max_steps=4, evaluate=False)
     results = tmp_path / "results"
-    assert runner.invoke(app, ["run", str(suite), "--results", str(results)]).exit_code == 0
+    ran = runner.invoke(app, ["run", str(suite), "--results", str(results), "--no-estimate"])
+    assert ran.exit_code == 0, ran.output
     row = read_results(results)[0].row(0, named=True)
+    assert row["predicted_on"] is None and row["predicted_step_ms"] is None  # --no-estimate
 
     checked = runner.invoke(app, ["estimate", "--check", str(results), "--json"])
     assert checked.exit_code == 0, checked.output
     report = json.loads(checked.stdout)
-    (line,) = report["rows"]
-    assert line["source"] == "row" and line["measured"]["step"] == row["step_ms_median"]
-    assert line["errors"]["step"] == pytest.approx(row["predicted_step_ms"] / row["step_ms_median"] - 1)
+    (line,) = report["rows"]  # no prediction on the row: estimated again from its own configuration
+    assert line["source"] == "re-estimated" and line["measured"]["step"] == row["step_ms_median"]
+    assert line["errors"]["step"] == pytest.approx(line["predicted"]["step"] / row["step_ms_median"] - 1)
     assert report["per_method"]["lora"]["peak_process"]["rows"] == 1
 
-    calibration = tmp_path / "calibration.json"
+    calibration = suite.parent / "calibration.json"
     fitted = runner.invoke(app, ["estimate", "calibrate", str(results), "--out", str(calibration)])
     assert fitted.exit_code == 0, fitted.output
     device = next(iter(json.loads(calibration.read_text())["devices"].values()))
     assert device["time_rows"] == {"lora": 1} and device["memory_rows"] == 1
-    # Priced again with its own calibration, the row's step time and process peak come back (static shapes).
-    again = _estimate(str(suite), "--calibration", str(calibration))["cells"][0]
+    # A suite names its calibration relative to itself: priced with it, the row's step time and process peak
+    # come back (static shapes: the fitted step is the step).
+    suite.write_text(suite.read_text() + "run: {estimate_calibration: calibration.json}\n")
+    again = _estimate(str(suite))["cells"][0]
+    assert again["calibration"] == str(calibration)
     assert again["step_ms"] == pytest.approx(row["step_ms_median"], rel=1e-6)
     assert again["peak_process_gib"] == pytest.approx(row["cpu_peak_rss_gib"], rel=1e-6)
-    assert again["calibration"] == str(calibration)
+    # --check with a calibration: every row estimated again with it.
+    recheck = runner.invoke(app, ["estimate", "--check", str(results), "--calibration", str(calibration), "--json"])
+    (line,) = json.loads(recheck.stdout)["rows"]
+    assert line["source"] == "re-estimated" and line["errors"]["step"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_damaged_calibration_is_named(tmp_path, write_suite):
@@ -271,3 +279,11 @@ def test_a_step_the_simulation_cannot_follow_is_named_and_never_stops_a_run(writ
     assert cell["error"] == "the simulation failed: RuntimeError: aten.some_plugin_op has no fake implementation"
     dry = runner.invoke(app, ["run", str(suite), "--dry-run"])
     assert dry.exit_code == 0 and "not predicted (the simulation failed" in dry.stderr
+
+
+def test_the_gpu_a_cell_means_by_cuda_is_the_first_visible_one():
+    gpus = [(0, "GPU-aaaa", "NVIDIA A100-SXM4-40GB", 40), (1, "GPU-bbbb", "NVIDIA H100 80GB HBM3", 80)]
+    assert _selected(gpus, None) == [("NVIDIA A100-SXM4-40GB", 40), ("NVIDIA H100 80GB HBM3", 80)]
+    assert _selected(gpus, "1") == [("NVIDIA H100 80GB HBM3", 80)]
+    assert _selected(gpus, "GPU-bbbb,0") == [("NVIDIA H100 80GB HBM3", 80), ("NVIDIA A100-SXM4-40GB", 40)]
+    assert _selected(gpus, "7,0") == []  # CUDA stops at the first entry it cannot resolve

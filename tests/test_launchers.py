@@ -168,6 +168,8 @@ def test_slurm_launcher_with_the_local_executor_runs_the_suite(tmp_path, write_s
     rows, _ = read_results(tmp_path / "r")
     assert rows.height == 2 and set(rows["status"]) == {"ok"} and set(rows["launcher"]) == {"slurm"}
     assert rows["slurm_job_id"].null_count() == 0 and rows["node"].null_count() == 0
+    # The nodes' devices are not known where the array is submitted: no prediction, said so.
+    assert rows["predicted_on"].null_count() == 2 and "cells not predicted: the slurm launcher" in outcome.stderr
     run_dir = Path(json.loads(outcome.stdout)["run_dir"])
     status = json.loads(CliRunner().invoke(app, ["status", str(run_dir), "--json"]).stdout)
     assert {cell["state"] for cell in status["cells"]} == {"done"}

@@ -70,6 +70,7 @@ MEDIAN_COLUMNS = [
     "nvml_peak_process_gib",
     "predicted_peak_process_gib",
     "predicted_peak_alloc_gib",
+    "predicted_peak_reserved_gib",
     "predicted_step_ms",
     "cpu_peak_rss_gib",
     "eval_peak_reserved_gib",

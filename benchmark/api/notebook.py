@@ -120,17 +120,24 @@ def estimate(
     memory_gib: float | None = None,
     only: str | None = None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
+    calibration: str | Path | None = None,
 ) -> pl.DataFrame:
     """What `mmbench estimate` prints, as a DataFrame: one row per cell with its predicted peak (GiB, and its parts
     as `<part>_gib` columns), step and epoch time, and whether it fits (`device`: a tabled card or "cpu";
-    `memory_gib`: a GPU of that size; neither: the cell's own device)."""
+    `memory_gib`: a GPU of that size; neither: the cell's own device; `calibration`: a file of `mmbench estimate
+    calibrate`, else the suite's or the environment's)."""
     from benchmark.api.estimates import estimate_suite
     from benchmark.report.estimates import estimate_dicts
 
     with tempfile.TemporaryDirectory(prefix="mmbench-suite-") as scratch:
         path = Path(_suite_file(suite, Path(scratch)))
         result = estimate_suite(
-            path, device=device, memory_gib=memory_gib, overrides=list(_overrides(overrides)), only=only
+            path,
+            device=device,
+            memory_gib=memory_gib,
+            overrides=list(_overrides(overrides)),
+            only=only,
+            calibration=str(calibration) if calibration is not None else None,
         )
     flat = []
     for cell in estimate_dicts(result.cells):

@@ -27,6 +27,8 @@ from benchmark.results.store import ensure_writable
 from benchmark.suite.config import SuiteConfig
 from benchmark.suite.matrix import Cell
 
+# Launchers whose cells run on this machine's devices: the only ones `run` can predict its cells for.
+LAUNCHERS_ON_THIS_MACHINE = ("local", "pool")
 # An OOM is a measurement (this method does not fit); these are failures, and make `mmbench run` exit 1.
 FAILED_STATUSES = ("error", "crashed", "timeout")
 
@@ -137,7 +139,14 @@ def execute_run(planned: PlannedRun, request: RunRequest, console: Console, noti
     if not plan.to_run:
         notify(f"nothing to run: every cell of suite '{planned.suite.name}' is done in {request.results}")
         return RunSummary(None, [], skipped)
-    cells = predicted_cells(planned.suite, plan.to_run, notify) if request.estimate else plan.to_run
+    cells = plan.to_run
+    if request.estimate and launcher.name in LAUNCHERS_ON_THIS_MACHINE:
+        cells = predicted_cells(planned.suite, cells, notify)
+    elif request.estimate:
+        notify(
+            f"cells not predicted: the {launcher.name} launcher runs them on machines whose devices are not known "
+            "here (`mmbench estimate SUITE --device NAME` predicts them for a card)"
+        )
     not_fitting = [cell for cell in cells if request.skip_predicted_oom and predicted_not_to_fit(cell)]
     to_launch = [cell for cell in cells if cell not in not_fitting]
     run_id = f"{planned.suite.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"

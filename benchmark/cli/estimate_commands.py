@@ -17,7 +17,7 @@ from benchmark.errors import MMBenchError
 
 @app.command()
 def estimate(
-    target: list[str] = typer.Argument(None, metavar="SUITE | calibrate RESULTS", show_default=False),
+    target: list[str] | None = typer.Argument(None, metavar="SUITE | calibrate RESULTS", show_default=False),
     device: str | None = typer.Option(
         None, "--device", help="price on this card (h100, a100 40gb, l40s, rtx 4090, h200, ...) or cpu"
     ),
@@ -30,7 +30,10 @@ def estimate(
         help="calibration file (default: the suite's run.estimate_calibration, then $MMBENCH_ESTIMATE_CALIBRATION)",
     ),  # fmt: skip
     check: Path | None = typer.Option(
-        None, "--check", help="RESULTS: set every row's prediction against its measurement (errors per cell and method)"
+        None,
+        "--check",
+        help="RESULTS: set every row's prediction against its measurement (errors per cell and method); with "
+        "--calibration, every row estimated again with that calibration",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="calibrate: the file to write (default: RESULTS/estimate-calibration.json)"
@@ -48,6 +51,8 @@ def estimate(
     Example: mmbench estimate suites/iisan-paper.yaml --device h100
     """
     if check is not None:
+        if target:
+            fail(MMBenchError(f"--check reads a results directory: drop '{' '.join(target)}'"))
         _check(check, calibration, as_json)
         return
     if target and target[0] == "calibrate":
@@ -121,7 +126,8 @@ def _check(results: Path, calibration: str | None, as_json: bool) -> None:
     from benchmark.estimate.calibration import find_calibration
 
     try:
-        checks, notes = check_rows(results, find_calibration(calibration))
+        # With --calibration: every row estimated again with it (what would this calibration have predicted?).
+        checks, notes = check_rows(results, find_calibration(calibration), estimate_again=calibration is not None)
     except MMBenchError as error:
         fail(error)
     for line in notes:

@@ -127,7 +127,10 @@ def _run(request: RunRequest, dry_run: bool, as_json: bool) -> None:
         fail(error)
     warn_all(warnings)
     if dry_run:
-        _dry_run(planned, request, as_json)
+        try:
+            _dry_run(planned, request, as_json)
+        except MMBenchError as error:  # an unreadable calibration file, named
+            fail(error)
         return
     try:
         summary = execute_run(planned, request, stderr, note)

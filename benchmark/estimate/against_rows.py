@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import MMBenchError
-from benchmark.estimate.calibration import Calibration, DeviceCalibration
+from benchmark.estimate.calibration import DEFAULT_CONTEXT_GIB, Calibration, DeviceCalibration
 from benchmark.estimate.devices import DeviceSpec, cpu_label, find_card, this_cpu
-from benchmark.estimate.predict import CellPrediction, price
+from benchmark.estimate.predict import DEFAULT_CPU_RUNTIME_GIB, CellPrediction, price
 from benchmark.estimate.simulated_step import simulate_step
 from benchmark.estimate.time_model import Throughput, cpu_throughput, gpu_throughput
 from benchmark.results.read import read_results
@@ -108,6 +108,8 @@ class RowPredictions:
             step = simulate_step(config, device.spec.kind)
         except (MMBenchError, ValueError, KeyError, TypeError) as error:
             return f"{row['cell_id']}: not estimated ({error})"
+        except Exception as error:  # noqa: BLE001 - a step the simulation cannot follow (cells.estimate_cell)
+            return f"{row['cell_id']}: not estimated (the simulation failed: {type(error).__name__}: {error})"
         method = config.method.label or config.method.name
         return price(step, config.cell_id, method, device.spec, self.calibration, device.throughput)
 
@@ -145,14 +147,19 @@ def _ok_rows(results: Path) -> Iterator[dict[str, Any]]:
     yield from rows.filter(rows["status"] == "ok").iter_rows(named=True)
 
 
-def check_rows(results: Path, calibration: Calibration) -> tuple[list[RowCheck], list[str]]:
-    """Every ok row's prediction (its own, or estimated again) against its measurement; notes on rows left out."""
+def check_rows(
+    results: Path, calibration: Calibration, estimate_again: bool = False
+) -> tuple[list[RowCheck], list[str]]:
+    """Every ok row's prediction against its measurement: the prediction the row carries where it was made for the
+    device the row ran on, else (or with `estimate_again`: to see what `calibration` does) estimated again from the
+    row's configuration; notes on rows left out."""
     checks: list[RowCheck] = []
     notes: list[str] = []
     again = RowPredictions(calibration)
     for row in _ok_rows(results):
         method = str(row.get("method_label") or row["method"])
-        if row.get("predicted_peak_process_gib") is not None:
+        carried = row.get("predicted_peak_process_gib") is not None and row.get("predicted_on") == _label(row)
+        if carried and not estimate_again:
             predicted = {
                 "peak_alloc": _float(row.get("predicted_peak_alloc_gib")) if row.get("gpu_name") else None,
                 "peak_process": _float(row["predicted_peak_process_gib"]),
@@ -231,13 +238,17 @@ def fit_calibration(results: Path) -> tuple[Calibration, list[str]]:
     devices = {}
     for label, values in samples.items():
         times = {key.removeprefix("time:"): v for key, v in values.items() if key.startswith("time:")}
-        defaults = DeviceCalibration()
+        defaults = DeviceCalibration(
+            context_gib=DEFAULT_CPU_RUNTIME_GIB if label.startswith("cpu ") else DEFAULT_CONTEXT_GIB
+        )
+        allocated, reserved = _median(values.get("allocated_ratio", [])), _median(values.get("reserved_ratio", []))
+        context = _median(values.get("context_gib", []))
         devices[label] = DeviceCalibration(
             time_factor={method: statistics.median(v) for method, v in times.items()},
             time_rows={method: len(v) for method, v in times.items()},
-            allocated_ratio=_median(values.get("allocated_ratio", [])) or defaults.allocated_ratio,
-            reserved_ratio=_median(values.get("reserved_ratio", [])) or defaults.reserved_ratio,
-            context_gib=_median(values.get("context_gib", [])) or defaults.context_gib,
+            allocated_ratio=allocated if allocated is not None else defaults.allocated_ratio,
+            reserved_ratio=max(reserved, 1.0) if reserved is not None else defaults.reserved_ratio,
+            context_gib=max(context, 0.0) if context is not None else defaults.context_gib,
             memory_rows=len(values.get("context_gib", [])),
         )
     return Calibration(devices, "", (str(results),)), notes

@@ -21,11 +21,9 @@ CALIBRATION_ENV = "MMBENCH_ESTIMATE_CALIBRATION"
 FORMAT_VERSION = 1
 
 # Without calibration: torch's allocator adds ~5% of reserved-but-free blocks to a training step's peak; the CUDA
-# context with the kernels and libraries torch loads lazily holds ~0.5 GiB outside it; cuBLAS keeps a workspace
-# per handle (32 MiB on Hopper and newer, torch's default).
+# context with the kernels and libraries torch loads lazily holds ~0.5 GiB outside it.
 DEFAULT_RESERVED_RATIO = 1.05
 DEFAULT_CONTEXT_GIB = 0.5
-DEFAULT_WORKSPACE_MIB = 32.0
 
 
 class CalibrationError(MMBenchError):

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 
 from benchmark.errors import MMBenchError
 from benchmark.estimate.calibration import Calibration
-from benchmark.estimate.devices import DeviceSpec, common_cards, find_card, memory_only, this_cpu, visible_gpu
+from benchmark.estimate.devices import (
+    DeviceSpec,
+    card_names,
+    common_cards,
+    find_card,
+    memory_only,
+    this_cpu,
+    visible_gpu,
+    visible_gpus,
+)
 from benchmark.estimate.predict import CellPrediction, price
 from benchmark.estimate.prediction_cache import cached_prediction, keep_prediction, prediction_key
 from benchmark.estimate.simulated_step import simulate_step
@@ -50,8 +59,6 @@ def resolve_target(device_name: str | None, memory_gib: float | None, cell_devic
             return Target(this_cpu(), cpu_throughput(), "this CPU (--device cpu)")
         card = find_card(device_name)
         if card is None:
-            from benchmark.estimate.devices import card_names
-
             raise UnknownDeviceError(
                 f"--device '{device_name}': no such card in the table ({', '.join(card_names())}, or cpu); "
                 "name a memory size with --memory GIB instead"
@@ -93,14 +100,15 @@ def estimate_cell(cell: Cell, target: Target, calibration: Calibration, common: 
 
 
 def run_target(cell_device: str) -> Target | None:
-    """The device a cell of `mmbench run` will train on, as the estimate knows it: this CPU, or the largest visible
-    GPU (a card of the table, or one known by its memory); None for device cuda where no GPU is visible."""
+    """The device a cell of `mmbench run` on this machine will train on, as the estimate knows it: this CPU, or the
+    GPU device `cuda` means to it (the first CUDA_VISIBLE_DEVICES names, else the first; a card of the table or one
+    known by its memory); None for device cuda where no GPU is visible."""
     if cell_device == "cpu":
         return Target(this_cpu(), cpu_throughput(), "this CPU")
-    visible = visible_gpu()
-    if visible is None:
+    visible = visible_gpus()
+    if not visible:
         return Target(this_cpu(), cpu_throughput(), "this CPU (device auto)") if cell_device == "auto" else None
-    name, memory = visible
+    name, memory = visible[0]
     card = find_card(name)
     if card is not None:
         return Target(card, gpu_throughput(card), name)
@@ -121,7 +129,7 @@ def predict_for_run(cells: list[Cell], calibration: Calibration) -> tuple[list[C
         if target is None:
             predicted.append(cell)
             continue
-        key = prediction_key(cell.config, target.device.label, calibration)
+        key = prediction_key(cell.config, target.device, calibration)
         columns = cached_prediction(key)
         if columns is None:
             found = estimate_cell(cell, target, calibration, common=False)

@@ -3,12 +3,13 @@ compute peaks of profile/peaks.py), this machine's CPU, or any memory size the u
 
 Memory is the total NVML reports for the card (what `nvidia-smi` shows, a little under the marketed size); bandwidth
 is the datasheet's. A device outside the table can still be named by its memory (`--memory GIB`): whether a cell fits
-is then known, its time is not (no peaks to price it with) unless a calibration for it exists.
+is then known, its time is not (no peaks to price it with).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass
 
@@ -85,7 +86,7 @@ def cpu_label(host: str) -> str:
 
 
 def this_cpu() -> DeviceSpec:
-    """This machine's CPU: its memory; its throughput comes from a calibration or a quick measurement."""
+    """This machine's CPU: its memory (its rates are nominal: time_model.cpu_throughput)."""
     import socket
 
     import psutil
@@ -93,26 +94,48 @@ def this_cpu() -> DeviceSpec:
     return DeviceSpec(cpu_label(socket.gethostname()), "cpu", psutil.virtual_memory().total, None, None)
 
 
-def visible_gpu() -> tuple[str, int] | None:
-    """(name, memory bytes) of the largest GPU NVML sees, without a CUDA context; None without one."""
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _selected(gpus: list[tuple[int, str, str, int]], visible: str | None) -> list[tuple[str, int]]:
+    """The GPUs a CUDA process here may use, in CUDA's order: those CUDA_VISIBLE_DEVICES names (NVML indices or
+    UUIDs, in its order), else all of them."""
+    if visible is None:
+        return [(name, memory) for _, _, name, memory in gpus]
+    chosen = []
+    for entry in (part.strip() for part in visible.split(",") if part.strip()):
+        match = [gpu for gpu in gpus if str(gpu[0]) == entry or gpu[1] == entry or gpu[1].startswith(entry)]
+        if not match:
+            break  # CUDA stops at the first entry it cannot resolve
+        chosen.append((match[0][2], match[0][3]))
+    return chosen
+
+
+def visible_gpus() -> list[tuple[str, int]]:
+    """(name, memory bytes) of each GPU a CUDA process here may use (CUDA_VISIBLE_DEVICES respected), read through
+    NVML without a CUDA context; [] without NVML or a GPU. The first is what device `cuda` means to a cell."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - no NVML (no driver, no GPU) is a valid answer
-        return None
+        return []
     try:
-        found: tuple[str, int] | None = None
+        gpus = []
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             memory = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            if found is None or memory > found[1]:
-                found = (name, memory)
-        return found
-    except Exception:  # noqa: BLE001 - NVML errors mean the device cannot be told
-        return None
+            uuid = _text(pynvml.nvmlDeviceGetUUID(handle)) if hasattr(pynvml, "nvmlDeviceGetUUID") else ""
+            gpus.append((index, uuid, _text(pynvml.nvmlDeviceGetName(handle)), memory))
+        return _selected(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    except Exception:  # noqa: BLE001 - NVML errors mean the devices cannot be told
+        return []
     finally:
         with contextlib.suppress(pynvml.NVMLError):  # shutting NVML down again changes nothing we read
             pynvml.nvmlShutdown()
+
+
+def visible_gpu() -> tuple[str, int] | None:
+    """(name, memory bytes) of the largest GPU a CUDA process here may use; None without one."""
+    return max(visible_gpus(), key=lambda gpu: gpu[1], default=None)

@@ -10,10 +10,11 @@ stay on the host (memory-mapped, one batch at a time to the device): nothing of 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.estimate.calibration import DEFAULT_WORKSPACE_MIB, Calibration, DeviceCalibration
+from benchmark.estimate.calibration import Calibration, DeviceCalibration
 from benchmark.estimate.devices import DeviceSpec
 from benchmark.estimate.simulated_step import SimulatedStep
 from benchmark.estimate.time_model import Throughput
@@ -26,6 +27,8 @@ TIGHT_SHARE = 0.95
 # A CPU cell's process beyond its tensors: ~0.37 GiB resident after its imports (torch, transformers, peft; Linux
 # x86), and ~0.1 GiB more of data, allocator free lists and model building by the time it trains.
 DEFAULT_CPU_RUNTIME_GIB = 0.45
+HOPPER_WORKSPACE_MIB = 32.0
+OLDER_WORKSPACE_MIB = 8.125
 PART_NAMES = (
     "weights",
     "gradients",
@@ -38,6 +41,7 @@ PART_NAMES = (
     "context",
     "cache_resident",
 )
+ALLOCATED_PARTS = PART_NAMES[:7]  # what torch's allocator hands out (max_memory_allocated counts them)
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,20 @@ def _memory_parts(step: SimulatedStep, device: DeviceSpec, calibrated: DeviceCal
         "cache_resident": 0,
     }
     if device.kind == "cuda":
-        parts["workspace"] = int(DEFAULT_WORKSPACE_MIB * MIB)
-        allocated = int((step.peak_bytes + parts["workspace"]) * calibrated.allocated_ratio)
-        parts["transient"] += allocated - step.peak_bytes - parts["workspace"]  # the calibrated correction
+        parts["workspace"] = int(cublas_workspace_mib(device) * MIB)
+        # A calibration's allocated ratio (torch's measured peak over the model's) scales what torch allocates.
+        for name in ALLOCATED_PARTS:
+            parts[name] = int(parts[name] * calibrated.allocated_ratio)
+        allocated = sum(parts[name] for name in ALLOCATED_PARTS)
         parts["allocator_slack"] = int(allocated * (calibrated.reserved_ratio - 1.0))
-        parts["context"] = int(calibrated.context_gib * GIB)
-    else:
-        parts["context"] = int(calibrated.context_gib * GIB)
+    parts["context"] = int(calibrated.context_gib * GIB)
     return parts
+
+
+def cublas_workspace_mib(device: DeviceSpec) -> float:
+    """cuBLAS's workspace torch allocates for the compute stream: 32 MiB on Hopper and newer (torch's default
+    CUBLAS_WORKSPACE_CONFIG :4096:8), about 8 MiB before (:4096:2:16:8)."""
+    return HOPPER_WORKSPACE_MIB if re.search(r"\bH(100|200)\b", device.label) else OLDER_WORKSPACE_MIB
 
 
 def price(
@@ -137,7 +147,7 @@ def price(
         context = DeviceCalibration().context_gib if device.kind == "cuda" else DEFAULT_CPU_RUNTIME_GIB
         calibrated = DeviceCalibration(context_gib=context)
     parts = _memory_parts(step, device, calibrated)
-    allocated = sum(parts[name] for name in PART_NAMES[:7])
+    allocated = sum(parts[name] for name in ALLOCATED_PARTS)
     reserved = allocated + parts["allocator_slack"] if device.kind == "cuda" else None
     process = (reserved if reserved is not None else allocated) + parts["context"]
     step_s = epoch_s = None

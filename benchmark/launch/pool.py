@@ -59,7 +59,8 @@ class PlacementQueue:
     def __init__(self, cells: list[Cell], devices: list[PoolDevice]):
         self.cells = sorted(cells, key=lambda cell: -(cell.predicted_peak_gib or 0.0))  # stable: suite order in ties
         memories = [device.memory_gib for device in devices]
-        self.largest = max(memory for memory in memories if memory is not None) if None not in memories else None
+        known = [memory for memory in memories if memory is not None]
+        self.largest = max(known) if known and len(known) == len(memories) else None
         self.lock = threading.Lock()
 
     def _holds(self, device: PoolDevice, cell: Cell) -> bool:

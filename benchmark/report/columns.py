@@ -291,8 +291,10 @@ def _kernels(row: dict[str, Any]) -> str:
 
 
 def _measured_peak(row: dict[str, Any]) -> Any:
-    """The measured figure a predicted peak is set against: NVML's process peak on a GPU, else the resident set."""
-    return row["nvml_peak_process_gib"] if not _missing(row["nvml_peak_process_gib"]) else row["cpu_peak_rss_gib"]
+    """The measured figure a predicted peak is set against: for a GPU prediction NVML's process peak (none where
+    NVML could not tell it), for a CPU one the resident set."""
+    on_gpu = not _missing(row["predicted_peak_reserved_gib"])
+    return row["nvml_peak_process_gib"] if on_gpu else row["cpu_peak_rss_gib"]
 
 
 def _predicted(row: dict[str, Any], column: str, measured: Any) -> str:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from benchmark.estimate.cells import CellEstimate
 from benchmark.estimate.predict import PART_NAMES, CellPrediction
@@ -67,14 +68,14 @@ def estimate_table(title: str, cells: list[CellEstimate]) -> Table:
     for cell in cells:
         prediction = cell.prediction
         if prediction is None:
-            table.add_row(cell.cell_id, f"not estimated: {cell.error}")
+            table.add_row(Text(cell.cell_id), Text(f"not estimated: {cell.error}"))  # Text: a path's [..] is no markup
             continue
         parts = prediction.parts
         other = sum(parts[name] for name in PART_NAMES if name not in ("weights", "gradients", "optimizer"))
         other -= parts["saved_activations"]
         step_ms, epoch_s = _time(prediction)
         table.add_row(
-            cell.cell_id,
+            Text(cell.cell_id),
             _gib(prediction.peak_process),
             _gib(parts["weights"]),
             _gib(parts["gradients"]),
