@@ -151,7 +151,7 @@ def price(
     reserved = allocated + parts["allocator_slack"] if device.kind == "cuda" else None
     process = (reserved if reserved is not None else allocated) + parts["context"]
     step_s = epoch_s = None
-    time_source = "no rates for this device: name a tabled GPU (--device) or calibrate"
+    time_source = "no rates for this device (not in the table): --device names a tabled card to price it on"
     if throughput is not None:
         factor, fitted = calibrated.factor(method)
         share = step.data.mean_items / max(step.data.largest_items, 1)  # a typical batch, not the largest
