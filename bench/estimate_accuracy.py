@@ -37,6 +37,7 @@ from benchmark.train.cell_plan import assemble, read_data
 from benchmark.train.hidden_state_build import ensure_cell_caches
 from benchmark.train.loop import _build_model
 from benchmark.train.precision import DTYPES, autocast_factory
+from benchmark.train.trainer import training_optimizer
 
 DEFAULT_SUITES = ("suites/smoke.yaml", "suites/estimate-check.yaml")
 # torch's categories and the estimate's parts they answer to
@@ -115,8 +116,7 @@ def measure(config: CellConfig, batch: TrainBatch) -> dict[str, int]:
     )
     prepare = input_preparation(model, DTYPES[train.precision])
     autocast = autocast_factory(train.precision, torch.device("cpu"))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-3, fused=True)
+    optimizer = training_optimizer(model, train, torch.device("cpu"))
     ready = [TrainBatch(real.sequences, real.encoded_ids, real.position_index, prepare(dict(real.features)),
                         real.real_sequences, real.real_items) for _ in range(2)]  # fmt: skip
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as run:

@@ -205,6 +205,7 @@ def test_memory_limit_is_the_largest_gpu_without_a_cuda_context(monkeypatch):
         nvmlDeviceGetHandleByIndex=lambda index: index,
         nvmlDeviceGetMemoryInfo=lambda handle: types.SimpleNamespace(total=sizes[handle]),
         nvmlDeviceGetName=lambda handle: b"H200",
+        nvmlDeviceGetUUID=lambda handle: f"GPU-{handle}",
         NVMLError=RuntimeError,
     )
     monkeypatch.setitem(sys.modules, "pynvml", fake)

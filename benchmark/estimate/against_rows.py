@@ -18,12 +18,13 @@ from typing import Any
 
 from benchmark.errors import MMBenchError
 from benchmark.estimate.calibration import DEFAULT_CONTEXT_GIB, Calibration, DeviceCalibration
-from benchmark.estimate.devices import DeviceSpec, cpu_label, find_card, this_cpu
-from benchmark.estimate.predict import DEFAULT_CPU_RUNTIME_GIB, CellPrediction, price
-from benchmark.estimate.simulated_step import simulate_step
-from benchmark.estimate.time_model import Throughput, cpu_throughput, gpu_throughput
+from benchmark.estimate.cells import Target, estimate_cell
+from benchmark.estimate.devices import cpu_label, gpu_spec, this_cpu
+from benchmark.estimate.predict import DEFAULT_CPU_RUNTIME_GIB, CellPrediction
+from benchmark.estimate.time_model import cpu_throughput, gpu_throughput
 from benchmark.results.read import read_results
 from benchmark.suite.config import CellConfig
+from benchmark.suite.matrix import Cell
 from benchmark.units import GIB
 
 FIGURES = ("peak_alloc", "peak_process", "step")
@@ -46,12 +47,6 @@ class RowCheck:
         return predicted / measured - 1.0
 
 
-@dataclass(frozen=True)
-class _Device:
-    spec: DeviceSpec
-    throughput: Throughput | None
-
-
 def _float(value: Any) -> float | None:
     return float(value) if value is not None else None
 
@@ -65,26 +60,21 @@ def _measured(row: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def _row_device(row: dict[str, Any]) -> _Device | None:
+def _row_device(row: dict[str, Any]) -> Target | None:
     """The device a row ran on, as the estimate prices it; None for a CPU of another host."""
     name = row.get("gpu_name")
     if name is not None:
-        card = find_card(str(name))
-        if card is not None:
-            return _Device(card, gpu_throughput(card))
-        memory = _float(row.get("gpu_memory_gib")) or 0.0
-        return _Device(DeviceSpec(str(name), "cuda", int(memory * GIB), None, None), None)
+        device = gpu_spec(str(name), int((_float(row.get("gpu_memory_gib")) or 0.0) * GIB))
+        return Target(device, gpu_throughput(device), "the row's GPU")
     if row.get("host") != socket.gethostname():
         return None
-    return _Device(this_cpu(), cpu_throughput())
+    return Target(this_cpu(), cpu_throughput(), "the row's CPU, this one")
 
 
 def _label(row: dict[str, Any]) -> str:
+    """The label of the device a row ran on, as predictions and calibrations name it."""
     name = row.get("gpu_name")
-    if name is not None:
-        card = find_card(str(name))
-        return card.label if card is not None else str(name)
-    return cpu_label(str(row.get("host")))
+    return gpu_spec(str(name), 0).label if name is not None else cpu_label(str(row.get("host")))
 
 
 class RowPredictions:
@@ -94,24 +84,21 @@ class RowPredictions:
         self.calibration = calibration
         self.cache: dict[tuple[str, str], CellPrediction | str] = {}
 
-    def of(self, row: dict[str, Any], device: _Device) -> CellPrediction | str:
-        key = (str(row["config_hash"]), device.spec.label)
+    def of(self, row: dict[str, Any], target: Target) -> CellPrediction | str:
+        key = (str(row["config_hash"]), target.device.label)
         if key not in self.cache:
-            self.cache[key] = self._estimate(row, device)
+            self.cache[key] = self._estimate(row, target)
         return self.cache[key]
 
-    def _estimate(self, row: dict[str, Any], device: _Device) -> CellPrediction | str:
+    def _estimate(self, row: dict[str, Any], target: Target) -> CellPrediction | str:
         from benchmark.methods.registry import method_options
 
         try:
             config = CellConfig.from_dict(json.loads(str(row["config_json"])), method_options)
-            step = simulate_step(config, device.spec.kind)
         except (MMBenchError, ValueError, KeyError, TypeError) as error:
             return f"{row['cell_id']}: not estimated ({error})"
-        except Exception as error:  # noqa: BLE001 - a step the simulation cannot follow (cells.estimate_cell)
-            return f"{row['cell_id']}: not estimated (the simulation failed: {type(error).__name__}: {error})"
-        method = config.method.label or config.method.name
-        return price(step, config.cell_id, method, device.spec, self.calibration, device.throughput)
+        found = estimate_cell(Cell(config.cell_id, config), target, self.calibration, common=False)
+        return found.prediction if found.prediction is not None else f"{row['cell_id']}: not estimated ({found.error})"
 
 
 def _prediction_figures(prediction: CellPrediction) -> dict[str, float | None]:
@@ -124,12 +111,9 @@ def _prediction_figures(prediction: CellPrediction) -> dict[str, float | None]:
     }
 
 
-def _uncalibrated_figures(row: dict[str, Any], label: str) -> dict[str, float | None] | None:
-    """The model's own figures from the prediction a row carries, where it was made uncalibrated on the device the
-    row ran on (then nothing need be simulated again); None otherwise."""
-    if row.get("predicted_calibration") != "defaults" or row.get("predicted_on") != label:
-        return None
-    if row.get("predicted_peak_alloc_gib") is None:
+def _carried_figures(row: dict[str, Any]) -> dict[str, float | None] | None:
+    """The figures of the prediction a row carries, where it was made for the device the row ran on; else None."""
+    if row.get("predicted_peak_alloc_gib") is None or row.get("predicted_on") != _label(row):
         return None
     on_gpu = row.get("predicted_peak_reserved_gib") is not None
     return {
@@ -138,6 +122,21 @@ def _uncalibrated_figures(row: dict[str, Any], label: str) -> dict[str, float | 
         "step": _float(row.get("predicted_step_ms")),
         "tensors": _float(row["predicted_peak_alloc_gib"]),
     }
+
+
+def _row_figures(
+    row: dict[str, Any], model: RowPredictions, use_carried: bool
+) -> tuple[dict[str, float | None], str] | str:
+    """(figures, "row" | "re-estimated") of a row's prediction: the one it carries (with `use_carried`), else its
+    configuration estimated again on its device; a note where neither can be had."""
+    carried = _carried_figures(row) if use_carried else None
+    if carried is not None:
+        return carried, "row"
+    device = _row_device(row)
+    if device is None:
+        return f"{row['cell_id']}: ran on the CPU of {row.get('host')}, which cannot be priced here"
+    found = model.of(row, device)
+    return (_prediction_figures(found), "re-estimated") if not isinstance(found, str) else found
 
 
 def _ok_rows(results: Path) -> Iterator[dict[str, Any]]:
@@ -157,28 +156,13 @@ def check_rows(
     notes: list[str] = []
     again = RowPredictions(calibration)
     for row in _ok_rows(results):
-        method = str(row.get("method_label") or row["method"])
-        carried = row.get("predicted_peak_process_gib") is not None and row.get("predicted_on") == _label(row)
-        if carried and not estimate_again:
-            predicted = {
-                "peak_alloc": _float(row.get("predicted_peak_alloc_gib")) if row.get("gpu_name") else None,
-                "peak_process": _float(row["predicted_peak_process_gib"]),
-                "step": _float(row.get("predicted_step_ms")),
-            }
-            checks.append(
-                RowCheck(row["cell_id"], method, str(row.get("predicted_on")), "row", predicted, _measured(row))
-            )
-            continue
-        device = _row_device(row)
-        if device is None:
-            notes.append(f"{row['cell_id']}: ran on the CPU of {row.get('host')}, which cannot be priced here")
-            continue
-        found = again.of(row, device)
+        found = _row_figures(row, again, use_carried=not estimate_again)
         if isinstance(found, str):
             notes.append(found)
             continue
-        figures = _prediction_figures(found)
-        checks.append(RowCheck(row["cell_id"], method, device.spec.label, "re-estimated", figures, _measured(row)))
+        figures, source = found
+        method = str(row.get("method_label") or row["method"])
+        checks.append(RowCheck(row["cell_id"], method, _label(row), source, figures, _measured(row)))
     return checks, notes
 
 
@@ -211,18 +195,13 @@ def fit_calibration(results: Path) -> tuple[Calibration, list[str]]:
     notes: list[str] = []
     samples: dict[str, dict[str, list[float]]] = {}
     for row in _ok_rows(results):
-        device = _row_device(row)
-        if device is None:
-            notes.append(f"{row['cell_id']}: ran on the CPU of {row.get('host')}, which cannot be priced here")
+        # A row's own prediction is the model's figure where it was made uncalibrated; else estimated again.
+        found = _row_figures(row, model, use_carried=row.get("predicted_calibration") == "defaults")
+        if isinstance(found, str):
+            notes.append(found)
             continue
+        modelled, _ = found
         label, method = _label(row), str(row.get("method_label") or row["method"])
-        modelled = _uncalibrated_figures(row, label)
-        if modelled is None:
-            found = model.of(row, device)
-            if isinstance(found, str):
-                notes.append(found)
-                continue
-            modelled = _prediction_figures(found)
         mine = samples.setdefault(label, {})
         measured = _measured(row)
         if modelled["step"] and measured["step"]:

@@ -14,6 +14,7 @@ from benchmark.estimate.devices import (
     card_names,
     common_cards,
     find_card,
+    gpu_spec,
     memory_only,
     this_cpu,
     visible_gpu,
@@ -68,16 +69,18 @@ def resolve_target(device_name: str | None, memory_gib: float | None, cell_devic
         return Target(this_cpu(), cpu_throughput(), "this CPU (the suite's device)")
     visible = visible_gpu()
     if visible is not None:
-        name, memory = visible
-        card = find_card(name)
-        if card is not None:
-            return Target(card, gpu_throughput(card), f"{name} (visible here)")
-        return Target(DeviceSpec(name, "cuda", memory, None, None), None, f"{name} (visible here, not in the table)")
+        return _gpu_target(*visible, f"{visible[0]} (visible here)")
     if cell_device == "auto":
         return Target(this_cpu(), cpu_throughput(), "this CPU (device auto, no GPU visible)")
     card = find_card(REFERENCE_CARD)
     assert card is not None
     return Target(card, gpu_throughput(card), f"{REFERENCE_CARD} (no GPU visible here; --device to choose)")
+
+
+def _gpu_target(name: str, memory_bytes: int, why: str) -> Target:
+    """A GPU by its name, priced where it is tabled (a card outside the table gets no time)."""
+    device = gpu_spec(name, memory_bytes)
+    return Target(device, gpu_throughput(device), why if device.peak is not None else f"{why}, not in the table")
 
 
 def estimate_cell(cell: Cell, target: Target, calibration: Calibration, common: bool = True) -> CellEstimate:
@@ -108,11 +111,7 @@ def run_target(cell_device: str) -> Target | None:
     visible = visible_gpus()
     if not visible:
         return Target(this_cpu(), cpu_throughput(), "this CPU (device auto)") if cell_device == "auto" else None
-    name, memory = visible[0]
-    card = find_card(name)
-    if card is not None:
-        return Target(card, gpu_throughput(card), name)
-    return Target(DeviceSpec(name, "cuda", memory, None, None), None, name)
+    return _gpu_target(*visible[0], visible[0][0])
 
 
 def predict_for_run(cells: list[Cell], calibration: Calibration) -> tuple[list[Cell], list[str]]:

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from benchmark.profile.nvml import nvml_gpus, open_nvml
 from benchmark.profile.peaks import PeakEntry, find_peak
 from benchmark.units import GIB
 
@@ -94,10 +95,6 @@ def this_cpu() -> DeviceSpec:
     return DeviceSpec(cpu_label(socket.gethostname()), "cpu", psutil.virtual_memory().total, None, None)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _selected(gpus: list[tuple[int, str, str, int]], visible: str | None) -> list[tuple[str, int]]:
     """The GPUs a CUDA process here may use, in CUDA's order: those CUDA_VISIBLE_DEVICES names (NVML indices or
     UUIDs, in its order), else all of them."""
@@ -115,25 +112,21 @@ def _selected(gpus: list[tuple[int, str, str, int]], visible: str | None) -> lis
 def visible_gpus() -> list[tuple[str, int]]:
     """(name, memory bytes) of each GPU a CUDA process here may use (CUDA_VISIBLE_DEVICES respected), read through
     NVML without a CUDA context; [] without NVML or a GPU. The first is what device `cuda` means to a cell."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no NVML (no driver, no GPU) is a valid answer
+    nvml = open_nvml()
+    if nvml is None:
         return []
     try:
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-            uuid = _text(pynvml.nvmlDeviceGetUUID(handle)) if hasattr(pynvml, "nvmlDeviceGetUUID") else ""
-            gpus.append((index, uuid, _text(pynvml.nvmlDeviceGetName(handle)), memory))
-        return _selected(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
-    except Exception:  # noqa: BLE001 - NVML errors mean the devices cannot be told
+        return _selected(nvml_gpus(nvml), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    except nvml.NVMLError:  # NVML errors mean the devices cannot be told
         return []
     finally:
-        with contextlib.suppress(pynvml.NVMLError):  # shutting NVML down again changes nothing we read
-            pynvml.nvmlShutdown()
+        with contextlib.suppress(nvml.NVMLError):  # shutting NVML down again changes nothing we read
+            nvml.nvmlShutdown()
+
+
+def gpu_spec(name: str, memory_bytes: int) -> DeviceSpec:
+    """A GPU by its name: the table's card, else one known by its memory alone (named as it is)."""
+    return find_card(name) or DeviceSpec(name, "cuda", memory_bytes, None, None)
 
 
 def visible_gpu() -> tuple[str, int] | None:

@@ -11,7 +11,6 @@ output and its log-sum-exp) are those of the GPU's flash and memory-efficient ke
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 
@@ -20,22 +19,18 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from benchmark.data.collate import TrainBatch
-from benchmark.errors import MMBenchError
 from benchmark.estimate.cell_data import StepData, step_data
 from benchmark.estimate.tracker import CUDA_BLOCK_BYTES, OperationCost, StepTracker, TrackedStep
 from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import Tower, build_tower, count_parameters
-from benchmark.suite.config import CellConfig
+from benchmark.suite.config import CellConfig, TrainConfig
 from benchmark.train.batches import input_preparation
 from benchmark.train.cell_plan import method_of
 from benchmark.train.loop import build_recommender
 from benchmark.train.model_setup import store_frozen_towers
-from benchmark.train.precision import DTYPES
+from benchmark.train.precision import DTYPES, autocast_factory
 from benchmark.train.recommender import Recommender
-
-
-class EstimateError(MMBenchError):
-    """A cell whose step cannot be simulated (named with the reason)."""
+from benchmark.train.trainer import training_optimizer
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
     tracker = StepTracker(CUDA_BLOCK_BYTES if device_type == "cuda" else 1)
     with fake:
         model.to_empty(device="cpu")
-        _run_steps(model, data.largest_batch, train.precision, tracker)
+        _run_steps(model, data.largest_batch, train, tracker)
     step = tracker.step
     notes: tuple[str, ...] = ()
     if base_precision is not None:
@@ -147,7 +142,7 @@ def _pack(step: TrackedStep, quantized: list[tuple[int, int]], base_precision: s
     step.largest["weights"] += change
 
 
-def _run_steps(model: Recommender, batch: TrainBatch, precision: str, tracker: StepTracker) -> None:
+def _run_steps(model: Recommender, batch: TrainBatch, train: TrainConfig, tracker: StepTracker) -> None:
     model.train()
     for tensor in [*model.parameters(), *model.buffers()]:
         tracker.add(tensor, "weights")
@@ -156,16 +151,16 @@ def _run_steps(model: Recommender, batch: TrainBatch, precision: str, tracker: S
         parameter.register_post_accumulate_grad_hook(  # type: ignore[no-untyped-call]
             lambda p: tracker.add(p.grad, "gradients")
         )
-    # The trainer's: fused AdamW (one kernel for every parameter on a GPU).
-    optimizer = torch.optim.AdamW(trainable, lr=1e-3, fused=True) if trainable else None
-    prepare = input_preparation(model, DTYPES[precision])
-    autocast = contextlib.nullcontext() if precision == "fp32" else torch.autocast("cpu", dtype=DTYPES[precision])
+    cpu = torch.device("cpu")  # what the fake tensors claim: autocast and the optimizer as on any device
+    optimizer = training_optimizer(model, train, cpu) if trainable else None
+    prepare = input_preparation(model, DTYPES[train.precision])
+    autocast = autocast_factory(train.precision, cpu)
     with tracker, torch.autograd.graph.saved_tensors_hooks(tracker.pack_saved, tracker.unpack_saved):
         tracker.new_part = "inputs"
         batches = [dataclasses.replace(fake, features=prepare(fake.features)) for fake in map(_fake_batch, [batch] * 2)]
         for index, ready in enumerate(batches):
             tracker.new_part, tracker.counting, tracker.in_forward = "transient", index == 1, True
-            with autocast:
+            with autocast():
                 loss = model.training_loss(ready.sequences, ready.features, ready.encoded_ids, ready.position_index)
             tracker.in_forward = False
             if optimizer is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmark.errors import MMBenchError
 from benchmark.launch.placement import ASSIGNED_DEVICE
+from benchmark.profile import nvml as profile_nvml
 
 
 class DeviceSelectionError(MMBenchError):
@@ -39,32 +40,15 @@ def lock_name(visible: str) -> str:
     return "cuda-" + "".join(character if character.isalnum() or character in "-_" else "_" for character in visible)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def open_nvml() -> Any:
     """pynvml, initialised; None without a driver or the library (then there are no GPUs to pool)."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return pynvml
-    except Exception:  # noqa: BLE001 - no driver, no library: no GPUs to pool
-        return None
+    return profile_nvml.open_nvml()
 
 
-def nvml_gpus(nvml: Any = None) -> list[tuple[int, str, str, float]]:
-    """(NVML index, UUID, name, memory GiB) of every GPU, in NVML's (PCI bus) order; [] without NVML."""
+def nvml_gpus(nvml: Any = None) -> list[tuple[int, str, str, int]]:
+    """(NVML index, UUID, name, memory bytes) of every GPU, in NVML's (PCI bus) order; [] without NVML."""
     nvml = nvml if nvml is not None else open_nvml()
-    if nvml is None:
-        return []
-    gpus = []
-    for index in range(nvml.nvmlDeviceGetCount()):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        memory = int(nvml.nvmlDeviceGetMemoryInfo(handle).total) / 2**30
-        gpus.append((index, _text(nvml.nvmlDeviceGetUUID(handle)), _text(nvml.nvmlDeviceGetName(handle)), memory))
-    return gpus
+    return profile_nvml.nvml_gpus(nvml) if nvml is not None else []
 
 
 def pool_devices(spec: str, nvml: Any = None) -> list[PoolDevice]:

@@ -35,7 +35,8 @@ class NvmlDevice:
         return self.resolved and self.match == "gpu"
 
 
-def _nvml() -> Any:
+def open_nvml() -> Any:
+    """pynvml, initialised; None without a driver or the library (no GPU to read)."""
     try:
         import pynvml
 
@@ -47,6 +48,16 @@ def _nvml() -> Any:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def nvml_gpus(nvml: Any) -> list[tuple[int, str, str, int]]:
+    """(NVML index, UUID, name, memory bytes) of every GPU, in NVML's (PCI bus) order."""
+    gpus = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        memory = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
+        gpus.append((index, _text(nvml.nvmlDeviceGetUUID(handle)), _text(nvml.nvmlDeviceGetName(handle)), memory))
+    return gpus
 
 
 def _bare(uuid: str) -> str:
@@ -89,7 +100,7 @@ def resolve_nvml_device(nvml: Any, torch_uuid: str) -> NvmlDevice:
 
 def nvml_device_for_torch(device_index: int = 0) -> NvmlDevice:
     """The NVML view of torch's CUDA device (CUDA_VISIBLE_DEVICES renumbers devices; UUIDs do not change)."""
-    nvml = _nvml()
+    nvml = open_nvml()
     if nvml is None:
         return NvmlDevice(None, None, "unresolved: NVML is not available")
     try:

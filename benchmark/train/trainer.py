@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from benchmark.data.collate import TrainBatch
 from benchmark.data.dataset import steps_per_epoch
@@ -35,6 +36,7 @@ from benchmark.results.pieces import (
     TrainingMemory,
     time_to_accuracy,
 )
+from benchmark.suite.config import TrainConfig
 from benchmark.train.batches import DeviceBatches, ReadyBatch, input_preparation
 from benchmark.train.compile import CompiledLoss
 from benchmark.train.evaluator import Evaluator
@@ -43,6 +45,19 @@ from benchmark.train.setup import TrainingSetup
 
 # Devices where torch's fused AdamW runs (one multi-tensor kernel, step counters on the device).
 FUSED_OPTIMIZER_DEVICES = ("cuda", "cpu")
+
+
+def training_optimizer(model: nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """The optimizer of a cell's trainable parameters (`mmbench estimate` simulates the same one).
+
+    The fused implementation updates every parameter in a few kernels, with its step counters on the device: the
+    default one launches a dozen kernels per parameter tensor and reads each step counter on the host."""
+    return torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+        fused=device.type in FUSED_OPTIMIZER_DEVICES,
+    )
 
 
 class Trainer:
@@ -73,14 +88,7 @@ class Trainer:
             device,
             self.train_config.compile_mode,
         )
-        # The fused implementation updates every parameter in a few kernels, with its step counters on the device: the
-        # default one launches a dozen kernels per parameter tensor and reads each step counter on the host.
-        self.optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad],
-            lr=self.train_config.lr,
-            weight_decay=self.train_config.weight_decay,
-            fused=device.type in FUSED_OPTIMIZER_DEVICES,
-        )
+        self.optimizer = training_optimizer(model, self.train_config, device)
         self.prepare = input_preparation(model, DTYPES[self.train_config.precision])
         self.autocast = autocast_factory(self.train_config.precision, device)
         self.scaler = grad_scaler(self.train_config.precision, device)
