@@ -27,7 +27,7 @@ def test_other_cpu_work_marks_a_cpu_cell_contended(monkeypatch):
     readings = {"wall": iter([10.0, 12.0]), "machine": iter([100.0, 103.2]), "own": iter([50.0, 51.0])}
     monkeypatch.setattr(contention.time, "perf_counter", lambda: next(readings["wall"]))
     monkeypatch.setattr(contention, "_machine_busy_seconds", lambda: next(readings["machine"]))
-    monkeypatch.setattr(contention, "_own_cpu_seconds", lambda: next(readings["own"]))
+    monkeypatch.setattr(contention, "_own_cpu_seconds", lambda root: next(readings["own"]))
     monitor = ContentionMonitor()
     monitor.start()
     result = monitor.stop(None, cpu_cell=True)

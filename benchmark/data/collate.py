@@ -47,6 +47,7 @@ def collate_train_batch(
     unique_items: bool,
     shapes: str = "dynamic",
     rows: int | None = None,
+    part: tuple[int, int] | None = None,
 ) -> TrainBatch:
     """Encode every non-pad position (as the IISAN paper does), or each distinct item once if `unique_items`.
 
@@ -55,10 +56,18 @@ def collate_train_batch(
     rows) and one encoding slot per position, padding included — padding slots encode item 0, which the loss never
     uses as a candidate — so every step does the same work (and can be captured once as a CUDA graph); `bucketed`
     pads the encoded items to a multiple of ITEM_BUCKET (few distinct shapes, little padding).
+
+    `part` (rank, ranks): a distributed cell's share of the batch. The batch stays the global one (sequences, encoded
+    ids and position index, padded to a multiple of the ranks with empty rows and padding slots) and only the
+    features of this rank's equal share of the slots are gathered: each rank encodes its share, and the loss gathers
+    all shares (train/distributed/step_loss.py).
     """
     real_sequences = int(sequences.shape[0])
     if shapes != "dynamic" and rows is not None and rows > real_sequences:
         sequences = torch.cat([sequences, sequences.new_zeros(rows - real_sequences, sequences.shape[1])])
+    ranks = part[1] if part is not None else 1
+    if sequences.shape[0] % ranks:
+        sequences = torch.cat([sequences, sequences.new_zeros(ranks - sequences.shape[0] % ranks, sequences.shape[1])])
     present = sequences > 0
     position_index = torch.full_like(sequences, -1)
     if unique_items:
@@ -78,6 +87,12 @@ def collate_train_batch(
         "static": sequences.numel(),
         "bucketed": min(-(-real_items // ITEM_BUCKET) * ITEM_BUCKET, sequences.numel()),
     }[shapes]
+    slots = -(-slots // ranks) * ranks
     if slots > len(encoded_ids):
         encoded_ids = torch.cat([encoded_ids, encoded_ids.new_zeros(slots - len(encoded_ids))])
-    return TrainBatch(sequences, encoded_ids, position_index, features.gather(encoded_ids), real_sequences, real_items)
+    if part is None:
+        gathered = features.gather(encoded_ids)
+    else:
+        share = slots // ranks
+        gathered = features.gather(encoded_ids[part[0] * share : (part[0] + 1) * share])
+    return TrainBatch(sequences, encoded_ids, position_index, gathered, real_sequences, real_items)

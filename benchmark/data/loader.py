@@ -49,9 +49,15 @@ class SeededBatchSampler(Sampler[list[int]]):
 
 
 def _collate(
-    sequences: list[np.ndarray], features: ItemFeatures, length: int, unique_items: bool, shapes: str, rows: int
+    sequences: list[np.ndarray],
+    features: ItemFeatures,
+    length: int,
+    unique_items: bool,
+    shapes: str,
+    rows: int,
+    part: tuple[int, int] | None,
 ) -> TrainBatch:
-    return collate_train_batch(left_pad(sequences, length), features, unique_items, shapes, rows)
+    return collate_train_batch(left_pad(sequences, length), features, unique_items, shapes, rows, part)
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -72,8 +78,11 @@ def train_loader(
     num_workers: int,
     device: torch.device,
     shapes: str = "dynamic",
+    part: tuple[int, int] | None = None,
 ) -> DataLoader[np.ndarray]:
-    """`shapes`: the step shapes of collate_train_batch (static and bucketed batches have `batch_size` rows)."""
+    """`shapes`: the step shapes of collate_train_batch (static and bucketed batches have `batch_size` rows); `part`
+    (rank, ranks): a distributed cell's rank, which draws the same global batches as every other rank (the same
+    seeded order) and gathers the features of its share of their items only."""
     collate = functools.partial(
         _collate,
         features=features,
@@ -81,6 +90,7 @@ def train_loader(
         unique_items=unique_items,
         shapes=shapes,
         rows=batch_size,
+        part=part,
     )
     workers = num_workers > 0  # without workers, DataLoader's defaults: not persistent, no prefetch factor
     return DataLoader(

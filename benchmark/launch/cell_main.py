@@ -19,8 +19,9 @@ import traceback
 from pathlib import Path
 
 from benchmark.errors import CellSkipped
-from benchmark.launch.child import EXIT_STOPPED, CellStopped, stop_with_parent
+from benchmark.launch.child import EXIT_STOPPED, CellStopped, started_by_torchrun, stop_with_parent
 from benchmark.launch.placement import placement_columns
+from benchmark.launch.rank_failures import write_rank_failure
 from benchmark.progress import ProgressEvent, done
 from benchmark.results.cell_row import begin_row, finish_row
 from benchmark.results.store import write_row
@@ -60,17 +61,30 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     try:
         stop_with_parent()
-        return _run(_arguments(argv))
+        code = _run(_arguments(argv))
     except CellStopped as stopped:
         # No row: the cell did not finish. The parent, if alive, records it; a resumed run runs it again.
         print(f"cell stopped, no row written: {stopped}", file=sys.stderr)
-        return EXIT_STOPPED
+        code = EXIT_STOPPED
+    if started_by_torchrun():
+        # A rank's work is written and its process group closed: end here. The interpreter's own teardown after
+        # gloo's threads now and then never ends (seen with torch 2.13 on a CPU, one run in three), and a rank
+        # that does not exit holds the whole cell until torchrun's agent is killed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _run(arguments: argparse.Namespace) -> int:
     from benchmark.methods.registry import method_options  # after the parent-death signal is armed: it imports torch
 
     config = CellConfig.from_dict(json.loads(arguments.cell_json.read_text()), method_options)
+    # A rank of a distributed cell (torchrun started this process): rank 0 reports progress and writes the row,
+    # every rank that fails leaves its failure for the launcher (launch/rank_failures.py).
+    rank = int(os.environ["RANK"]) if config.train.distributed != "none" and started_by_torchrun() else None
+    leader = rank is None or rank == 0
+    progress = emit if leader else _quiet
     if not config.allow_download:
         # Nothing is ever fetched from a model hub unless the suite says so.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,7 +102,7 @@ def _run(arguments: argparse.Namespace) -> int:
         environment = capture_environment(resolve_device(config.train.device))
         environment["package_versions"] = json.dumps(environment["package_versions"], sort_keys=True)
         row.update({key: value for key, value in environment.items() if key in row})
-        run_cell(config, row, emit, built_caches={digest for digest in arguments.built.split(",") if digest})
+        run_cell(config, row, progress, built_caches={digest for digest in arguments.built.split(",") if digest})
         finish_row(row, "ok", None)
     except CellStopped:
         raise
@@ -101,9 +115,20 @@ def _run(arguments: argparse.Namespace) -> int:
         finish_row(row, failure_status(error), f"{type(error).__name__}: {error}{location}")
         traceback.print_exc(file=sys.stderr)
         exit_code = 3 if row["status"] == "oom" else 2
-    write_row(arguments.row_parquet, row)
-    emit(done(row["status"], row["error"]))
+        if rank is not None:
+            size = int(os.environ["WORLD_SIZE"])
+            failure = write_rank_failure(
+                arguments.row_parquet, rank, size, row["status"], type(error).__name__, f"{error}{location}"
+            )
+            row.update(error=failure.describe(), failed_rank=rank)
+    if leader:
+        write_row(arguments.row_parquet, row)
+        emit(done(row["status"], row["error"]))
     return exit_code
+
+
+def _quiet(event: ProgressEvent) -> None:
+    """A rank other than 0 reports no progress: rank 0's is the cell's."""
 
 
 if __name__ == "__main__":

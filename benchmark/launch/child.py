@@ -30,13 +30,32 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise CellStopped(f"stopped by signal {signum} (the mmbench run that started this cell ended)")
 
 
-def _parent_death_signal() -> bool:
-    """Ask the kernel for SIGTERM when the parent dies; False where prctl does not exist."""
+def _parent_death_signal(signum: int = signal.SIGTERM) -> bool:
+    """Ask the kernel for `signum` when the parent dies; False where prctl does not exist."""
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    result: int = libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    result: int = libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     return result == 0
+
+
+# torchrun's agent sets this in every rank it starts.
+TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"
+
+
+def started_by_torchrun() -> bool:
+    return TORCHRUN_VARIABLE in os.environ and "LOCAL_RANK" in os.environ
+
+
+def stop_rank_with_agent() -> None:
+    """A rank of a distributed cell ends the moment torchrun's agent says so, or dies: when one rank fails, the
+    agent sends the others SIGTERM, and a rank blocked inside a collective (native code, where no Python handler
+    runs) must not wait for the collective's timeout. So SIGTERM keeps its default action, and the agent's death
+    sends SIGKILL. The launcher writes the row of a cell whose ranks did not finish (launch/rank_failures.py)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    if not _parent_death_signal(signal.SIGKILL):
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watchdog", daemon=True).start()
 
 
 def _watch_parent(parent: int) -> None:
@@ -47,6 +66,9 @@ def _watch_parent(parent: int) -> None:
 
 def stop_with_parent() -> None:
     """Install the SIGTERM handler and the parent-death signal; stop at once if the parent is already gone."""
+    if started_by_torchrun():
+        stop_rank_with_agent()
+        return
     signal.signal(signal.SIGTERM, _raise_stopped)
     expected = os.environ.get(PARENT_PID_VARIABLE)
     if not _parent_death_signal() and expected:

@@ -24,17 +24,22 @@ from benchmark.launch.child_process import ChildResult, run_child
 from benchmark.launch.device_lock import device_key, device_lock
 from benchmark.launch.devices import PoolDevice
 from benchmark.launch.placement import LAUNCHER, placement_columns
+from benchmark.launch.rank_failures import clear_rank_failures, rank_died, read_rank_failures, root_cause
 from benchmark.launch.resume import finished_elsewhere, launcher_hardware_columns
 from benchmark.progress import BarRenderer, ProgressEvent, ProgressSink
 from benchmark.results.cell_row import begin_row, finish_row
 from benchmark.results.run_status import SKIPPED_MARK
-from benchmark.results.store import cell_file_name, write_row
+from benchmark.results.store import cell_file_name, read_row, write_row
 from benchmark.suite.matrix import Cell
 
 LOG_TAIL_CHARS = 1500
+# torchrun's summary of failed ranks, at the end of a distributed cell's log.
+DISTRIBUTED_LOG_TAIL_CHARS = 20000
 # The per-cell program; tests swap it for one that crashes or hangs.
 CELL_COMMAND = [sys.executable, "-m", "benchmark.launch.cell_main"]
 CACHE_COMMAND = [sys.executable, "-m", "benchmark.launch.cache_build_main"]
+# A distributed cell's: torchrun, which starts CELL_COMMAND's module on every rank.
+RANK_LAUNCHER_COMMAND = [sys.executable, "-m", "benchmark.launch.rank_launcher"]
 
 
 @dataclass
@@ -45,12 +50,12 @@ class CellOutcome:
     row_path: Path
 
 
-def _log_tail(log_path: Path) -> str:
+def _log_tail(log_path: Path, chars: int = LOG_TAIL_CHARS) -> str:
     try:
         text = log_path.read_text(errors="replace")
     except OSError:
         return ""
-    return text[-LOG_TAIL_CHARS:].strip()
+    return text[-chars:].strip()
 
 
 def _fallback_row(
@@ -214,8 +219,11 @@ def run_cell_subprocess(
                 built, failure = _build_caches(files, timeout_s, show, environment)
                 if failure is not None:
                     return record(*failure)
+            distributed = cell.config.train.distributed != "none"
+            if distributed:
+                clear_rank_failures(files.row)
             command = [
-                *CELL_COMMAND,
+                *([*RANK_LAUNCHER_COMMAND, str(cell.config.train.nproc_per_node)] if distributed else CELL_COMMAND),
                 str(files.cell_json),
                 str(files.row),
                 run_id,
@@ -231,9 +239,63 @@ def run_cell_subprocess(
         raise
     if result.timed_out:
         return record("timeout", f"cell exceeded its timeout of {timeout_s:.0f} s and was killed (log: {files.log})")
+    if distributed:
+        failed = _distributed_failure(cell, files, result)
+        if failed is not None:
+            return _record_rank_failure(failed, files, record)
     if result.final is None or not files.row.exists():
         return record("crashed", _died(result, files.log, "cell"))
     return CellOutcome(cell.cell_id, result.final.status or "crashed", result.final.error, files.row)
+
+
+@dataclass(frozen=True)
+class _RankFailed:
+    status: str
+    error: str
+    rank: int | None
+
+
+def _distributed_failure(cell: Cell, files: CellFiles, result: ChildResult) -> _RankFailed | None:
+    """How a distributed cell failed, from its ranks' failure files and torchrun's summary (None: it did not).
+
+    A rank that failed first-hand (an exception, running out of memory) is the cause; a rank that died without a
+    word (killed, a native crash) is named by torchrun's summary; a cell whose ranks all failed because another
+    stopped answering is a hang, named by the first of them."""
+    failures = read_rank_failures(files.row)
+    cause = root_cause(failures)
+    reported = {failure.rank for failure in failures}
+    died = rank_died(_log_tail(files.log, DISTRIBUTED_LOG_TAIL_CHARS), reported) if result.returncode != 0 else None
+    ranks = cell.config.train.nproc_per_node
+    if cause is not None and not cause.collateral:
+        return _RankFailed(cause.status, cause.describe(), cause.rank)
+    if died is not None:
+        rank, code = died
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        if code == -signal.SIGKILL:
+            how += ", SIGKILL: killed, most likely by the kernel's out-of-memory killer or by hand"
+        return _RankFailed("crashed", f"rank {rank} of {ranks} died ({how}) without writing its failure", rank)
+    if cause is not None:
+        return _RankFailed(cause.status, cause.describe(), cause.rank)
+    if result.returncode != 0 and result.final is not None and result.final.status == "ok":
+        # Rank 0 finished its row, yet torchrun failed: a rank ended badly after the row was written.
+        return _RankFailed("crashed", _died(result, files.log, "distributed cell"), None)
+    return None
+
+
+def _record_rank_failure(
+    failed: _RankFailed, files: CellFiles, record: Callable[[str, str], CellOutcome]
+) -> CellOutcome:
+    """The cell's one row: rank 0's (with what it measured before the failure) when it wrote one, else the
+    launcher's; its status and error are the root cause's."""
+    if not files.row.exists():
+        outcome = record(failed.status, failed.error)
+        row = read_row(outcome.row_path)
+    else:
+        row = read_row(files.row)
+        row.update(status=failed.status, error=failed.error)
+    row["failed_rank"] = failed.rank
+    write_row(files.row, row)
+    return CellOutcome(row["cell_id"], failed.status, failed.error, files.row)
 
 
 def status_marker(status: str) -> str:

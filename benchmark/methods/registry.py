@@ -34,6 +34,9 @@ class Method:
     allowed_modalities: ClassVar[tuple[str, ...] | None] = None  # None: any towers
     min_modalities: ClassVar[int] = 1
     uses_cache: ClassVar[bool] = False  # trains from a hidden-state cache instead of running towers
+    # How one cell of the method may be spread over ranks (`train.distributed`): DDP replicates the model, FSDP
+    # shards its weights, gradients and optimizer state.
+    distributed_strategies: ClassVar[tuple[str, ...]] = ("ddp", "fsdp")
 
     def __init__(self, options: Any = None):
         """`options`: an instance of `Options`, or a mapping of some of its fields (tests, `mmbench list`)."""

@@ -97,6 +97,9 @@ class SideNetworkMethod(Method):
     cache holds), `Encoder` is the side network built from them; `uses_cache` selects the cached variant."""
 
     Encoder: ClassVar[SideEncoderClass]
+    # The trainable side network is small and the towers frozen: sharding buys nothing, replicating it (DDP) is the
+    # reference code's way (the IISAN and IISAN-Versa code train under DDP).
+    distributed_strategies: ClassVar[tuple[str, ...]] = ("ddp",)
 
     def layer_plan(self, towers: dict[str, Tower]) -> dict[str, list[int]]:
         raise NotImplementedError

@@ -13,6 +13,7 @@ import yaml
 from benchmark import catalog
 from benchmark.errors import SuiteError
 from benchmark.plan.data_checks import check_against_data
+from benchmark.plan.distributed_checks import check_distributed
 from benchmark.plan.entry_checks import (
     check_chosen_options,
     check_cuda_graphs,
@@ -164,6 +165,7 @@ def _check_semantics(suite: dict[str, Any], validator: Validator, suite_dir: Pat
         check_measured_steps,
         check_quantized_bases,
         check_chosen_options,
+        check_distributed,
     ):
         with guard():
             check(suite, validator)

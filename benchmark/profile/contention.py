@@ -27,9 +27,9 @@ def _machine_busy_seconds() -> float:
     return float(sum(times)) - idle
 
 
-def _own_cpu_seconds() -> float:
-    """CPU time of this process and its live children (the DataLoader workers)."""
-    process = psutil.Process(os.getpid())
+def _own_cpu_seconds(root: int) -> float:
+    """CPU time of process `root` and its live children (the DataLoader workers; a distributed cell's ranks)."""
+    process = psutil.Process(root)
     total = float(sum(process.cpu_times()[:2]))
     for child in process.children(recursive=True):
         try:
@@ -49,18 +49,20 @@ class Contention:
 
 
 class ContentionMonitor:
-    def __init__(self) -> None:
+    def __init__(self, own_root: int | None = None) -> None:
+        """`own_root`: the process whose tree is the cell (default this one; a distributed rank's is torchrun's)."""
         self._started: tuple[float, float, float] | None = None
+        self.own_root = own_root or os.getpid()
 
     def start(self) -> None:
-        self._started = (time.perf_counter(), _machine_busy_seconds(), _own_cpu_seconds())
+        self._started = (time.perf_counter(), _machine_busy_seconds(), _own_cpu_seconds(self.own_root))
 
     def stop(self, other_gpu_pids: set[int] | None, cpu_cell: bool) -> Contention:
         other_cores = None
         if self._started is not None:
             wall = time.perf_counter() - self._started[0]
             machine = _machine_busy_seconds() - self._started[1]
-            own = _own_cpu_seconds() - self._started[2]
+            own = _own_cpu_seconds(self.own_root) - self._started[2]
             other_cores = max(machine - own, 0.0) / wall if wall > 0 else None
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         return judge(other_cores, load, other_gpu_pids, cpu_cell)
@@ -92,9 +94,9 @@ class ContentionTracker(Tracker[ContentionFigures]):
     """Contention over the `with` block: other work on the CPU cores, other processes on the GPU (`other_gpu_pids`
     gives those the memory tracker's NVML sampler saw; None without NVML)."""
 
-    def __init__(self, other_gpu_pids: Callable[[], set[int] | None], cpu_cell: bool):
+    def __init__(self, other_gpu_pids: Callable[[], set[int] | None], cpu_cell: bool, own_root: int | None = None):
         super().__init__()
-        self.monitor = ContentionMonitor()
+        self.monitor = ContentionMonitor(own_root)
         self.other_gpu_pids = other_gpu_pids
         self.cpu_cell = cpu_cell
 

@@ -22,7 +22,10 @@ def _bytes(tensors: Sequence[torch.Tensor]) -> int:
         key = id(tensor)
         if key not in seen:
             seen.add(key)
-            total += tensor.numel() * tensor.element_size()
+            # An FSDP-sharded parameter (a DTensor) counts what this rank holds: its local shard.
+            to_local = getattr(tensor, "to_local", None)
+            held = to_local() if callable(to_local) else tensor
+            total += held.numel() * held.element_size()
     return total
 
 

@@ -125,12 +125,19 @@ def _components(model: nn.Module) -> dict[str, list[nn.Module]]:
     return components
 
 
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    to_local = getattr(tensor, "to_local", None)
+    local: torch.Tensor = to_local() if callable(to_local) else tensor
+    return local
+
+
 class _SavedBytes:
     """Bytes of the tensors autograd saves for backward: each storage once, the model's parameters left out
     (they are weights, counted apart)."""
 
     def __init__(self, model: nn.Module):
-        self.skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        # An FSDP-sharded parameter (a DTensor) has no storage of its own: its local shard's is the one to skip.
+        self.skip = {_local(p).untyped_storage().data_ptr() for p in model.parameters()}
         self.seen: set[int] = set()
         self.bytes = 0
 

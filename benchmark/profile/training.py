@@ -16,10 +16,15 @@ from benchmark.results.pieces import ContentionFigures, Energy, TrainingMemory
 
 
 class TrainingTrackers:
-    def __init__(self, device: torch.device, nvml_device: NvmlDevice | None, nvml_hz: float):
+    def __init__(
+        self, device: torch.device, nvml_device: NvmlDevice | None, nvml_hz: float, own_root: int | None = None
+    ):
+        """`own_root`: the process whose tree is the cell, for contention (default this one)."""
         self.memory = MemoryTracker(device, nvml_device, nvml_hz)
         self.energy = EnergyTracker(device, nvml_device)
-        self.contention = ContentionTracker(self.memory.other_gpu_pids, cpu_cell=device.type == "cpu")
+        self.contention = ContentionTracker(
+            self.memory.other_gpu_pids, cpu_cell=device.type == "cpu", own_root=own_root
+        )
         self.evaluation_memory = EvaluationMemoryTracker(device)
         self._stack = contextlib.ExitStack()
 

@@ -122,6 +122,18 @@ class StepOps(Piece):
 
 
 @dataclass(frozen=True)
+class RankFigures(Piece):
+    """A distributed cell's ranks, each rank's figures (in rank order), and the collective share of a step."""
+
+    dist_backend: str
+    rank_devices: str  # JSON list
+    rank_peak_mem_gib: list[float | None]
+    rank_torch_peak_alloc_gib: list[float | None]
+    rank_step_ms_median: list[float | None]
+    comm_share: float | None  # of a profiled step's device time, in collectives (None: the profiler cannot see it)
+
+
+@dataclass(frozen=True)
 class DevicePeak(Piece):
     """The device's dense peak for the cell's precision (None on a device the peak table does not know)."""
 

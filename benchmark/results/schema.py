@@ -195,6 +195,19 @@ FIELDS: list[tuple[str, pa.DataType]] = [
     ("other_gpu_processes", _I),
     ("other_busy_cores", _F),
     ("load_avg_1m", _F),
+    # one cell on several ranks (train.distributed; schema 7): the ranks, the strategy (ddp | fsdp; null: one
+    # process), the backend, each rank's device (JSON list), each rank's peak memory and median step; the row's
+    # peak_mem_gib is the largest rank's, step_ms each step's slowest rank's, energy the sum over the ranks' GPUs.
+    # failed_rank: the rank where a failed distributed cell failed first.
+    ("world_size", _I),
+    ("distributed", _S),
+    ("dist_backend", _S),
+    ("rank_devices", _S),
+    ("rank_peak_mem_gib", _FLOATS),
+    ("rank_torch_peak_alloc_gib", _FLOATS),
+    ("rank_step_ms_median", _FLOATS),
+    ("comm_share", _F),
+    ("failed_rank", _I),
     # placement: which launcher ran the cell, on which pooled device, in which SLURM job, on which node
     ("launcher", _S),
     ("assigned_device", _S),

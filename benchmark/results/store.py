@@ -35,5 +35,11 @@ def write_row(path: Path, row: dict[str, Any]) -> Path:
     return path
 
 
+def read_row(path: Path) -> dict[str, Any]:
+    """The one row of a cell's file (as `write_row` wrote it)."""
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows[0]
+
+
 def result_files(results_dir: Path) -> list[Path]:
     return sorted(path for path in results_dir.rglob("*.parquet") if not path.name.startswith("."))

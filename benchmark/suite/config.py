@@ -56,6 +56,8 @@ FrozenWeights = Literal["compute", "fp32"]
 BasePrecision = Literal["nf4", "int8"]  # benchmark/models/quantized_base.py
 UserEncoderStyle = Literal["pre-ln", "post-ln"]  # benchmark/train/sasrec.py
 Device = Literal["auto", "cpu", "cuda"]
+DistributedStrategy = Literal["none", "ddp", "fsdp"]  # benchmark/train/distributed/
+DistributedBackend = Literal["auto", "gloo", "nccl"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,22 @@ class TrainConfig:
         "compute",
         help="towers that nothing trains (uncached side networks) are stored in: compute, the precision autocast "
         "computes in (bf16/fp16; autocast would cast their weights every step), or fp32",
+    )
+    distributed: DistributedStrategy = setting(
+        "none",
+        help="train one cell on several ranks started by torchrun: ddp (DistributedDataParallel) or fsdp (FSDP2 "
+        "fully_shard: weights, gradients and optimizer state sharded); batch_size stays the global batch",
+    )
+    nproc_per_node: int = setting(
+        1, minimum=1, help="ranks of a distributed cell (one GPU each on CUDA; processes on a CPU)"
+    )
+    dist_backend: DistributedBackend = setting(
+        "auto", help="process-group backend of a distributed cell: auto (nccl on CUDA, gloo on a CPU), gloo or nccl"
+    )
+    dist_timeout_s: float = setting(
+        300.0,
+        minimum=1,
+        help="a collective that waits longer than this ends the distributed cell (a rank that hangs without dying)",
     )
 
 

@@ -65,6 +65,9 @@ _ADDED_SETTINGS: dict[tuple[str, ...], Any] = {
     ("method", "base_precision"): None,  # towers as stored (no quantized base)
     ("dataset", "noise"): 0.0,
     ("dataset", "noise_seed"): 0,
+    ("train", "distributed"): "none",  # one process, one device
+    ("train", "nproc_per_node"): 1,
+    ("train", "dist_backend"): "auto",
 }
 # A method option added to every method that fuses parts, with the value it had: some methods had the option
 # before (their rows hashed it, whatever its value), so for them it stays in the hash.
@@ -81,9 +84,9 @@ def _added_tower_settings(plain: dict[str, Any]) -> dict[tuple[str, ...], Any]:
     return {("towers", key, name): legacy for key in entries for name, legacy in _ADDED_TOWER_SETTINGS.items()}
 
 
-# Settings of the analysis, not of the work measured: never hashed (a row's time to accuracy is computed with
-# its own fraction, stored on the row).
-_ANALYSIS_SETTINGS = {("eval", "tta_fraction")}
+# Settings of the analysis or of the watch over a run, not of the work measured: never hashed (a row's time to
+# accuracy is computed with its own fraction, stored on the row; a collective's timeout only bounds a hang).
+_ANALYSIS_SETTINGS = {("eval", "tta_fraction"), ("train", "dist_timeout_s")}
 _ABSENT = object()
 
 
@@ -114,6 +117,8 @@ def _irrelevant(path: tuple[str, ...], plain: dict[str, Any]) -> bool:
     than fp32 to store frozen towers in; without noise, its seed draws nothing."""
     if path == ("dataset", "noise_seed"):
         return not _value(plain, ("dataset", "noise"))
+    if path in (("train", "nproc_per_node"), ("train", "dist_backend")):
+        return _value(plain, ("train", "distributed")) in ("none", _ABSENT)
     return path == ("train", "frozen_weights") and _value(plain, ("train", "precision")) == "fp32"
 
 

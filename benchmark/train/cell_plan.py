@@ -21,6 +21,7 @@ from benchmark.models.quantized_base import quantize_tower, unavailable_reason
 from benchmark.models.towers import Tower
 from benchmark.progress import ProgressSink, phase
 from benchmark.suite.config import CellConfig, TowerConfig
+from benchmark.train.distributed.world import launched_rank, rank_device
 from benchmark.train.features import build_towers_and_features
 from benchmark.train.precision import DTYPES, resolve_device
 from benchmark.train.seeding import seed_everything
@@ -78,6 +79,9 @@ def read_data(config: CellConfig, progress: ProgressSink | None = None) -> CellD
     seed_everything(config.seed)
     method = method_of(config)
     device = resolve_device(config.train.device)
+    launched = launched_rank()
+    if config.train.distributed != "none" and launched is not None:
+        device = rank_device(device, launched[2])  # this rank's GPU
     reason = unavailable_reason(config.method.base_precision, device)
     if reason is not None:
         raise CellSkipped(reason)

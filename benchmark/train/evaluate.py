@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from benchmark.data.dataset import ItemFeatures, left_pad
+from benchmark.train.distributed.evaluation_share import gather_share, rank_share
+from benchmark.train.distributed.world import World
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
@@ -105,13 +107,19 @@ def rank_targets(
     device: torch.device,
     batch_size: int = 256,
     item_chunk: int = 16384,
+    world: World | None = None,
 ) -> np.ndarray:
-    """0-based rank of every user's target among all items 1..n_items, history masked (ties pessimistic)."""
+    """0-based rank of every user's target among all items 1..n_items, history masked (ties pessimistic). With a
+    `world`, each rank ranks its share of the users and every rank returns all ranks."""
+    if not histories:
+        return np.zeros(0, dtype=np.int64)
+    positions = rank_share(len(histories), world)
     ranks = []
-    for start in range(0, len(histories), batch_size):
-        history = left_pad(histories[start : start + batch_size], max_seq_len).to(device)
-        target = torch.as_tensor(targets[start : start + batch_size], device=device)
-        users = torch.arange(start, start + len(target), device=device)
+    for start in range(0, positions.per_rank, batch_size):
+        chosen = positions.indices[start : start + batch_size]
+        history = left_pad([histories[index] for index in chosen], max_seq_len).to(device)
+        target = torch.as_tensor(targets[chosen], device=device)
+        users = torch.as_tensor(chosen, device=device)
         state = scorer.prepare(history, users)
         target_score = scorer.target_scores(state, target).unsqueeze(1)
         ahead = torch.zeros(len(target), dtype=torch.long, device=device)
@@ -121,7 +129,7 @@ def rank_targets(
             excluded = (ids.view(1, -1, 1) == history.unsqueeze(1)).any(-1) | (ids.unsqueeze(0) == target.unsqueeze(1))
             ahead += (competitors & ~excluded).sum(1)
         ranks.append(ahead.cpu())
-    return torch.cat(ranks).numpy() if ranks else np.zeros(0, dtype=np.int64)
+    return gather_share(torch.cat(ranks), positions, world, device).numpy()
 
 
 @torch.no_grad()
@@ -132,13 +140,16 @@ def encode_all_items(
     device: torch.device,
     batch_size: int,
     autocast: Callable[[], contextlib.AbstractContextManager[None]],
+    world: World | None = None,
 ) -> torch.Tensor:
-    """Item embeddings [n_items + 1, d]; row 0 (padding) is zero."""
+    """Item embeddings [n_items + 1, d]; row 0 (padding) is zero. With a `world`, each rank encodes its share of
+    the catalogue and every rank returns the whole table."""
+    positions = rank_share(n_items, world)
     chunks = []
-    for start in range(1, n_items + 1, batch_size):
-        ids = torch.arange(start, min(start + batch_size, n_items + 1))
+    for start in range(0, positions.per_rank, batch_size):
+        ids = torch.as_tensor(positions.indices[start : start + batch_size] + 1)
         batch = {name: tensor.to(device, non_blocking=True) for name, tensor in features.gather(ids).items()}
         with autocast():
             chunks.append(item_encoder(batch).float())
-    table = torch.cat(chunks)
+    table = gather_share(torch.cat(chunks), positions, world, device)
     return torch.cat([torch.zeros_like(table[:1]), table])

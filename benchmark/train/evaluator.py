@@ -15,6 +15,7 @@ from benchmark.results.pieces import (
     Accuracy,
 )
 from benchmark.results.schema import EVAL_KS
+from benchmark.train.distributed.collectives import local_tensor
 from benchmark.train.evaluate import (
     ModelScorer,
     PopularityScorer,
@@ -23,10 +24,10 @@ from benchmark.train.evaluate import (
     metrics_from_ranks,
     rank_targets,
 )
-
-EARLY_STOPPING_METRIC = "ndcg@10"
 from benchmark.train.precision import autocast_factory
 from benchmark.train.setup import TrainingSetup
+
+EARLY_STOPPING_METRIC = "ndcg@10"
 
 
 class Evaluator:
@@ -35,7 +36,7 @@ class Evaluator:
     def __init__(self, setup: TrainingSetup) -> None:
         config, device = setup.config, setup.device
         self.model, self.split, self.features, self.device = setup.model, setup.split, setup.features, device
-        self.progress = setup.progress
+        self.progress, self.world = setup.progress, setup.world
         self.eval_config = config.eval
         self.seed = config.seed
         self.ks = [k for k in self.eval_config.ks if k in EVAL_KS]
@@ -56,6 +57,7 @@ class Evaluator:
             self.split.max_seq_len,
             self.device,
             self.eval_config.batch_size,
+            world=self.world,
         )
         return metrics_from_ranks(ranks, self.ks)
 
@@ -68,6 +70,7 @@ class Evaluator:
             self.device,
             self.eval_config.item_batch_size,
             self.autocast,
+            self.world,
         )
         return ModelScorer(self.model.user_states, table, self.autocast)
 
@@ -84,8 +87,9 @@ class Evaluator:
         if score > self.best_score:
             self.best_score, self.best_epoch, self.since_best = score, epoch, 0
             # Only trainable parameters change: a CPU copy of them is the best model (frozen towers stay shared).
+            # Under FSDP each rank keeps its own shard.
             self.best_state = {
-                name: parameter.detach().to("cpu", copy=True)
+                name: local_tensor(parameter).detach().to("cpu", copy=True)
                 for name, parameter in self.model.named_parameters()
                 if parameter.requires_grad
             }
@@ -104,7 +108,9 @@ class Evaluator:
         metrics: dict[str, float] = {}
         started = time.perf_counter()
         if self.best_state is not None:
-            self.model.load_state_dict(self.best_state, strict=False)
+            for name, parameter in self.model.named_parameters():
+                if name in self.best_state:
+                    local_tensor(parameter).copy_(self.best_state[name])
         scorer = self._model_scorer()
         split = self.split
         for name, histories, targets in (

@@ -33,6 +33,7 @@ from benchmark.results.pieces import (
 )
 from benchmark.suite.config import CellConfig, TrainConfig, build
 from benchmark.train.cell_plan import CellPlan, assemble, read_data
+from benchmark.train.distributed.world import start_world
 from benchmark.train.evaluator import Evaluator
 from benchmark.train.hidden_state_build import cache_origin, find_caches
 from benchmark.train.model_setup import device_peak, store_frozen_towers, tokens_per_item_of
@@ -62,6 +63,7 @@ def run_cell(
 def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, built_caches: set[str]) -> None:
     setup_started = time.perf_counter()
     data = read_data(config, progress)
+    world = start_world(config.train, data.device)
     nvml_device = _device_facts(config, data.device, record)
     split = _split(config, data.raw, record)
     plan = assemble(data, progress)
@@ -75,7 +77,8 @@ def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, bu
             trainable, total, 100.0 * trainable / max(total, 1), time.perf_counter() - setup_started, checkpointing
         )
     )
-    _train_and_evaluate(config, model, split, features, data.device, nvml_device, record, progress, tokens_per_item)
+    setup = TrainingSetup(model, split, features, config, data.device, progress, world)
+    _train_and_evaluate(setup, nvml_device, record, tokens_per_item)
 
 
 def _device_facts(config: CellConfig, device: torch.device, record: CellRecord) -> NvmlDevice | None:
@@ -186,19 +189,11 @@ def objective_of(train: TrainConfig) -> Objective:
 
 
 def _train_and_evaluate(
-    config: CellConfig,
-    model: Recommender,
-    split: SplitDataset,
-    features: ItemFeatures,
-    device: torch.device,
-    nvml_device: NvmlDevice | None,
-    record: CellRecord,
-    progress: ProgressSink,
-    tokens_per_item: torch.Tensor | None,
+    setup: TrainingSetup, nvml_device: NvmlDevice | None, record: CellRecord, tokens_per_item: torch.Tensor | None
 ) -> None:
     """Train with every measurement running, then the final evaluation; each piece lands in `record` as it ends,
     also when training fails."""
-    setup = TrainingSetup(model, split, features, config, device, progress)
+    config = setup.config
     evaluator = Evaluator(setup) if config.eval.enabled else None
     trainer = Trainer(setup, nvml_device, evaluator, tokens_per_item)
     if trainer.loss.fallback:
@@ -208,7 +203,7 @@ def _train_and_evaluate(
     finally:
         record.add(trainer.timing, trainer.static_memory, trainer.step_cost, trainer.step_ops)
         record.add(*(trainer.measurement or ()))
-        record.add(trainer.compilation, trainer.learning_curve())
+        record.add(trainer.compilation, trainer.learning_curve(), trainer.rank_figures)
         if trainer.loss.fallback:
             record.warnings.append(trainer.loss.fallback)
     evaluation_memory = trainer.trackers.evaluation_memory

@@ -3,12 +3,23 @@ softmax with own-history masking by default)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from benchmark.train.objectives.registry import IGNORED, Objective, StepScores
 from benchmark.train.objectives.softmax import InBatchSoftmax
 from benchmark.train.sasrec import SASRec
+
+
+class SequenceOutputs(NamedTuple):
+    """What the user encoder gives the objective for a batch's rows."""
+
+    users: torch.Tensor  # [B, L, d]
+    labels: torch.Tensor  # [B, L]: each position's target column, IGNORED where it predicts nothing
+    history: torch.Tensor  # [B, L, d]: the history positions' item vectors
+    predict: torch.Tensor | None  # [B, L]: the positions that predict, when known
 
 
 class Recommender(nn.Module):
@@ -52,19 +63,39 @@ class Recommender(nn.Module):
         padding). Padding is left out by label, never by boolean indexing (see train/objectives/registry.py).
         """
         candidates = self.item_encoder(item_features)  # [U, d]
+        outputs = self.sequence_outputs(candidates, sequences, position_index)
+        return self.loss_of(outputs, candidates, encoded_ids, sequences)
+
+    def sequence_outputs(
+        self, candidates: torch.Tensor, sequences: torch.Tensor, position_index: torch.Tensor
+    ) -> SequenceOutputs:
+        """The user encoder over the rows of `sequences` (their items' vectors looked up in `candidates`)."""
         embeddings = candidates[position_index.clamp(min=0)] * (position_index >= 0).unsqueeze(-1)
-        predict: torch.Tensor | None = None
         if getattr(self.user_encoder, "masked_training", False):  # its own task (BERT4Rec's masked items)
             users, labels, history = self.user_encoder(embeddings, position_index >= 0, position_index)
-        else:  # next-item prediction: each history position predicts the item after it
-            inputs, targets = sequences[:, :-1], sequences[:, 1:]
-            valid_input = inputs > 0
-            history = embeddings[:, :-1]
-            users = self.user_encoder(history, valid_input)  # [B, L, d]
-            predict = valid_input & (targets > 0)  # [B, L]
-            labels = position_index[:, 1:].masked_fill(~predict, IGNORED)  # [B, L]
+            return SequenceOutputs(users, labels, history, None)
+        # next-item prediction: each history position predicts the item after it
+        inputs, targets = sequences[:, :-1], sequences[:, 1:]
+        valid_input = inputs > 0
+        history = embeddings[:, :-1]
+        users = self.user_encoder(history, valid_input)  # [B, L, d]
+        predict = valid_input & (targets > 0)  # [B, L]
+        labels = position_index[:, 1:].masked_fill(~predict, IGNORED)  # [B, L]
+        return SequenceOutputs(users, labels, history, predict)
+
+    def loss_of(
+        self, outputs: SequenceOutputs, candidates: torch.Tensor, encoded_ids: torch.Tensor, sequences: torch.Tensor
+    ) -> torch.Tensor:
+        """The objective over the user encoder's outputs for the rows of `sequences`."""
         scores = StepScores(
-            users, candidates, labels, encoded_ids, sequences, self.log_item_probability, history, predict
+            outputs.users,
+            candidates,
+            outputs.labels,
+            encoded_ids,
+            sequences,
+            self.log_item_probability,
+            outputs.history,
+            outputs.predict,
         )
         return self.objective.loss(scores)
 

@@ -9,6 +9,7 @@ import torch
 from benchmark.data.dataset import ItemFeatures, SplitDataset
 from benchmark.progress import ProgressSink
 from benchmark.suite.config import CellConfig
+from benchmark.train.distributed.world import World
 from benchmark.train.recommender import Recommender
 
 
@@ -20,3 +21,4 @@ class TrainingSetup:
     config: CellConfig
     device: torch.device
     progress: ProgressSink
+    world: World | None = None  # this rank of a distributed cell (None: one process)

@@ -4,6 +4,7 @@ What it measures is kept by trackers (profile/): step timing, and memory, energy
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -29,6 +30,7 @@ from benchmark.results.pieces import (
     ContentionFigures,
     Energy,
     LearningCurve,
+    RankFigures,
     StaticMemory,
     StepCost,
     StepOps,
@@ -39,6 +41,8 @@ from benchmark.results.pieces import (
 from benchmark.suite.config import TrainConfig
 from benchmark.train.batches import DeviceBatches, ReadyBatch, input_preparation
 from benchmark.train.compile import CompiledLoss
+from benchmark.train.distributed.rank_figures import merged_rank_figures, slowest_rank_timing
+from benchmark.train.distributed.wrap import distributed_step
 from benchmark.train.evaluator import Evaluator
 from benchmark.train.precision import DTYPES, autocast_factory, grad_scaler
 from benchmark.train.setup import TrainingSetup
@@ -81,8 +85,11 @@ class Trainer:
         self.static_memory: StaticMemory | None = None
         self.step_cost: StepCost | None = None
         self.step_ops: StepOps | None = None
+        self.world = setup.world
+        # A distributed cell's step: DDP or FSDP around the loss over every rank's share (train/distributed/).
+        self.step = distributed_step(model, self.world, device, config.train.precision) if self.world else None
         self.loss = CompiledLoss(
-            model.training_loss,
+            self.step if self.step is not None else model.training_loss,
             self.train_config.compile,
             self.train_config.compile_backend,
             device,
@@ -94,7 +101,11 @@ class Trainer:
         self.scaler = grad_scaler(self.train_config.precision, device)
         workers = self.train_config.num_workers
         self.num_workers = default_num_workers(device) if workers is None else workers
-        self.trackers = TrainingTrackers(device, nvml_device, self.train_config.nvml_hz)
+        # A rank's cell is torchrun's whole process tree: the other ranks are no contention.
+        own_root = os.getppid() if self.world is not None else None
+        self.trackers = TrainingTrackers(device, nvml_device, self.train_config.nvml_hz, own_root)
+        self.rank_figures: RankFigures | None = None  # a distributed cell's, once training succeeded on every rank
+        self._merged: tuple[TrainingMemory, Energy] | None = None
         self.step_timing = StepTiming(device, self.steps_per_epoch, self.num_workers)
         self._census: OpCensus | None = None
 
@@ -105,7 +116,10 @@ class Trainer:
 
     @property
     def measurement(self) -> tuple[TrainingMemory, Energy, ContentionFigures] | None:
-        return self.trackers.measurements if self.trackers.finished else None
+        if not self.trackers.finished:
+            return None
+        memory, energy, contention = self.trackers.measurements
+        return (*self._merged, contention) if self._merged is not None else (memory, energy, contention)
 
     def planned_steps(self) -> int:
         planned = self.steps_per_epoch * self.train_config.epochs
@@ -116,11 +130,14 @@ class Trainer:
         with self.step_timing.untimed():
             on_device = ready.wait()
 
+            step = self.step if self.step is not None else self.model.training_loss
+
             def loss() -> torch.Tensor:
                 with self.autocast():
-                    return self.model.training_loss(
+                    value: torch.Tensor = step(
                         on_device.sequences, on_device.features, on_device.encoded_ids, on_device.position_index
                     )
+                    return value
 
             self.step_cost = count_step_cost(self.model, loss, int(on_device.encoded_ids.numel()))
             synchronize(self.device)
@@ -187,16 +204,26 @@ class Trainer:
             self.num_workers,
             self.device,
             self.train_config.step_shapes,
+            (self.world.rank, self.world.size) if self.world is not None else None,
         )
         epochs = self.train_config.epochs
         self.model.train()
+        step_medians: list[float | None] = []
         try:
             with self.trackers, self.step_timing:
                 for epoch in range(1, epochs + 1):
                     if self._run_epoch(epoch, loader, planned):
                         break
+                if self.world is not None:  # every rank ran the same steps: each step took as long as its slowest
+                    step_medians = slowest_rank_timing(self.step_timing)
         finally:
             del loader  # persistent workers end here, after the contention reading counted them as ours
+        if self.world is not None:
+            memory, energy, _ = self.trackers.measurements
+            merged_memory, merged_energy, self.rank_figures = merged_rank_figures(
+                self.world, memory, energy, step_medians, self.device
+            )
+            self._merged = (merged_memory, merged_energy)
         if not self.step_timing.step_ms:
             raise NoMeasuredStepsError(
                 f"no measured steps: {self.step_timing.steps} step(s) ran and all were warm-up "

@@ -1,0 +1,67 @@
+"""DDP or FSDP2 around a distributed cell's step.
+
+DDP replicates the model and all-reduces gradients in buckets while the backward runs. FSDP2 (`fully_shard`)
+shards each parameter over the ranks: every transformer block (each entry of a ModuleList: the towers' layers,
+the user encoder's blocks), then the item encoder and the user encoder (what the blocks leave: embeddings, norms,
+heads) and the step as the root; a block's weights are gathered just before it runs and freed after. With bf16 or
+fp16 the gathered weights are in that precision (`MixedPrecisionPolicy`), gradients are reduced in fp32, and the
+sharded fp32 weights are what the optimizer updates.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.nn.parallel import DistributedDataParallel
+
+from benchmark.train.distributed.step_loss import DistributedStepLoss
+from benchmark.train.distributed.world import World
+from benchmark.train.precision import DTYPES
+from benchmark.train.recommender import Recommender
+
+
+def distributed_step(recommender: Recommender, world: World, device: torch.device, precision: str) -> nn.Module:
+    """The module whose call is a distributed cell's training loss, wrapped for the cell's strategy."""
+    step = DistributedStepLoss(recommender, world)
+    if world.strategy == "fsdp":
+        return _fully_shard(step, world, device, precision)
+    # The recommender's only buffer (logQ's item log-probabilities) never changes: no broadcast every step (torch
+    # 2.13 renamed the option; older torch knows only the old name).
+    buffers = "forward_sync_buffers" if "forward_sync_buffers" in _ddp_options() else "broadcast_buffers"
+    options: dict[str, Any] = {buffers: False}
+    return DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None, **options)
+
+
+def _ddp_options() -> set[str]:
+    return set(inspect.signature(DistributedDataParallel.__init__).parameters)
+
+
+def _blocks(module: nn.Module) -> list[nn.Module]:
+    """The entries of every ModuleList below `module`, innermost first (shard a block's inside before the block)."""
+    blocks: list[nn.Module] = []
+    for child in module.modules():
+        if isinstance(child, nn.ModuleList):
+            blocks.extend(entry for entry in child if any(True for _ in entry.parameters()))
+    return list(reversed(blocks))
+
+
+def _fully_shard(step: DistributedStepLoss, world: World, device: torch.device, precision: str) -> nn.Module:
+    mesh = init_device_mesh(device.type, (world.size,))
+    dtype = DTYPES[precision]
+    policy = MixedPrecisionPolicy(
+        param_dtype=dtype if precision != "fp32" else None, reduce_dtype=torch.float32 if precision != "fp32" else None
+    )
+    recommender = step.recommender
+    sharded: set[int] = set()
+    for unit in [*_blocks(recommender), recommender.item_encoder, recommender.user_encoder]:
+        if id(unit) in sharded or not any(True for _ in unit.parameters()):
+            continue
+        fully_shard(unit, mesh=mesh, mp_policy=policy)
+        sharded.add(id(unit))
+    fully_shard(step, mesh=mesh, mp_policy=policy)
+    return step
