@@ -13,7 +13,7 @@ import pytest
 
 from benchmark.analysis.leaderboard import build_leaderboard
 from benchmark.launch import local
-from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.launch.device_lock import device_keys, device_lock
 from benchmark.plan.loader import load_suite
 from benchmark.profile import contention
 from benchmark.profile.contention import ContentionMonitor, judge
@@ -128,8 +128,12 @@ def test_energy_is_not_read_on_a_mig_slice():
 def test_device_keys(monkeypatch, write_suite):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-1234/5,2")
     config = expand_cells(load_suite(write_suite()))[0].config
-    assert device_key(config) == "cpu"
-    assert device_key(config.replace(train=dataclasses.replace(config.train, device="cuda"))) == "cuda-MIG-1234_5"
+    assert device_keys(config) == ["cpu"]
+    cuda = dataclasses.replace(config.train, device="cuda")
+    assert device_keys(config.replace(train=cuda)) == ["cuda-MIG-1234_5"]
+    # a distributed cell times on (and locks) one device per rank
+    two_ranks = dataclasses.replace(cuda, distributed="ddp", nproc_per_node=2)
+    assert device_keys(config.replace(train=two_ranks)) == ["cuda-MIG-1234_5", "cuda-2"]
 
 
 def test_a_second_run_waits_for_the_device(tmp_path, monkeypatch):

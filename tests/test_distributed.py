@@ -22,7 +22,7 @@ from benchmark.launch import rank_failures
 from benchmark.launch.rank_failures import RankFailure, rank_died, root_cause
 from benchmark.plan.loader import load_suite
 from benchmark.results.read import read_results
-from benchmark.suite.matrix import config_id, expand_cells
+from benchmark.suite.matrix import config_hash, config_id, expand_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 RANK_CHECK = ROOT / "tests" / "distributed_rank_check.py"
@@ -309,3 +309,114 @@ def test_a_rank_shares_the_global_batch_and_gathers_only_its_items():
     gathered = torch.cat([part.features["x"] for part in parts])
     assert torch.equal(gathered, features.gather(parts[0].encoded_ids)["x"])
     assert torch.equal(parts[0].encoded_ids[: len(whole.encoded_ids)], whole.encoded_ids)
+
+
+# --- the leaderboard charges a cell on N devices for all N; the report shows scaling ---
+
+
+def _spread(row: dict, ranks: int, strategy: str, speedup: float) -> dict:
+    """`row` as the same configuration on `ranks` ranks that ran `speedup` times faster."""
+    config = json.loads(row["config_json"])
+    config["train"].update(distributed=strategy, nproc_per_node=ranks)
+    spread = dict(row)
+    spread.update(
+        config_json=json.dumps(config, sort_keys=True),
+        config_hash=config_hash(config),
+        config_id=config_id(config),
+        cell_id=row["cell_id"] + f"/ranks={ranks}",
+        world_size=ranks,
+        distributed=strategy,
+        epoch_s=row["epoch_s"] / speedup,
+        samples_per_s=100.0 * speedup,
+    )
+    return spread
+
+
+def test_tpme_weighs_device_seconds_and_the_report_shows_scaling():
+    import polars as pl
+    import pyarrow as pa
+
+    from benchmark.analysis.leaderboard import build_leaderboard
+    from benchmark.report.render import render_json, render_markdown
+    from benchmark.results.schema import RESULT_SCHEMA
+    from benchmark.results.synthetic_store import synthetic_rows
+
+    rows = [row for row in synthetic_rows(96) if row["status"] == "ok" and row["seed"] == 0]
+    rows = [row for row in rows if row["towers"] == "bert-tiny+vit-micro" and row["batch_size"] == 16]
+    fft = next(row for row in rows if row["method"] == "fft")
+    fft["samples_per_s"] = 100.0
+    # two ranks at 1.6x the throughput: 0.8 efficiency, and 2 / 1.6 = 1.25x the device-seconds
+    rows.append(_spread(fft, 2, "ddp", 1.6))
+    board = build_leaderboard(pl.from_arrow(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)))
+    table = {(row["method"], row["world_size"]): row for row in board.table.iter_rows(named=True)}
+    one, two = table[("fft", 1)], table[("fft", 2)]
+    assert two["epoch_s"] < one["epoch_s"]  # faster on the wall clock ...
+    assert two["device_epoch_s"] == pytest.approx(1.25 * one["device_epoch_s"])  # ... dearer in device time
+    assert two["tpme"] > one["tpme"] and "ranks" in two["caveats"] and "ranks" not in one["caveats"]
+    scaling = json.loads(render_json(board))["scaling"]
+    assert [(row["ranks"], row["strategy"]) for row in scaling] == [(1, "one process"), (2, "ddp")]
+    assert scaling[1]["speedup"] == pytest.approx(1.6) and scaling[1]["efficiency"] == pytest.approx(0.8)
+    text = render_markdown(board)
+    assert "scaling: the same configuration on more ranks" in text and "| fft | 2 | ddp |" in text
+
+
+# --- the pool gives a distributed cell one device per rank ---
+
+
+def test_pool_gangs_are_disjoint_and_lock_every_device():
+    from benchmark.launch.devices import PoolDevice
+    from benchmark.launch.pool import gangs
+
+    devices = [PoolDevice(f"gpu{index} (H100)", f"GPU-{index}", f"cuda-GPU-{index}", 80.0) for index in range(5)]
+    pairs = gangs(devices, 2)
+    assert [gang.label for gang in pairs] == ["gpu0 (H100) + gpu1 (H100)", "gpu2 (H100) + gpu3 (H100)"]
+    assert pairs[1].environment["CUDA_VISIBLE_DEVICES"] == "GPU-2,GPU-3"  # rank r on the r-th
+    assert pairs[0].lock_keys == ("cuda-GPU-0", "cuda-GPU-1") and pairs[0].memory_gib == 80.0
+    assert gangs(devices, 1) == devices and gangs(devices, 6) == []
+
+
+def test_a_cell_with_more_ranks_than_the_pool_has_devices_gets_a_row_saying_so(write_suite, tmp_path):
+    from rich.console import Console
+
+    from benchmark.launch.devices import pool_devices
+    from benchmark.launch.pool import run_pool
+
+    suite = distributed_suite(write_suite, "[fft]").read_text().replace("  device: cpu\n", "  device: auto\n")
+    (tmp_path / "suite.yaml").write_text(suite.replace("nproc_per_node: 2", "nproc_per_node: 3"))
+    cells = expand_cells(load_suite(tmp_path / "suite.yaml"))
+    (outcome,) = run_pool(cells, tmp_path / "run", "run-1", Console(stderr=True), pool_devices("fake:2"))
+    assert outcome.status == "error" and "3 ranks, one GPU each, and the pool has 2 device(s)" in outcome.error
+
+
+@pytest.mark.slow
+def test_the_pool_runs_a_distributed_cell_on_a_gang_of_devices(write_suite, tmp_path):
+    from rich.console import Console
+
+    from benchmark.launch.devices import pool_devices
+    from benchmark.launch.pool import run_pool
+
+    suite = distributed_suite(write_suite, "[lora]", evaluate=False)
+    suite.write_text(suite.read_text().replace("  device: cpu\n", "  device: auto\n"))  # on GPUs: one per rank
+    cells = expand_cells(load_suite(suite))
+    (outcome,) = run_pool(cells, tmp_path / "run", "run-1", Console(stderr=True), pool_devices("fake:3"))
+    assert outcome.status == "ok", outcome.error
+    frame, _ = read_results(tmp_path / "run")
+    row = frame.row(0, named=True)
+    assert row["assigned_device"] == "fake0 + fake1" and row["world_size"] == 2 and row["launcher"] == "pool"
+
+
+@pytest.mark.slow
+def test_a_slurm_task_runs_a_distributed_cell_through_torchrun(write_suite, tmp_path):
+    pytest.importorskip("submitit")
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    suite = distributed_suite(write_suite, "[lora]", evaluate=False)
+    command = ["run", str(suite), "--launcher", "slurm", "--launcher-option", "cluster=local"]
+    outcome = CliRunner().invoke(app, [*command, "--results", str(tmp_path / "r")])
+    assert outcome.exit_code == 0, outcome.output
+    rows, _ = read_results(tmp_path / "r")
+    row = rows.row(0, named=True)
+    assert row["status"] == "ok" and row["launcher"] == "slurm" and row["world_size"] == 2
+    assert len(row["rank_step_ms_median"]) == 2 and row["slurm_job_id"]

@@ -52,6 +52,8 @@ MEDIAN_COLUMNS = [
     "peak_mem_gib",
     "epoch_s",
     "epoch_amortized_s",
+    "device_epoch_s",
+    "device_epoch_amortized_s",
     "step_ms_median",
     "step_ms_p10",
     "step_ms_p90",
@@ -102,6 +104,8 @@ DESCRIPTIVE = [
     "precision",
     "batch_size",
     "max_seq_len",
+    "world_size",
+    "distributed",
 ]
 
 CAVEATS = {
@@ -114,6 +118,8 @@ CAVEATS = {
     "no-fft": "no FFT row in the group: TPME-FFT and x/FFT have no anchor",
     "fft-oom": "FFT ran out of memory in this group: TPME-FFT and x/FFT have no anchor",
     "cache-foreign": "hidden-state cache built on other hardware: its build time is not amortised here",
+    "ranks": "one cell on several ranks (GPUs): TPME and x/FFT weigh its time as device-seconds (epoch s x ranks) and "
+    "its memory as the largest rank's peak, so it is never cheaper for using more devices",
     "warnings": "the cell recorded warnings (see the row's warnings)",
     "mixed-versions": "the group's rows ran on different torch/transformers/peft versions: their timings may differ "
     "for that reason alone, and random-weight towers differ across transformers versions, so accuracy is not "
@@ -220,8 +226,22 @@ def build_leaderboard(
     return Leaderboard(table.sort(order, nulls_last=True), failures, group_by, weights, sort)
 
 
+def with_device_seconds(rows: pl.DataFrame) -> pl.DataFrame:
+    """Each row's ranks (1 for a row of one process, or one written before distributed cells existed) and its epoch
+    in device-seconds: what TPME weighs, so that a cell on N devices pays for all N."""
+    for column, dtype in (("world_size", pl.Int64), ("distributed", pl.String)):
+        if column not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, dtype).alias(column))
+    ranks = pl.col("world_size").fill_null(1)
+    return rows.with_columns(
+        ranks.alias("world_size"),
+        (pl.col("epoch_s") * ranks).alias("device_epoch_s"),
+        (pl.col("epoch_amortized_s") * ranks).alias("device_epoch_amortized_s"),
+    )
+
+
 def _aggregate(ok: pl.DataFrame, group_by: list[str]) -> pl.DataFrame:
-    ok = with_stack(ok).with_columns(
+    ok = with_stack(with_device_seconds(ok)).with_columns(
         (pl.col("step_ms").list.std() / pl.col("step_ms").list.mean()).alias("step_cv"),
         pl.col("warnings").list.len().fill_null(0).alias("warning_count"),
     )

@@ -58,8 +58,9 @@ def _rank_group(
     """One group's rows scored against one another (`key`: the group's values of the `group_by` columns)."""
     members = group.to_dicts()
     flats = [_flatten(json.loads(m["config_json"])) for m in members]
-    costs = [_costs(m, "epoch_s") for m in members]
-    amortized = [_costs(m, "epoch_amortized_s") for m in members]
+    # Device-seconds (epoch x ranks): a cell on several GPUs is charged for every one of them.
+    costs = [_costs(m, "device_epoch_s") for m in members]
+    amortized = [_costs(m, "device_epoch_amortized_s") for m in members]
     mixed_memory, group_caveats = _group_caveats(members, costs)
     fft_indices = [i for i, m in enumerate(members) if m["method"] == FFT_METHOD and costs[i] is not None]
     missing_fft: list[str] = []
@@ -192,6 +193,8 @@ def _row_caveats(member: dict[str, Any]) -> list[str]:
         caveats.append("cache-foreign")
     if member["warning_count"]:
         caveats.append("warnings")
+    if (member.get("world_size") or 1) > 1:
+        caveats.append("ranks")
     return caveats
 
 

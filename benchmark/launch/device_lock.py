@@ -32,19 +32,32 @@ def lock_directory() -> Path:
     return directory
 
 
-def device_key(config: CellConfig) -> str:
-    """The device a cell will time on: 'cpu', or 'cuda-<first visible device>' (an index or a GPU/MIG UUID)."""
+def device_keys(config: CellConfig) -> list[str]:
+    """The devices a cell will time on: ['cpu'], or 'cuda-<visible device>' (an index or a GPU/MIG UUID) for the
+    first visible device, or for the first N of a distributed cell's N ranks."""
     requested = config.train.device
     if requested == "cpu":
-        return "cpu"
+        return ["cpu"]
     if requested == "auto":
         import torch
 
         if not torch.cuda.is_available():
-            return "cpu"
+            return ["cpu"]
     from benchmark.launch.devices import lock_name
 
-    return lock_name(os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0")
+    visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    ranks = config.train.nproc_per_node if config.train.distributed != "none" else 1
+    visible = visible or [str(index) for index in range(ranks)]
+    return [lock_name(device) for device in visible[:ranks]]
+
+
+@contextlib.contextmanager
+def device_locks(keys: list[str], on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold every device's lock (in one order, the same in every run, so two runs never hold one each and wait)."""
+    with contextlib.ExitStack() as held:
+        for key in sorted(set(keys)):
+            held.enter_context(device_lock(key, on_wait))
+        yield
 
 
 @contextlib.contextmanager

@@ -26,6 +26,30 @@ class PoolDevice:
     visible: str | None  # CUDA_VISIBLE_DEVICES of the cells it runs; None: the environment's (fake devices)
     lock_key: str  # the device-lock name: one timed cell per device across every mmbench run
     memory_gib: float | None = None  # its memory (NVML total); None: unknown (fake devices)
+    others: tuple[PoolDevice, ...] = ()  # a gang's other devices: one distributed cell's ranks, one device each
+
+    @property
+    def lock_keys(self) -> tuple[str, ...]:
+        return (self.lock_key, *(other.lock_key for other in self.others))
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.others)
+
+    @classmethod
+    def gang(cls, devices: list[PoolDevice]) -> PoolDevice:
+        """Several devices as one, for a distributed cell: every one of them visible to its ranks (rank r on the
+        r-th), every one locked, its memory the smallest (each rank holds one device)."""
+        first, *others = devices
+        visible = [device.visible for device in devices]
+        memories = [device.memory_gib for device in devices]
+        return cls(
+            " + ".join(device.label for device in devices),
+            ",".join(v for v in visible if v is not None) if all(v is not None for v in visible) else None,
+            first.lock_key,
+            min(m for m in memories if m is not None) if all(m is not None for m in memories) else None,
+            tuple(others),
+        )
 
     @property
     def environment(self) -> dict[str, str]:

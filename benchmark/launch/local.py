@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmark.launch.child_process import ChildResult, run_child
-from benchmark.launch.device_lock import device_key, device_lock
+from benchmark.launch.device_lock import device_keys, device_locks
 from benchmark.launch.devices import PoolDevice
 from benchmark.launch.placement import LAUNCHER, placement_columns
 from benchmark.launch.rank_failures import clear_rank_failures, rank_died, read_rank_failures, root_cause
@@ -104,7 +104,7 @@ def _environment(device: PoolDevice | None, launcher: str) -> dict[str, str]:
 def _lock(cell: Cell, lock: bool, device: PoolDevice | None, say: Callable[[str], None]) -> Any:
     if not lock:
         return contextlib.nullcontext()
-    return device_lock(device.lock_key if device is not None else device_key(cell.config), say)
+    return device_locks(list(device.lock_keys) if device is not None else device_keys(cell.config), say)
 
 
 def _bar(progress: Progress | None, line: Any, label: str) -> ProgressSink:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,50 +79,92 @@ class PlacementQueue:
             return None
 
 
+def ranks_needed(cell: Cell) -> int:
+    """How many of the pool's devices a cell takes: one per rank for a distributed cell on GPUs, else one."""
+    train = cell.config.train
+    return train.nproc_per_node if train.distributed != "none" and train.device != "cpu" else 1
+
+
+def gangs(devices: list[PoolDevice], size: int) -> list[PoolDevice]:
+    """The pool's devices in disjoint groups of `size` (a distributed cell's ranks), in the pool's order."""
+    if size == 1:
+        return devices
+    return [PoolDevice.gang(devices[start : start + size]) for start in range(0, len(devices) - size + 1, size)]
+
+
 def run_pool(
     cells: list[Cell], run_dir: Path, run_id: str, console: Console, devices: list[PoolDevice], lock: bool = True
 ) -> list[CellOutcome]:
+    """Every cell on the pool's devices. Cells on one device run first, then distributed cells, each on a gang of as
+    many devices as it has ranks (disjoint gangs run side by side); a cell with more ranks than the pool has
+    devices gets a row saying so."""
     outcomes: dict[str, CellOutcome] = {}
-    pending = PlacementQueue(cells, devices)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    by_size: dict[int, list[Cell]] = {}
+    for cell in cells:
+        by_size.setdefault(ranks_needed(cell), []).append(cell)
     with Progress(*columns, console=console, transient=False) as progress:
         suite_task = progress.add_task("cells", total=len(cells))
         lines = {device.label: progress.add_task(f"{device.label}: idle", total=None) for device in devices}
         first = devices[0]
         for cell in caches_to_prebuild(cells):
             prebuild_cell_caches(cell, run_dir, progress, lines[first.label], lock, first)
-
-        def work(device: PoolDevice) -> None:
-            line = lines[device.label]
-            while True:
-                cell = pending.take(device)
-                if cell is None:
-                    break
-                label = f"{device.label}: {cell.cell_id}"
-                progress.update(line, description=f"{label} [starting]", completed=0, total=None)
-                try:
-                    outcome = run_cell_subprocess(cell, run_dir, run_id, progress, line, lock, device, "pool", label)
-                except Exception as error:  # noqa: BLE001 - a launcher bug must still leave this cell a row
-                    outcome = record_crash(cell, run_dir, run_id, f"launcher error: {error!r}", lock, device, "pool")
-                outcomes[cell.cell_id] = outcome
-                marker = status_marker(outcome.status)
-                first_line = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
-                progress.console.print(f"{marker} {cell.cell_id} on {device.label}{first_line}")
-                progress.advance(suite_task)
-            progress.update(line, description=f"{device.label}: idle", completed=0, total=None)
-
-        workers = [threading.Thread(target=work, args=(device,), daemon=True) for device in devices]
-        for worker in workers:
-            worker.start()
-        try:
-            while any(worker.is_alive() for worker in workers):
-                for worker in workers:
-                    worker.join(timeout=0.2)
-        except KeyboardInterrupt:
-            kill_running_children()  # each cell runs in its own session: Ctrl-C does not reach it
-            for worker in workers:
-                worker.join(timeout=10)
-            raise
+        for size in sorted(by_size):
+            if size > len(devices):
+                for cell in by_size[size]:
+                    error = f"{size} ranks, one GPU each, and the pool has {len(devices)} device(s) (--gpus)"
+                    outcomes[cell.cell_id] = record_crash(cell, run_dir, run_id, error, lock, None, "pool", "error")
+                    progress.console.print(f"{status_marker('error')} {cell.cell_id}: {error}")
+                    progress.advance(suite_task)
+                continue
+            _fill(by_size[size], gangs(devices, size), lines, progress, suite_task, outcomes, run_dir, run_id, lock)
         for line in lines.values():
             progress.update(line, visible=False)
     return [outcomes[cell.cell_id] for cell in cells if cell.cell_id in outcomes]
+
+
+def _fill(
+    cells: list[Cell],
+    devices: list[PoolDevice],
+    lines: dict[str, Any],
+    progress: Progress,
+    suite_task: Any,
+    outcomes: dict[str, CellOutcome],
+    run_dir: Path,
+    run_id: str,
+    lock: bool,
+) -> None:
+    """Run `cells` on `devices` (single devices or gangs), one worker per device, until none is left."""
+    pending = PlacementQueue(cells, devices)
+
+    def work(device: PoolDevice) -> None:
+        line = lines[device.label.split(" + ")[0]]  # a gang's progress goes on its first device's line
+        while True:
+            cell = pending.take(device)
+            if cell is None:
+                break
+            label = f"{device.label}: {cell.cell_id}"
+            progress.update(line, description=f"{label} [starting]", completed=0, total=None)
+            try:
+                outcome = run_cell_subprocess(cell, run_dir, run_id, progress, line, lock, device, "pool", label)
+            except Exception as error:  # noqa: BLE001 - a launcher bug must still leave this cell a row
+                outcome = record_crash(cell, run_dir, run_id, f"launcher error: {error!r}", lock, device, "pool")
+            outcomes[cell.cell_id] = outcome
+            marker = status_marker(outcome.status)
+            first_line = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
+            progress.console.print(f"{marker} {cell.cell_id} on {device.label}{first_line}")
+            progress.advance(suite_task)
+        progress.update(line, description=f"{device.label.split(' + ')[0]}: idle", completed=0, total=None)
+
+    workers = [threading.Thread(target=work, args=(device,), daemon=True) for device in devices]
+    for worker in workers:
+        worker.start()
+    try:
+        while any(worker.is_alive() for worker in workers):
+            for worker in workers:
+                worker.join(timeout=0.2)
+    except KeyboardInterrupt:
+        kill_running_children()  # each cell runs in its own session: Ctrl-C does not reach it
+        for worker in workers:
+            worker.join(timeout=10)
+        raise

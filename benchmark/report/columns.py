@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmark.analysis.intervals import MIN_INTERVAL_RUNS
 from benchmark.analysis.leaderboard import MEMORY_BREAKDOWN_COLUMNS, STEP_WORK_COLUMNS, Leaderboard, group_label
+from benchmark.analysis.scaling import scaling_rows
 from benchmark.units import MIB
 
 RAW_COLUMNS = [
@@ -39,6 +40,9 @@ RAW_COLUMNS = [
     "epoch_s_lo",
     "epoch_s_hi",
     "epoch_kind",
+    "world_size",
+    "distributed",
+    "device_epoch_s",
     "cache_build_s",
     "amortized_over_epochs",
     "epoch_amortized_s",
@@ -108,6 +112,7 @@ BOARD_COLUMNS = (
     Column("params", "trainable params"),
     Column("epoch", "epoch s"),
     Column("epoch-ci", "epoch s 95% CI"),
+    Column("ranks", "ranks (device-s/epoch)"),
     Column("time/fft", "time/FFT"),
     Column("mem/fft", "mem/FFT"),
     Column("tpme-amort", "TPME amort."),
@@ -256,6 +261,7 @@ def display_rows(board: Leaderboard) -> list[dict[str, str]]:
             "trainable params": _params(row["trainable_params"], row["trainable_pct"]),
             "epoch s": _figure(row["epoch_s"]) + (" est" if "estimated" in (row["epoch_kinds"] or []) else ""),
             "epoch s 95% CI": _interval(row, "epoch_s"),
+            "ranks (device-s/epoch)": _ranks(row),
             "time/FFT": _versus_fft(row, "epoch_vs_fft"),
             "mem/FFT": _versus_fft(row, "mem_vs_fft"),
             "TPME amort.": _number(row["tpme_amortized"], ".3f"),
@@ -269,6 +275,45 @@ def display_rows(board: Leaderboard) -> list[dict[str, str]]:
         entry.update({c.header: values[c.header] for c in BOARD_COLUMNS if c.name != "variant" or show_variant})
         rows.append(entry)
     return _without_empty_columns(rows, OPTIONAL_COLUMNS)
+
+
+SCALING_TITLE = "scaling: the same configuration on more ranks"
+SCALING_HEADERS = (
+    "method", "ranks", "strategy", "epoch s", "samples/s", "speed-up", "efficiency", "peak mem GiB/rank",
+    "device-s/epoch",
+)  # fmt: skip
+SCALING_NOTE = (
+    "scaling: speed-up = global samples/s against the family's fewest ranks; efficiency = speed-up / (ranks / "
+    "fewest ranks), 1.0 is linear; the global batch, learning rate and data order are the same at every size"
+)
+
+
+def scaling_display(board: Leaderboard) -> dict[str, list[dict[str, str]]]:
+    """The scaling families of the leaderboard, each a list of rows keyed by SCALING_HEADERS."""
+    families: dict[str, list[dict[str, str]]] = {}
+    for row in scaling_rows(board.table):
+        families.setdefault(row.family, []).append(
+            {
+                "method": row.method,
+                "ranks": str(row.ranks),
+                "strategy": row.strategy,
+                "epoch s": _figure(row.epoch_s),
+                "samples/s": _figure(row.samples_per_s),
+                "speed-up": _number(row.speedup, ".2f"),
+                "efficiency": _number(row.efficiency, ".2f"),
+                "peak mem GiB/rank": _figure(row.peak_mem_gib),
+                "device-s/epoch": _figure(row.device_epoch_s),
+            }
+        )
+    return families
+
+
+def _ranks(row: dict[str, Any]) -> str:
+    """'4 ddp (310)': a cell on several ranks, its strategy and its epoch in device-seconds (what TPME weighs)."""
+    ranks = row.get("world_size") or 1
+    if ranks == 1 and not row.get("distributed"):
+        return MISSING
+    return f"{ranks} {row.get('distributed') or ''} ({_figure(row.get('device_epoch_s'))})".replace("  ", " ")
 
 
 def _mib(value: Any) -> str:
@@ -346,6 +391,7 @@ OPTIONAL_COLUMNS = (
     "cache build s",
     "data %",
     "energy J/epoch",
+    "ranks (device-s/epoch)",
     "HR@10",
     "NDCG@10",
     *(f"{header} 95% CI" for header in ("step ms", "peak mem", "epoch s", "amortised epoch s")),

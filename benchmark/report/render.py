@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import textwrap
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from benchmark.analysis.leaderboard import Leaderboard, caveats_present, group_baselines, small_groups
+from benchmark.analysis.scaling import scaling_rows
 from benchmark.report.columns import (
     BOARD_COLUMNS,
     BOARD_PRIORITY,
@@ -21,10 +23,14 @@ from benchmark.report.columns import (
     COST_PRIORITY,
     IDENTITY,
     RAW_COLUMNS,
+    SCALING_HEADERS,
+    SCALING_NOTE,
+    SCALING_TITLE,
     Column,
     cost_rows,
     display_rows,
     interval_note,
+    scaling_display,
     weights_line,
 )
 
@@ -40,6 +46,8 @@ def _notes(board: Leaderboard) -> list[str]:
     ]
     for code, text in caveats_present(board).items():
         notes.append(f"caveat {code}: {text}")
+    if scaling_rows(board.table):
+        notes.append(SCALING_NOTE)
     for group, values in group_baselines(board).items():
         notes.append(
             f"baselines on '{group}' (same evaluator): popularity HR@10 {values['pop_test_hr@10']:.4f} "
@@ -157,6 +165,9 @@ def render_table(board: Leaderboard, console: Console, choice: Choice | None = N
             _print(console, *_rich_table(f"{group}  ({' / '.join(board.group_by)})", members, headers))
         if show_costs:
             _print(console, *_rich_table(f"{group}: {COST_TITLE}", costs[group], cost_headers))
+    if show_board:
+        for family, members in scaling_display(board).items():
+            _print(console, *_rich_table(f"{family}: {SCALING_TITLE}", members, list(SCALING_HEADERS)))
     if not board_rows:
         console.print("no successful cells to rank")
     if choice.names is None and hidden + cost_hidden:
@@ -205,6 +216,9 @@ def render_markdown(board: Leaderboard, choice: Choice | None = None) -> str:
             lines += [f"### {group}", "", *_markdown_table(members, headers)]
         if show_costs:
             lines += [f"#### {group}: {COST_TITLE}", "", *_markdown_table(costs[group], cost_headers)]
+    if show_board:
+        for family, members in scaling_display(board).items():
+            lines += [f"#### {family}: {SCALING_TITLE}", "", *_markdown_table(members, list(SCALING_HEADERS))]
     lines += [f"- {note}" for note in _notes(board)]
     return "\n".join(lines) + "\n"
 
@@ -241,6 +255,7 @@ def render_json(board: Leaderboard) -> str:
                 "small_groups": small_groups(board),
                 "baselines": group_baselines(board),
                 "failures": board.failures.to_dicts(),
+                "scaling": [dataclasses.asdict(row) for row in scaling_rows(board.table)],
             },
             indent=2,
             default=str,
