@@ -9,13 +9,15 @@ Stages, each writing what it measured under $OUT before the next starts (so a ca
 4. the GPU-marked tests (sync-free steps in sync-debug mode, the CUDA memory stack, BitFit's LayerNorm, ...);
 5. the rest of gpu-check.yaml (a decoder-LLM slice for IISAN-Versa, a four-modality slice for CROSSAN);
 6. a one-GPU pool run;
-7. the leaderboard of everything;
-8. every row's predicted against measured memory and step time (`mmbench estimate --check`), and the calibration
+7. one-rank distributed cells through torchrun and NCCL (DDP LoRA; FSDP FFT if the time allows) beside the plain
+   cells of step 2, their step time and peak memory side by side;
+8. the leaderboard of everything;
+9. every row's predicted against measured memory and step time (`mmbench estimate --check`), and the calibration
    those rows give (`mmbench estimate calibrate`).
 
-A stage starts only if its estimate fits the time left (GPU_CHECK_BUDGET_S, default 480 s: the device's 15 minutes
-leave room for a rerun); a skipped stage is named. Without a CUDA GPU it says so, validates the GPU suites, lists
-their cells and runs the CPU smoke suite instead.
+A stage starts only if its estimate fits the time left (GPU_CHECK_BUDGET_S, default 510 s: the device's 15 minutes
+leave room for the machine's start and a partial rerun); a skipped stage is named. Without a CUDA GPU it says so,
+validates the GPU suites, lists their cells and runs the CPU smoke suite instead.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ GPU_TESTS = (
     "tests/test_cost_explained.py",
     "tests/test_quantized_base.py",
 )
-DEFAULT_BUDGET_S = 480.0
+DEFAULT_BUDGET_S = 510.0
 
 
 def _say(message: str) -> None:
@@ -69,7 +71,7 @@ class Stage:
     name: str
     estimate_s: float  # what it takes on an H100/H200, roughly: a stage that cannot fit is skipped, not cut
     run: Callable[[], int]
-    # Beyond the default 8 minutes: runs when earlier stages left the time (or GPU_CHECK_BUDGET_S allows it).
+    # Beyond the default 8.5 minutes: runs when earlier stages left the time (or GPU_CHECK_BUDGET_S allows it).
     optional: bool = False
 
 
@@ -125,6 +127,39 @@ def _predicted_against_measured(results: Path, out: Path | None) -> int:
     return code
 
 
+def _one_rank_run(results: Path, method: str, strategy: str) -> int:
+    """The paper slice's `method` on one rank through torchrun (NCCL), beside its plain cell of the overhead stage."""
+    spread = ["--set", f"train.distributed={strategy}", "--set", "train.nproc_per_node=1"]
+    only = f"*/bert-base+vit-base/{method}/*"
+    return _mmbench("run", str(GPU_SUITE), "--results", str(results), "--only", only, *spread)
+
+
+def _one_rank_beside_plain(results: Path, out: Path | None) -> int:
+    """Each one-rank distributed cell beside its plain cell: median step and peak memory, and their ratios."""
+    import pyarrow.parquet as pq
+
+    rows = [row for path in results.rglob("*.parquet") for row in pq.read_table(path).to_pylist()]
+    lines = ["| method | cell | step ms | peak GiB | ranks |", "|---|---|---|---|---|"]
+    for method in ("lora", "fft"):
+        found = [
+            row
+            for row in rows
+            if row.get("method") == method and row.get("towers") == "bert-base+vit-base" and row["status"] == "ok"
+        ]
+        plain = next((row for row in found if not row.get("distributed")), None)
+        for row in found:
+            kind = row.get("distributed") or "plain"
+            step, peak = row["step_ms_median"], row["peak_mem_gib"]
+            if plain is not None and row is not plain and step and peak:
+                kind += f" ({step / plain['step_ms_median']:.3f}x step, {peak / plain['peak_mem_gib']:.3f}x peak)"
+            lines.append(f"| {method} | {kind} | {step} | {peak} | {row.get('world_size')} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out is not None:
+        (out / "one-rank-distributed.md").write_text(text)
+    return 0
+
+
 def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
     scratch = out or results
     overhead = [sys.executable, "-m", "bench.overhead", str(GPU_SUITE), "--only", PAPER_SLICE, "--rounds", "1"]
@@ -144,6 +179,11 @@ def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
         ),
         Stage("one-GPU pool", 20, lambda: _mmbench(*pool)),
         Stage(
+            "a one-rank DDP cell beside the plain one (torchrun, NCCL)",
+            25,
+            lambda: _one_rank_run(results, "lora", "ddp") or _one_rank_beside_plain(results, out),
+        ),
+        Stage(
             "every PEFT method at paper shapes (gpu-check-peft.yaml)",
             100,
             lambda: _mmbench("run", str(PEFT_SUITE), "--results", str(results)),
@@ -153,6 +193,12 @@ def gpu_stages(results: Path, out: Path | None) -> list[Stage]:
             "quantized bases at paper shapes (gpu-check-qlora.yaml)",
             60,
             lambda: _mmbench("run", str(QLORA_SUITE), "--results", str(results)),
+            optional=True,
+        ),
+        Stage(
+            "a one-rank FSDP cell beside the plain one",
+            25,
+            lambda: _one_rank_run(results, "fft", "fsdp") or _one_rank_beside_plain(results, out),
             optional=True,
         ),
         Stage("leaderboard", 10, lambda: _report(results, out)),

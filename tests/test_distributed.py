@@ -127,6 +127,7 @@ def test_fsdp_cells_shard_what_they_train(write_suite, tmp_path):
     assert rows["fft"]["optimizer_state_bytes"] < 0.55 * plain["fft"]["optimizer_state_bytes"]
 
 
+@pytest.mark.slow
 def test_a_one_rank_ddp_cell_trains_like_the_plain_cell(write_suite, tmp_path):
     """What `make gpu-check` runs beside the plain cell on one GPU: the same batches, so the same losses."""
     suite = write_suite(methods="[lora]", max_steps=3, evaluate=False)
@@ -420,3 +421,50 @@ def test_a_slurm_task_runs_a_distributed_cell_through_torchrun(write_suite, tmp_
     row = rows.row(0, named=True)
     assert row["status"] == "ok" and row["launcher"] == "slurm" and row["world_size"] == 2
     assert len(row["rank_step_ms_median"]) == 2 and row["slurm_job_id"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_rank_behind_and_resume_runs_the_cell_again(write_suite, tmp_path, monkeypatch):
+    """`mmbench run` killed (SIGKILL, as a CI timeout does) while its distributed cell trains: torchrun's agent and
+    every rank go with it; the same command again runs the cell; a cell whose rank failed is run again too."""
+    suite = distributed_suite(write_suite, "[lora]", max_steps=40, evaluate=False)
+    results = tmp_path / "results"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "benchmark", "run", str(suite), "--results", str(results)]
+    run = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len([p for p in _cell_processes(str(results)) if "cell_main" in " ".join(p.cmdline())]) < 2:
+        assert time.monotonic() < deadline and run.poll() is None, "the ranks never started"
+        time.sleep(0.2)
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 10
+    while _cell_processes(str(results)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _cell_processes(str(results)), "a rank or torchrun's agent outlived the killed run"
+    failed = subprocess.run(
+        command, env={**environment, "MMBENCH_RANK_PROGRAM": str(FAULTY_RANK), "MMBENCH_TEST_FAULT": "raise:1:2"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    frame, _ = read_results(results)
+    assert sorted(frame["status"].to_list()) == ["error", "ok"]  # the failed row is kept; the new one is ok
+
+
+def test_the_estimate_gives_one_ranks_share_and_shards_what_fsdp_shards(write_suite):
+    from benchmark.estimate.simulated_step import simulate_step
+
+    plain_suite = write_suite(methods="[fft]", evaluate=False)
+    (plain,) = expand_cells(load_suite(plain_suite))
+    ddp, fsdp = (
+        plain.config.replace(train=plain.config.train.__class__(**{**vars(plain.config.train), **spread}))
+        for spread in ({"distributed": "ddp", "nproc_per_node": 2}, {"distributed": "fsdp", "nproc_per_node": 2})
+    )
+    one, replica, shard = (simulate_step(config, "cuda") for config in (plain.config, ddp, fsdp))
+    assert replica.weights_bytes == one.weights_bytes and replica.optimizer_bytes == one.optimizer_bytes
+    assert replica.input_bytes < one.input_bytes and replica.saved_bytes < one.saved_bytes  # half the batch
+    assert replica.at_peak["transient"] >= one.gradient_bytes  # DDP's gradient buckets
+    assert shard.weights_bytes == one.weights_bytes // 2 and shard.optimizer_bytes == one.optimizer_bytes // 2
+    assert any("2 ranks (fsdp)" in note for note in shard.notes) and not one.notes

@@ -20,6 +20,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from benchmark.data.collate import TrainBatch
 from benchmark.estimate.cell_data import StepData, step_data
+from benchmark.estimate.rank_share import rank_share, ranks_of, spread_over_ranks
 from benchmark.estimate.tracker import CUDA_BLOCK_BYTES, OperationCost, StepTracker, TrackedStep
 from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import Tower, build_tower, count_parameters
@@ -81,12 +82,15 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
     tracker = StepTracker(CUDA_BLOCK_BYTES if device_type == "cuda" else 1)
     with fake:
         model.to_empty(device="cpu")
-        _run_steps(model, data.largest_batch, train, tracker)
+        _run_steps(model, rank_share(data.largest_batch, ranks_of(train)), train, tracker)
     step = tracker.step
     notes: tuple[str, ...] = ()
+    spread = spread_over_ranks(step, model, train)
+    if spread is not None:
+        notes += (spread,)
     if base_precision is not None:
         _pack(step, quantized, base_precision, DTYPES[train.precision].itemsize)
-        notes = (
+        notes += (
             f"base_precision {base_precision}: the step simulated with dense frozen stand-ins for bitsandbytes' "
             "layers, their weights counted at their packed size",
         )

@@ -41,13 +41,26 @@ def _ddp_options() -> set[str]:
     return set(inspect.signature(DistributedDataParallel.__init__).parameters)
 
 
-def _blocks(module: nn.Module) -> list[nn.Module]:
-    """The entries of every ModuleList below `module`, innermost first (shard a block's inside before the block)."""
+def shard_units(recommender: nn.Module) -> list[nn.Module]:
+    """What FSDP shards as a unit, in the order it is wrapped: each block (every entry of a ModuleList, innermost
+    first: a block's inside before the block), then the item encoder and the user encoder; each once, only those
+    with parameters."""
     blocks: list[nn.Module] = []
-    for child in module.modules():
+    for child in recommender.modules():
         if isinstance(child, nn.ModuleList):
             blocks.extend(entry for entry in child if any(True for _ in entry.parameters()))
-    return list(reversed(blocks))
+    units: list[nn.Module] = []
+    seen: set[int] = set()
+    for unit in [
+        *reversed(blocks),
+        getattr(recommender, "item_encoder", None),
+        getattr(recommender, "user_encoder", None),
+    ]:
+        if unit is None or id(unit) in seen or not any(True for _ in unit.parameters()):
+            continue
+        seen.add(id(unit))
+        units.append(unit)
+    return units
 
 
 def _fully_shard(step: DistributedStepLoss, world: World, device: torch.device, precision: str) -> nn.Module:
@@ -56,12 +69,7 @@ def _fully_shard(step: DistributedStepLoss, world: World, device: torch.device, 
     policy = MixedPrecisionPolicy(
         param_dtype=dtype if precision != "fp32" else None, reduce_dtype=torch.float32 if precision != "fp32" else None
     )
-    recommender = step.recommender
-    sharded: set[int] = set()
-    for unit in [*_blocks(recommender), recommender.item_encoder, recommender.user_encoder]:
-        if id(unit) in sharded or not any(True for _ in unit.parameters()):
-            continue
+    for unit in shard_units(step.recommender):
         fully_shard(unit, mesh=mesh, mp_policy=policy)
-        sharded.add(id(unit))
     fully_shard(step, mesh=mesh, mp_policy=policy)
     return step
