@@ -46,6 +46,7 @@ GPU_TESTS = (
     "tests/test_methods.py",
     "tests/test_cost_explained.py",
     "tests/test_quantized_base.py",
+    "tests/test_distributed.py",
 )
 DEFAULT_BUDGET_S = 510.0
 

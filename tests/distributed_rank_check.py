@@ -43,7 +43,7 @@ def main(suite: str, method: str, strategy: str, out: str) -> None:
         cell.config for cell in expand_cells(load_suite(Path(suite), overrides)) if cell.config.method.name == method
     )
     data = read_data(config)
-    world = start_world(config.train, data.device)
+    world = start_world(config.train, data.device, data.method.distributed_strategy(strategy))
     assert world is not None
     split = split_leave_one_out(data.raw, config.train.max_seq_len)
     model, features, _, _ = _build_model(assemble(data), split, CellRecord(), set())

@@ -17,6 +17,7 @@ MICRO = {
     "bert-large": "bert-tiny",
     "qwen2-0.5b": "qwen2-micro",
     "llama-1b": "llama-micro",
+    "llama-8b": "llama-micro",
     "vit-base": "vit-micro",
     "videomae-base": "videomae-micro",
     "ast-base": "ast-micro",
@@ -45,7 +46,9 @@ def tiny_version(name: str, directory: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, cells", [("versa-scaling", 25), ("crossan-4modal", 14), ("gpu-check", 14)])
+@pytest.mark.parametrize(
+    "name, cells", [("versa-scaling", 25), ("crossan-4modal", 14), ("gpu-check", 14), ("llm-fft-baseline", 8)]
+)
 def test_tiny_version_of_shipped_suite_runs(tmp_path, name, cells):
     suite = tiny_version(name, tmp_path)
     outcome = CliRunner().invoke(app, ["run", str(suite), "--results", str(tmp_path / "results"), "--json"])
@@ -58,7 +61,7 @@ def test_tiny_versions_expand_like_the_shipped_suites(tmp_path):
     from benchmark.plan.loader import load_suite
     from benchmark.suite.matrix import expand_cells
 
-    for name in ("versa-scaling", "crossan-4modal", "gpu-check"):
+    for name in ("versa-scaling", "crossan-4modal", "gpu-check", "llm-fft-baseline"):
         shipped = [cell.cell_id for cell in expand_cells(load_suite(ROOT / "suites" / f"{name}.yaml"))]
         tiny = [cell.cell_id for cell in expand_cells(load_suite(tiny_version(name, tmp_path)))]
         assert tiny == shipped

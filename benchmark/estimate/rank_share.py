@@ -21,7 +21,7 @@ from benchmark.train.precision import DTYPES
 
 SHARDED_PARTS = ("weights", "gradients", "optimizer")
 NOTE = (
-    "{ranks} ranks ({strategy}): one rank's step simulated on its share of the batch; the objective every rank "
+    "{ranks} rank(s) ({strategy}): one rank's step simulated on its share of the batch; the objective every rank "
     "repeats over the whole batch and the collectives' time are not priced"
 )
 
@@ -47,18 +47,25 @@ def rank_share(batch: TrainBatch, ranks: int) -> TrainBatch:
 
 
 def _largest_unit_bytes(model: nn.Module, train: TrainConfig) -> int:
-    """The largest block FSDP gathers whole, in the precision it computes in."""
+    """The largest block FSDP gathers whole, in the precision it computes in: a unit's own parameters, those of
+    the units inside it (sharded before it) left out."""
     itemsize = DTYPES[train.precision].itemsize
-    sizes = [sum(p.numel() for p in unit.parameters(recurse=True)) for unit in shard_units(model)]
-    return max(sizes, default=0) * itemsize
+    claimed: set[int] = set()
+    largest = 0
+    for unit in shard_units(model):
+        own = [p for p in unit.parameters() if id(p) not in claimed]
+        claimed.update(id(p) for p in own)
+        largest = max(largest, sum(p.numel() for p in own))
+    return largest * itemsize
 
 
-def spread_over_ranks(step: TrackedStep, model: nn.Module, train: TrainConfig) -> str | None:
-    """Change `step` (one rank's, simulated on its share) for the strategy's replicas or shards; the note to show."""
+def spread_over_ranks(step: TrackedStep, model: nn.Module, train: TrainConfig, strategy: str) -> str | None:
+    """Change `step` (one rank's, simulated on its share) for the replicas or shards of `strategy` (the one the
+    method trains under); the note to show."""
     ranks = ranks_of(train)
-    if ranks == 1 and train.distributed == "none":
+    if train.distributed == "none":
         return None
-    if train.distributed == "fsdp":
+    if strategy == "fsdp":
         removed = 0
         for part in SHARDED_PARTS:
             kept = step.at_peak.get(part, 0) // ranks
@@ -72,4 +79,4 @@ def spread_over_ranks(step: TrackedStep, model: nn.Module, train: TrainConfig) -
         buckets = step.largest["gradients"]
         step.at_peak["transient"] = step.at_peak.get("transient", 0) + buckets
         step.peak_bytes += buckets
-    return NOTE.format(ranks=ranks, strategy=train.distributed)
+    return NOTE.format(ranks=ranks, strategy=strategy)

@@ -85,7 +85,7 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
         _run_steps(model, rank_share(data.largest_batch, ranks_of(train)), train, tracker)
     step = tracker.step
     notes: tuple[str, ...] = ()
-    spread = spread_over_ranks(step, model, train)
+    spread = spread_over_ranks(step, model, train, method.distributed_strategy(train.distributed))
     if spread is not None:
         notes += (spread,)
     if base_precision is not None:

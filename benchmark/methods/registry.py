@@ -48,6 +48,12 @@ class Method:
         raise NotImplementedError
 
     @classmethod
+    def distributed_strategy(cls, requested: str) -> str:
+        """The strategy a distributed cell of this method runs under: the one asked for (`train.distributed`) where
+        the method allows it, else its first (a side network under fsdp trains under ddp, and its row says so)."""
+        return requested if requested in cls.distributed_strategies else cls.distributed_strategies[0]
+
+    @classmethod
     def options_problems(cls, options: Any) -> list[tuple[tuple[str | int, ...], str]]:
         """Problems with well-typed options that only the method can see, each at a key path under `options`
         (checked when a suite is validated); `options` is an instance of `Options`."""

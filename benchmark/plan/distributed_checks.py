@@ -45,10 +45,11 @@ def _check_methods(suite: dict[str, Any], strategies: list[tuple[str, KeyPath]],
         allowed = get_method_class(method["name"]).distributed_strategies
         for strategy, path in strategies:
             if strategy not in allowed:
-                validator.problem(
+                validator.warn(
                     path,
-                    f"method '{method['name']}' (methods[{index}]) trains under {' or '.join(allowed)} only, not "
-                    f"{strategy}: its trainable part is small and its towers frozen, so there is nothing to shard",
+                    f"method '{method['name']}' (methods[{index}]) trains under {' or '.join(allowed)}, "
+                    f"not {strategy}: its trainable part is small and its towers frozen, so there is nothing to "
+                    f"shard (its cells run {allowed[0]}, and their rows say so)",
                 )
         if method.get("base_precision") is not None and any(strategy == "fsdp" for strategy, _ in strategies):
             validator.problem(

@@ -125,6 +125,7 @@ class StepOps(Piece):
 class RankFigures(Piece):
     """A distributed cell's ranks, each rank's figures (in rank order), and the collective share of a step."""
 
+    distributed: str  # the strategy the ranks ran (a side network asked for fsdp runs ddp)
     dist_backend: str
     rank_devices: str  # JSON list
     rank_peak_mem_gib: list[float | None]

@@ -63,7 +63,13 @@ def run_cell(
 def _run_cell(config: CellConfig, record: CellRecord, progress: ProgressSink, built_caches: set[str]) -> None:
     setup_started = time.perf_counter()
     data = read_data(config, progress)
-    world = start_world(config.train, data.device)
+    strategy = data.method.distributed_strategy(config.train.distributed)
+    if strategy != config.train.distributed and config.train.distributed != "none":
+        record.warnings.append(
+            f"train.distributed {config.train.distributed}: method '{config.method.name}' trains under {strategy} "
+            "(its trainable part is small and its towers frozen: there is nothing to shard)"
+        )
+    world = start_world(config.train, data.device, strategy)
     nvml_device = _device_facts(config, data.device, record)
     split = _split(config, data.raw, record)
     plan = assemble(data, progress)

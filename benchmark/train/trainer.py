@@ -17,6 +17,7 @@ from benchmark.data.collate import TrainBatch
 from benchmark.data.dataset import steps_per_epoch
 from benchmark.data.loader import default_num_workers, train_loader
 from benchmark.errors import NoMeasuredStepsError
+from benchmark.profile.collective_share import CollectiveProfile
 from benchmark.profile.nvml import NvmlDevice
 from benchmark.profile.op_census import OpCensus
 from benchmark.profile.static_memory import static_memory
@@ -104,7 +105,8 @@ class Trainer:
         # A rank's cell is torchrun's whole process tree: the other ranks are no contention.
         own_root = os.getppid() if self.world is not None else None
         self.trackers = TrainingTrackers(device, nvml_device, self.train_config.nvml_hz, own_root)
-        self.rank_figures: RankFigures | None = None  # a distributed cell's, once training succeeded on every rank
+        self.rank_figures: RankFigures | None = None
+        self.collectives: CollectiveProfile | None = None  # a distributed cell's, once training succeeded on every rank
         self._merged: tuple[TrainingMemory, Energy] | None = None
         self.step_timing = StepTiming(device, self.steps_per_epoch, self.num_workers)
         self._census: OpCensus | None = None
@@ -149,7 +151,14 @@ class Trainer:
             return contextlib.nullcontext()
         census = OpCensus()
         self._census = census
-        return census
+        if self.world is None:
+            return census
+        # A distributed step: also the collectives' share of its kernel time (profile/collective_share.py).
+        self.collectives = CollectiveProfile(self.device)
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.collectives)
+        stack.enter_context(census)
+        return stack
 
     def step_work(self, host: TrainBatch) -> StepWork:
         tokens = int(self.tokens_per_item[host.encoded_ids].sum()) if self.tokens_per_item is not None else None
@@ -220,8 +229,9 @@ class Trainer:
             del loader  # persistent workers end here, after the contention reading counted them as ours
         if self.world is not None:
             memory, energy, _ = self.trackers.measurements
+            share = self.collectives.share if self.collectives is not None else None
             merged_memory, merged_energy, self.rank_figures = merged_rank_figures(
-                self.world, memory, energy, step_medians, self.device
+                self.world, memory, energy, step_medians, self.device, share
             )
             self._merged = (merged_memory, merged_energy)
         if not self.step_timing.step_ms:

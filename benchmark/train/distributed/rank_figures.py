@@ -41,10 +41,17 @@ def device_label(device: torch.device) -> str:
 
 
 def merged_rank_figures(
-    world: World, memory: TrainingMemory, energy: Energy, step_medians: list[float | None], device: torch.device
+    world: World,
+    memory: TrainingMemory,
+    energy: Energy,
+    step_medians: list[float | None],
+    device: torch.device,
+    comm_share: float | None,
 ) -> tuple[TrainingMemory, Energy, RankFigures]:
-    """This rank's training memory and energy, merged with every other rank's."""
-    ranks = gather_objects((memory, energy, device_label(device)))
+    """This rank's training memory and energy, merged with every other rank's; the collectives' share of a step's
+    kernel time averaged over the ranks that have one."""
+    ranks = gather_objects((memory, energy, device_label(device), comm_share))
+    shares = [rank[3] for rank in ranks if rank[3] is not None]
     memories: list[TrainingMemory] = [rank[0] for rank in ranks]
     energies: list[Energy] = [rank[1] for rank in ranks]
     largest = {
@@ -62,11 +69,12 @@ def merged_rank_figures(
     joules = [rank.energy_j_measured for rank in energies]
     merged_energy = Energy(None if any(value is None for value in joules) else sum(value or 0.0 for value in joules))
     figures = RankFigures(
+        distributed=world.strategy,
         dist_backend=world.backend,
         rank_devices=json.dumps([rank[2] for rank in ranks]),
         rank_peak_mem_gib=[rank.peak_mem_gib for rank in memories],
         rank_torch_peak_alloc_gib=[rank.torch_peak_alloc_gib for rank in memories],
         rank_step_ms_median=step_medians,
-        comm_share=None,
+        comm_share=sum(shares) / len(shares) if shares else None,
     )
     return merged_memory, merged_energy, figures

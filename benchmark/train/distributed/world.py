@@ -60,8 +60,9 @@ def rank_device(device: torch.device, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def start_world(train: TrainConfig, device: torch.device) -> World | None:
-    """Join the cell's process group when the cell is distributed and torchrun started this process (else None)."""
+def start_world(train: TrainConfig, device: torch.device, strategy: str) -> World | None:
+    """Join the cell's process group when the cell is distributed and torchrun started this process (else None);
+    `strategy`: the one the cell's method trains under (`Method.distributed_strategy`)."""
     launched = launched_rank()
     if train.distributed == "none" or launched is None:
         return None
@@ -69,4 +70,4 @@ def start_world(train: TrainConfig, device: torch.device) -> World | None:
     backend = backend_for(train, device)
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=dt.timedelta(seconds=train.dist_timeout_s))
-    return World(rank, size, local_rank, train.distributed, backend)
+    return World(rank, size, local_rank, strategy, backend)
