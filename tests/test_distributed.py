@@ -362,6 +362,11 @@ def test_tpme_weighs_device_seconds_and_the_report_shows_scaling():
     assert scaling[1]["speedup"] == pytest.approx(1.6) and scaling[1]["efficiency"] == pytest.approx(0.8)
     text = render_markdown(board)
     assert "scaling: the same configuration on more ranks" in text and "| fft | 2 | ddp |" in text
+    pytest.importorskip("plotly")
+    from benchmark.report.html import render_html
+
+    page = render_html(board, pl.from_arrow(pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)))
+    assert "Scaling over ranks" in page and "<td>ddp</td>" in page
 
 
 # --- the pool gives a distributed cell one device per rank ---

@@ -14,7 +14,15 @@ import json
 import polars as pl
 
 from benchmark.analysis.leaderboard import CAVEATS, Leaderboard, with_hardware
-from benchmark.report.columns import cost_rows, display_rows, interval_note, weights_line
+from benchmark.report.columns import (
+    SCALING_HEADERS,
+    SCALING_NOTE,
+    cost_rows,
+    display_rows,
+    interval_note,
+    scaling_display,
+    weights_line,
+)
 from benchmark.report.figures import PLOTS, Group, groups, learning_curves, memory_stack, method_colours
 from benchmark.report.figures import tpme_bars as tpme_terms_of
 from benchmark.report.html_assets import SCRIPT, STYLE
@@ -44,6 +52,25 @@ def _table_html(all_rows: list[dict[str, str]], group: Group, table_id: str) -> 
     )
     table = f'<table class="board" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     return f'<div class="board-wrap">{table}</div>'
+
+
+def _ranks_html(board: Leaderboard) -> str:
+    """The scaling table (the same configuration on more ranks), one per family; '' when there is none."""
+    families = scaling_display(board)
+    if not families:
+        return ""
+    parts = ["<h2>Scaling over ranks</h2>", f"<p class='caption'>{html.escape(SCALING_NOTE)}</p>"]
+    head = "".join(f"<th>{html.escape(header)}</th>" for header in SCALING_HEADERS)
+    for family, members in families.items():
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(row[header])}</td>" for header in SCALING_HEADERS) + "</tr>"
+            for row in members
+        )
+        parts.append(
+            f"<h3>{html.escape(family)}</h3><div class='board-wrap'><table class='board'><thead><tr>{head}</tr>"
+            f"</thead><tbody>{body}</tbody></table></div>"
+        )
+    return "".join(parts)
 
 
 def _failures_html(board: Leaderboard) -> str:
@@ -148,6 +175,7 @@ def render_html(board: Leaderboard, rows: pl.DataFrame) -> str:
             )
             + "</div>"
         )
+    sections.append(_ranks_html(board))
     caveats = "".join(f"<li><b>{html.escape(code)}</b>: {html.escape(text)}</li>" for code, text in CAVEATS.items())
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in (weights_line(board), interval_note(board), COST_NOTE))
     notes = f"<ul class='notes'>{notes}</ul>"
