@@ -67,9 +67,8 @@ def main(argv: list[str]) -> int:
         print(f"cell stopped, no row written: {stopped}", file=sys.stderr)
         code = EXIT_STOPPED
     if started_by_torchrun():
-        # A rank's work is written and its process group closed: end here. The interpreter's own teardown after
-        # gloo's threads now and then never ends (seen with torch 2.13 on a CPU, one run in three), and a rank
-        # that does not exit holds the whole cell until torchrun's agent is killed.
+        # A rank's work is written: end here, without the interpreter's teardown. Its process group is never
+        # destroyed (train/distributed/world.py says why), and a rank that does not exit holds the whole cell.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

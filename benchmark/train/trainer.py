@@ -105,8 +105,8 @@ class Trainer:
         # A rank's cell is torchrun's whole process tree: the other ranks are no contention.
         own_root = os.getppid() if self.world is not None else None
         self.trackers = TrainingTrackers(device, nvml_device, self.train_config.nvml_hz, own_root)
-        self.rank_figures: RankFigures | None = None
-        self.collectives: CollectiveProfile | None = None  # a distributed cell's, once training succeeded on every rank
+        self.rank_figures: RankFigures | None = None  # a distributed cell's, once training succeeded on every rank
+        self.collectives: CollectiveProfile | None = None  # the profile of its last warm-up step
         self._merged: tuple[TrainingMemory, Energy] | None = None
         self.step_timing = StepTiming(device, self.steps_per_epoch, self.num_workers)
         self._census: OpCensus | None = None
