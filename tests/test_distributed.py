@@ -511,3 +511,13 @@ def test_fsdp_in_bf16_gathers_bf16_weights_and_stays_near_the_fp32_loss(write_su
     found = rank_check(write_suite, tmp_path, "fft", "fsdp", "bf16")
     assert found["loss_ranks"][0] == pytest.approx(found["loss_one_rank"], rel=0.01)
     assert not found["missing"] and found["gradients"] > 0
+
+
+def test_a_plain_cell_does_not_pay_for_importing_fsdp():
+    """torch.distributed.fsdp takes 0.65 s to import: only a distributed cell's process imports it."""
+    code = (
+        "import sys, benchmark.train.loop, benchmark.estimate.simulated_step; "
+        "sys.exit('torch.distributed.fsdp' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0

@@ -15,9 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-from torch.nn.parallel import DistributedDataParallel
 
 from benchmark.train.distributed.step_loss import DistributedStepLoss
 from benchmark.train.distributed.world import World
@@ -26,7 +23,12 @@ from benchmark.train.recommender import Recommender
 
 
 def distributed_step(recommender: Recommender, world: World, device: torch.device, precision: str) -> nn.Module:
-    """The module whose call is a distributed cell's training loss, wrapped for the cell's strategy."""
+    """The module whose call is a distributed cell's training loss, wrapped for the cell's strategy.
+
+    DDP and FSDP are imported here, not with the module: FSDP's import takes 0.65 s, which every cell process (and
+    `mmbench estimate`) would pay otherwise."""
+    from torch.nn.parallel import DistributedDataParallel
+
     step = DistributedStepLoss(recommender, world)
     if world.strategy == "fsdp":
         return _fully_shard(step, world, device, precision)
@@ -38,6 +40,8 @@ def distributed_step(recommender: Recommender, world: World, device: torch.devic
 
 
 def _ddp_options() -> set[str]:
+    from torch.nn.parallel import DistributedDataParallel
+
     return set(inspect.signature(DistributedDataParallel.__init__).parameters)
 
 
@@ -64,6 +68,9 @@ def shard_units(recommender: nn.Module) -> list[nn.Module]:
 
 
 def _fully_shard(step: DistributedStepLoss, world: World, device: torch.device, precision: str) -> nn.Module:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
     mesh = init_device_mesh(device.type, (world.size,))
     dtype = DTYPES[precision]
     policy = MixedPrecisionPolicy(
