@@ -26,10 +26,6 @@ NOTE = (
 )
 
 
-def ranks_of(train: TrainConfig) -> int:
-    return train.nproc_per_node if train.distributed != "none" else 1
-
-
 def rank_share(batch: TrainBatch, ranks: int) -> TrainBatch:
     """The first rank's share of `batch`: its rows and its slots (shapes are what the simulation needs)."""
     if ranks == 1:
@@ -62,7 +58,7 @@ def _largest_unit_bytes(model: nn.Module, train: TrainConfig) -> int:
 def spread_over_ranks(step: TrackedStep, model: nn.Module, train: TrainConfig, strategy: str) -> str | None:
     """Change `step` (one rank's, simulated on its share) for the replicas or shards of `strategy` (the one the
     method trains under); the note to show."""
-    ranks = ranks_of(train)
+    ranks = train.ranks
     if train.distributed == "none":
         return None
     if strategy == "fsdp":

@@ -20,7 +20,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from benchmark.data.collate import TrainBatch
 from benchmark.estimate.cell_data import StepData, step_data
-from benchmark.estimate.rank_share import rank_share, ranks_of, spread_over_ranks
+from benchmark.estimate.rank_share import rank_share, spread_over_ranks
 from benchmark.estimate.tracker import CUDA_BLOCK_BYTES, OperationCost, StepTracker, TrackedStep
 from benchmark.modalities.registry import modality_names
 from benchmark.models.towers import Tower, build_tower, count_parameters
@@ -82,7 +82,7 @@ def simulate_step(config: CellConfig, device_type: str) -> SimulatedStep:
     tracker = StepTracker(CUDA_BLOCK_BYTES if device_type == "cuda" else 1)
     with fake:
         model.to_empty(device="cpu")
-        _run_steps(model, rank_share(data.largest_batch, ranks_of(train)), train, tracker)
+        _run_steps(model, rank_share(data.largest_batch, train.ranks), train, tracker)
     step = tracker.step
     notes: tuple[str, ...] = ()
     spread = spread_over_ranks(step, model, train, method.distributed_strategy(train.distributed))

@@ -46,7 +46,7 @@ def device_keys(config: CellConfig) -> list[str]:
     from benchmark.launch.devices import lock_name
 
     visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
-    ranks = config.train.nproc_per_node if config.train.distributed != "none" else 1
+    ranks = config.train.ranks
     visible = visible or [str(index) for index in range(ranks)]
     return [lock_name(device) for device in visible[:ranks]]
 

@@ -82,7 +82,7 @@ class PlacementQueue:
 def ranks_needed(cell: Cell) -> int:
     """How many of the pool's devices a cell takes: one per rank for a distributed cell on GPUs, else one."""
     train = cell.config.train
-    return train.nproc_per_node if train.distributed != "none" and train.device != "cpu" else 1
+    return train.ranks if train.device != "cpu" else 1
 
 
 def gangs(devices: list[PoolDevice], size: int) -> list[PoolDevice]:
@@ -105,10 +105,11 @@ def run_pool(
         by_size.setdefault(ranks_needed(cell), []).append(cell)
     with Progress(*columns, console=console, transient=False) as progress:
         suite_task = progress.add_task("cells", total=len(cells))
-        lines = {device.label: progress.add_task(f"{device.label}: idle", total=None) for device in devices}
+        # Keyed by lock key: a gang's is its first device's, so a gang's progress goes on that device's line.
+        lines = {device.lock_key: progress.add_task(f"{device.label}: idle", total=None) for device in devices}
         first = devices[0]
         for cell in caches_to_prebuild(cells):
-            prebuild_cell_caches(cell, run_dir, progress, lines[first.label], lock, first)
+            prebuild_cell_caches(cell, run_dir, progress, lines[first.lock_key], lock, first)
         for size in sorted(by_size):
             if size > len(devices):
                 for cell in by_size[size]:
@@ -138,7 +139,7 @@ def _fill(
     pending = PlacementQueue(cells, devices)
 
     def work(device: PoolDevice) -> None:
-        line = lines[device.label.split(" + ")[0]]  # a gang's progress goes on its first device's line
+        line = lines[device.lock_key]
         while True:
             cell = pending.take(device)
             if cell is None:
@@ -154,7 +155,7 @@ def _fill(
             first_line = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
             progress.console.print(f"{marker} {cell.cell_id} on {device.label}{first_line}")
             progress.advance(suite_task)
-        progress.update(line, description=f"{device.label.split(' + ')[0]}: idle", completed=0, total=None)
+        progress.update(line, description=f"{device.label}: idle", completed=0, total=None)
 
     workers = [threading.Thread(target=work, args=(device,), daemon=True) for device in devices]
     for worker in workers:

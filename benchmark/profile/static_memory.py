@@ -22,11 +22,17 @@ def _bytes(tensors: Sequence[torch.Tensor]) -> int:
         key = id(tensor)
         if key not in seen:
             seen.add(key)
-            # An FSDP-sharded parameter (a DTensor) counts what this rank holds: its local shard.
-            to_local = getattr(tensor, "to_local", None)
-            held = to_local() if callable(to_local) else tensor
+            held = local_tensor(tensor)  # an FSDP-sharded parameter counts what this rank holds
             total += held.numel() * held.element_size()
     return total
+
+
+def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """What this rank holds of `tensor`: an FSDP-sharded parameter's (a DTensor's) local shard, any other tensor
+    itself."""
+    to_local = getattr(tensor, "to_local", None)
+    local: torch.Tensor = to_local() if callable(to_local) else tensor
+    return local
 
 
 def _quantization_state(module: nn.Module) -> list[torch.Tensor]:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count, shape_wrapper
 
+from benchmark.profile.static_memory import local_tensor
 from benchmark.results.pieces import StepCost
 
 aten = torch.ops.aten
@@ -125,19 +126,13 @@ def _components(model: nn.Module) -> dict[str, list[nn.Module]]:
     return components
 
 
-def _local(tensor: torch.Tensor) -> torch.Tensor:
-    to_local = getattr(tensor, "to_local", None)
-    local: torch.Tensor = to_local() if callable(to_local) else tensor
-    return local
-
-
 class _SavedBytes:
     """Bytes of the tensors autograd saves for backward: each storage once, the model's parameters left out
     (they are weights, counted apart)."""
 
     def __init__(self, model: nn.Module):
         # An FSDP-sharded parameter (a DTensor) has no storage of its own: its local shard's is the one to skip.
-        self.skip = {_local(p).untyped_storage().data_ptr() for p in model.parameters()}
+        self.skip = {local_tensor(p).untyped_storage().data_ptr() for p in model.parameters()}
         self.seen: set[int] = set()
         self.bytes = 0
 

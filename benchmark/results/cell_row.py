@@ -41,7 +41,7 @@ def describe_cell(config: CellConfig, row: dict[str, Any]) -> None:
         max_seq_len=config.train.max_seq_len,
         seed=config.seed,
         warmup_steps=config.train.warmup_steps,
-        world_size=config.train.nproc_per_node if config.train.distributed != "none" else 1,
+        world_size=config.train.ranks,
         distributed=config.train.distributed if config.train.distributed != "none" else None,
     )
 

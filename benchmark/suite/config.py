@@ -220,6 +220,11 @@ class TrainConfig:
         help="a collective that waits longer than this ends the distributed cell (a rank that hangs without dying)",
     )
 
+    @property
+    def ranks(self) -> int:
+        """The processes one cell runs on: nproc_per_node for a distributed cell, else one."""
+        return self.nproc_per_node if self.distributed != "none" else 1
+
 
 # A train setting that chooses a registered extension -> the setting holding options by extension name. A cell keeps
 # its own choice's options only (suite/matrix.py); validation checks each by the extension's options

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.profile.static_memory import local_tensor
 from benchmark.profile.timers import synchronize
 from benchmark.progress import phase
 from benchmark.results.pieces import (
     Accuracy,
 )
 from benchmark.results.schema import EVAL_KS
-from benchmark.train.distributed.collectives import local_tensor
 from benchmark.train.evaluate import (
     ModelScorer,
     PopularityScorer,

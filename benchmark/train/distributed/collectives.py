@@ -63,12 +63,3 @@ def gather_objects(value: Any) -> list[Any]:
     values: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(values, value)
     return values
-
-
-def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
-    """What this rank holds of `tensor`: an FSDP-sharded parameter's local shard, any other tensor itself."""
-    to_local = getattr(tensor, "to_local", None)  # torch.distributed.tensor.DTensor
-    if callable(to_local):
-        local: torch.Tensor = to_local()
-        return local
-    return tensor
